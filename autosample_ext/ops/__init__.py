@@ -1,0 +1,225 @@
+"""Typed wrappers over the ``torch.ops.autosample`` operators (DESIGN.md §3).
+
+This is the only module that touches ``torch.ops.autosample``. Every operator dispatches by
+device to the C++ (CPU) or CUDA kernel; a CUDA tensor given to a build without CUDA kernels
+raises. The pure-PyTorch oracles live in :mod:`autosample_ext.ops.reference` and are never used
+as a silent fallback.
+
+Canonical top-k order everywhere: larger key first, ties broken by the smaller position (or
+item id for :func:`rank_topk`); NaN ranks above every number.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from autosample_ext import _C  # noqa: F401  (loads the operator library)
+
+_ops = torch.ops.autosample
+
+
+def sample_negatives(
+    indptr: torch.Tensor,
+    indices: torch.Tensor,
+    users: torch.Tensor,
+    num_items: int,
+    num_samples: int,
+    seed: int,
+    offset: int,
+    alias_prob: torch.Tensor | None = None,
+    alias_idx: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Draw ``num_samples`` negative item ids for each user of ``users``.
+
+    Args:
+        indptr: ``[U+1]`` int64 CSR row pointers of the training positives.
+        indices: ``[nnz]`` int64 item ids, sorted ascending and unique within each row.
+        users: ``[B]`` int64 user ids in ``[0, U)``.
+        num_items: number of items ``N``; draws lie in ``[0, N)``.
+        num_samples: draws per user ``S``.
+        seed, offset: the random stream; the same (seed, offset) gives the same output on CPU and
+            CUDA, a different offset (e.g. the training step) gives independent draws.
+        alias_prob, alias_idx: optional ``[N]`` float32 / int64 alias table (see
+            :func:`build_alias_table`); without it draws are uniform over the non-positives.
+
+    Returns:
+        ``[B, S]`` int64 item ids, never a positive of the row's user. Draws are independent
+        (with replacement). Uniform draws map a uniform rank to the r-th non-positive item
+        (exact, no rejection). Alias draws reject positives; after 1024 rejected attempts for
+        one draw (only when the user's positives hold nearly all of the alias mass) that draw
+        falls back to a uniform non-positive item.
+    """
+    return _ops.sample_negatives(
+        indptr, indices, users, int(num_items), int(num_samples), int(seed), int(offset),
+        alias_prob, alias_idx,
+    )
+
+
+def score_candidates(user_emb: torch.Tensor, item_emb: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+    """``out[b, m] = <user_emb[b], item_emb[cand[b, m]]>``.
+
+    Shapes: ``user_emb [B, d]``, ``item_emb [N, d]`` (same float dtype), ``cand [B, M]`` int64
+    in ``[0, N)`` -> ``[B, M]`` of the embedding dtype.
+    """
+    return _ops.score_candidates(user_emb, item_emb, cand)
+
+
+def score_topk(
+    user_emb: torch.Tensor, item_emb: torch.Tensor, cand: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fused scoring and top-k over each row's candidates, without writing ``[B, M]`` scores.
+
+    Returns ``(scores [B, k], items [B, k])``: the k best candidates of each row in the
+    canonical order (ties to the smaller candidate position); ``items`` are item ids taken from
+    ``cand``. ``0 <= k <= M``.
+    """
+    return _ops.score_topk(user_emb, item_emb, cand, int(k))
+
+
+def select_topk(keys: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k per row of ``keys [B, M]`` (float) -> ``(values [B, k], positions [B, k] int64)``."""
+    return _ops.select_topk(keys, int(k))
+
+
+def gdns_lookup(
+    slot_keys: torch.Tensor, slot_g: torch.Tensor, users: torch.Tensor, items: torch.Tensor
+) -> torch.Tensor:
+    """GDNS gain ``G`` of (user, item) pairs from the per-user slot table.
+
+    ``slot_keys [U, S]`` int64 (-1 = empty), ``slot_g [U, S]`` float, ``users [B]``,
+    ``items [B, M]`` -> ``G [B, M]`` of slot_g's dtype, 1.0 for pairs not in the table.
+    """
+    return _ops.gdns_lookup(slot_keys, slot_g, users, items)
+
+
+def gdns_update(
+    slot_keys: torch.Tensor,
+    slot_h: torch.Tensor,
+    slot_g: torch.Tensor,
+    users: torch.Tensor,
+    items: torch.Tensor,
+    pos_scores: torch.Tensor,
+    neg_scores: torch.Tensor,
+    alpha: float,
+    eps: float,
+) -> None:
+    """Update the GDNS state of the selected pairs in place.
+
+    ``items [B, N]`` the selected negatives of user ``users[b]``, ``pos_scores [B, P]``,
+    ``neg_scores [B, N]``. For each pair: ``H_new = mean_p sigmoid(neg - pos_p)``,
+    ``G <- alpha * G_old + (1 - alpha) * sigmoid((H_old - H_new) / (H_new + eps))``,
+    ``H <- H_new``, with ``H_old = G_old = 1`` for a pair not yet in the table (inserted).
+
+    Order: pairs are applied one after another in row-major order of ``items`` (row b, then
+    column n), each reading what the previous wrote, so a (user, item) pair repeated in one call
+    is updated twice. A full user row evicts the entry with the largest G (ties: lowest slot).
+    """
+    _ops.gdns_update(
+        slot_keys, slot_h, slot_g, users, items, pos_scores, neg_scores, float(alpha), float(eps)
+    )
+
+
+def rank_topk(
+    user_emb: torch.Tensor,
+    item_emb: torch.Tensor,
+    excl_indptr: torch.Tensor,
+    excl_indices: torch.Tensor,
+    k: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full ranking: the k best items of all ``N`` for each row, excluding a CSR list per row.
+
+    ``user_emb [B, d]``, ``item_emb [N, d]``, ``excl_indptr [B+1]`` int64, ``excl_indices``
+    int64 sorted and unique within each row. Returns ``(scores [B, k], items [B, k])`` in the
+    canonical order (ties to the smaller item id). ``k`` must not exceed the number of
+    non-excluded items of any row.
+    """
+    return _ops.rank_topk(user_emb, item_emb, excl_indptr, excl_indices, int(k))
+
+
+def build_alias_table(weights: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Walker/Vose alias table for sampling index i with probability ``weights[i] / sum``.
+
+    Returns ``(prob float32 [N], alias int64 [N])`` for :func:`sample_negatives`: a draw picks a
+    column j uniformly, keeps j when ``u < prob[j]`` and takes ``alias[j]`` otherwise.
+    """
+    w = np.asarray(weights.detach().cpu() if isinstance(weights, torch.Tensor) else weights,
+                   dtype=np.float64)
+    if w.ndim != 1 or w.size == 0:
+        raise ValueError(f"build_alias_table: weights must be a non-empty 1-D array, got shape {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("build_alias_table: weights must be finite and non-negative")
+    total = w.sum()
+    if total <= 0:
+        raise ValueError("build_alias_table: weights must not all be zero")
+    n = w.size
+    scaled = w * (n / total)
+    prob = np.ones(n, dtype=np.float64)
+    alias = np.arange(n, dtype=np.int64)
+    small = list(np.flatnonzero(scaled < 1.0)[::-1])
+    large = list(np.flatnonzero(scaled >= 1.0)[::-1])
+    while small and large:
+        s = small.pop()
+        l_ = large.pop()
+        prob[s] = scaled[s]
+        alias[s] = l_
+        scaled[l_] -= 1.0 - scaled[s]
+        (small if scaled[l_] < 1.0 else large).append(l_)
+    # Leftovers are 1 up to rounding.
+    return torch.from_numpy(prob.astype(np.float32)), torch.from_numpy(alias)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fake (meta) kernels: shapes and dtypes only, for torch.compile and opcheck.
+# ---------------------------------------------------------------------------------------------
+
+
+@torch.library.register_fake("autosample::sample_negatives")
+def _(indptr, indices, users, num_items, num_samples, seed, offset, alias_prob=None, alias_idx=None):
+    return users.new_empty((users.shape[0], num_samples), dtype=torch.int64)
+
+
+@torch.library.register_fake("autosample::score_candidates")
+def _(user_emb, item_emb, cand):
+    return user_emb.new_empty(cand.shape)
+
+
+@torch.library.register_fake("autosample::score_topk")
+def _(user_emb, item_emb, cand, k):
+    torch._check(k <= cand.shape[1])
+    shape = (cand.shape[0], k)
+    return user_emb.new_empty(shape), cand.new_empty(shape)
+
+
+@torch.library.register_fake("autosample::select_topk")
+def _(keys, k):
+    torch._check(k <= keys.shape[1])
+    shape = (keys.shape[0], k)
+    return keys.new_empty(shape), keys.new_empty(shape, dtype=torch.int64)
+
+
+@torch.library.register_fake("autosample::gdns_lookup")
+def _(slot_keys, slot_g, users, items):
+    return slot_g.new_empty(items.shape)
+
+
+@torch.library.register_fake("autosample::gdns_update")
+def _(slot_keys, slot_h, slot_g, users, items, pos_scores, neg_scores, alpha, eps):
+    return None
+
+
+@torch.library.register_fake("autosample::rank_topk")
+def _(user_emb, item_emb, excl_indptr, excl_indices, k):
+    shape = (user_emb.shape[0], k)
+    return user_emb.new_empty(shape), user_emb.new_empty(shape, dtype=torch.int64)
+
+
+__all__ = [
+    "sample_negatives",
+    "score_candidates",
+    "score_topk",
+    "select_topk",
+    "gdns_lookup",
+    "gdns_update",
+    "rank_topk",
+    "build_alias_table",
+]

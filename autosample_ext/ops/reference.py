@@ -1,0 +1,322 @@
+"""Pure-PyTorch oracles of the operators (DESIGN.md §3).
+
+These define what each operator computes. They are the test oracle and the benchmark baseline
+("the code a user would otherwise write"); the package never falls back to them at run time.
+They follow the same contracts as :mod:`autosample_ext.ops`, including the canonical top-k order
+(larger key first, ties to the smaller position / item id, NaN first) and, for
+``sample_negatives``, the exact Philox stream, so outputs can be compared bit for bit.
+"""
+from __future__ import annotations
+
+import torch
+
+_MASK32 = 0xFFFFFFFF
+_MASK64 = 0xFFFFFFFFFFFFFFFF
+ALIAS_MAX_ATTEMPTS = 1024
+
+
+# ---------------------------------------------------------------------------------------------
+# Canonical top-k
+# ---------------------------------------------------------------------------------------------
+
+
+def canonical_topk(keys: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k of each row of ``keys [B, M]``: larger first, ties to the smaller position, NaN first."""
+    if k < 0 or k > keys.shape[1]:
+        raise ValueError(f"k must be in [0, {keys.shape[1]}], got {k}")
+    values, positions = torch.sort(keys, dim=1, descending=True, stable=True)
+    return values[:, :k].contiguous(), positions[:, :k].contiguous()
+
+
+def select_topk(keys: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return canonical_topk(keys, k)
+
+
+def score_candidates(user_emb: torch.Tensor, item_emb: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+    """Gather + batched dot product: ``out[b, m] = <user_emb[b], item_emb[cand[b, m]]>``."""
+    gathered = item_emb[cand]  # [B, M, d]
+    return torch.bmm(gathered, user_emb.unsqueeze(2)).squeeze(2)
+
+
+def score_topk(
+    user_emb: torch.Tensor, item_emb: torch.Tensor, cand: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    scores = score_candidates(user_emb, item_emb, cand)
+    values, positions = canonical_topk(scores, k)
+    return values, torch.gather(cand, 1, positions)
+
+
+def exclusion_mask(num_rows: int, num_items: int, excl_indptr: torch.Tensor,
+                   excl_indices: torch.Tensor) -> torch.Tensor:
+    """Dense ``[B, N]`` bool mask of the excluded (row, item) pairs of a CSR list."""
+    counts = excl_indptr[1:] - excl_indptr[:-1]
+    rows = torch.repeat_interleave(torch.arange(num_rows, device=excl_indices.device), counts)
+    mask = torch.zeros(num_rows, num_items, dtype=torch.bool, device=excl_indices.device)
+    mask[rows, excl_indices] = True
+    return mask
+
+
+def rank_topk(
+    user_emb: torch.Tensor,
+    item_emb: torch.Tensor,
+    excl_indptr: torch.Tensor,
+    excl_indices: torch.Tensor,
+    k: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Matmul + mask + top-k over all items (materialises the ``[B, N]`` scores)."""
+    scores = user_emb @ item_emb.T
+    mask = exclusion_mask(user_emb.shape[0], item_emb.shape[0], excl_indptr, excl_indices)
+    scores = scores.masked_fill(mask, float("-inf"))
+    # Excluded items go last whatever their score: sort on (excluded, canonical order).
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices
+    excluded_in_order = torch.gather(mask, 1, order)
+    order = torch.gather(order, 1, torch.sort(excluded_in_order.to(torch.int8), dim=1, stable=True).indices)
+    items = order[:, :k].contiguous()
+    return torch.gather(user_emb @ item_emb.T, 1, items), items
+
+
+def rank_topk_fast(
+    user_emb: torch.Tensor,
+    item_emb: torch.Tensor,
+    excl_indptr: torch.Tensor,
+    excl_indices: torch.Tensor,
+    k: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What a user would write for speed: matmul, masked_fill(-inf), torch.topk.
+
+    Same result as :func:`rank_topk` up to the order of exactly tied scores (torch.topk does not
+    promise the canonical tie order). This is the benchmark baseline.
+    """
+    scores = user_emb @ item_emb.T
+    counts = excl_indptr[1:] - excl_indptr[:-1]
+    rows = torch.repeat_interleave(torch.arange(user_emb.shape[0], device=scores.device), counts)
+    scores[rows, excl_indices] = float("-inf")
+    return torch.topk(scores, k, dim=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Philox4x32-10 stream (csrc/include/autosample/philox.h), vectorised with int64 tensors
+# ---------------------------------------------------------------------------------------------
+
+
+def _mul_hi_lo32(a: int, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    p = b * a  # wraps modulo 2^64 in int64; bits 0..63 stay exact
+    return (p >> 32) & _MASK32, p & _MASK32
+
+
+def philox4x32_10(k0: int, k1: int, c0, c1, c2, c3) -> list[torch.Tensor]:
+    """Philox4x32-10 on int64 tensors holding uint32 values; keys are Python ints."""
+    m0, m1, w0, w1 = 0xD2511F53, 0xCD9E8D57, 0x9E3779B9, 0xBB67AE85
+    for _ in range(10):
+        hi0, lo0 = _mul_hi_lo32(m0, c0)
+        hi1, lo1 = _mul_hi_lo32(m1, c2)
+        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+        k0 = (k0 + w0) & _MASK32
+        k1 = (k1 + w1) & _MASK32
+    return [c0, c1, c2, c3]
+
+
+def draw_words(seed: int, offset: int, rows: torch.Tensor, draws: torch.Tensor,
+               attempt: int | torch.Tensor) -> list[torch.Tensor]:
+    """The 4 words of draw ``draws`` of row ``rows`` (broadcast), as philox.h's draw_words."""
+    seed &= _MASK64
+    offset &= _MASK64
+    k0 = seed & _MASK32
+    k1 = ((seed >> 32) ^ (offset >> 32)) & _MASK32
+    rows, draws = torch.broadcast_tensors(rows, draws)
+    att = torch.as_tensor(attempt, dtype=torch.int64, device=rows.device).expand_as(rows)
+    c3 = torch.full_like(rows, offset & _MASK32)
+    return philox4x32_10(k0, k1, draws & _MASK32, att & _MASK32, rows & _MASK32, c3)
+
+
+def uniform_below(lo: torch.Tensor, hi: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    """floor(x * n / 2^64) for x = hi * 2^32 + lo, exact for n < 2^31."""
+    a = hi * n
+    b = lo * n
+    return (a + (b >> 32)) >> 32
+
+
+def uniform_unit(word: torch.Tensor) -> torch.Tensor:
+    return (word >> 8).to(torch.float32) * (1.0 / 16777216.0)
+
+
+def rank_to_non_member(indptr: torch.Tensor, indices: torch.Tensor, num_items: int,
+                       users: torch.Tensor, ranks: torch.Tensor) -> torch.Tensor:
+    """The ranks[...]-th item in [0, N) that is not a positive of users[...] (CSR rows)."""
+    num_users = indptr.shape[0] - 1
+    counts = indptr[1:] - indptr[:-1]
+    owner = torch.repeat_interleave(torch.arange(num_users, device=indices.device), counts)
+    within = torch.arange(indices.shape[0], device=indices.device) - indptr[owner]
+    stride = num_items + 1
+    keys = owner * stride + (indices - within)  # non-decreasing: rows are sorted and unique
+    query = users * stride + ranks
+    below = torch.searchsorted(keys, query.reshape(-1), right=True).reshape(query.shape)
+    return ranks + (below - indptr[users])
+
+
+def is_positive(indptr: torch.Tensor, indices: torch.Tensor, num_items: int,
+                users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """Whether items[...] is a training positive of users[...]."""
+    num_users = indptr.shape[0] - 1
+    counts = indptr[1:] - indptr[:-1]
+    owner = torch.repeat_interleave(torch.arange(num_users, device=indices.device), counts)
+    keys = owner * num_items + indices
+    query = (users * num_items + items).reshape(-1)
+    pos = torch.searchsorted(keys, query).clamp_max(max(keys.shape[0] - 1, 0))
+    if keys.shape[0] == 0:
+        return torch.zeros_like(items, dtype=torch.bool)
+    return (keys[pos] == query).reshape(items.shape)
+
+
+def _check_sample_args(indptr, indices, users, num_items, num_samples):
+    num_users = indptr.shape[0] - 1
+    if num_samples < 0:
+        raise ValueError(f"sample_negatives: num_samples must be >= 0, got {num_samples}")
+    if users.numel() and (int(users.min()) < 0 or int(users.max()) >= num_users):
+        raise ValueError(f"sample_negatives: users must lie in [0, {num_users})")
+    degree = indptr[1:] - indptr[:-1]
+    full = degree[users] >= num_items
+    if bool(full.any()):
+        user = int(users[full.nonzero()[0, 0]])
+        raise ValueError(f"sample_negatives: user {user} has no non-positive item")
+
+
+def sample_negatives(
+    indptr: torch.Tensor,
+    indices: torch.Tensor,
+    users: torch.Tensor,
+    num_items: int,
+    num_samples: int,
+    seed: int,
+    offset: int,
+    alias_prob: torch.Tensor | None = None,
+    alias_idx: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Same stream and rules as the operator (see ops.sample_negatives), vectorised."""
+    _check_sample_args(indptr, indices, users, num_items, num_samples)
+    batch = users.shape[0]
+    rows = torch.arange(batch, device=users.device).unsqueeze(1).expand(batch, num_samples)
+    draws = torch.arange(num_samples, device=users.device).unsqueeze(0).expand(batch, num_samples)
+    row_users = users.unsqueeze(1).expand(batch, num_samples)
+    degree = (indptr[1:] - indptr[:-1])[row_users]
+
+    def uniform_draw(attempt: int) -> torch.Tensor:
+        w = draw_words(seed, offset, rows, draws, attempt)
+        ranks = uniform_below(w[0], w[1], num_items - degree)
+        return rank_to_non_member(indptr, indices, num_items, row_users, ranks)
+
+    if alias_prob is None:
+        return uniform_draw(0)
+    out = torch.full((batch, num_samples), -1, dtype=torch.int64, device=users.device)
+    pending = torch.ones(batch, num_samples, dtype=torch.bool, device=users.device)
+    for attempt in range(ALIAS_MAX_ATTEMPTS):
+        if not bool(pending.any()):
+            break
+        w = draw_words(seed, offset, rows, draws, attempt)
+        col = uniform_below(w[0], w[1], torch.full_like(w[0], num_items))
+        keep = uniform_unit(w[2]) < alias_prob[col]
+        item = torch.where(keep, col, alias_idx[col])
+        accept = pending & ~is_positive(indptr, indices, num_items, row_users, item)
+        out[accept] = item[accept]
+        pending &= ~accept
+    if bool(pending.any()):
+        fallback = uniform_draw(ALIAS_MAX_ATTEMPTS)
+        out[pending] = fallback[pending]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# GDNS state
+# ---------------------------------------------------------------------------------------------
+
+
+def gdns_home_slot(item: int, num_slots: int) -> int:
+    x = item & _MASK64
+    x ^= x >> 33
+    x = (x * 0xFF51AFD7ED558CCD) & _MASK64
+    x ^= x >> 33
+    return x % num_slots
+
+
+def _gdns_find(keys: list[int], item: int) -> int:
+    s = len(keys)
+    slot = gdns_home_slot(item, s)
+    for _ in range(s):
+        if keys[slot] == item:
+            return slot
+        if keys[slot] == -1:
+            return -1
+        slot = (slot + 1) % s
+    return -1
+
+
+def gdns_lookup(slot_keys: torch.Tensor, slot_g: torch.Tensor, users: torch.Tensor,
+                items: torch.Tensor) -> torch.Tensor:
+    """Python-loop oracle of the slot table lookup (small inputs only)."""
+    out = torch.ones(items.shape, dtype=slot_g.dtype)
+    keys = slot_keys.tolist()
+    g = slot_g.tolist()
+    for b, u in enumerate(users.tolist()):
+        for m, item in enumerate(items[b].tolist()):
+            slot = _gdns_find(keys[u], item)
+            if slot >= 0:
+                out[b, m] = g[u][slot]
+    return out
+
+
+def gdns_h_new(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor:
+    """``H_new[b, n] = mean_p sigmoid(neg[b, n] - pos[b, p])``."""
+    return torch.sigmoid(neg_scores.unsqueeze(2) - pos_scores.unsqueeze(1)).mean(dim=2)
+
+
+def gdns_next_gain(g_old, h_old, h_new, alpha: float, eps: float):
+    gain = torch.sigmoid(torch.as_tensor((h_old - h_new) / (h_new + eps)))
+    return alpha * g_old + (1.0 - alpha) * gain
+
+
+def gdns_update(slot_keys: torch.Tensor, slot_h: torch.Tensor, slot_g: torch.Tensor,
+                users: torch.Tensor, items: torch.Tensor, pos_scores: torch.Tensor,
+                neg_scores: torch.Tensor, alpha: float, eps: float) -> None:
+    """Python-loop oracle of the slot-table update, in place (small inputs only).
+
+    Pairs are applied in row-major order; a full row evicts its largest-G entry (lowest slot on
+    ties), as csrc/include/autosample/gdns_table.h.
+    """
+    h_new_all = gdns_h_new(pos_scores, neg_scores)
+    num_slots = slot_keys.shape[1]
+    for b, u in enumerate(users.tolist()):
+        for n, item in enumerate(items[b].tolist()):
+            keys = slot_keys[u].tolist()
+            slot = gdns_home_slot(item, num_slots)
+            target, found = -1, False
+            for _ in range(num_slots):
+                if keys[slot] == item:
+                    target, found = slot, True
+                    break
+                if keys[slot] == -1:
+                    target = slot
+                    break
+                slot = (slot + 1) % num_slots
+            if target < 0:
+                g_row = slot_g[u].tolist()
+                target = max(range(num_slots), key=lambda j: (g_row[j], -j))
+            h_old = float(slot_h[u, target]) if found else 1.0
+            g_old = float(slot_g[u, target]) if found else 1.0
+            h_new = h_new_all[b, n]
+            slot_keys[u, target] = item
+            slot_g[u, target] = gdns_next_gain(torch.tensor(g_old, dtype=h_new.dtype),
+                                               torch.tensor(h_old, dtype=h_new.dtype), h_new,
+                                               alpha, eps)
+            slot_h[u, target] = h_new
+
+
+def gdns_update_dense(h: torch.Tensor, g: torch.Tensor, users: torch.Tensor, items: torch.Tensor,
+                      pos_scores: torch.Tensor, neg_scores: torch.Tensor, alpha: float,
+                      eps: float) -> None:
+    """The dense users x items formulation (H = G = 1 initially), in place, row-major order."""
+    h_new_all = gdns_h_new(pos_scores, neg_scores)
+    for b, u in enumerate(users.tolist()):
+        for n, item in enumerate(items[b].tolist()):
+            h_new = h_new_all[b, n]
+            g[u, item] = gdns_next_gain(g[u, item], h[u, item], h_new, alpha, eps)
+            h[u, item] = h_new
