@@ -5,7 +5,10 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <numeric>
 #include <tuple>
+#include <vector>
 
 #include "autosample/checks.h"
 #include "stream_topk.h"
@@ -26,8 +29,23 @@ std::tuple<at::Tensor, at::Tensor> select_topk_cpu(const at::Tensor& keys, int64
     scalar_t* ov = values.data_ptr<scalar_t>();
     const int64_t grain = std::max<int64_t>(1, 16384 / M);
     at::parallel_for(0, B, grain, [&](int64_t lo, int64_t hi) {
+      std::vector<int64_t> order;
       for (int64_t b = lo; b < hi; ++b) {
         const scalar_t* row = kp + b * s0;
+        if (k > cpu::StreamTopK<scalar_t>::kLinearMax) {  // large k: selection + sort, O(M + k log k)
+          order.resize(M);
+          std::iota(order.begin(), order.end(), int64_t{0});
+          const auto before = [&](int64_t x, int64_t y) {
+            return ranks_before(row[x * s1], x, row[y * s1], y);
+          };
+          if (k < M) std::nth_element(order.begin(), order.begin() + k, order.end(), before);
+          std::sort(order.begin(), order.begin() + k, before);
+          for (int64_t j = 0; j < k; ++j) {
+            ov[b * k + j] = row[order[j] * s1];
+            op[b * k + j] = order[j];
+          }
+          continue;
+        }
         cpu::StreamTopK<scalar_t> top(ov + b * k, op + b * k, k);
         if (s1 == 1) {
           for (int64_t m = 0; m < M; ++m) top.offer(row[m], m);
