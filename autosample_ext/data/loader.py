@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from autosample_ext.data import splits as S
 from autosample_ext.data.errors import DataFormatError
@@ -142,19 +143,41 @@ def _resolve(path: Path, fmt: str | None, opts: LoadOptions) -> Source:
     return Source(opts.name or name, fmt_name, tables, default_remap)
 
 
+def _pair_keys(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """One int64 key per (user, item), equal iff the raw pair is equal."""
+    u, i = pd_codes(users), pd_codes(items)
+    if u.size and (int(u.max()) + 1) * (int(i.max()) + 1) >= 2**62:
+        u, i = pd_codes(u.astype(object)), pd_codes(i.astype(object))
+    return u * (int(i.max(initial=0)) + 1) + i
+
+
 def _dedup(table: RawTable) -> tuple[RawTable, int]:
-    """Unique (user, item) pairs; with timestamps the earliest occurrence is kept."""
+    """Unique (user, item) pairs; with timestamps the earliest occurrence is kept, else the
+    first in file order. Records keep their file order."""
     if len(table) == 0:
         return table, 0
-    u_codes = pd_codes(table.users)
-    i_codes = pd_codes(table.items)
-    order = (np.lexsort((table.timestamps, i_codes, u_codes)) if table.timestamps is not None
-             else np.lexsort((np.arange(len(table)), i_codes, u_codes)))
-    su, si = u_codes[order], i_codes[order]
-    keep = np.ones(su.size, dtype=bool)
-    keep[1:] = (su[1:] != su[:-1]) | (si[1:] != si[:-1])
+    keys = _pair_keys(table.users, table.items)
+    if table.timestamps is not None:
+        order = np.lexsort((table.timestamps, keys))
+    else:
+        order = np.argsort(keys, kind="stable")
+    sk = keys[order]
+    keep = np.ones(sk.size, dtype=bool)
+    keep[1:] = sk[1:] != sk[:-1]
+    if keep.all():
+        return table, 0
     kept = np.sort(order[keep])
     return table.subset(kept), int(len(table) - kept.size)
+
+
+def csr_from_unique_pairs(users: np.ndarray, items: np.ndarray, num_users: int,
+                          num_items: int) -> CSR:
+    """CSR of unique in-range (user, item) int64 pairs (one sort of a combined key)."""
+    keys = np.sort(users * num_items + items)
+    indptr = np.searchsorted(keys, np.arange(num_users + 1, dtype=np.int64) * num_items)
+    return CSR(torch.from_numpy(indptr.astype(np.int64)),
+               torch.from_numpy(keys - np.repeat(np.arange(num_users, dtype=np.int64),
+                                                 np.diff(indptr)) * num_items))
 
 
 def pd_codes(values: np.ndarray) -> np.ndarray:
@@ -297,7 +320,7 @@ def build(source: Source, opts: LoadOptions) -> InteractionData:
         if not given:
             raise ValueError(f"split='given' needs a folder with train/test files; {source.name} "
                              f"is a single file: choose '3:1:1', '8:1:1' or 'loo'")
-        csr = {s: CSR.from_pairs(*ids[s], nu) if s in ids else CSR.empty(nu)
+        csr = {s: csr_from_unique_pairs(*ids[s], nu, ni) if s in ids else CSR.empty(nu)
                for s in SPLIT_NAMES}
         if opts.valid_fraction is not None:
             if "valid" in ids:
@@ -326,10 +349,10 @@ def build(source: Source, opts: LoadOptions) -> InteractionData:
         else:
             ratio = S.parse_ratio(split)
             assign = S.ratio_split(users, items, nu, ratio, opts.seed)
-        csr = {s: CSR.from_pairs(users[assign == code], items[assign == code], nu)
+        csr = {s: csr_from_unique_pairs(users[assign == code], items[assign == code], nu, ni)
                for s, code in (("train", S.TRAIN), ("valid", S.VALID), ("test", S.TEST))}
         if split == "loo":
-            everything = CSR.from_pairs(users, items, nu)
+            everything = csr_from_unique_pairs(users, items, nu, ni)
             eval_negatives = S.sample_eval_negatives(everything, ni, opts.num_negatives,
                                                      opts.seed)
             info["num_negatives"] = opts.num_negatives

@@ -9,12 +9,15 @@ from autosample_ext.data.interactions import CSR, InteractionData
 
 
 def _keys(csr: CSR, num_items: int) -> np.ndarray:
-    users, items = csr.pairs()
-    return users.numpy() * max(num_items, 1) + items.numpy()
+    indptr = csr.indptr.numpy()
+    users = np.repeat(np.arange(csr.num_users, dtype=np.int64), np.diff(indptr))
+    return users * max(num_items, 1) + csr.indices.numpy()
 
 
 def overlap(a: CSR, b: CSR, num_items: int) -> int:
     """Number of (user, item) pairs present in both CSRs."""
+    if a.nnz == 0 or b.nnz == 0:
+        return 0
     return int(np.intersect1d(_keys(a, num_items), _keys(b, num_items), assume_unique=True).size)
 
 
