@@ -180,3 +180,14 @@ def test_build_model_errors():
         build_model("mf", data, dim=0)
     assert isinstance(build_model("LightGCN", data, num_layers=1), LightGCN)
     assert build_model("mf", data, num_layers=3).final_dim == 64
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_cuda_matches_cpu(name):
+    data = make_data()
+    cpu = build_model(name, data, dim=4, seed=5).eval()
+    gpu = build_model(name, data, dim=4, seed=5, device="cuda").eval()
+    assert gpu.norm_adj.is_cuda if gpu.is_graph_model else True
+    for a, b in zip(cpu.propagate(), gpu.propagate()):
+        torch.testing.assert_close(a, b.cpu(), rtol=1e-5, atol=1e-6)
