@@ -269,3 +269,18 @@ def test_cuda_tables_match_cpu():
     loo = data_of(4, 6, {}, {0: [0], 2: [5]}, negatives=negatives)
     assert evaluate_sampled(ut, it, loo, ks=(1, 2)).values == \
         evaluate_sampled(ut.cuda(), it.cuda(), loo, ks=(1, 2)).values
+
+
+@needs_rank_topk
+def test_evaluate_model_uses_eval_mode_and_restores_it():
+    from autosample_ext.eval import evaluate_model
+    from autosample_ext.models import NGCF
+
+    data = data_of(4, 6, HAND_TRAIN, HAND_TEST)
+    model = NGCF(data, dim=3, num_layers=1, seed=0, message_dropout=0.5)
+    m = evaluate_model(model, data, ks=(2,))
+    assert model.training
+    model.eval()
+    with torch.no_grad():
+        ref = evaluate_full_ranking(*model.propagate(), data, ks=(2,))
+    assert m.values == ref.values

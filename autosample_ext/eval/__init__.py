@@ -3,6 +3,7 @@ from autosample_ext.eval.full_ranking import (
     FULL_RANKING_METRICS,
     RankingMetrics,
     evaluate_full_ranking,
+    evaluate_model,
     merge_rows,
     popularity_tables,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "FULL_RANKING_METRICS",
     "RankingMetrics",
     "evaluate_full_ranking",
+    "evaluate_model",
     "merge_rows",
     "popularity_tables",
     "evaluate_sampled",

@@ -214,3 +214,20 @@ def popularity_tables(data: InteractionData, device: torch.device | str = "cpu"
     users = torch.ones(data.num_users, 1, dtype=torch.float32, device=device)
     items = data.item_popularity.to(device=device, dtype=torch.float32).unsqueeze(1)
     return users, items
+
+
+def evaluate_model(model: torch.nn.Module, data: InteractionData, split: str = "test",
+                   ks: Iterable[int] = (20,), **kwargs) -> RankingMetrics:
+    """:func:`evaluate_full_ranking` of a Recommender's ``propagate()`` tables in eval mode.
+
+    The model is put in eval mode (no message dropout) for the call and restored after.
+    ``kwargs`` go to :func:`evaluate_full_ranking`.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            user_table, item_table = model.propagate()
+        return evaluate_full_ranking(user_table, item_table, data, split, ks, **kwargs)
+    finally:
+        model.train(was_training)
