@@ -68,7 +68,7 @@ def test_lines_given_with_valid_file():
     assert raw_pairs(d, ["valid"]) == {(0, 4), (1, 2), (2, 1)}
     assert raw_pairs(d, ["test"]) == {(0, 5), (1, 1), (2, 2)}
     assert d.info["valid_in_train"] == 1  # (2, 1) is in train too
-    with pytest.raises(ValueError, match="own valid file"):
+    with pytest.raises(ValueError, match="already has validation pairs"):
         load(FIX / "lines_given_valid", valid_fraction=0.2)
 
 
@@ -300,3 +300,19 @@ def test_cli_error_exit_code(tmp_path):
                        capture_output=True, text=True, env=env)
     assert r.returncode == 2 and r.stdout == ""
     assert "line 2" in r.stderr and "negative id -2" in r.stderr
+
+
+def test_user_line_without_items_and_one_item_test_file(tmp_path):
+    (tmp_path / "train.txt").write_text("0 1 2\n1 2 3\n5\n")
+    (tmp_path / "test.txt").write_text("0 3\n1 1\n")  # one item per line: still read as lines
+    d = load(tmp_path)
+    assert d.info["format"] == "lines"
+    assert d.num_users == 6 and d.info["users_without_train"] == 4
+    assert d.train.degrees().tolist() == [2, 2, 0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("text", ["user item rating\n1 2 5\n3 4 1\n",
+                                  "user;item;rating\n1;2;5\n3;4;1\n"])
+def test_header_file_separator_sniffed(tmp_path, text):
+    d = load(_write(tmp_path, "log.txt", text), min_rating=2, split="8:2")
+    assert d.info["format"] == "csv" and raw_pairs(d) == {(1, 2)}

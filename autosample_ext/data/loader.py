@@ -27,7 +27,8 @@ import torch
 from autosample_ext.data import splits as S
 from autosample_ext.data.errors import DataFormatError
 from autosample_ext.data.interactions import CSR, InteractionData
-from autosample_ext.data.readers import ColumnSpec, RawTable, canonical_format, read_file
+from autosample_ext.data.readers import (ColumnSpec, RawTable, canonical_format, read_file,
+                                         sniff_file_format)
 from autosample_ext.data.summary import summarize
 
 logger = logging.getLogger(__name__)
@@ -45,10 +46,14 @@ class LoadOptions:
     split: ``"given"`` (the files' own train/test[/valid]; default for such folders), a ratio
       ``"3:1:1"`` (default for single files and the default dataset), ``"8:1:1"`` or any
       ``"a:b:c"`` train:valid:test, or ``"loo"`` (leave-one-out with ``num_negatives`` fixed
-      sampled evaluation negatives per user). A non-given split on a train/test folder re-splits
-      the union of its files.
-    valid_fraction: with a given split that has no validation file, move this fraction of each
-      user's training items to validation (seeded); None keeps train intact, valid empty.
+      sampled evaluation negatives per user, drawn for every user, including those left without
+      a test item). A non-given split on a train/test folder re-splits the union of its files.
+      How users with few interactions are split: see ``autosample_ext.data.splits``.
+    valid_fraction: when the split gives no validation pairs (a given split without a valid
+      file, a ``"train:test"`` ratio such as ``"8:2"``, leave-one-out with ``loo_valid=False``),
+      move this fraction of each user's training items to validation (seeded; see
+      ``splits.valid_from_train``); None keeps train intact and valid empty. An error when the
+      split already has validation pairs.
     loo_valid: leave-one-out also holds out one validation item per user (n >= 3).
     loo_by: ``"time"`` holds out the latest interactions (when the data has timestamps; random
       otherwise), ``"random"`` ignores timestamps.
@@ -128,6 +133,11 @@ def _resolve(path: Path, fmt: str | None, opts: LoadOptions) -> Source:
             raise DataFormatError(
                 "unknown format: folder has neither train.txt + test.txt, u.data, ratings.dat "
                 "nor a single RecBole .inter file", path)
+        if fmt is None and len(files) > 1:
+            sniffed = {sniff_file_format(p) for p in files.values()}
+            # a one-item-per-line test file sniffs as pairs: read the folder uniformly as lines
+            if sniffed <= set(INTEGER_ID_FORMATS):
+                fmt = "lines"
         tables = {s: read_file(p, fmt, opts.sep, opts.columns) for s, p in files.items()}
         if "train" in files and "test" not in files:
             raise DataFormatError("a given split needs a test file", path)
@@ -137,9 +147,8 @@ def _resolve(path: Path, fmt: str | None, opts: LoadOptions) -> Source:
         name = path.parent.name if path.stem in ("u", "ratings", "train") else path.stem
     else:
         raise DataFormatError("no such file or folder", path)
-    formats = {t.format for t in tables.values()}
-    fmt_name = formats.pop() if len(formats) == 1 else "+".join(sorted(formats | {fmt or ""}))
-    default_remap = all(t.format in INTEGER_ID_FORMATS for t in tables.values()) is False
+    fmt_name = "+".join(sorted({t.format for t in tables.values()}))
+    default_remap = not all(t.format in INTEGER_ID_FORMATS for t in tables.values())
     return Source(opts.name or name, fmt_name, tables, default_remap)
 
 
@@ -322,12 +331,6 @@ def build(source: Source, opts: LoadOptions) -> InteractionData:
                              f"is a single file: choose '3:1:1', '8:1:1' or 'loo'")
         csr = {s: csr_from_unique_pairs(*ids[s], nu, ni) if s in ids else CSR.empty(nu)
                for s in SPLIT_NAMES}
-        if opts.valid_fraction is not None:
-            if "valid" in ids:
-                raise ValueError("valid_fraction given but the folder has its own valid file")
-            csr["train"], csr["valid"] = S.valid_from_train(csr["train"], opts.valid_fraction,
-                                                            opts.seed)
-            info["valid_fraction"] = opts.valid_fraction
     else:
         users = np.concatenate([v[0] for v in ids.values()])
         items = np.concatenate([v[1] for v in ids.values()])
@@ -356,6 +359,14 @@ def build(source: Source, opts: LoadOptions) -> InteractionData:
             eval_negatives = S.sample_eval_negatives(everything, ni, opts.num_negatives,
                                                      opts.seed)
             info["num_negatives"] = opts.num_negatives
+    if opts.valid_fraction is not None:
+        if csr["valid"].nnz:
+            raise ValueError(
+                f"valid_fraction={opts.valid_fraction} given but split {split!r} already has "
+                f"validation pairs (a valid file, a ratio with a validation share, or loo_valid)")
+        csr["train"], csr["valid"] = S.valid_from_train(csr["train"], opts.valid_fraction,
+                                                        opts.seed)
+        info["valid_fraction"] = opts.valid_fraction
     data = InteractionData(source.name, nu, ni, csr["train"], csr["valid"], csr["test"],
                            eval_negatives, raw_u, raw_i, info)
     data.info.update(summarize(data))
@@ -380,7 +391,7 @@ def load(path: str | Path | None = None, format: str | None = None, *,
         raise TypeError("pass either options=LoadOptions(...) or keyword options, not both")
     opts = options or LoadOptions.from_kwargs(**kwargs)
     if path is None or (isinstance(path, str) and path == "default"):
-        from autosample_ext.data.synthetic import default_source
+        from autosample_ext.data.synthetic import build_default
 
-        return build(default_source(opts.seed), opts)
+        return build_default(opts)
     return build(_resolve(Path(path), format, opts), opts)
