@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 INTEGER_ID_FORMATS = ("lines", "pairs")
 SPLIT_NAMES = ("train", "valid", "test")
+_MAX_UNMAPPED_RANGE = 1 << 31  # ids are used as array indices when not remapped
 _GIVEN_FILES = {"train": ("train.txt",), "valid": ("valid.txt", "val.txt", "validation.txt"),
                 "test": ("test.txt",)}
 
@@ -78,6 +79,22 @@ class LoadOptions:
     sep: str | None = None
     columns: ColumnSpec = field(default_factory=ColumnSpec)
     name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.split is not None and self.split not in ("given", "loo"):
+            S.parse_ratio(self.split)  # raises ValueError naming the bad ratio
+        if self.kcore < 0:
+            raise ValueError(f"kcore must be >= 0, got {self.kcore}")
+        if self.valid_fraction is not None and not 0.0 < self.valid_fraction < 1.0:
+            raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
+        if self.num_negatives <= 0:
+            raise ValueError(f"num_negatives must be positive, got {self.num_negatives}")
+        if self.loo_by not in ("time", "random"):
+            raise ValueError(f"loo_by must be 'time' or 'random', got {self.loo_by!r}")
+        for name in ("num_users", "num_items"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "LoadOptions":
@@ -271,6 +288,11 @@ def _remap(tables: dict[str, RawTable], remap: bool, opts: LoadOptions,
         ni = max(int(t.items.max(initial=-1)) for t in tables.values()) + 1
         nu = max(nu, opts.num_users or 0, source.num_users or 0)
         ni = max(ni, opts.num_items or 0, source.num_items or 0)
+        for which, n in (("user", nu), ("item", ni)):
+            if n > _MAX_UNMAPPED_RANGE:
+                raise DataFormatError(
+                    f"{which} ids reach {n - 1}: too large to index without remapping; pass "
+                    f"remap=True", next(iter(tables.values())).path)
         return {s: (t.users, t.items) for s, t in tables.items()}, nu, ni, None, None
     import pandas as pd
 
@@ -344,8 +366,6 @@ def build(source: Source, opts: LoadOptions) -> InteractionData:
             stamps = None if stamps is None else stamps[first]
         if split == "loo":
             by_time = opts.loo_by == "time" and stamps is not None
-            if opts.loo_by not in ("time", "random"):
-                raise ValueError(f"loo_by must be 'time' or 'random', got {opts.loo_by!r}")
             assign = S.leave_one_out_split(users, items, nu, opts.seed,
                                            stamps if by_time else None, opts.loo_valid)
             info["loo_by"] = "time" if by_time else "random"

@@ -72,6 +72,12 @@ def summarize(data: InteractionData) -> dict[str, Any]:
     if cold_test.size:
         warnings.append(f"{cold_test.size} test items ({cold_test_pairs} test pairs) never "
                         f"appear in train")
+    occurring_users = int(((train_deg + va.degrees().numpy() + test_deg) > 0).sum())
+    occurring_items = int(np.unique(np.concatenate(
+        [tr.indices.numpy(), va.indices.numpy(), te.indices.numpy()])).size)
+    if U > 2 * occurring_users + 1000 or N > 2 * occurring_items + 1000:
+        warnings.append(f"sparse id range: {occurring_users} of {U} user ids and "
+                        f"{occurring_items} of {N} item ids occur (consider remap=True)")
     dups = data.info.get("duplicates_removed", {}).get("total", 0)
     if dups:
         warnings.append(f"{dups} duplicate (user, item) records removed")
