@@ -231,9 +231,11 @@ def _kcore(tables: dict[str, RawTable], k: int) -> tuple[dict[str, RawTable], di
     """Iterated k-core over the union of all tables (unique pairs)."""
     allu = pd_codes_union(tables, "users")
     alli = pd_codes_union(tables, "items")
-    pairs = np.unique(np.stack([allu, alli], 1), axis=0) if allu.size else np.zeros((0, 2), int)
-    alive = np.ones(pairs.shape[0], dtype=bool)
     nu, ni = int(allu.max(initial=-1)) + 1, int(alli.max(initial=-1)) + 1
+    keys = np.sort(allu * max(ni, 1) + alli)
+    keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if keys.size else keys
+    pairs = np.stack([keys // max(ni, 1), keys % max(ni, 1)], 1)
+    alive = np.ones(pairs.shape[0], dtype=bool)
     iterations = 0
     while True:
         iterations += 1
@@ -254,8 +256,10 @@ def _kcore(tables: dict[str, RawTable], k: int) -> tuple[dict[str, RawTable], di
         offset += n
         out[s] = t.subset(good_u[u] & good_i[i])
     stats = {"k": k, "iterations": iterations,
-             "users_removed": int(np.unique(pairs[:, 0]).size - good_u.sum()),
-             "items_removed": int(np.unique(pairs[:, 1]).size - good_i.sum()),
+             "users_removed": int((np.bincount(pairs[:, 0], minlength=nu) > 0).sum()
+                                  - good_u.sum()),
+             "items_removed": int((np.bincount(pairs[:, 1], minlength=ni) > 0).sum()
+                                  - good_i.sum()),
              "pairs_removed": int((~alive).sum())}
     return out, stats
 
