@@ -196,16 +196,6 @@ def _dedup(table: RawTable) -> tuple[RawTable, int]:
     return table.subset(kept), int(len(table) - kept.size)
 
 
-def csr_from_unique_pairs(users: np.ndarray, items: np.ndarray, num_users: int,
-                          num_items: int) -> CSR:
-    """CSR of unique in-range (user, item) int64 pairs (one sort of a combined key)."""
-    keys = np.sort(users * num_items + items)
-    indptr = np.searchsorted(keys, np.arange(num_users + 1, dtype=np.int64) * num_items)
-    return CSR(torch.from_numpy(indptr.astype(np.int64)),
-               torch.from_numpy(keys - np.repeat(np.arange(num_users, dtype=np.int64),
-                                                 np.diff(indptr)) * num_items))
-
-
 def pd_codes(values: np.ndarray) -> np.ndarray:
     """Integer codes of raw ids (identity for int64, factorised for strings)."""
     if values.dtype == np.int64:
@@ -355,7 +345,7 @@ def build(source: Source, opts: LoadOptions) -> InteractionData:
         if not given:
             raise ValueError(f"split='given' needs a folder with train/test files; {source.name} "
                              f"is a single file: choose '3:1:1', '8:1:1' or 'loo'")
-        csr = {s: csr_from_unique_pairs(*ids[s], nu, ni) if s in ids else CSR.empty(nu)
+        csr = {s: CSR.from_pairs(*ids[s], nu, ni) if s in ids else CSR.empty(nu)
                for s in SPLIT_NAMES}
     else:
         users = np.concatenate([v[0] for v in ids.values()])
@@ -376,10 +366,10 @@ def build(source: Source, opts: LoadOptions) -> InteractionData:
         else:
             ratio = S.parse_ratio(split)
             assign = S.ratio_split(users, items, nu, ratio, opts.seed)
-        csr = {s: csr_from_unique_pairs(users[assign == code], items[assign == code], nu, ni)
+        csr = {s: CSR.from_pairs(users[assign == code], items[assign == code], nu, ni)
                for s, code in (("train", S.TRAIN), ("valid", S.VALID), ("test", S.TEST))}
         if split == "loo":
-            everything = csr_from_unique_pairs(users, items, nu, ni)
+            everything = CSR.from_pairs(users, items, nu, ni)
             eval_negatives = S.sample_eval_negatives(everything, ni, opts.num_negatives,
                                                      opts.seed)
             info["num_negatives"] = opts.num_negatives
