@@ -14,7 +14,7 @@ from autosample_ext import ops
 from autosample_ext.data.interactions import CSR, InteractionData
 from autosample_ext.models.base import Recommender
 from autosample_ext.ops import reference
-from autosample_ext.samplers import (GDNSSampler, MixGCFSampler, Negatives, SampleContext, SRNSSampler,
+from autosample_ext.samplers import (MixGCFSampler, Negatives, SampleContext, SRNSSampler,
                                      build_sampler, sampler_names)
 
 # --------------------------------------------------------------------------------------------

@@ -72,14 +72,17 @@ class AOBPRSampler(Sampler):
 
     def sample(self, ctx: SampleContext) -> Negatives:
         users, n, lam = ctx.users, self.num_negatives, self.options.rank_lambda
-        batch, num_items = users.shape[0], self.data.num_items
+        batch = users.shape[0]
         free = self._free[users]
         if batch and int(free.min()) < 1:
             bad = int(users[int(torch.argmin(free))])
             raise ValueError(f"aobpr: user {bad} has no non-positive item")
         k = min(self.options.resolved_top_ranks, int(free.min()) if batch else 1)
-        excl_ptr, excl_idx = self.train_rows(users)
-        _, head = ops.rank_topk(ctx.user_table[users], ctx.item_table.contiguous(), excl_ptr, excl_idx, k)
+        # one ranking per distinct user of the batch (rows of one user share it)
+        uniq, inverse = torch.unique(users, return_inverse=True)
+        excl_ptr, excl_idx = self.train_rows(uniq)
+        _, head = ops.rank_topk(ctx.user_table[uniq], ctx.item_table.contiguous(), excl_ptr, excl_idx, k)
+        head = head[inverse]  # [B, k]
 
         cdf = exp_rank_cdf(k, lam, self.device)  # [k], unnormalised head weights
         head_mass = cdf[-1]
