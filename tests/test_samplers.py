@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
-from torch import nn
 
 from autosample_ext import ops
 from autosample_ext.data.interactions import CSR, InteractionData
-from autosample_ext.models.base import Recommender
+from autosample_ext.models import MF, NGCF, LightGCN, Recommender
 from autosample_ext.ops import reference
 from autosample_ext.samplers import (MixGCFSampler, Negatives, SampleContext, SRNSSampler,
                                      build_sampler, sampler_names)
@@ -37,56 +36,6 @@ def make_data(num_users: int = 12, num_items: int = 40, seed: int = 0) -> Intera
         items += list(row)
     train = CSR.from_pairs(np.array(users), np.array(items), num_users)
     return InteractionData("tiny", num_users, num_items, train, CSR.empty(num_users), CSR.empty(num_users))
-
-
-class TinyMF(Recommender):
-    def __init__(self, num_users: int, num_items: int, dim: int = 8, seed: int = 0) -> None:
-        super().__init__()
-        gen = torch.Generator().manual_seed(seed)
-        self.num_users, self.num_items, self.dim = num_users, num_items, dim
-        self.user_embedding = nn.Embedding(num_users, dim)
-        self.item_embedding = nn.Embedding(num_items, dim)
-        with torch.no_grad():
-            self.user_embedding.weight.copy_(torch.randn(num_users, dim, generator=gen))
-            self.item_embedding.weight.copy_(torch.randn(num_items, dim, generator=gen))
-
-    def propagate(self):
-        return self.user_embedding.weight, self.item_embedding.weight
-
-    def layer_embeddings(self):
-        return [self.user_embedding.weight], [self.item_embedding.weight]
-
-    def pool(self, layers):
-        return layers[0]
-
-
-class TinyLightGCN(TinyMF):
-    """Dense LightGCN (mean of K propagated layers); ``concat=True`` pools like NGCF."""
-
-    def __init__(self, data: InteractionData, dim: int = 8, layers: int = 2, seed: int = 0,
-                 concat: bool = False) -> None:
-        super().__init__(data.num_users, data.num_items, dim, seed)
-        self.adj = data.norm_adj.to_dense()
-        self.layers, self.concat = layers, concat
-
-    @property
-    def is_graph_model(self) -> bool:
-        return True
-
-    def layer_embeddings(self):
-        x = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
-        out = [x]
-        for _ in range(self.layers):
-            x = self.adj @ x
-            out.append(x)
-        return [t[: self.num_users] for t in out], [t[self.num_users:] for t in out]
-
-    def pool(self, layers):
-        return torch.cat(layers, dim=-1) if self.concat else torch.stack(layers).mean(0)
-
-    def propagate(self):
-        users, items = self.layer_embeddings()
-        return self.pool(users), self.pool(items)
 
 
 def context(model: Recommender, users: torch.Tensor, pos: torch.Tensor, step: int) -> SampleContext:
@@ -122,7 +71,7 @@ def run_step(sampler, model, users, pos, step) -> Negatives:
 
 
 def model_for(name: str, data: InteractionData, seed: int = 0) -> Recommender:
-    return TinyLightGCN(data, seed=seed) if name == "mixgcf" else TinyMF(data.num_users, data.num_items, seed=seed)
+    return LightGCN(data, 8, num_layers=2, seed=seed) if name == "mixgcf" else MF(data, 8, seed=seed)
 
 
 def perturb(model: Recommender, step: int) -> None:
@@ -248,7 +197,7 @@ def test_rns_is_the_uniform_op_stream():
     data = make_data()
     sampler = build_sampler("rns", data, seed=9, num_negatives=4)
     users, pos = batch_of(data)
-    items = sampler.sample(context(TinyMF(data.num_users, data.num_items), users, pos, 7)).items
+    items = sampler.sample(context(MF(data, 8), users, pos, 7)).items
     seed, offset = sampler.stream(7, 0)
     expected = reference.sample_negatives(data.train.indptr, data.train.indices, users, data.num_items, 4,
                                           seed, offset)
@@ -259,7 +208,7 @@ def test_rns_is_the_uniform_op_stream():
 def test_dns_is_the_argmax_over_its_candidates(num_negatives):
     data = make_data(num_items=60)
     sampler = build_sampler("dns", data, seed=4, num_negatives=num_negatives, num_candidates=16)
-    model = TinyMF(data.num_users, data.num_items)
+    model = MF(data, 8)
     users, pos = batch_of(data)
     ctx = context(model, users, pos, 11)
     items = sampler.sample(ctx).items
@@ -277,7 +226,7 @@ def test_dns_is_the_argmax_over_its_candidates(num_negatives):
 def test_dns_top_k_draws_among_the_k_best():
     data = make_data(num_items=60)
     users, pos = batch_of(data)
-    ctx = context(TinyMF(data.num_users, data.num_items), users, pos, 3)
+    ctx = context(MF(data, 8), users, pos, 3)
     sampler = build_sampler("dns", data, seed=4, num_negatives=1, num_candidates=16, top_k=3)
     items = sampler.sample(ctx).items.squeeze(1)
     cand = sampler.candidates(users, 3)
@@ -298,7 +247,7 @@ def test_pns_frequencies_follow_popularity_power_on_non_positives():
     sampler = build_sampler("pns", data, seed=0, num_negatives=50)
     users = torch.full((400,), user)
     counts = torch.zeros(data.num_items)
-    model = TinyMF(data.num_users, data.num_items)
+    model = MF(data, 8)
     for step in range(2):
         items = sampler.sample(context(model, users, users, step)).items
         counts += torch.bincount(items.reshape(-1), minlength=data.num_items)
@@ -318,10 +267,10 @@ def test_pns_smoothing_makes_unseen_items_drawable():
     assert unseen.numel() > 0
     sampler = build_sampler("pns", data, seed=0, num_negatives=200, smoothing=1.0)
     users = torch.arange(2, data.num_users)
-    items = sampler.sample(context(TinyMF(data.num_users, data.num_items), users, users, 0)).items
+    items = sampler.sample(context(MF(data, 8), users, users, 0)).items
     assert bool(torch.isin(items, unseen).any())
     plain = build_sampler("pns", data, seed=0, num_negatives=200)
-    items = plain.sample(context(TinyMF(data.num_users, data.num_items), users, users, 0)).items
+    items = plain.sample(context(MF(data, 8), users, users, 0)).items
     assert not bool(torch.isin(items, unseen).any())
 
 
@@ -336,7 +285,7 @@ def full_ranking(ctx: SampleContext, data: InteractionData, user: int) -> torch.
 def test_aobpr_rank_distribution(tail):
     data = make_data(num_users=8, num_items=40, seed=3)
     user, lam, top = 4, 2.5, 6
-    model = TinyMF(data.num_users, data.num_items, seed=1)
+    model = MF(data, 8, seed=1)
     sampler = build_sampler("aobpr", data, seed=1, num_negatives=40, rank_lambda=lam, top_ranks=top, tail=tail)
     users = torch.full((300,), user)
     ctx = context(model, users, users, 0)
@@ -364,7 +313,7 @@ def test_aobpr_rank_distribution(tail):
 
 def test_aobpr_lambda_zero_is_the_argmax_and_near_full_users_work():
     data = make_data(num_users=8, num_items=40, seed=3)
-    model = TinyMF(data.num_users, data.num_items, seed=2)
+    model = MF(data, 8, seed=2)
     sampler = build_sampler("aobpr", data, seed=1, num_negatives=3, rank_lambda=0.0)
     users = torch.arange(data.num_users)
     ctx = context(model, users, users, 0)
@@ -379,7 +328,7 @@ def test_gdns_state_agrees_with_dense_reference():
     sampler = build_sampler("gdns", data, seed=0, num_negatives=2, **opt)
     h = torch.ones(data.num_users, data.num_items)
     g = torch.ones(data.num_users, data.num_items)
-    model = TinyMF(data.num_users, data.num_items)
+    model = MF(data, 8)
     users, pos = batch_of(data, repeat_near_full=2)
     all_items = torch.arange(data.num_items).expand(data.num_users, -1)
     for step in range(6):
@@ -434,31 +383,40 @@ def test_mixgcf_rejects_mf():
     data = make_data()
     sampler = build_sampler("mixgcf", data)
     users, pos = batch_of(data)
-    with pytest.raises(ValueError, match="needs a graph model.*TinyMF"):
-        sampler.sample(context(TinyMF(data.num_users, data.num_items), users, pos, 0))
+    with pytest.raises(ValueError, match="needs a graph model.*got MF"):
+        sampler.sample(context(MF(data, 8), users, pos, 0))
+    with pytest.raises(ValueError, match="got MF"):
+        sampler.check_model(MF(data, 8))
     assert MixGCFSampler.needs_graph_model
+    sampler.check_model(LightGCN(data, 8))
 
 
-@pytest.mark.parametrize("concat", [False, True])
-def test_mixgcf_matches_hand_mixing_and_gradients_reach_items(concat):
+@pytest.mark.parametrize("model_name", ["lightgcn", "ngcf"])
+def test_mixgcf_matches_hand_mixing_and_gradients_reach_items(model_name):
     data = make_data(num_items=30)
-    model = TinyLightGCN(data, layers=2, concat=concat)
+    if model_name == "lightgcn":
+        model = LightGCN(data, 8, num_layers=2, seed=1)
+    else:  # concatenation pooling, message dropout on: the layers must come from ctx.layers
+        model = NGCF(data, 8, num_layers=2, seed=1, message_dropout=0.3)
+    model.train()
     sampler = build_sampler("mixgcf", data, seed=8, num_negatives=2, num_candidates=5)
     users, pos = batch_of(data, repeat_near_full=1)
-    ctx = context(model, users, pos, 4)
+    user_layers, item_layers = model.layer_embeddings()
+    user_table, item_table = model.pool(user_layers), model.pool(item_layers)
+    ctx = SampleContext(users, pos, model, user_table.detach(), item_table.detach(), 4,
+                        layers=(user_layers, item_layers))
     negatives = sampler.sample(ctx)
     b = users.shape[0]
-    d_pooled = 3 * 8 if concat else 8
-    assert negatives.embeddings.shape == (b, 2, d_pooled) and negatives.items.shape == (b, 2)
+    assert negatives.embeddings.shape == (b, 2, model.final_dim) and negatives.items.shape == (b, 2)
 
-    # hand reference: mixed candidates per layer, hop choice by the (pooled or layer) user emb
+    # hand reference: mixed candidates per layer, hop choice by the pooled user embedding
+    # (LightGCN) or the layer's user embedding (NGCF's concatenated width differs)
     with torch.no_grad():
-        user_layers, item_layers = model.layer_embeddings()
         cand = sampler.candidates(users, 4).view(b, 2, 5)
         a = sampler.mixing_weights(b, 3, 4, torch.float32)
         picked = []
         for layer in range(3):
-            e_u = user_layers[layer][users] if concat else ctx.user_table[users]
+            e_u = ctx.user_table[users] if model_name == "lightgcn" else user_layers[layer][users]
             mixed = (a[:, :, layer, None, None] * item_layers[layer][pos][:, None, None, :]
                      + (1 - a[:, :, layer, None, None]) * item_layers[layer][cand])  # [B, 2, 5, d]
             best = (mixed * e_u[:, None, None, :]).sum(-1).argmax(-1)
@@ -477,7 +435,7 @@ def test_mixgcf_matches_hand_mixing_and_gradients_reach_items(concat):
 
 def test_mixgcf_pooled_hop_score_needs_layer_width():
     data = make_data()
-    model = TinyLightGCN(data, concat=True)
+    model = NGCF(data, 8, num_layers=2)
     sampler = build_sampler("mixgcf", data, hop_score="pooled")
     users, pos = batch_of(data)
     with pytest.raises(ValueError, match="hop_score='pooled'"):
@@ -486,12 +444,13 @@ def test_mixgcf_pooled_hop_score_needs_layer_width():
 
 def test_srns_selection_is_score_plus_alpha_std():
     data = make_data(num_users=4, num_items=30, seed=6)
-    opt = dict(memory_size=4, num_fresh=3, history_length=3, alpha=0.7)
+    opt = dict(memory_size=4, num_fresh=3, history_length=3, alpha=3.0)
     sampler: SRNSSampler = build_sampler("srns", data, seed=1, num_negatives=1, **opt)
-    model = TinyMF(data.num_users, data.num_items)
+    model = MF(data, 8)
     users = torch.tensor([2, 3, 2])
     pos = torch.stack([data.train.row(2)[0], data.train.row(3)[0], data.train.row(2)[-1]])
-    for step in range(5):
+    std_decided = 0  # rows where the std term changed the choice
+    for step in range(8):
         perturb(model, step)
         ctx = context(model, users, pos, step)
         memory = sampler.memory.clone()
@@ -508,11 +467,10 @@ def test_srns_selection_is_score_plus_alpha_std():
                 past = history[u, slot, 3 - int(length[u, slot]):].numpy().astype(np.float64)
                 seen = np.concatenate([past, [r_now[slot]]])[-3:]
                 p_hist = 1 / (1 + np.exp(-(seen - r_pos)))
-                keys.append(1 / (1 + np.exp(-(r_now[slot] - r_pos))) + 0.7 * np.std(p_hist))
+                keys.append(1 / (1 + np.exp(-(r_now[slot] - r_pos))) + 3.0 * np.std(p_hist))
             keys = np.array(keys)
             assert items[row] == mem[int(np.argmax(keys))], (step, row, keys)
-            if step >= 2:
-                assert np.ptp(keys - 1 / (1 + np.exp(-(r_now - r_pos)))) > 0  # the std term matters
+            std_decided += int(np.argmax(keys) != np.argmax(r_now))
         # memory update: old memory or this step's fresh candidates, history carried along
         uniq = torch.tensor([2, 3])
         seed, offset = sampler.stream(step, 0)
@@ -526,6 +484,7 @@ def test_srns_selection_is_score_plus_alpha_std():
             assert set(new_len.tolist()) <= carried
             assert torch.allclose(sampler.history[u, :, -1],
                                   ctx.item_table[sampler.memory[u]] @ ctx.user_table[u], atol=1e-5)
+    assert std_decided > 0
 
 
 def test_srns_history_period_keeps_one_entry_per_period():
