@@ -91,8 +91,7 @@ class AOBPRSampler(Sampler):
             tail_mass = math.exp(-k / lam) * (-torch.expm1(-beyond / lam)) / (-math.expm1(-1.0 / lam))
         else:
             tail_mass = torch.zeros(batch, dtype=torch.float64, device=self.device)
-        u = torch.rand(batch, n, generator=self.generator(ctx.step, 1), device=self.device,
-                       dtype=torch.float64)
+        u = self.rand(self.generator(ctx.step, 1), batch, n, dtype=torch.float64)
         target = u * (head_mass + tail_mass).unsqueeze(1)
         rank = torch.searchsorted(cdf, target, right=True)  # == k: the draw fell in the tail
         items = head.gather(1, rank.clamp_max(k - 1))

@@ -107,11 +107,17 @@ class Sampler:
         return self.stream_seed, int(step) * STREAMS_PER_STEP + int(stream)
 
     def generator(self, step: int, stream: int = 0) -> torch.Generator:
-        """A fresh torch.Generator on the sampler's device for (step, stream): the same every call."""
+        """A fresh CPU torch.Generator for (step, stream): the same every call. Draws are made on
+        the CPU (see :meth:`rand`) so they do not depend on the device."""
         seed, offset = self.stream(step, stream)
-        gen = torch.Generator(device=self.device)
+        gen = torch.Generator()
         gen.manual_seed(mix_seed(seed, offset))
         return gen
+
+    def rand(self, gen: torch.Generator, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Uniforms in [0, 1) of ``shape`` from ``gen`` (CPU), on the sampler's device: the same
+        values on CPU and CUDA."""
+        return torch.rand(shape, generator=gen, dtype=dtype).to(self.device)
 
     def check_model(self, model: Recommender) -> None:
         """Raise ValueError when this sampler cannot work with ``model`` (MixGCF on MF)."""

@@ -88,7 +88,6 @@ class DNSSampler(Sampler):
             user_emb = user_emb.repeat_interleave(n, dim=0)
         _, top = ops.score_topk(user_emb, ctx.item_table.contiguous(), cand, k)  # [B*n, k]
         if k > 1:
-            u = torch.rand(batch * n, 1, generator=self.generator(ctx.step, 1), device=self.device,
-                           dtype=torch.float64)
+            u = self.rand(self.generator(ctx.step, 1), batch * n, 1, dtype=torch.float64)
             top = top.gather(1, draw_from_cdf(self._cdf, u))
         return Negatives(top.reshape(batch, n))

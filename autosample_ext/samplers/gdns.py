@@ -22,6 +22,18 @@ Two modes:
   pairs with the row's single positive as the positive group (``H_new = sigmoid(r_uj - r_ui)``).
 
 Selection by G is the paper's equation (5) / Algorithm 1 line 10 (keep the highest G, §9).
+
+Group-mode step, as a trainer drives it::
+
+    users = torch.unique(batch_users)
+    groups = sampler.sample_groups(users, step)
+    user_t, item_t = model.propagate()
+    pos = ops.score_candidates(user_t[users], item_t, groups.positives)   # [U_b, N], autograd
+    neg = ops.score_candidates(user_t[users], item_t, groups.negatives)
+    loss = group_hinge_loss(pos, neg, sampler.options.margin) \
+        + l2 * model.l2_regulariser(users, groups.positives, groups.negatives)
+    loss.backward(); optimiser.step()
+    sampler.observe_groups(groups, pos.detach(), neg.detach())
 """
 from __future__ import annotations
 
@@ -129,12 +141,10 @@ class GDNSSampler(Sampler):
             raise ValueError(f"gdns: user {bad} has no training positive")
         gen = self.generator(step, 1)
         owner = torch.repeat_interleave(torch.arange(users.shape[0], device=self.device), degree)
-        keys = owner.to(torch.float64) + torch.rand(idx.shape[0], generator=gen, device=self.device,
-                                                   dtype=torch.float64)
+        keys = owner.to(torch.float64) + self.rand(gen, idx.shape[0], dtype=torch.float64)
         shuffled = idx[torch.argsort(keys)]  # each row's positives in random order
         column = torch.arange(size, device=self.device).expand(users.shape[0], size)
-        extra = (torch.rand(users.shape[0], size, generator=gen, device=self.device, dtype=torch.float64)
-                 * degree.unsqueeze(1)).long().clamp_max(degree.unsqueeze(1) - 1)
+        extra = (self.rand(gen, users.shape[0], size, dtype=torch.float64) * degree.unsqueeze(1)).long().clamp_max(degree.unsqueeze(1) - 1)
         column = torch.where(column < degree.unsqueeze(1), column, extra)
         return shuffled[ptr[:-1].unsqueeze(1) + column]
 

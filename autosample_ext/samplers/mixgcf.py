@@ -65,8 +65,7 @@ class MixGCFSampler(Sampler):
 
     def mixing_weights(self, batch: int, num_layers: int, step: int, dtype: torch.dtype) -> torch.Tensor:
         """``a [B, n, L+1]`` ~ U(0, 1) of step ``step``."""
-        return torch.rand(batch, self.num_negatives, num_layers, generator=self.generator(step, 1),
-                          device=self.device, dtype=dtype)
+        return self.rand(self.generator(step, 1), batch, self.num_negatives, num_layers, dtype=dtype)
 
     def sample(self, ctx: SampleContext) -> Negatives:
         self.check_model(ctx.model)

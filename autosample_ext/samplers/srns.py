@@ -145,8 +145,7 @@ class SRNSSampler(Sampler):
         fresh_scores = ops.score_candidates(user_emb, item_table, fresh).float()
         pool = torch.cat([memory, fresh], dim=1)
         pool_scores = torch.cat([scores, fresh_scores], dim=1)
-        u = torch.rand(pool.shape, generator=self.generator(step, 1), device=self.device,
-                       dtype=torch.float32).clamp_(min=1e-12)
+        u = self.rand(self.generator(step, 1), *pool.shape).clamp_(min=1e-12)
         gumbel = -torch.log(-torch.log(u))
         _, keep = ops.select_topk(pool_scores / opt.temperature + gumbel, opt.memory_size)
 
