@@ -28,8 +28,9 @@ Group-mode step, as a trainer drives it::
     users = torch.unique(batch_users)
     groups = sampler.sample_groups(users, step)
     user_t, item_t = model.propagate()
-    pos = ops.score_candidates(user_t[users], item_t, groups.positives)   # [U_b, N], autograd
-    neg = ops.score_candidates(user_t[users], item_t, groups.negatives)
+    e_u = user_t[users].unsqueeze(1)                                      # [U_b, 1, d]
+    pos = (e_u * item_t[groups.positives]).sum(-1)                        # [U_b, N], autograd
+    neg = (e_u * item_t[groups.negatives]).sum(-1)
     loss = group_hinge_loss(pos, neg, sampler.options.margin) \
         + l2 * model.l2_regulariser(users, groups.positives, groups.negatives)
     loss.backward(); optimiser.step()
