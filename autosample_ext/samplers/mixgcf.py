@@ -17,6 +17,11 @@ per layer l = 0..L:
 
 ``Negatives.items`` holds ``c_{m*_L}``, the candidate chosen at the last layer (for logging and
 the L2 term; the synthesised embedding is what the loss scores).
+
+The per-layer tables are ``ctx.layers`` when the trainer passes them, else
+``ctx.model.layer_embeddings()`` (a second propagation). Pass them for models with message
+dropout (NGCF in training mode): a second propagation would draw another dropout mask than the
+one the loss uses.
 """
 from __future__ import annotations
 
