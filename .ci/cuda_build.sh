@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # CI step of issue 3: compile the extension WITH its CUDA kernels on a machine without a GPU.
 #
-# - A separate virtual environment (build/ci-cuda/venv, ignored by git; reused when it already
-#   has the right torch) with the PyTorch 2.14.1 CUDA 13.0 build, installed from local files.
-# - The sources are copied to build/ci-cuda/src and built there, so the CPU build's _C*.so in the
+# - A separate virtual environment with the PyTorch 2.14.1 CUDA 13.0 build, installed from local
+#   files, kept in a cache folder outside the checkout ($AUTOSAMPLE_CUDA_CACHE, default
+#   ~/.cache/autosample_ext/ci-cuda) and reused when it already has the right torch.
+# - The sources are copied into that cache folder (only files whose content changed, so ninja's
+#   objects from an earlier run stay valid) and built there: the CPU build's _C*.so in the
 #   checkout (used by the CPU test suite) is never replaced.
 # - CUDA_HOME is the toolkit above nvcc (default /usr/local/cuda); the CUDA library headers of
 #   the wheels (site-packages/nvidia/cu13/include) are added by setup.py.
@@ -12,7 +14,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-WORK="$ROOT/build/ci-cuda"
+WORK="${AUTOSAMPLE_CUDA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/autosample_ext/ci-cuda}"
 VENV="${AUTOSAMPLE_CUDA_VENV:-$WORK/venv}"
 TORCH_VERSION="2.14.1"
 START=$(date +%s)
@@ -38,12 +40,21 @@ if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(0 if torch.__version__.s
 fi
 "$VENV/bin/python" -c "import torch; assert torch.version.cuda, torch.__version__; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 
-log "copying the sources to $WORK/src"
-# src/build (ninja's objects) is kept between runs: tar keeps mtimes, so only changed files rebuild.
+log "syncing the sources to $WORK/src"
 mkdir -p "$WORK/src"
-rm -rf "$WORK/src/csrc" "$WORK/src/autosample_ext"
-(cd "$ROOT" && tar cf - --exclude='*.so' --exclude='__pycache__' setup.py pyproject.toml README.md csrc autosample_ext) \
-  | (cd "$WORK/src" && tar xf -)
+FILES="$(cd "$ROOT" && { git ls-files -co --exclude-standard setup.py pyproject.toml README.md csrc autosample_ext 2>/dev/null \
+  || find setup.py pyproject.toml README.md csrc autosample_ext -type f; } | grep -v -E '\.so$|__pycache__')"
+# Files gone from the checkout go from the copy too (setup.py globs csrc/cuda/*.cu).
+(cd "$WORK/src" && find csrc autosample_ext -type f ! -name '*.so' 2>/dev/null) | while read -r f; do
+  grep -qxF "$f" <<<"$FILES" || rm -f "$WORK/src/$f"
+done
+while read -r f; do
+  [[ -f "$ROOT/$f" ]] || continue
+  if ! cmp -s "$ROOT/$f" "$WORK/src/$f"; then
+    mkdir -p "$(dirname "$WORK/src/$f")"
+    cp "$ROOT/$f" "$WORK/src/$f"
+  fi
+done <<<"$FILES"
 
 log "building with AUTOSAMPLE_WITH_CUDA=1 TORCH_CUDA_ARCH_LIST=8.0;9.0"
 (
@@ -52,7 +63,7 @@ log "building with AUTOSAMPLE_WITH_CUDA=1 TORCH_CUDA_ARCH_LIST=8.0;9.0"
   AUTOSAMPLE_WITH_CUDA=1 TORCH_CUDA_ARCH_LIST="8.0;9.0" MAX_JOBS="${MAX_JOBS:-2}" \
     "$VENV/bin/python" setup.py build_ext --inplace
 )
-SO="$(ls "$WORK"/src/autosample_ext/_C*.so)"
+SO="$(ls -t "$WORK"/src/autosample_ext/_C*.so | head -1)"
 log "built $SO ($(du -h "$SO" | cut -f1))"
 
 PYTHONPATH="$WORK/src" "$VENV/bin/python" - <<'PY'

@@ -104,9 +104,9 @@ __global__ void gdns_update_kernel(int64_t* __restrict__ keys, T* __restrict__ h
     for (int64_t n = 0; n < N; ++n) {
       const int64_t item = items[b * N + n];
       const T nv = neg[b * N + n];
-      T acc = T(0);
-      for (int64_t p = 0; p < P; ++p) acc += sigmoid(nv - pb[p]);
-      const T h_new = acc / static_cast<T>(P);
+      double acc = 0.0;  // as the CPU kernel: H_new accumulated in double
+      for (int64_t p = 0; p < P; ++p) acc += sigmoid<T>(nv - pb[p]);
+      const T h_new = static_cast<T>(acc / static_cast<double>(P));
       bool found = false;
       const int64_t slot = gdns_find_or_claim(krow, grow, S, item, &found);
       const T h_old = found ? hrow[slot] : T(1);

@@ -5,8 +5,10 @@
 //   alias:   column j uniform in [0, N), keep j if uniform_unit(w2) < prob[j] else alias[j];
 //            reject positives (binary search in the sorted CSR row); after kAliasMaxAttempts
 //            rejected attempts, the uniform draw with attempt = kAliasMaxAttempts.
-// Value errors (user outside [0, U), user with no non-positive, alias id outside [0, N)) are
-// recorded per draw and raised after the kernel.
+// Value errors (user outside [0, U), a bad indptr row, positives outside [0, N), a user with no
+// non-positive, alias id outside [0, N)) are recorded per draw and raised after the kernel with
+// the CPU kernel's messages. (Unlike the CPU kernel, indptr rows of users not in the batch are
+// not checked: the kernel reads only the batch's rows.)
 #include <torch/library.h>
 
 #include "autosample/checks.h"
@@ -23,6 +25,7 @@ constexpr uint32_t kAliasMaxAttempts = 1024;  // = reference.ALIAS_MAX_ATTEMPTS
 __global__ void sample_negatives_kernel(const int64_t* __restrict__ indptr,
                                         const int64_t* __restrict__ indices,
                                         const int64_t* __restrict__ users, int64_t num_users,
+                                        int64_t nnz,
                                         int64_t B, int64_t S, int64_t N, uint64_t seed,
                                         uint64_t offset, const float* __restrict__ alias_prob,
                                         const int64_t* __restrict__ alias_idx,
@@ -35,8 +38,13 @@ __global__ void sample_negatives_kernel(const int64_t* __restrict__ indptr,
     if (u < 0 || u >= num_users) { report_error(err, t); out[t] = -1; continue; }
     const int64_t begin = indptr[u];
     const int64_t deg = indptr[u + 1] - begin;
-    if (deg >= N) { report_error(err, t); out[t] = -1; continue; }
+    if (begin < 0 || deg < 0 || begin + deg > nnz || deg >= N) {
+      report_error(err, t);
+      out[t] = -1;
+      continue;
+    }
     const int64_t* row = indices + begin;
+    if (deg > 0 && (row[0] < 0 || row[deg - 1] >= N)) { report_error(err, t); out[t] = -1; continue; }
     const auto row32 = static_cast<uint32_t>(b), draw32 = static_cast<uint32_t>(s);
     int64_t item = -1;
     if (alias_prob != nullptr) {
@@ -82,7 +90,7 @@ at::Tensor sample_negatives_cuda(const at::Tensor& indptr_in, const at::Tensor& 
   sample_negatives_kernel<<<grid_for(B * num_samples, threads), threads, 0,
                             at::cuda::getCurrentCUDAStream()>>>(
       indptr.data_ptr<int64_t>(), indices.data_ptr<int64_t>(), users.data_ptr<int64_t>(),
-      indptr.size(0) - 1, B, num_samples, num_items, static_cast<uint64_t>(seed),
+      indptr.size(0) - 1, indices.size(0), B, num_samples, num_items, static_cast<uint64_t>(seed),
       static_cast<uint64_t>(offset), alias_prob.defined() ? alias_prob.data_ptr<float>() : nullptr,
       alias_idx.defined() ? alias_idx.data_ptr<int64_t>() : nullptr, out.data_ptr<int64_t>(),
       err.ptr());
@@ -92,9 +100,20 @@ at::Tensor sample_negatives_cuda(const at::Tensor& indptr_in, const at::Tensor& 
     const int64_t b = bad / num_samples;
     const int64_t u = item_at(users, b);
     const int64_t num_users = indptr.size(0) - 1;
-    TORCH_CHECK(u >= 0 && u < num_users, "autosample::sample_negatives: argument 'users' holds ",
-                u, " at position ", b, ", outside [0, ", num_users, ")");
-    const int64_t deg = item_at(indptr, u + 1) - item_at(indptr, u);
+    TORCH_CHECK(u >= 0 && u < num_users, "autosample::sample_negatives: argument 'users' holds "
+                "user ", u, " at position ", b, ", outside [0, ", num_users, ")");
+    const int64_t begin = item_at(indptr, u), end = item_at(indptr, u + 1);
+    TORCH_CHECK(begin >= 0 && begin <= end && end <= indices.size(0), "autosample::"
+                "sample_negatives: argument 'indptr' must be non-decreasing within [0, "
+                "len(indices) = ", indices.size(0), "], got indptr[", u, "] = ", begin,
+                ", indptr[", u + 1, "] = ", end);
+    const int64_t deg = end - begin;
+    if (deg > 0) {
+      const int64_t first = item_at(indices, begin), last = item_at(indices, end - 1);
+      TORCH_CHECK(first >= 0 && last < num_items, "autosample::sample_negatives: argument "
+                  "'indices' holds item ids [", first, ", ", last, "] for user ", u,
+                  ", outside [0, num_items = ", num_items, ")");
+    }
     TORCH_CHECK(deg < num_items, "autosample::sample_negatives: user ", u, " (argument 'users' "
                 "position ", b, ") has no non-positive item: ", deg, " positives of num_items = ",
                 num_items);

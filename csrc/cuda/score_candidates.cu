@@ -13,14 +13,14 @@ namespace {
 template <typename T, bool VEC>
 __global__ void score_candidates_kernel(const T* __restrict__ user, const T* __restrict__ items,
                                         const int64_t* __restrict__ cand, int64_t B, int64_t M,
-                                        int64_t N, int64_t d, int G, T* __restrict__ out,
+                                        int64_t N, int64_t d, T* __restrict__ out,
                                         unsigned long long* err) {
   const int64_t b = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   if (b >= B) return;  // warp-uniform
   const T* u = user + b * d;
   for (int64_t m0 = 0; m0 < M; m0 += kWarp) {
     T s;
-    const ChunkScore cs = chunk_score<T, VEC>(u, items, cand + b * M, M, N, d, G, m0, b * M, err, &s);
+    const ChunkScore cs = chunk_score<T, VEC>(u, items, cand + b * M, M, N, d, m0, b * M, err, &s);
     if (cs.valid) out[b * M + m0 + threadIdx.x % kWarp] = s;
   }
 }
@@ -44,16 +44,15 @@ at::Tensor score_candidates_cuda(const at::Tensor& user_emb_in, const at::Tensor
   AT_DISPATCH_FLOATING_TYPES(user_emb.scalar_type(), "score_candidates_cuda", [&] {
     const bool vec = can_vectorise<scalar_t>(user_emb.data_ptr(), d) &&
                      can_vectorise<scalar_t>(item_emb.data_ptr(), d);
-    const int G = lanes_per_dot(vec ? d / Vec16<scalar_t>::width : d);
     auto args = std::make_tuple(user_emb.data_ptr<scalar_t>(), item_emb.data_ptr<scalar_t>(),
                                 cand.data_ptr<int64_t>());
     if (vec) {
       score_candidates_kernel<scalar_t, true><<<blocks, threads, 0, stream>>>(
-          std::get<0>(args), std::get<1>(args), std::get<2>(args), B, M, N, d, G,
+          std::get<0>(args), std::get<1>(args), std::get<2>(args), B, M, N, d,
           out.data_ptr<scalar_t>(), err.ptr());
     } else {
       score_candidates_kernel<scalar_t, false><<<blocks, threads, 0, stream>>>(
-          std::get<0>(args), std::get<1>(args), std::get<2>(args), B, M, N, d, G,
+          std::get<0>(args), std::get<1>(args), std::get<2>(args), B, M, N, d,
           out.data_ptr<scalar_t>(), err.ptr());
     }
     C10_CUDA_KERNEL_LAUNCH_CHECK();

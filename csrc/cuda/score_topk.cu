@@ -19,7 +19,7 @@ namespace {
 template <typename T, bool VEC, int KW>
 __global__ void score_topk_kernel(const T* __restrict__ user, const T* __restrict__ items,
                                   const int64_t* __restrict__ cand, int64_t B, int64_t M,
-                                  int64_t N, int64_t d, int G, int k, T* __restrict__ out_s,
+                                  int64_t N, int64_t d, int k, T* __restrict__ out_s,
                                   int64_t* __restrict__ out_i, unsigned long long* err) {
   const int64_t b = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   if (b >= B) return;  // warp-uniform
@@ -28,7 +28,7 @@ __global__ void score_topk_kernel(const T* __restrict__ user, const T* __restric
   WarpTopK<T, int64_t, KW> top(k);
   for (int64_t m0 = 0; m0 < M; m0 += kWarp) {
     T s;
-    const ChunkScore cs = chunk_score<T, VEC>(u, items, row, M, N, d, G, m0, b * M, err, &s);
+    const ChunkScore cs = chunk_score<T, VEC>(u, items, row, M, N, d, m0, b * M, err, &s);
     top.offer(s, m0 + top.lane, cs.valid);
   }
   top.write(out_s + b * k, out_i + b * k, [row](int64_t p) { return row[p]; });
@@ -36,7 +36,7 @@ __global__ void score_topk_kernel(const T* __restrict__ user, const T* __restric
 
 template <typename T, bool VEC>
 void launch(const at::Tensor& user, const at::Tensor& items, const at::Tensor& cand, int64_t k,
-            int G, at::Tensor& out_s, at::Tensor& out_i, unsigned long long* err) {
+            at::Tensor& out_s, at::Tensor& out_i, unsigned long long* err) {
   const int64_t B = cand.size(0), M = cand.size(1), N = items.size(0), d = user.size(1);
   constexpr int threads = 128;
   const auto blocks = static_cast<unsigned>(ceil_div(B * kWarp, threads));
@@ -48,11 +48,11 @@ void launch(const at::Tensor& user, const at::Tensor& items, const at::Tensor& c
   int64_t* op = out_i.data_ptr<int64_t>();
   const int kk = static_cast<int>(k);
   if (k <= 32) {
-    score_topk_kernel<T, VEC, 1><<<blocks, threads, 0, stream>>>(up, ip, cp, B, M, N, d, G, kk, sp, op, err);
+    score_topk_kernel<T, VEC, 1><<<blocks, threads, 0, stream>>>(up, ip, cp, B, M, N, d, kk, sp, op, err);
   } else if (k <= 64) {
-    score_topk_kernel<T, VEC, 2><<<blocks, threads, 0, stream>>>(up, ip, cp, B, M, N, d, G, kk, sp, op, err);
+    score_topk_kernel<T, VEC, 2><<<blocks, threads, 0, stream>>>(up, ip, cp, B, M, N, d, kk, sp, op, err);
   } else {
-    score_topk_kernel<T, VEC, 4><<<blocks, threads, 0, stream>>>(up, ip, cp, B, M, N, d, G, kk, sp, op, err);
+    score_topk_kernel<T, VEC, 4><<<blocks, threads, 0, stream>>>(up, ip, cp, B, M, N, d, kk, sp, op, err);
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
@@ -86,9 +86,8 @@ std::tuple<at::Tensor, at::Tensor> score_topk_cuda(const at::Tensor& user_emb_in
   AT_DISPATCH_FLOATING_TYPES(user_emb.scalar_type(), "score_topk_cuda", [&] {
     const bool vec = can_vectorise<scalar_t>(user_emb.data_ptr(), d) &&
                      can_vectorise<scalar_t>(item_emb.data_ptr(), d);
-    const int G = lanes_per_dot(vec ? d / Vec16<scalar_t>::width : d);
-    if (vec) launch<scalar_t, true>(user_emb, item_emb, cand, k, G, out_s, out_i, err.ptr());
-    else launch<scalar_t, false>(user_emb, item_emb, cand, k, G, out_s, out_i, err.ptr());
+    if (vec) launch<scalar_t, true>(user_emb, item_emb, cand, k, out_s, out_i, err.ptr());
+    else launch<scalar_t, false>(user_emb, item_emb, cand, k, out_s, out_i, err.ptr());
   });
   const int64_t bad = err.read();
   TORCH_CHECK(bad < 0, "autosample::score_topk: argument 'cand' holds item id ",

@@ -75,40 +75,5 @@ inline bool can_vectorise(const void* p, int64_t d) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0 && d % Vec16<T>::width == 0;
 }
 
-// Smallest power of two >= x, at most 32.
-inline int lanes_per_dot(int64_t chunks) {
-  int g = 1;
-  while (g < 32 && g < chunks) g *= 2;
-  return g;
-}
-
-// Partial dot product of one (user, item) pair computed by one lane of a group of G lanes:
-// the lane with rank t in its group adds chunks t, t + G, ... of the d / width chunks.
-// VEC: 16-byte chunks (caller checked can_vectorise for both rows), else scalar elements.
-template <typename T, bool VEC>
-__device__ __forceinline__ T partial_dot(const T* __restrict__ u, const T* __restrict__ v,
-                                         int64_t d, int t, int G) {
-  T acc = T(0);
-  if constexpr (VEC) {
-    using V = typename Vec16<T>::type;
-    const V* uv = reinterpret_cast<const V*>(u);
-    const V* vv = reinterpret_cast<const V*>(v);
-    const int64_t chunks = d / Vec16<T>::width;
-#pragma unroll 4
-    for (int64_t c = t; c < chunks; c += G) acc += Vec16<T>::dot(__ldg(uv + c), __ldg(vv + c));
-  } else {
-#pragma unroll 4
-    for (int64_t c = t; c < d; c += G) acc += __ldg(u + c) * __ldg(v + c);
-  }
-  return acc;
-}
-
-// Sum over aligned groups of G lanes (G a power of two); every lane of the group gets the sum.
-template <typename T>
-__device__ __forceinline__ T group_sum(T x, int G) {
-  for (int off = G / 2; off > 0; off /= 2) x += __shfl_xor_sync(kFullMask, x, off);
-  return x;
-}
-
 }  // namespace cuda
 }  // namespace autosample
