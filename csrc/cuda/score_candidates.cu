@@ -1,5 +1,6 @@
 // score_candidates on CUDA: out[b, m] = <user_emb[b], item_emb[cand[b, m]]>.
-// One warp per row; gathers as in scoring.cuh. Ids outside [0, N) raise after the kernel.
+// One warp per row; gathers and dot.h-order dot products as in scoring.cuh (bit-identical to the
+// CPU kernel). Ids outside [0, N) raise after the kernel.
 #include <torch/library.h>
 
 #include "autosample/checks.h"
