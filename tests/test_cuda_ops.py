@@ -455,6 +455,7 @@ def test_torch_compile_fullgraph_cuda() -> None:
 def test_runs_on_current_stream() -> None:
     user, items, cand = to_dev(*scoring_inputs(8, 16, 30, 8, torch.float32, seed=3, exact=True))
     stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
         vals, ids = ops.score_topk(user, items, cand, 2)
     stream.synchronize()
