@@ -112,4 +112,5 @@ class InteractionData:
         deg = torch.bincount(rows, minlength=n).to(torch.float32)
         inv_sqrt = torch.where(deg > 0, deg.pow(-0.5), torch.zeros_like(deg))
         values = inv_sqrt[rows] * inv_sqrt[cols]
-        return torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (n, n)).coalesce()
+        return torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (n, n),
+                                       check_invariants=True).coalesce()
