@@ -45,7 +45,7 @@ mkdir -p "$WORK/src"
 FILES="$(cd "$ROOT" && { git ls-files -co --exclude-standard setup.py pyproject.toml README.md csrc autosample_ext 2>/dev/null \
   || find setup.py pyproject.toml README.md csrc autosample_ext -type f; } | grep -v -E '\.so$|__pycache__')"
 # Files gone from the checkout go from the copy too (setup.py globs csrc/cuda/*.cu).
-(cd "$WORK/src" && find csrc autosample_ext -type f ! -name '*.so' 2>/dev/null) | while read -r f; do
+(cd "$WORK/src" && find csrc autosample_ext -type f ! -name '*.so' 2>/dev/null || true) | while read -r f; do
   grep -qxF "$f" <<<"$FILES" || rm -f "$WORK/src/$f"
 done
 while read -r f; do
