@@ -23,7 +23,6 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -208,13 +207,10 @@ def build_model(cfg: RunConfig, data: InteractionData, seed: int):
     return _build(cfg.model, data, **kwargs)
 
 
-def build_sampler(name: str, data: InteractionData, seed: int, device: str, ops: Any):
+def build_sampler(name: str, data: InteractionData, seed: int, device: str):
     from autosample_ext.samplers import build_sampler as _build
 
-    kwargs: dict[str, Any] = {"seed": seed, "device": device}
-    if ops is not None:
-        kwargs["ops"] = ops
-    return _build(name, data, **kwargs)
+    return _build(name, data, seed=seed, device=device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,7 +395,6 @@ class RunContext:
     cfg: RunConfig
     data: InteractionData
     out: RunDir
-    ops: Any
     stop: StopFlag
     resume: bool
     on_step: Callable[[str, int], None] | None = None
@@ -408,7 +403,7 @@ class RunContext:
 def _run_trainer(ctx: RunContext, seed: int, phase: str, model, objective,
                  train_cfg: TrainConfig) -> TrainResult:
     tag = f"seed{seed}/{phase}"
-    trainer = Trainer(ctx.data, model, objective, train_cfg, ops=ctx.ops,
+    trainer = Trainer(ctx.data, model, objective, train_cfg,
                       checkpoint_path=ctx.out.checkpoint(seed, phase), stop=ctx.stop,
                       on_epoch=ctx.out.append_log, tag=tag,
                       on_step=(lambda step: ctx.on_step(tag, step)) if ctx.on_step else None)
@@ -421,7 +416,7 @@ def _run_trainer(ctx: RunContext, seed: int, phase: str, model, objective,
 def run_single(ctx: RunContext, seed: int, name: str, stream: int) -> PhaseRecord:
     cfg = ctx.cfg
     model = build_model(cfg, ctx.data, seed)
-    sampler = build_sampler(name, ctx.data, seed_for(seed, stream), cfg.device, ctx.ops)
+    sampler = build_sampler(name, ctx.data, seed_for(seed, stream), cfg.device)
     result = _run_trainer(ctx, seed, name, model, SamplerObjective(sampler, l2=cfg.l2),
                           cfg.train_config(seed))
     return PhaseRecord(seed, name, name, result)
@@ -431,7 +426,7 @@ def run_autosample(ctx: RunContext, seed: int) -> list[PhaseRecord]:
     """Search (Algorithm 1) then retrain (Algorithm 2) for one seed."""
     cfg = ctx.cfg
     model = build_model(cfg, ctx.data, seed)
-    samplers = [build_sampler(name, ctx.data, seed_for(seed, 1000 + i), cfg.device, ctx.ops)
+    samplers = [build_sampler(name, ctx.data, seed_for(seed, 1000 + i), cfg.device)
                 for i, name in enumerate(cfg.search_space)]
     objective = AutoSampleObjective(samplers, cfg.search_space, tau=cfg.tau,
                                     alpha_lr=cfg.alpha_lr, l2=cfg.l2, seed=seed,
@@ -445,7 +440,7 @@ def run_autosample(ctx: RunContext, seed: int) -> list[PhaseRecord]:
     searched_state = load_checkpoint(ctx.out.checkpoint(seed, "search"))["best_model"]
     retrain_model = init_retrain_model(build_model(cfg, ctx.data, seed_for(seed, 2000)),
                                        searched_state, cfg.retrain_init)
-    sampler = build_sampler(chosen, ctx.data, seed_for(seed, 3000), cfg.device, ctx.ops)
+    sampler = build_sampler(chosen, ctx.data, seed_for(seed, 3000), cfg.device)
     retrain = _run_trainer(ctx, seed, "retrain", retrain_model,
                            SamplerObjective(sampler, l2=cfg.l2),
                            cfg.train_config(seed, cfg.retrain_epochs or cfg.epochs))
@@ -475,17 +470,23 @@ def default_out_dir(cfg: RunConfig) -> Path:
     return Path("runs") / f"{cfg.mode}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def run(cfg: RunConfig, *, resume: bool = False, ops: ModuleType | Any = None,
+def run(cfg: RunConfig, *, resume: bool = False, data: InteractionData | None = None,
         stop: StopFlag | None = None, on_step: Callable[[str, int], None] | None = None
         ) -> RunSummary:
-    """Run the job described by ``cfg`` and write its run directory."""
+    """Run the job described by ``cfg`` and write its run directory.
+
+    ``data``: an already loaded dataset to use instead of ``cfg.data`` (library use, tests).
+    ``stop``: set by signal handlers: checkpoint at the next step and raise TrainingInterrupted.
+    ``on_step(tag, step)``: called after every optimiser step (fault injection in tests).
+    """
     cfg = cfg.resolved()
     t0 = time.perf_counter()
     out_path = Path(cfg.out) if cfg.out else default_out_dir(cfg)
     if not resume and (out_path / "config.json").exists():
         raise FileExistsError(f"{out_path} already holds a run; use --resume to continue it "
                               "or choose another --out")
-    data = load_data(cfg)
+    if data is None:
+        data = load_data(cfg)
     cfg = dataclasses.replace(cfg, out=str(out_path))
     out = RunDir(out_path)
     try:
@@ -495,7 +496,7 @@ def run(cfg: RunConfig, *, resume: bool = False, ops: ModuleType | Any = None,
                                                 "train": data.train.nnz,
                                                 "valid": data.valid.nnz,
                                                 "test": data.test.nnz}})
-        ctx = RunContext(cfg, data, out, ops, stop or StopFlag(), resume, on_step)
+        ctx = RunContext(cfg, data, out, stop or StopFlag(), resume, on_step)
         records: list[PhaseRecord] = []
         for seed in cfg.seeds:
             if cfg.mode in ("autosample", "compare"):

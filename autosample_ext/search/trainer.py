@@ -27,7 +27,6 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Callable
 
 import numpy as np
@@ -186,6 +185,8 @@ def score_and_loss(ctx: SampleContext, user_table: torch.Tensor, item_table: tor
 class Objective:
     """What the trainer optimises besides the model: negatives + loss for a step."""
 
+    samplers: list[Sampler]
+
     def step_loss(self, ctx: SampleContext, user_table: torch.Tensor, item_table: torch.Tensor
                   ) -> StepOutput:
         raise NotImplementedError
@@ -212,26 +213,45 @@ class Objective:
 
 
 class SamplerObjective(Objective):
-    """One sampler and BPR (or the sampler's own loss, e.g. GDNS's group-wise hinge)."""
+    """One sampler and BPR on its negatives (single-sampler training and retraining).
+
+    A sampler with a group mode (GDNS: ``sample_groups`` / ``observe_groups``) is trained the
+    paper's way: the batch's distinct users (ascending) each get a positive group and a negative
+    group of N items, the loss is the group-wise hinge with the sampler's margin, and the L2 term
+    covers the users and both groups.
+    """
 
     def __init__(self, sampler: Sampler, *, l2: float, loss: str = "bpr") -> None:
         self.sampler = sampler
+        self.samplers = [sampler]
         self.l2 = float(l2)
         self.loss_name = loss
+        self.group_mode = callable(getattr(sampler, "sample_groups", None))
 
     def step_loss(self, ctx: SampleContext, user_table: torch.Tensor, item_table: torch.Tensor
                   ) -> StepOutput:
+        if self.group_mode:
+            return self._group_step(ctx, user_table, item_table)
         negatives = self.sampler.sample(ctx)
-        own_loss = getattr(self.sampler, "training_loss", None)
-        if callable(own_loss):
-            value, pos_s, neg_s = own_loss(ctx, user_table, item_table, negatives)
-            if self.l2:
-                value = value + self.l2 * ctx.model.l2_regulariser(ctx.users, ctx.pos_items,
-                                                                   negatives.items)
-        else:
-            value, pos_s, neg_s = score_and_loss(ctx, user_table, item_table, negatives,
-                                                 self.l2, self.loss_name)
+        value, pos_s, neg_s = score_and_loss(ctx, user_table, item_table, negatives,
+                                             self.l2, self.loss_name)
         self.sampler.observe(ctx, negatives, pos_s, neg_s)
+        return StepOutput(loss=value)
+
+    def _group_step(self, ctx: SampleContext, user_table: torch.Tensor,
+                    item_table: torch.Tensor) -> StepOutput:
+        from autosample_ext.losses import group_hinge_loss
+
+        users = torch.unique(ctx.users)                                     # [U_b], ascending
+        groups = self.sampler.sample_groups(users, ctx.step)
+        u = user_table[users].unsqueeze(2)                                  # [U_b, d, 1]
+        pos = torch.bmm(item_table[groups.positives], u).squeeze(2)         # [U_b, N]
+        neg = torch.bmm(item_table[groups.negatives], u).squeeze(2)         # [U_b, N]
+        value = group_hinge_loss(pos, neg, margin=self.sampler.options.margin)
+        if self.l2:
+            value = value + self.l2 * ctx.model.l2_regulariser(users, groups.positives,
+                                                               groups.negatives)
+        self.sampler.observe_groups(groups, pos.detach(), neg.detach())
         return StepOutput(loss=value)
 
     def state_dict(self) -> dict[str, Any]:
@@ -246,44 +266,18 @@ class SamplerObjective(Objective):
 # ---------------------------------------------------------------------------------------------
 
 
-def merged_csr(a, b):
-    """Row-wise union of two CSRs of the same users (train ∪ valid, the test-time exclusions)."""
-    from autosample_ext.data.interactions import CSR
-
-    ua, ia = a.pairs()
-    ub, ib = b.pairs()
-    return CSR.from_pairs(torch.cat([ua, ub]).numpy(), torch.cat([ia, ib]).numpy(), a.num_users)
-
-
-@torch.no_grad()
 def evaluate_model(model: Recommender, data: InteractionData, split: str, ks: tuple[int, ...],
-                   *, ops: ModuleType | Any = None, batch_size: int = 1024,
-                   progress: bool = False) -> dict[str, float]:
-    """Full-ranking metrics of ``model`` on ``split`` ("valid" or "test").
+                   *, batch_size: int = 1024, progress: bool = False) -> dict[str, float]:
+    """Full-ranking metrics of ``model`` on ``split`` ("valid" or "test"), model in eval mode.
 
     Excluded from the ranking: train items for validation; train and validation items for test
-    (DESIGN.md §5). Returns ``{"recall@20": ..., "ndcg@20": ..., "precision@20": ...,
-    "hit@20": ...}`` for every k of ``ks``.
+    (DESIGN.md §5; with no validation split, train only: the DENS protocol). Returns
+    ``{"recall@20": ..., "ndcg@20": ..., "precision@20": ..., "hit@20": ...}`` for every k.
     """
     from autosample_ext import eval as ev
 
-    was_training = model.training
-    model.eval()
-    try:
-        users_t, items_t = model.propagate()
-    finally:
-        model.train(was_training)
-    if split == "valid":
-        truth, exclude = data.valid, data.train
-    elif split == "test":
-        truth = data.test
-        exclude = data.train if data.valid.nnz == 0 else merged_csr(data.train, data.valid)
-    else:
-        raise ValueError(f"evaluate_model: split must be 'valid' or 'test', got {split!r}")
-    if truth.nnz == 0:
-        raise ValueError(f"evaluate_model: the {split} split of {data.name!r} is empty")
-    return ev.full_ranking_metrics(users_t, items_t, exclude, truth, ks=ks, ops=ops,
-                                   batch_size=batch_size, progress=progress)
+    metrics = ev.evaluate_model(model, data, split, ks, batch_size=batch_size, progress=progress)
+    return metrics.to_dict()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -320,7 +314,6 @@ class Trainer:
         model: the model (already on its device).
         objective: :class:`SamplerObjective` or the search's objective.
         config: :class:`TrainConfig`.
-        ops: operator implementations used by evaluation (default :mod:`autosample_ext.ops`).
         checkpoint_path: where epoch-end checkpoints go (None: no checkpoints).
         stop: a :class:`StopFlag` set by signal handlers.
         on_epoch: called with each new log line (the run directory appends it to log.jsonl).
@@ -329,8 +322,7 @@ class Trainer:
     """
 
     def __init__(self, data: InteractionData, model: Recommender, objective: Objective,
-                 config: TrainConfig, *, ops: ModuleType | Any = None,
-                 checkpoint_path: str | Path | None = None, stop: StopFlag | None = None,
+                 config: TrainConfig, *, checkpoint_path: str | Path | None = None, stop: StopFlag | None = None,
                  on_epoch: Callable[[dict[str, Any]], None] | None = None,
                  on_step: Callable[[int], None] | None = None, tag: str = "") -> None:
         if data.train.nnz == 0:
@@ -342,10 +334,6 @@ class Trainer:
         self.model = model
         self.objective = objective
         self.config = config
-        if ops is None:
-            from autosample_ext import ops as default_ops
-            ops = default_ops
-        self.ops = ops
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
         self.stop = stop or StopFlag()
         self.on_epoch = on_epoch
@@ -353,6 +341,9 @@ class Trainer:
         self.tag = tag
         self.device = next(model.parameters()).device
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        for sampler in objective.samplers:
+            sampler.check_model(model)
+        self.needs_layers = any(s.needs_graph_model for s in objective.samplers)
         users, items = data.train.pairs()
         self.train_users = users.to(self.device)
         self.train_items = items.to(self.device)
@@ -452,10 +443,16 @@ class Trainer:
     def _train_step(self, users: torch.Tensor, pos: torch.Tensor, step: int) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         self.objective.zero_grad()
-        user_table, item_table = self.model.propagate()
+        layers = None
+        if self.needs_layers:
+            # One propagation serves the samplers (MixGCF's per-layer tables) and the loss.
+            layers = self.model.layer_embeddings()
+            user_table, item_table = self.model.pool(layers[0]), self.model.pool(layers[1])
+        else:
+            user_table, item_table = self.model.propagate()
         ctx = SampleContext(users=users, pos_items=pos, model=self.model,
                             user_table=user_table.detach(), item_table=item_table.detach(),
-                            step=step)
+                            step=step, layers=layers)
         out = self.objective.step_loss(ctx, user_table, item_table)
         out.loss.backward()
         self.optimizer.step()
@@ -463,7 +460,7 @@ class Trainer:
         self.loss_sum += out.loss.detach().to(torch.float64)
 
     def _evaluate(self, split: str) -> dict[str, float]:
-        return evaluate_model(self.model, self.data, split, self.config.ks, ops=self.ops,
+        return evaluate_model(self.model, self.data, split, self.config.ks,
                               batch_size=self.config.eval_batch_size, progress=self.config.progress)
 
     def _end_epoch(self, epoch: int) -> None:
