@@ -55,7 +55,7 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
 def known_samplers() -> tuple[str, ...]:
     from autosample_ext import samplers
 
-    return tuple(sorted(samplers.available()))
+    return tuple(samplers.sampler_names())
 
 
 def _name_list(text: str, what: str) -> tuple[str, ...]:

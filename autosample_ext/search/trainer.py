@@ -459,11 +459,32 @@ class Trainer:
         self.objective.optimizer_step()
         self.loss_sum += out.loss.detach().to(torch.float64)
 
+    def train_batches(self, epoch: int) -> None:
+        """The steps of ``epoch`` from ``self.batch`` on (no evaluation, no checkpoint unless a
+        stop is requested: then checkpoint and raise :class:`TrainingInterrupted`)."""
+        cfg = self.config
+        perm = epoch_permutation(cfg.seed, epoch, self.train_users.shape[0]).to(self.device)
+        t0 = time.perf_counter()
+        for b in range(self.batch, self.num_batches):
+            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            step = epoch * self.num_batches + b
+            self._train_step(self.train_users[idx], self.train_items[idx], step)
+            self.batch = b + 1
+            if self.on_step is not None:
+                self.on_step(step)
+            if self.stop.requested and self.batch < self.num_batches:
+                self.epoch_seconds += time.perf_counter() - t0
+                self.save()
+                raise TrainingInterrupted(f"{self.tag or 'run'}: {self.stop.reason}; "
+                                          f"checkpoint at epoch {epoch + 1}, step {self.batch}")
+
     def _evaluate(self, split: str) -> dict[str, float]:
         return evaluate_model(self.model, self.data, split, self.config.ks,
                               batch_size=self.config.eval_batch_size, progress=self.config.progress)
 
     def _end_epoch(self, epoch: int) -> None:
+        """Log line, evaluation, best state, early stopping; adds its time to the epoch's."""
+        t0 = time.perf_counter()
         cfg = self.config
         entry: dict[str, Any] = {"run": self.tag, "epoch": epoch + 1,
                                  "loss": float(self.loss_sum) / self.num_batches}
@@ -484,6 +505,7 @@ class Trainer:
                 self.bad_evals += 1
                 if cfg.patience and self.bad_evals >= cfg.patience:
                     self.stopped_early = True
+        self.epoch_seconds += time.perf_counter() - t0
         entry["seconds"] = round(self.epoch_seconds, 4)
         self.log.append(entry)
         if self.on_epoch is not None:
@@ -499,30 +521,15 @@ class Trainer:
                 self.model.load_state_dict(self.best_model)
             return self.result
         cfg = self.config
-        n = self.train_users.shape[0]
         bar = tqdm(total=cfg.epochs, initial=self.epoch, desc=self.tag or "train", unit="epoch",
                    disable=not cfg.progress, leave=False)
         try:
             while self.epoch < cfg.epochs and not self.stopped_early:
                 epoch = self.epoch
-                perm = epoch_permutation(cfg.seed, epoch, n).to(self.device)
                 t0 = time.perf_counter()
-                for b in range(self.batch, self.num_batches):
-                    idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-                    step = epoch * self.num_batches + b
-                    self._train_step(self.train_users[idx], self.train_items[idx], step)
-                    self.batch = b + 1
-                    if self.on_step is not None:
-                        self.on_step(step)
-                    if self.stop.requested and self.batch < self.num_batches:
-                        self.epoch_seconds += time.perf_counter() - t0
-                        self.save()
-                        raise TrainingInterrupted(f"{self.tag or 'run'}: {self.stop.reason}; "
-                                                  f"checkpoint at epoch {epoch + 1}, step {self.batch}")
+                self.train_batches(epoch)
                 self.epoch_seconds += time.perf_counter() - t0
-                t1 = time.perf_counter()
                 self._end_epoch(epoch)
-                self.epoch_seconds += time.perf_counter() - t1
                 self.seconds += self.epoch_seconds
                 self.epoch = epoch + 1
                 self.batch = 0
