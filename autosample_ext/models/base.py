@@ -23,6 +23,18 @@ class Recommender(nn.Module):
         """Final ``(users [U, d], items [N, d])`` embedding tables for the current step."""
         raise NotImplementedError
 
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Same as :meth:`propagate` (so DistributedDataParallel sees a forward call)."""
+        return self.propagate()
+
+    @property
+    def final_dim(self) -> int:
+        """Width ``d'`` of the tables :meth:`propagate` returns (and of :meth:`pool`'s output).
+
+        Equal to ``dim`` except for models that concatenate layers (NGCF: ``dim * (L + 1)``).
+        """
+        return self.dim
+
     def layer_embeddings(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Per-layer tables ``([U, d] x (L+1), [N, d] x (L+1))``, layer 0 first (MixGCF).
 

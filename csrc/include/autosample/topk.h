@@ -32,9 +32,9 @@ struct BoundedTopK {
 
   AS_HD BoundedTopK(T* keys_, I* idx_, int64_t k_) : keys(keys_), idx(idx_), k(k_), size(0) {}
 
-  // true if (key, id) would enter the current list.
+  // true if (key, id) would enter the current list (never when k == 0).
   AS_HD bool admits(T key, I id) const {
-    return size < k || ranks_before(key, id, keys[size - 1], idx[size - 1]);
+    return size < k || (size > 0 && ranks_before(key, id, keys[size - 1], idx[size - 1]));
   }
 
   AS_HD void push(T key, I id) {

@@ -1,0 +1,386 @@
+"""``load``: read, validate, filter, remap, split and index a dataset into InteractionData.
+
+Order of operations (all vectorised): read every file (errors name the file and line, nothing
+is written anywhere) -> ``min_rating`` filter -> duplicate removal per file (a pair kept once;
+with timestamps its earliest occurrence) -> id validation (declared ``num_users`` /
+``num_items`` bounds) -> k-core filter (iterated to a fixed point over the union of all files)
+-> id remapping -> split -> CSR.
+
+Id range. Without remapping (``lines`` / ``pairs`` default) ids are taken as given and
+``num_users`` / ``num_items`` are ``max id + 1`` over *all* files (train, valid, test), or the
+declared values when passed; an id at or above a declared bound is an error naming file and line.
+With remapping (the other formats' default) ids are numbered over all files in sorted raw
+order. Either way a test item that never occurs in train is inside the inferred range, so it is a
+*warning* (a known quirk of some published splits, e.g. AHNS ml-1m), counted in ``info``; it is
+an error only when it exceeds a declared ``num_items``.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from autosample_ext.data import splits as S
+from autosample_ext.data.errors import DataFormatError
+from autosample_ext.data.interactions import CSR, InteractionData
+from autosample_ext.data.readers import ColumnSpec, RawTable, canonical_format, read_file
+from autosample_ext.data.summary import summarize
+
+logger = logging.getLogger(__name__)
+
+INTEGER_ID_FORMATS = ("lines", "pairs")
+SPLIT_NAMES = ("train", "valid", "test")
+_GIVEN_FILES = {"train": ("train.txt",), "valid": ("valid.txt", "val.txt", "validation.txt"),
+                "test": ("test.txt",)}
+
+
+@dataclass
+class LoadOptions:
+    """Options of :func:`load`.
+
+    split: ``"given"`` (the files' own train/test[/valid]; default for such folders), a ratio
+      ``"3:1:1"`` (default for single files and the default dataset), ``"8:1:1"`` or any
+      ``"a:b:c"`` train:valid:test, or ``"loo"`` (leave-one-out with ``num_negatives`` fixed
+      sampled evaluation negatives per user). A non-given split on a train/test folder re-splits
+      the union of its files.
+    valid_fraction: with a given split that has no validation file, move this fraction of each
+      user's training items to validation (seeded); None keeps train intact, valid empty.
+    loo_valid: leave-one-out also holds out one validation item per user (n >= 3).
+    loo_by: ``"time"`` holds out the latest interactions (when the data has timestamps; random
+      otherwise), ``"random"`` ignores timestamps.
+    remap: renumber ids contiguously from their sorted raw values (raw ids kept in
+      ``raw_user_ids`` / ``raw_item_ids``); None = per format (no for lines/pairs, yes otherwise).
+    min_rating: keep records with ``rating >= min_rating`` (error if the data has no rating).
+    kcore: keep the largest subgraph where every user and item has >= kcore interactions.
+    num_users / num_items: declared id ranges (no remapping): ids beyond them are errors.
+    """
+
+    split: str | None = None
+    seed: int = 0
+    valid_fraction: float | None = None
+    num_negatives: int = 100
+    loo_valid: bool = True
+    loo_by: str = "time"
+    min_rating: float | None = None
+    kcore: int = 0
+    remap: bool | None = None
+    num_users: int | None = None
+    num_items: int | None = None
+    sep: str | None = None
+    columns: ColumnSpec = field(default_factory=ColumnSpec)
+    name: str | None = None
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> "LoadOptions":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - names - {"user_col", "item_col", "rating_col",
+                                                "timestamp_col"})
+        if unknown:
+            raise TypeError(f"unknown load option(s) {unknown}; known: {sorted(names)}")
+        cols = {k[:-4]: kwargs.pop(k) for k in list(kwargs) if k.endswith("_col")}
+        opts = cls(**kwargs)
+        if cols:
+            opts.columns = ColumnSpec(**{**opts.columns.__dict__, **cols})
+        return opts
+
+
+@dataclass
+class Source:
+    """Resolved input: tables per split name (``"all"`` for a single unsplit file)."""
+
+    name: str
+    format: str
+    tables: dict[str, RawTable]
+    default_remap: bool
+    num_users: int | None = None
+    num_items: int | None = None
+
+
+def _resolve(path: Path, fmt: str | None, opts: LoadOptions) -> Source:
+    if fmt is not None:
+        fmt = canonical_format(fmt)
+    if path.is_dir():
+        found = {}
+        for split, names in _GIVEN_FILES.items():
+            for n in names:
+                if (path / n).is_file():
+                    found[split] = path / n
+                    break
+        inters = sorted(path.glob("*.inter"))
+        split_inters = {s: [p for p in inters if p.name.endswith(f".{s}.inter")]
+                        for s in SPLIT_NAMES}
+        if "train" in found and "test" in found:
+            files = found
+        elif split_inters["train"] and split_inters["test"]:
+            files = {s: v[0] for s, v in split_inters.items() if v}
+            fmt = fmt or "recbole"
+        elif (path / "u.data").is_file():
+            files = {"all": path / "u.data"}
+        elif (path / "ratings.dat").is_file():
+            files = {"all": path / "ratings.dat"}
+        elif len(inters) == 1:
+            files = {"all": inters[0]}
+        else:
+            raise DataFormatError(
+                "unknown format: folder has neither train.txt + test.txt, u.data, ratings.dat "
+                "nor a single RecBole .inter file", path)
+        tables = {s: read_file(p, fmt, opts.sep, opts.columns) for s, p in files.items()}
+        if "train" in files and "test" not in files:
+            raise DataFormatError("a given split needs a test file", path)
+        name = path.name
+    elif path.is_file():
+        tables = {"all": read_file(path, fmt, opts.sep, opts.columns)}
+        name = path.parent.name if path.stem in ("u", "ratings", "train") else path.stem
+    else:
+        raise DataFormatError("no such file or folder", path)
+    formats = {t.format for t in tables.values()}
+    fmt_name = formats.pop() if len(formats) == 1 else "+".join(sorted(formats | {fmt or ""}))
+    default_remap = all(t.format in INTEGER_ID_FORMATS for t in tables.values()) is False
+    return Source(opts.name or name, fmt_name, tables, default_remap)
+
+
+def _pair_keys(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """One int64 key per (user, item), equal iff the raw pair is equal."""
+    u, i = pd_codes(users), pd_codes(items)
+    if u.size and (int(u.max()) + 1) * (int(i.max()) + 1) >= 2**62:
+        u, i = pd_codes(u.astype(object)), pd_codes(i.astype(object))
+    return u * (int(i.max(initial=0)) + 1) + i
+
+
+def _dedup(table: RawTable) -> tuple[RawTable, int]:
+    """Unique (user, item) pairs; with timestamps the earliest occurrence is kept, else the
+    first in file order. Records keep their file order."""
+    if len(table) == 0:
+        return table, 0
+    keys = _pair_keys(table.users, table.items)
+    if table.timestamps is not None:
+        order = np.lexsort((table.timestamps, keys))
+    else:
+        order = np.argsort(keys, kind="stable")
+    sk = keys[order]
+    keep = np.ones(sk.size, dtype=bool)
+    keep[1:] = sk[1:] != sk[:-1]
+    if keep.all():
+        return table, 0
+    kept = np.sort(order[keep])
+    return table.subset(kept), int(len(table) - kept.size)
+
+
+def csr_from_unique_pairs(users: np.ndarray, items: np.ndarray, num_users: int,
+                          num_items: int) -> CSR:
+    """CSR of unique in-range (user, item) int64 pairs (one sort of a combined key)."""
+    keys = np.sort(users * num_items + items)
+    indptr = np.searchsorted(keys, np.arange(num_users + 1, dtype=np.int64) * num_items)
+    return CSR(torch.from_numpy(indptr.astype(np.int64)),
+               torch.from_numpy(keys - np.repeat(np.arange(num_users, dtype=np.int64),
+                                                 np.diff(indptr)) * num_items))
+
+
+def pd_codes(values: np.ndarray) -> np.ndarray:
+    """Integer codes of raw ids (identity for int64, factorised for strings)."""
+    if values.dtype == np.int64:
+        return values
+    import pandas as pd
+
+    return pd.factorize(values, sort=True)[0].astype(np.int64)
+
+
+def _check_range(table: RawTable, bound: int | None, which: str) -> None:
+    if bound is None:
+        return
+    ids = table.users if which == "user" else table.items
+    bad = np.flatnonzero(ids >= bound)
+    if bad.size:
+        k = int(bad[0])
+        raise DataFormatError(
+            f"{which} id {int(ids[k])} is out of range: num_{which}s={bound} was declared",
+            table.path, int(table.lines[k]))
+
+
+def _kcore(tables: dict[str, RawTable], k: int) -> tuple[dict[str, RawTable], dict]:
+    """Iterated k-core over the union of all tables (unique pairs)."""
+    allu = pd_codes_union(tables, "users")
+    alli = pd_codes_union(tables, "items")
+    pairs = np.unique(np.stack([allu, alli], 1), axis=0) if allu.size else np.zeros((0, 2), int)
+    alive = np.ones(pairs.shape[0], dtype=bool)
+    nu, ni = int(allu.max(initial=-1)) + 1, int(alli.max(initial=-1)) + 1
+    iterations = 0
+    while True:
+        iterations += 1
+        du = np.bincount(pairs[alive, 0], minlength=nu)
+        di = np.bincount(pairs[alive, 1], minlength=ni)
+        ok = alive & (du[pairs[:, 0]] >= k) & (di[pairs[:, 1]] >= k)
+        if ok.sum() == alive.sum():
+            break
+        alive = ok
+    good_u = np.zeros(nu, dtype=bool)
+    good_i = np.zeros(ni, dtype=bool)
+    good_u[pairs[alive, 0]] = True
+    good_i[pairs[alive, 1]] = True
+    out, offset = {}, 0
+    for s, t in tables.items():
+        n = len(t)
+        u, i = allu[offset:offset + n], alli[offset:offset + n]
+        offset += n
+        out[s] = t.subset(good_u[u] & good_i[i])
+    stats = {"k": k, "iterations": iterations,
+             "users_removed": int(np.unique(pairs[:, 0]).size - good_u.sum()),
+             "items_removed": int(np.unique(pairs[:, 1]).size - good_i.sum()),
+             "pairs_removed": int((~alive).sum())}
+    return out, stats
+
+
+def pd_codes_union(tables: dict[str, RawTable], attr: str) -> np.ndarray:
+    """Codes of ``attr`` ids over all tables (concatenated in table order), consistent across."""
+    import pandas as pd
+
+    vals = [getattr(t, attr) for t in tables.values()]
+    joined = (np.concatenate(vals) if all(v.dtype == np.int64 for v in vals)
+              else np.concatenate([v.astype(str).astype(object) for v in vals]))
+    return pd.factorize(joined, sort=True)[0].astype(np.int64)
+
+
+def _remap(tables: dict[str, RawTable], remap: bool, opts: LoadOptions,
+           source: Source) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], int, int,
+                                      np.ndarray | None, np.ndarray | None]:
+    """Internal int64 ids per table, the id ranges and the raw id maps (None without remap)."""
+    if not remap:
+        for t in tables.values():
+            for ids, which in ((t.users, "user"), (t.items, "item")):
+                if ids.dtype != np.int64:
+                    bad = np.flatnonzero([not str(x).isdigit() for x in ids[:1000]])
+                    line = int(t.lines[bad[0]]) if bad.size else None
+                    raise DataFormatError(
+                        f"{which} ids are not integers; pass remap=True to number them", t.path,
+                        line)
+        nu = max([int(t.users.max(initial=-1)) for t in tables.values()]
+                 + [int(t.declared_users.max(initial=-1)) for t in tables.values()]) + 1
+        ni = max(int(t.items.max(initial=-1)) for t in tables.values()) + 1
+        nu = max(nu, opts.num_users or 0, source.num_users or 0)
+        ni = max(ni, opts.num_items or 0, source.num_items or 0)
+        return {s: (t.users, t.items) for s, t in tables.items()}, nu, ni, None, None
+    import pandas as pd
+
+    out_ids: dict[str, list[np.ndarray]] = {s: [] for s in tables}
+    raw_maps = []
+    for attr in ("users", "items"):
+        vals = [getattr(t, attr) for t in tables.values()]
+        joined = (np.concatenate(vals) if all(v.dtype == np.int64 for v in vals)
+                  else np.concatenate([v.astype(str).astype(object) for v in vals]))
+        codes, uniques = pd.factorize(joined, sort=True)
+        raw_maps.append(np.asarray(uniques))
+        offset = 0
+        for s, v in zip(tables, vals):
+            out_ids[s].append(codes[offset:offset + v.size].astype(np.int64))
+            offset += v.size
+    mapped = {s: (v[0], v[1]) for s, v in out_ids.items()}
+    return mapped, raw_maps[0].size, raw_maps[1].size, raw_maps[0], raw_maps[1]
+
+
+def build(source: Source, opts: LoadOptions) -> InteractionData:
+    """Filter, remap, split and index the tables of ``source`` (see the module docstring)."""
+    tables = dict(source.tables)
+    info: dict[str, Any] = {"name": source.name, "format": source.format,
+                            "files": {s: str(t.path) for s, t in tables.items()},
+                            "rows_read": {s: len(t) for s, t in tables.items()}}
+    if opts.min_rating is not None:
+        dropped = {}
+        for s, t in tables.items():
+            if t.ratings is None:
+                raise ValueError(f"min_rating={opts.min_rating} given but {t.path} "
+                                 f"({t.format}) has no rating column")
+            keep = t.ratings >= opts.min_rating
+            dropped[s] = int((~keep).sum())
+            tables[s] = t.subset(keep)
+        info["dropped_below_min_rating"] = dropped
+    dups = {}
+    for s, t in tables.items():
+        tables[s], dups[s] = _dedup(t)
+    info["duplicates_removed"] = {**dups, "total": int(sum(dups.values()))}
+    for t in tables.values():
+        _check_range(t, opts.num_users, "user")
+        _check_range(t, opts.num_items, "item")
+    if opts.kcore and opts.kcore > 1:
+        tables, info["kcore"] = _kcore(tables, int(opts.kcore))
+    if sum(len(t) for t in tables.values()) == 0:
+        raise ValueError(f"{source.name}: no interactions left after filtering "
+                         f"(min_rating={opts.min_rating}, kcore={opts.kcore})")
+    remap = source.default_remap if opts.remap is None else bool(opts.remap)
+    ids, nu, ni, raw_u, raw_i = _remap(tables, remap, opts, source)
+    info["remapped"] = remap
+    given = "all" not in tables
+    split = opts.split or ("given" if given else "3:1:1")
+    info["split"], info["seed"] = split, opts.seed
+    eval_negatives = None
+    if split == "given":
+        if not given:
+            raise ValueError(f"split='given' needs a folder with train/test files; {source.name} "
+                             f"is a single file: choose '3:1:1', '8:1:1' or 'loo'")
+        csr = {s: csr_from_unique_pairs(*ids[s], nu, ni) if s in ids else CSR.empty(nu)
+               for s in SPLIT_NAMES}
+        if opts.valid_fraction is not None:
+            if "valid" in ids:
+                raise ValueError("valid_fraction given but the folder has its own valid file")
+            csr["train"], csr["valid"] = S.valid_from_train(csr["train"], opts.valid_fraction,
+                                                            opts.seed)
+            info["valid_fraction"] = opts.valid_fraction
+    else:
+        users = np.concatenate([v[0] for v in ids.values()])
+        items = np.concatenate([v[1] for v in ids.values()])
+        stamps = None
+        if all(t.timestamps is not None for t in tables.values()):
+            stamps = np.concatenate([t.timestamps for t in tables.values()])
+        if len(ids) > 1:  # re-splitting a given folder: the union of its unique pairs
+            keys = users * max(ni, 1) + items
+            _, first = np.unique(keys, return_index=True)
+            users, items = users[first], items[first]
+            stamps = None if stamps is None else stamps[first]
+        if split == "loo":
+            by_time = opts.loo_by == "time" and stamps is not None
+            if opts.loo_by not in ("time", "random"):
+                raise ValueError(f"loo_by must be 'time' or 'random', got {opts.loo_by!r}")
+            assign = S.leave_one_out_split(users, items, nu, opts.seed,
+                                           stamps if by_time else None, opts.loo_valid)
+            info["loo_by"] = "time" if by_time else "random"
+        else:
+            ratio = S.parse_ratio(split)
+            assign = S.ratio_split(users, items, nu, ratio, opts.seed)
+        csr = {s: csr_from_unique_pairs(users[assign == code], items[assign == code], nu, ni)
+               for s, code in (("train", S.TRAIN), ("valid", S.VALID), ("test", S.TEST))}
+        if split == "loo":
+            everything = csr_from_unique_pairs(users, items, nu, ni)
+            eval_negatives = S.sample_eval_negatives(everything, ni, opts.num_negatives,
+                                                     opts.seed)
+            info["num_negatives"] = opts.num_negatives
+    data = InteractionData(source.name, nu, ni, csr["train"], csr["valid"], csr["test"],
+                           eval_negatives, raw_u, raw_i, info)
+    data.info.update(summarize(data))
+    for w in data.info["warnings"]:
+        logger.warning("%s: %s", source.name, w)
+    logger.info("loaded %s: %d users, %d items, train/valid/test %d/%d/%d", source.name, nu, ni,
+                csr["train"].nnz, csr["valid"].nnz, csr["test"].nnz)
+    return data
+
+
+def load(path: str | Path | None = None, format: str | None = None, *,
+         options: LoadOptions | None = None, **kwargs: Any) -> InteractionData:
+    """Load a dataset into :class:`InteractionData`.
+
+    ``path``: a file, a folder (``train.txt`` + ``test.txt`` [+ ``valid.txt``], ``u.data``,
+    ``ratings.dat``, a RecBole ``.inter`` or ``name.{train,valid,test}.inter``), or None /
+    ``"default"`` for the embedded synthetic dataset. ``format`` forces a reader (see
+    ``readers.FORMATS``); options are :class:`LoadOptions` fields, given as keywords or as
+    ``options``. Bad input raises :class:`DataFormatError` naming the file and line.
+    """
+    if options is not None and kwargs:
+        raise TypeError("pass either options=LoadOptions(...) or keyword options, not both")
+    opts = options or LoadOptions.from_kwargs(**kwargs)
+    if path is None or (isinstance(path, str) and path == "default"):
+        from autosample_ext.data.synthetic import default_source
+
+        return build(default_source(opts.seed), opts)
+    return build(_resolve(Path(path), format, opts), opts)

@@ -1,0 +1,212 @@
+"""Seeded per-user splits and sampled evaluation negatives, vectorised with numpy.
+
+Every function takes unique ``(users, items)`` int64 pairs with internal ids and returns a
+per-pair assignment (``TRAIN`` / ``VALID`` / ``TEST``, int8). Results depend only on the pair
+*set*, the seed and the timestamps, never on the input order (pairs are put in canonical
+(user, item) order before any draw).
+
+Users with few interactions (a user always keeps at least one training item):
+
+* ratio split ``a:b:c`` (train:valid:test): per user with ``n`` interactions,
+  ``n_test = round(n * c / (a+b+c))`` and ``n_valid = round(n * b / (a+b+c))`` (round half up),
+  then ``n = 1``: train only; ``n = 2``: one test item (no validation); ``n >= 3``: at least one
+  test and, when ``b > 0``, one validation item; if train would be empty, validation then test
+  give items back until train holds one.
+* leave-one-out: ``n = 1``: train only (no test item: the user is skipped by evaluation);
+  ``n = 2``: one test item; ``n >= 3``: one test and, when ``valid=True``, one validation item.
+  The held-out items are the latest by timestamp when timestamps are given (ties broken at
+  random), else random.
+* validation from train: per user with ``n >= 2`` training items,
+  ``max(1, round(n * fraction))`` move to validation, at most ``n - 1``; ``n = 1`` stays in train.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from autosample_ext.data.interactions import CSR
+
+logger = logging.getLogger(__name__)
+
+TRAIN, VALID, TEST = 0, 1, 2
+
+# Independent random streams per purpose, so that changing one option never shifts other draws.
+STREAM_SYNTHETIC, STREAM_SPLIT, STREAM_VALID, STREAM_NEGATIVES = 0, 1, 2, 3
+
+
+def rng_for(seed: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(stream)]))
+
+
+def parse_ratio(split: str | tuple[float, ...]) -> tuple[float, float, float]:
+    """``"3:1:1"`` / ``(8, 1, 1)`` -> normalised (train, valid, test); ``"8:2"`` means no valid."""
+    parts = split.split(":") if isinstance(split, str) else list(split)
+    try:
+        nums = [float(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"split ratio {split!r} must be numbers separated by ':'") from None
+    if len(nums) == 2:
+        nums = [nums[0], 0.0, nums[1]]
+    if len(nums) != 3 or min(nums) < 0 or nums[0] <= 0 or nums[2] <= 0:
+        raise ValueError(f"split ratio {split!r} must be train:valid:test (or train:test) with "
+                         f"train > 0, test > 0, valid >= 0")
+    total = sum(nums)
+    return nums[0] / total, nums[1] / total, nums[2] / total
+
+
+def _canonical(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    return np.lexsort((items, users))
+
+
+def _rank_within_user(users: np.ndarray, num_users: int, key: np.ndarray) -> np.ndarray:
+    """Rank (0 = first) of each pair inside its user when sorted by ascending ``key``."""
+    order = np.lexsort((key, users))
+    counts = np.bincount(users, minlength=num_users)
+    starts = np.cumsum(counts) - counts
+    rank = np.empty(users.size, dtype=np.int64)
+    rank[order] = np.arange(users.size) - starts[users[order]]
+    return rank
+
+
+def _round_half_up(x: np.ndarray) -> np.ndarray:
+    return np.floor(x + 0.5).astype(np.int64)
+
+
+def ratio_split(users: np.ndarray, items: np.ndarray, num_users: int,
+                ratio: tuple[float, float, float], seed: int) -> np.ndarray:
+    """Random per-user ``train:valid:test`` split; see the module docstring for small users."""
+    _, fv, ft = ratio
+    canon = _canonical(users, items)
+    u = users[canon]
+    key = rng_for(seed, STREAM_SPLIT).random(u.size)
+    rank = _rank_within_user(u, num_users, key)
+    n = np.bincount(u, minlength=num_users)
+    n_test = _round_half_up(n * ft)
+    n_valid = _round_half_up(n * fv)
+    n_test = np.where(n >= 2, np.maximum(n_test, 1), 0)
+    n_valid = np.where((n >= 3) & (fv > 0), np.maximum(n_valid, 1), 0)
+    excess = np.maximum(n_test + n_valid - (n - 1), 0)
+    give = np.minimum(excess, np.maximum(n_valid - 1, 0))
+    n_valid, excess = n_valid - give, excess - give
+    give = np.minimum(excess, np.maximum(n_test - 1, 0))
+    n_test, excess = n_test - give, excess - give
+    n_valid = n_valid - np.minimum(excess, n_valid)
+    nt, nv = n_test[u], n_valid[u]
+    out = np.full(u.size, TRAIN, dtype=np.int8)
+    out[rank < nt + nv] = VALID
+    out[rank < nt] = TEST
+    result = np.empty_like(out)
+    result[canon] = out
+    return result
+
+
+def leave_one_out_split(users: np.ndarray, items: np.ndarray, num_users: int, seed: int,
+                        timestamps: np.ndarray | None = None, valid: bool = True) -> np.ndarray:
+    """Per user: the latest (by timestamp, else random) pair to test, the next one to valid."""
+    canon = _canonical(users, items)
+    u = users[canon]
+    tie = rng_for(seed, STREAM_SPLIT).random(u.size)
+    if timestamps is None:
+        rank = _rank_within_user(u, num_users, tie)
+    else:
+        ts = np.asarray(timestamps, dtype=np.float64)[canon]
+        order = np.lexsort((tie, -ts, u))
+        counts = np.bincount(u, minlength=num_users)
+        starts = np.cumsum(counts) - counts
+        rank = np.empty(u.size, dtype=np.int64)
+        rank[order] = np.arange(u.size) - starts[u[order]]
+    n = np.bincount(u, minlength=num_users)[u]
+    out = np.full(u.size, TRAIN, dtype=np.int8)
+    out[(rank == 0) & (n >= 2)] = TEST
+    if valid:
+        out[(rank == 1) & (n >= 3)] = VALID
+    result = np.empty_like(out)
+    result[canon] = out
+    return result
+
+
+def valid_from_train(train: CSR, fraction: float, seed: int) -> tuple[CSR, CSR]:
+    """Move ``fraction`` of each user's training items to a validation CSR (seeded)."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"valid_fraction must be in (0, 1), got {fraction}")
+    users, items = (t.numpy() for t in train.pairs())
+    n_users = train.num_users
+    key = rng_for(seed, STREAM_VALID).random(users.size)
+    rank = _rank_within_user(users, n_users, key)
+    n = np.bincount(users, minlength=n_users)
+    nv = np.where(n >= 2, np.clip(_round_half_up(n * fraction), 1, np.maximum(n - 1, 1)), 0)
+    to_valid = rank < nv[users]
+    return (CSR.from_pairs(users[~to_valid], items[~to_valid], n_users),
+            CSR.from_pairs(users[to_valid], items[to_valid], n_users))
+
+
+def sample_eval_negatives(positives: CSR, num_items: int, num_negatives: int,
+                          seed: int) -> torch.Tensor:
+    """``[num_users, num_negatives]`` int64: per user, distinct items never among its positives,
+    a uniformly random subset (drawn without replacement), each row sorted ascending.
+
+    ``positives`` should hold every positive of the user (train, valid and test). Raises
+    ValueError when a user has fewer than ``num_negatives`` non-positive items.
+    """
+    k = int(num_negatives)
+    num_users = positives.num_users
+    if k <= 0:
+        raise ValueError(f"num_negatives must be positive, got {k}")
+    indptr = positives.indptr.numpy()
+    pos_items = positives.indices.numpy()
+    deg = np.diff(indptr)
+    free = num_items - deg
+    short = np.flatnonzero(free < k)
+    if short.size:
+        raise ValueError(
+            f"{short.size} user(s) have fewer than num_negatives={k} items they never interacted "
+            f"with (user {int(short[0])}: {int(free[short[0]])} of {num_items}); lower "
+            f"num_negatives")
+    rng = rng_for(seed, STREAM_NEGATIVES)
+    out = np.empty((num_users, k), dtype=np.int64)
+    pos_keys = np.repeat(np.arange(num_users, dtype=np.int64), deg) * num_items + pos_items
+    # Dense users (few free items): enumerate the complement and choose from it directly.
+    dense = np.flatnonzero(free < 4 * k)
+    for u in dense:
+        comp = np.setdiff1d(np.arange(num_items), pos_items[indptr[u]:indptr[u + 1]],
+                            assume_unique=True)
+        out[u] = np.sort(rng.choice(comp, size=k, replace=False))
+    # Others: rejection rounds. The first k distinct accepted draws of an i.i.d. uniform stream
+    # over the free items are a uniform k-subset.
+    todo = np.setdiff1d(np.arange(num_users), dense)
+    chosen_u = np.zeros(0, dtype=np.int64)
+    chosen_i = np.zeros(0, dtype=np.int64)
+    need = np.full(num_users, k, dtype=np.int64)
+    while todo.size:
+        draws = np.ceil(need[todo] * num_items / free[todo] * 1.3).astype(np.int64) + 4
+        cu = np.repeat(todo, draws)
+        ci = rng.integers(0, num_items, size=cu.size)
+        ckeys = cu * num_items + ci
+        hit = np.searchsorted(pos_keys, ckeys)
+        hit = np.minimum(hit, max(pos_keys.size - 1, 0))
+        is_pos = pos_keys[hit] == ckeys if pos_keys.size else np.zeros(cu.size, dtype=bool)
+        cu, ci, ckeys = cu[~is_pos], ci[~is_pos], ckeys[~is_pos]
+        all_keys = np.concatenate((chosen_u * num_items + chosen_i, ckeys))
+        all_u = np.concatenate((chosen_u, cu))
+        _, first = np.unique(all_keys, return_index=True)
+        first.sort()  # keep draw order: earlier chosen items, then this round's in draw order
+        keys_u = all_u[first]
+        order = np.argsort(keys_u, kind="stable")
+        first, keys_u = first[order], keys_u[order]
+        counts = np.bincount(keys_u, minlength=num_users)
+        starts = np.cumsum(counts) - counts
+        rank = np.arange(first.size) - starts[keys_u]
+        keep = first[rank < k]
+        chosen_u = all_u[keep]
+        chosen_i = all_keys[keep] - chosen_u * num_items
+        have = np.bincount(chosen_u, minlength=num_users)
+        need = k - have
+        todo = todo[need[todo] > 0]
+    sel = np.lexsort((chosen_i, chosen_u))
+    chosen_u, chosen_i = chosen_u[sel], chosen_i[sel]
+    rows = np.setdiff1d(np.arange(num_users), dense)
+    if rows.size:
+        out[rows] = chosen_i.reshape(-1, k)[np.searchsorted(np.unique(chosen_u), rows)]
+    return torch.from_numpy(out)

@@ -1,0 +1,129 @@
+// rank_topk (CPU): per row b, the k best items over all N, excluding the sorted CSR list
+// excl_indices[excl_indptr[b]:excl_indptr[b+1]]. Scores are computed in (user block x item
+// block) tiles with at::mm into a per-task scratch buffer (no [B, N] matrix), then each tile row
+// is scanned in increasing item id with the running top-k of stream_topk.h, walking the row's
+// exclusion list alongside. Order: topk.h (ties to the smaller item id).
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <tuple>
+#include <vector>
+
+#include "autosample/checks.h"
+#include "stream_topk.h"
+
+namespace autosample {
+namespace {
+
+// Tile: up to kUserBlock users x kItemBlock items of scores (fits in L2 for float32).
+constexpr int64_t kUserBlock = 64;
+constexpr int64_t kItemBlock = 1024;
+
+// Checks the exclusion CSR against B rows and N items and that every row keeps >= k items.
+void check_exclusions(const int64_t* ptr, const int64_t* ex, int64_t B, int64_t nnz, int64_t N,
+                      int64_t k) {
+  TORCH_CHECK(ptr[0] == 0, "autosample::rank_topk: argument 'excl_indptr' must start at 0, got "
+              "excl_indptr[0] = ", ptr[0]);
+  for (int64_t b = 0; b < B; ++b)
+    TORCH_CHECK(ptr[b + 1] >= ptr[b], "autosample::rank_topk: argument 'excl_indptr' must be "
+                "non-decreasing, got excl_indptr[", b, "] = ", ptr[b], " > excl_indptr[", b + 1,
+                "] = ", ptr[b + 1]);
+  TORCH_CHECK(ptr[B] == nnz, "autosample::rank_topk: argument 'excl_indptr' must end at "
+              "len(excl_indices) = ", nnz, ", got excl_indptr[", B, "] = ", ptr[B]);
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t e = ptr[b]; e < ptr[b + 1]; ++e) {
+      TORCH_CHECK(ex[e] >= 0 && ex[e] < N, "autosample::rank_topk: argument 'excl_indices' must "
+                  "hold item ids in [0, N) with N = ", N, ", got excl_indices[", e, "] = ", ex[e],
+                  " (row ", b, ")");
+      TORCH_CHECK(e == ptr[b] || ex[e] > ex[e - 1], "autosample::rank_topk: argument "
+                  "'excl_indices' must be sorted and unique within each row, got ", ex[e - 1],
+                  " then ", ex[e], " in row ", b);
+    }
+    const int64_t available = N - (ptr[b + 1] - ptr[b]);
+    TORCH_CHECK(k <= available, "autosample::rank_topk: argument 'k' = ", k, " exceeds the ",
+                available, " non-excluded items of row ", b);
+  }
+}
+
+template <typename T>
+void rank_block(const at::Tensor& user_emb, const at::Tensor& item_emb, at::Tensor& tile,
+                const int64_t* ptr, const int64_t* ex, int64_t b0, int64_t nb, int64_t k,
+                T* out_scores, int64_t* out_items) {
+  const int64_t N = item_emb.size(0);
+  std::vector<cpu::StreamTopK<T>> tops;
+  tops.reserve(nb);
+  std::vector<int64_t> cursor(nb);
+  for (int64_t r = 0; r < nb; ++r) {
+    tops.emplace_back(out_scores + (b0 + r) * k, out_items + (b0 + r) * k, k);
+    cursor[r] = ptr[b0 + r];
+  }
+  const at::Tensor users = user_emb.narrow(0, b0, nb);
+  const T* t = tile.data_ptr<T>();
+  const int64_t ld = tile.stride(0);
+  for (int64_t j0 = 0; j0 < N; j0 += kItemBlock) {
+    const int64_t jend = std::min(N, j0 + kItemBlock);
+    at::Tensor scores = tile.narrow(0, 0, nb).narrow(1, 0, jend - j0);
+    at::mm_out(scores, users, item_emb.narrow(0, j0, jend - j0).t());
+    for (int64_t r = 0; r < nb; ++r) {
+      const T* row = t + r * ld - j0;  // row[j] is the score of item j
+      cpu::StreamTopK<T>& top = tops[r];
+      int64_t e = cursor[r];
+      const int64_t eend = ptr[b0 + r + 1];
+      int64_t j = j0;
+      while (j < jend) {
+        const bool skip = e < eend && ex[e] < jend;  // next excluded item lies in this tile
+        const int64_t stop = skip ? ex[e] : jend;
+        for (; j < stop; ++j) top.offer(row[j], j);
+        if (skip) {
+          ++j;
+          ++e;
+        }
+      }
+      cursor[r] = e;
+    }
+  }
+  for (auto& top : tops) top.finish();
+}
+
+std::tuple<at::Tensor, at::Tensor> rank_topk_cpu(const at::Tensor& user_emb_in,
+                                                 const at::Tensor& item_emb_in,
+                                                 const at::Tensor& excl_indptr_in,
+                                                 const at::Tensor& excl_indices_in, int64_t k) {
+  check_rank_topk_args(user_emb_in, item_emb_in, excl_indptr_in, excl_indices_in, k);
+  const at::Tensor user_emb = user_emb_in.contiguous();
+  const at::Tensor item_emb = item_emb_in.contiguous();
+  const at::Tensor excl_indptr = excl_indptr_in.contiguous();
+  const at::Tensor excl_indices = excl_indices_in.contiguous();
+  const int64_t B = user_emb.size(0), N = item_emb.size(0);
+  const int64_t* ptr = excl_indptr.data_ptr<int64_t>();
+  const int64_t* ex = excl_indices.data_ptr<int64_t>();
+  check_exclusions(ptr, ex, B, excl_indices.numel(), N, k);
+  at::Tensor scores = at::empty({B, k}, user_emb.options());
+  at::Tensor items = at::empty({B, k}, excl_indptr.options());
+  if (B == 0 || k == 0) return {scores, items};
+  // Enough blocks for every thread, at most kUserBlock users each.
+  const int64_t threads = at::get_num_threads();
+  const int64_t ub = std::max<int64_t>(1, std::min(kUserBlock, (B + threads - 1) / threads));
+  const int64_t nblocks = (B + ub - 1) / ub;
+  AT_DISPATCH_FLOATING_TYPES(user_emb.scalar_type(), "rank_topk_cpu", [&] {
+    scalar_t* os = scores.data_ptr<scalar_t>();
+    int64_t* oi = items.data_ptr<int64_t>();
+    at::parallel_for(0, nblocks, 1, [&](int64_t lo, int64_t hi) {
+      at::Tensor tile = at::empty({ub, std::min(N, kItemBlock)}, user_emb.options());
+      for (int64_t blk = lo; blk < hi; ++blk) {
+        const int64_t b0 = blk * ub;
+        rank_block<scalar_t>(user_emb, item_emb, tile, ptr, ex, b0, std::min(ub, B - b0), k, os,
+                             oi);
+      }
+    });
+  });
+  return {scores, items};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(autosample, CPU, m) { m.impl("rank_topk", &rank_topk_cpu); }
+
+}  // namespace autosample
