@@ -67,7 +67,8 @@ class RunConfig:
     ``search_space`` alone, best by validation; ``compare`` -> AutoSample and every candidate
     alone (the paper's comparison table, t-test); otherwise AutoSample search + retrain.
     ``protocol="dens"`` replaces the split, model and schedule by :data:`DENS_SETTINGS`
-    (evaluation on test, best test value; single / grid modes only).
+    (evaluation on test, best test value; single / grid modes only, the samplers
+    :data:`DENS_DEFAULT_SAMPLERS` when none is named).
     """
 
     data: str | None = None
@@ -82,7 +83,7 @@ class RunConfig:
     grid: bool = False
     compare: bool = False
     retrain_init: str = "searched"
-    epochs: int = 30
+    epochs: int = 20
     retrain_epochs: int | None = None
     patience: int = 5
     eval_every: int = 1
@@ -116,9 +117,9 @@ class RunConfig:
             raise ValueError(f"seeds: repeated seed in {list(self.seeds)}")
         if sum([bool(self.sampler), self.grid, self.compare]) > 1:
             raise ValueError("choose one of --sampler, --grid, --compare")
-        if self.protocol == "dens" and self.mode == "autosample":
+        if self.protocol == "dens" and self.compare:
             raise ValueError("the DENS protocol has no validation split to search on; "
-                             "use --sampler or --grid with --protocol dens")
+                             "use --sampler (default rns,dns,mixgcf) or --grid with it")
         for name in ("epochs", "dim", "layers", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -507,13 +508,23 @@ def run(cfg: RunConfig, *, resume: bool = False, data: InteractionData | None = 
             if cfg.mode == "single":
                 for i, name in enumerate(cfg.sampler):
                     records.append(run_single(ctx, seed, name, 100 + i))
-        return _write_outputs(cfg, out, records, time.perf_counter() - t0)
+        return _write_outputs(cfg, data, out, records, time.perf_counter() - t0)
     finally:
         out.close()
 
 
-def _write_outputs(cfg: RunConfig, out: RunDir, records: list[PhaseRecord],
-                   seconds: float) -> RunSummary:
+def popularity_metrics(data: InteractionData, cfg: RunConfig) -> dict[str, dict[str, float]]:
+    """The popularity ranking (training interactions per item) on the reported split: a floor
+    every trained model should clear."""
+    from autosample_ext.eval import evaluate_full_ranking, popularity_tables
+
+    split = "test"
+    metrics = evaluate_full_ranking(*popularity_tables(data), data, split, cfg.ks)
+    return {split: metrics.to_dict()}
+
+
+def _write_outputs(cfg: RunConfig, data: InteractionData, out: RunDir,
+                   records: list[PhaseRecord], seconds: float) -> RunSummary:
     split = "valid" if cfg.protocol == "dens" else "test"  # DENS: the best test value
     k = cfg.ks[0]
     frame = metrics_frame(records, split)
@@ -553,6 +564,8 @@ def _write_outputs(cfg: RunConfig, out: RunDir, records: list[PhaseRecord],
                           "retrain_seconds": r.extra["retrain_seconds"],
                           "total_seconds": r.extra["search_seconds"] + r.extra["retrain_seconds"]}
             for r in autos}
+    metrics["table_k"] = k
+    metrics["popularity"] = popularity_metrics(data, cfg)
     metrics["seconds"] = seconds
     out.write_json("metrics.json", metrics)
     alpha = alpha_frame(records)
@@ -582,5 +595,9 @@ def summary_text(summary: RunSummary) -> str:
     for seed, g in m.get("grid", {}).items():
         lines.append(f"seed {seed}: grid search best {g['best'].upper()} by validation; "
                      f"total {g['seconds']:.1f}s")
+    pop = m["popularity"]["test"]
+    k = m["table_k"]
+    lines.append(f"popularity ranking (reference floor), test: R@{k} {pop[f'recall@{k}']:.4f}, "
+                 f"N@{k} {pop[f'ndcg@{k}']:.4f}")
     lines.append(f"{m['reported_split']}; outputs in {summary.path} ({summary.seconds:.1f}s)")
     return "\n".join(lines)

@@ -278,6 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
+    cfg = cfg.resolved()
     if cfg.out is None:
         cfg = dataclasses.replace(cfg, out=str(default_out_dir(cfg)))
     if getattr(ns, "threads", None):

@@ -274,9 +274,18 @@ def evaluate_model(model: Recommender, data: InteractionData, split: str, ks: tu
     (DESIGN.md §5; with no validation split, train only: the DENS protocol). Returns
     ``{"recall@20": ..., "ndcg@20": ..., "precision@20": ..., "hit@20": ...}`` for every k.
     """
-    from autosample_ext import eval as ev
+    from autosample_ext.eval import evaluate_full_ranking
 
-    metrics = ev.evaluate_model(model, data, split, ks, batch_size=batch_size, progress=progress)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            user_table, item_table = model.propagate()
+        # MF's tables are its Parameters: detach so the ranking op sees plain tensors.
+        metrics = evaluate_full_ranking(user_table.detach(), item_table.detach(), data, split, ks,
+                                        batch_size=batch_size, progress=progress)
+    finally:
+        model.train(was_training)
     return metrics.to_dict()
 
 
