@@ -68,7 +68,7 @@ def test_lines_given_with_valid_file():
     assert raw_pairs(d, ["valid"]) == {(0, 4), (1, 2), (2, 1)}
     assert raw_pairs(d, ["test"]) == {(0, 5), (1, 1), (2, 2)}
     assert d.info["valid_in_train"] == 1  # (2, 1) is in train too
-    with pytest.raises(ValueError, match="own valid file"):
+    with pytest.raises(ValueError, match="already has validation pairs"):
         load(FIX / "lines_given_valid", valid_fraction=0.2)
 
 
@@ -300,3 +300,51 @@ def test_cli_error_exit_code(tmp_path):
                        capture_output=True, text=True, env=env)
     assert r.returncode == 2 and r.stdout == ""
     assert "line 2" in r.stderr and "negative id -2" in r.stderr
+
+
+def test_user_line_without_items_and_one_item_test_file(tmp_path):
+    (tmp_path / "train.txt").write_text("0 1 2\n1 2 3\n5\n")
+    (tmp_path / "test.txt").write_text("0 3\n1 1\n")  # one item per line: still read as lines
+    d = load(tmp_path)
+    assert d.info["format"] == "lines"
+    assert d.num_users == 6 and d.info["users_without_train"] == 4
+    assert d.train.degrees().tolist() == [2, 2, 0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("text", ["user item rating\n1 2 5\n3 4 1\n",
+                                  "user;item;rating\n1;2;5\n3;4;1\n"])
+def test_header_file_separator_sniffed(tmp_path, text):
+    d = load(_write(tmp_path, "log.txt", text), min_rating=2, split="8:2")
+    assert d.info["format"] == "csv" and raw_pairs(d) == {(1, 2)}
+
+
+def test_csv_dates_as_timestamps_for_leave_one_out(tmp_path):
+    p = _write(tmp_path, "r.csv", "user,item,date\na,x,2020-01-03\na,y,2020-01-01\n"
+                                  "a,z,2020-01-02\nb,x,2021-05-01\nb,y,2021-04-01\nc,w,2020-01-01\n")
+    d = load(p, split="loo", num_negatives=1)
+    assert d.info["loo_by"] == "time"
+    assert raw_pairs(d, ["test"]) == {("a", "x"), ("b", "x")}
+    assert raw_pairs(d, ["valid"]) == {("a", "z")}
+    assert d.eval_negatives.shape == (3, 1) and d.eval_negatives[0].tolist() == [0]  # w
+    assert raw_pairs(load(p, split="loo", num_negatives=1, loo_by="random"), ["test"]) \
+        <= raw_pairs(d)
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    (dict(kcore=-1), "kcore"), (dict(valid_fraction=1.0), "valid_fraction"),
+    (dict(split="3:x:1"), "split ratio"), (dict(loo_by="pop"), "loo_by"),
+    (dict(num_negatives=0), "num_negatives"), (dict(num_items=0), "num_items"),
+])
+def test_bad_options(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        load(FIX / "pairs.txt", **kwargs)
+
+
+def test_huge_ids_need_remap(tmp_path):
+    p = _write(tmp_path, "p.txt", "0\t5000000000\n1\t7\n")
+    with pytest.raises(DataFormatError, match="remap=True"):
+        load(p, split="8:2")
+    d = load(p, split="8:2", remap=True)
+    assert d.num_items == 2 and list(d.raw_item_ids) == [7, 5000000000]
+    sparse = load(_write(tmp_path, "q.txt", "0\t50000\n1\t7\n"), split="8:2")
+    assert any("sparse id range" in w for w in sparse.info["warnings"])

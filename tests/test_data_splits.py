@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch
 
 from autosample_ext.data import (CSR, load, leave_one_out_split, ratio_split,
@@ -156,3 +158,31 @@ def test_load_resplit_of_given_folder():
 
     assert union(d) == union(base)  # the union of the files, each pair once
     assert d.info["test_in_train"] == 0 and d.info["split"] == "8:1:1"
+
+
+@settings(max_examples=40, deadline=None)
+@given(degrees=st.lists(st.integers(1, 12), min_size=1, max_size=30),
+       ratio=st.sampled_from(["3:1:1", "8:1:1", "1:1:1", "8:2", "1:3:3"]),
+       seed=st.integers(0, 2**31))
+def test_ratio_split_invariants(degrees, ratio, seed):
+    """Every pair lands in exactly one split; every user keeps a training item; a user with
+    n >= 2 has a test item and, with a validation share, n >= 3 has a validation item."""
+    users = np.repeat(np.arange(len(degrees)), degrees).astype(np.int64)
+    items = np.concatenate([np.arange(d) for d in degrees]).astype(np.int64)
+    a = ratio_split(users, items, len(degrees), parse_ratio(ratio), seed)
+    n = np.array(degrees)
+    tr, va, te = (np.bincount(users[a == c], minlength=len(degrees)) for c in (TRAIN, VALID, TEST))
+    assert np.array_equal(tr + va + te, n)
+    assert np.all(tr >= 1)
+    assert np.all(te[n >= 2] >= 1) and np.all(te[n == 1] == 0)
+    has_valid = parse_ratio(ratio)[1] > 0
+    assert np.all((va[n >= 3] >= 1) == has_valid) and np.all(va[n < 3] == 0)
+
+
+def test_valid_fraction_with_train_test_ratio():
+    d = load(None, split="8:2", valid_fraction=0.125, seed=0)
+    total = d.info["interactions"]
+    assert abs(d.test.nnz / total - 0.2) < 0.01 and abs(d.valid.nnz / total - 0.1) < 0.01
+    assert d.info["valid_in_train"] == 0 and d.info["valid_in_test"] == 0
+    with pytest.raises(ValueError, match="already has validation pairs"):
+        load(None, split="3:1:1", valid_fraction=0.1)

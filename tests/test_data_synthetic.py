@@ -39,6 +39,7 @@ def test_deterministic_for_a_seed(data):
     assert not torch.equal(data.train.indices, other.train.indices)
     loaded = load()
     assert torch.equal(loaded.test.indices, data.test.indices)
+    assert loaded.info["synthetic"]["num_users"] == 2000 and loaded.info["format"] == "synthetic"
     assert torch.equal(load("default").train.indptr, data.train.indptr)
 
 

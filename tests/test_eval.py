@@ -8,7 +8,6 @@ import pytest
 import torch
 from scipy import stats
 
-from autosample_ext import ops
 from autosample_ext.data.interactions import CSR, InteractionData
 from autosample_ext.eval import (
     RankingMetrics,
@@ -19,19 +18,6 @@ from autosample_ext.eval import (
     paired_ttest_users,
     popularity_tables,
 )
-
-
-def _rank_topk_ready() -> bool:
-    try:
-        ops.rank_topk(torch.ones(1, 1), torch.ones(2, 1), torch.zeros(2, dtype=torch.int64),
-                      torch.zeros(0, dtype=torch.int64), 1)
-        return True
-    except (RuntimeError, NotImplementedError):
-        return False
-
-
-needs_rank_topk = pytest.mark.skipif(not _rank_topk_ready(),
-                                     reason="rank_topk CPU kernel not built in this tree")
 
 
 def csr(rows: dict[int, list[int]], num_users: int) -> CSR:
@@ -64,7 +50,6 @@ HAND_TRAIN = {0: [0], 1: [2, 3], 2: [5]}
 HAND_TEST = {0: [1, 4], 2: [0, 1, 2], 3: [4]}
 
 
-@needs_rank_topk
 def test_full_ranking_hand_example():
     data = data_of(4, 6, HAND_TRAIN, HAND_TEST)
     m = evaluate_full_ranking(*score_tables(HAND_SCORES), data, ks=(2, 3, 5), per_user=True)
@@ -86,7 +71,6 @@ def test_full_ranking_hand_example():
         assert m[key] == pytest.approx(np.mean(per), abs=1e-12), key
 
 
-@needs_rank_topk
 def test_full_ranking_exclusion_rules():
     # valid item 3 of user 0 is removed from the test ranking by default, kept with ("train",)
     data = data_of(4, 6, HAND_TRAIN, HAND_TEST, valid={0: [3]})
@@ -103,7 +87,6 @@ def test_full_ranking_exclusion_rules():
     assert v.users.tolist() == [0] and v["hit@1"] == 0.0 and v["ndcg@2"] == pytest.approx(lg(3))
 
 
-@needs_rank_topk
 def test_test_item_also_in_train_cannot_be_hit():
     # lastfm's quirk: test pair (0, 0) repeats a train pair; it stays in T_u and is masked
     data = data_of(1, 4, {0: [0]}, {0: [0, 2]})
@@ -131,7 +114,6 @@ def brute_force(scores: np.ndarray, excluded: list[set], targets: list[set], ks)
     return out
 
 
-@needs_rank_topk
 def test_full_ranking_equals_brute_force():
     rng = np.random.default_rng(7)
     U, N, d = 37, 50, 4
@@ -163,7 +145,6 @@ def test_full_ranking_equals_brute_force():
             assert m[key] == pytest.approx(np.mean(values), abs=1e-12)
 
 
-@needs_rank_topk
 def test_popularity_baseline():
     data = data_of(3, 5, {0: [0, 1], 1: [0, 2], 2: [0, 1, 3]}, {0: [3], 1: [1], 2: [4]})
     # popularity: 0:3, 1:2, 2:1, 3:1, 4:0. user 0 ranks 2, 3 (tie: smaller id first), 4;
@@ -271,7 +252,6 @@ def test_cuda_tables_match_cpu():
         evaluate_sampled(ut.cuda(), it.cuda(), loo, ks=(1, 2)).values
 
 
-@needs_rank_topk
 def test_evaluate_model_uses_eval_mode_and_restores_it():
     from autosample_ext.eval import evaluate_model
     from autosample_ext.models import NGCF
@@ -284,3 +264,48 @@ def test_evaluate_model_uses_eval_mode_and_restores_it():
     with torch.no_grad():
         ref = evaluate_full_ranking(*model.propagate(), data, ks=(2,))
     assert m.values == ref.values
+
+
+def test_sampled_protocol_on_generated_loo_split_equals_brute_force():
+    from autosample_ext.data import SyntheticConfig, default_dataset
+
+    data = default_dataset(seed=3, config=SyntheticConfig(num_users=150, num_items=200,
+                                                          mean_interactions=12.0), split="loo")
+    assert data.eval_negatives is not None
+    g = torch.Generator().manual_seed(0)
+    ut = torch.randn(data.num_users, 4, generator=g)
+    it = torch.randn(data.num_items, 4, generator=g)
+    it[:, :] = torch.round(it * 2) / 2  # coarse scores: many exact ties
+    m = evaluate_sampled(ut, it, data, ks=(1, 3, 10), per_user=True)
+    scores = (ut @ it.T).numpy()
+    negs = data.eval_negatives.numpy()
+    users = [u for u in range(data.num_users) if data.test.degrees()[u] == 1]
+    ranks = np.array([(scores[u, negs[u]] >= scores[u, int(data.test.row(u)[0])]).sum() for u in users])
+    assert m.users.tolist() == users
+    for k in (1, 3, 10):
+        np.testing.assert_allclose(m.per_user[f"recall@{k}"], (ranks < k).astype(float))
+        np.testing.assert_allclose(m.per_user[f"ndcg@{k}"], np.where(ranks < k, 1 / np.log2(ranks + 2), 0))
+
+
+def test_lastfm_popularity_equals_independent_computation(data_dir):
+    from autosample_ext.data import load
+
+    data = load(data_dir / "lastfm")
+    m = evaluate_full_ranking(*popularity_tables(data), data, ks=(20,), exclude=("train",),
+                              per_user=True)
+    pop = np.bincount(data.train.indices.numpy(), minlength=data.num_items).astype(float)
+    recall, ndcg = [], []
+    for u in range(data.num_users):
+        targets = set(data.test.row(u).tolist())
+        if not targets:
+            continue
+        s = pop.copy()
+        s[data.train.row(u).numpy()] = -np.inf
+        top = np.argsort(-s, kind="stable")[:20]
+        rel = np.array([i in targets for i in top], dtype=float)
+        recall.append(rel.sum() / len(targets))
+        ndcg.append((rel / np.log2(np.arange(2, 22))).sum()
+                    / (1 / np.log2(np.arange(2, 2 + min(len(targets), 20)))).sum())
+    assert m.num_users == len(recall) == 575
+    np.testing.assert_allclose(m.per_user["recall@20"], recall, atol=1e-12)
+    np.testing.assert_allclose(m.per_user["ndcg@20"], ndcg, atol=1e-12)

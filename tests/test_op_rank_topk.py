@@ -108,6 +108,18 @@ def test_rank_topk_non_contiguous_and_empty():
     assert s.shape == i.shape == (2, 0)
 
 
+def test_rank_topk_inputs_requiring_grad():
+    gen = torch.Generator().manual_seed(4)
+    user = torch.randn(6, 3, generator=gen, requires_grad=True)
+    item = torch.randn(1500, 3, generator=gen, requires_grad=True)
+    indptr, indices, _ = random_exclusions(6, 1500, 10, gen)
+    with torch.no_grad():
+        want = ref.rank_topk(user, item, indptr, indices, 5)
+    got = ops.rank_topk(user, item, indptr, indices, 5)
+    assert torch.equal(got[1], want[1])
+    torch.testing.assert_close(got[0].detach(), want[0])
+
+
 def small_inputs():
     gen = torch.Generator().manual_seed(0)
     return (torch.randn(3, 5, generator=gen), torch.randn(12, 5, generator=gen),

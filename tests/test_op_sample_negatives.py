@@ -142,10 +142,10 @@ def test_alias_fallback_after_1024_rejections() -> None:
     prob, idx = ops.build_alias_table(np.r_[1.0, np.zeros(num_items - 1)])
     csr = CSR.from_pairs(np.zeros(2, dtype=np.int64), np.array([0, 5]), 1)
     users = torch.zeros(4, dtype=torch.long)
-    got, want = both(csr, users, num_items, 6, 1, 2, (prob, idx))
+    got, want = both(csr, users, num_items, 20, 1, 2, (prob, idx))  # 8-lane path and tail
     assert torch.equal(got, want)
     assert not np.isin(got.numpy(), [0, 5]).any()
-    fallback = reference.sample_negatives(csr.indptr, csr.indices, users, num_items, 6, 1, 2)
+    fallback = reference.sample_negatives(csr.indptr, csr.indices, users, num_items, 20, 1, 2)
     assert not torch.equal(got, fallback)  # attempt 1024, not attempt 0
 
 

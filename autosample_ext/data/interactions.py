@@ -49,20 +49,21 @@ class CSR:
 
     @staticmethod
     def from_pairs(users: np.ndarray | torch.Tensor, items: np.ndarray | torch.Tensor,
-                   num_users: int) -> "CSR":
-        """CSR from (user, item) pairs; duplicates are removed, rows sorted."""
+                   num_users: int, num_items: int | None = None) -> "CSR":
+        """CSR from (user, item) pairs; duplicates are removed, rows sorted.
+
+        One sort of the combined key ``user * num_items + item`` (``num_items`` defaults to
+        ``max(items) + 1``).
+        """
         u = np.asarray(users, dtype=np.int64)
         i = np.asarray(items, dtype=np.int64)
-        if u.size:
-            order = np.lexsort((i, u))
-            u, i = u[order], i[order]
-            keep = np.ones(u.size, dtype=bool)
-            keep[1:] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
-            u, i = u[keep], i[keep]
-        counts = np.bincount(u, minlength=num_users) if u.size else np.zeros(num_users, np.int64)
-        indptr = np.zeros(num_users + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr[1:])
-        return CSR(torch.from_numpy(indptr), torch.from_numpy(i.copy()))
+        if num_items is None:
+            num_items = int(i.max()) + 1 if i.size else 1
+        keys = np.unique(u * num_items + i)
+        indptr = np.searchsorted(keys, np.arange(num_users + 1, dtype=np.int64) * num_items)
+        owners = np.repeat(np.arange(num_users, dtype=np.int64), np.diff(indptr))
+        return CSR(torch.from_numpy(indptr.astype(np.int64)),
+                   torch.from_numpy(keys - owners * num_items))
 
     @staticmethod
     def empty(num_users: int) -> "CSR":
@@ -111,4 +112,5 @@ class InteractionData:
         deg = torch.bincount(rows, minlength=n).to(torch.float32)
         inv_sqrt = torch.where(deg > 0, deg.pow(-0.5), torch.zeros_like(deg))
         values = inv_sqrt[rows] * inv_sqrt[cols]
-        return torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (n, n)).coalesce()
+        return torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (n, n),
+                                       check_invariants=True).coalesce()

@@ -27,13 +27,15 @@ import torch
 from autosample_ext.data import splits as S
 from autosample_ext.data.errors import DataFormatError
 from autosample_ext.data.interactions import CSR, InteractionData
-from autosample_ext.data.readers import ColumnSpec, RawTable, canonical_format, read_file
+from autosample_ext.data.readers import (ColumnSpec, RawTable, canonical_format, read_file,
+                                         sniff_file_format)
 from autosample_ext.data.summary import summarize
 
 logger = logging.getLogger(__name__)
 
 INTEGER_ID_FORMATS = ("lines", "pairs")
 SPLIT_NAMES = ("train", "valid", "test")
+_MAX_UNMAPPED_RANGE = 1 << 31  # ids are used as array indices when not remapped
 _GIVEN_FILES = {"train": ("train.txt",), "valid": ("valid.txt", "val.txt", "validation.txt"),
                 "test": ("test.txt",)}
 
@@ -45,10 +47,14 @@ class LoadOptions:
     split: ``"given"`` (the files' own train/test[/valid]; default for such folders), a ratio
       ``"3:1:1"`` (default for single files and the default dataset), ``"8:1:1"`` or any
       ``"a:b:c"`` train:valid:test, or ``"loo"`` (leave-one-out with ``num_negatives`` fixed
-      sampled evaluation negatives per user). A non-given split on a train/test folder re-splits
-      the union of its files.
-    valid_fraction: with a given split that has no validation file, move this fraction of each
-      user's training items to validation (seeded); None keeps train intact, valid empty.
+      sampled evaluation negatives per user, drawn for every user, including those left without
+      a test item). A non-given split on a train/test folder re-splits the union of its files.
+      How users with few interactions are split: see ``autosample_ext.data.splits``.
+    valid_fraction: when the split gives no validation pairs (a given split without a valid
+      file, a ``"train:test"`` ratio such as ``"8:2"``, leave-one-out with ``loo_valid=False``),
+      move this fraction of each user's training items to validation (seeded; see
+      ``splits.valid_from_train``); None keeps train intact and valid empty. An error when the
+      split already has validation pairs.
     loo_valid: leave-one-out also holds out one validation item per user (n >= 3).
     loo_by: ``"time"`` holds out the latest interactions (when the data has timestamps; random
       otherwise), ``"random"`` ignores timestamps.
@@ -73,6 +79,22 @@ class LoadOptions:
     sep: str | None = None
     columns: ColumnSpec = field(default_factory=ColumnSpec)
     name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.split is not None and self.split not in ("given", "loo"):
+            S.parse_ratio(self.split)  # raises ValueError naming the bad ratio
+        if self.kcore < 0:
+            raise ValueError(f"kcore must be >= 0, got {self.kcore}")
+        if self.valid_fraction is not None and not 0.0 < self.valid_fraction < 1.0:
+            raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
+        if self.num_negatives <= 0:
+            raise ValueError(f"num_negatives must be positive, got {self.num_negatives}")
+        if self.loo_by not in ("time", "random"):
+            raise ValueError(f"loo_by must be 'time' or 'random', got {self.loo_by!r}")
+        for name in ("num_users", "num_items"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "LoadOptions":
@@ -128,6 +150,11 @@ def _resolve(path: Path, fmt: str | None, opts: LoadOptions) -> Source:
             raise DataFormatError(
                 "unknown format: folder has neither train.txt + test.txt, u.data, ratings.dat "
                 "nor a single RecBole .inter file", path)
+        if fmt is None and len(files) > 1:
+            sniffed = {sniff_file_format(p) for p in files.values()}
+            # a one-item-per-line test file sniffs as pairs: read the folder uniformly as lines
+            if sniffed <= set(INTEGER_ID_FORMATS):
+                fmt = "lines"
         tables = {s: read_file(p, fmt, opts.sep, opts.columns) for s, p in files.items()}
         if "train" in files and "test" not in files:
             raise DataFormatError("a given split needs a test file", path)
@@ -137,9 +164,8 @@ def _resolve(path: Path, fmt: str | None, opts: LoadOptions) -> Source:
         name = path.parent.name if path.stem in ("u", "ratings", "train") else path.stem
     else:
         raise DataFormatError("no such file or folder", path)
-    formats = {t.format for t in tables.values()}
-    fmt_name = formats.pop() if len(formats) == 1 else "+".join(sorted(formats | {fmt or ""}))
-    default_remap = all(t.format in INTEGER_ID_FORMATS for t in tables.values()) is False
+    fmt_name = "+".join(sorted({t.format for t in tables.values()}))
+    default_remap = not all(t.format in INTEGER_ID_FORMATS for t in tables.values())
     return Source(opts.name or name, fmt_name, tables, default_remap)
 
 
@@ -170,16 +196,6 @@ def _dedup(table: RawTable) -> tuple[RawTable, int]:
     return table.subset(kept), int(len(table) - kept.size)
 
 
-def csr_from_unique_pairs(users: np.ndarray, items: np.ndarray, num_users: int,
-                          num_items: int) -> CSR:
-    """CSR of unique in-range (user, item) int64 pairs (one sort of a combined key)."""
-    keys = np.sort(users * num_items + items)
-    indptr = np.searchsorted(keys, np.arange(num_users + 1, dtype=np.int64) * num_items)
-    return CSR(torch.from_numpy(indptr.astype(np.int64)),
-               torch.from_numpy(keys - np.repeat(np.arange(num_users, dtype=np.int64),
-                                                 np.diff(indptr)) * num_items))
-
-
 def pd_codes(values: np.ndarray) -> np.ndarray:
     """Integer codes of raw ids (identity for int64, factorised for strings)."""
     if values.dtype == np.int64:
@@ -205,9 +221,11 @@ def _kcore(tables: dict[str, RawTable], k: int) -> tuple[dict[str, RawTable], di
     """Iterated k-core over the union of all tables (unique pairs)."""
     allu = pd_codes_union(tables, "users")
     alli = pd_codes_union(tables, "items")
-    pairs = np.unique(np.stack([allu, alli], 1), axis=0) if allu.size else np.zeros((0, 2), int)
-    alive = np.ones(pairs.shape[0], dtype=bool)
     nu, ni = int(allu.max(initial=-1)) + 1, int(alli.max(initial=-1)) + 1
+    keys = np.sort(allu * max(ni, 1) + alli)
+    keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if keys.size else keys
+    pairs = np.stack([keys // max(ni, 1), keys % max(ni, 1)], 1)
+    alive = np.ones(pairs.shape[0], dtype=bool)
     iterations = 0
     while True:
         iterations += 1
@@ -228,8 +246,10 @@ def _kcore(tables: dict[str, RawTable], k: int) -> tuple[dict[str, RawTable], di
         offset += n
         out[s] = t.subset(good_u[u] & good_i[i])
     stats = {"k": k, "iterations": iterations,
-             "users_removed": int(np.unique(pairs[:, 0]).size - good_u.sum()),
-             "items_removed": int(np.unique(pairs[:, 1]).size - good_i.sum()),
+             "users_removed": int((np.bincount(pairs[:, 0], minlength=nu) > 0).sum()
+                                  - good_u.sum()),
+             "items_removed": int((np.bincount(pairs[:, 1], minlength=ni) > 0).sum()
+                                  - good_i.sum()),
              "pairs_removed": int((~alive).sum())}
     return out, stats
 
@@ -262,6 +282,11 @@ def _remap(tables: dict[str, RawTable], remap: bool, opts: LoadOptions,
         ni = max(int(t.items.max(initial=-1)) for t in tables.values()) + 1
         nu = max(nu, opts.num_users or 0, source.num_users or 0)
         ni = max(ni, opts.num_items or 0, source.num_items or 0)
+        for which, n in (("user", nu), ("item", ni)):
+            if n > _MAX_UNMAPPED_RANGE:
+                raise DataFormatError(
+                    f"{which} ids reach {n - 1}: too large to index without remapping; pass "
+                    f"remap=True", next(iter(tables.values())).path)
         return {s: (t.users, t.items) for s, t in tables.items()}, nu, ni, None, None
     import pandas as pd
 
@@ -320,14 +345,8 @@ def build(source: Source, opts: LoadOptions) -> InteractionData:
         if not given:
             raise ValueError(f"split='given' needs a folder with train/test files; {source.name} "
                              f"is a single file: choose '3:1:1', '8:1:1' or 'loo'")
-        csr = {s: csr_from_unique_pairs(*ids[s], nu, ni) if s in ids else CSR.empty(nu)
+        csr = {s: CSR.from_pairs(*ids[s], nu, ni) if s in ids else CSR.empty(nu)
                for s in SPLIT_NAMES}
-        if opts.valid_fraction is not None:
-            if "valid" in ids:
-                raise ValueError("valid_fraction given but the folder has its own valid file")
-            csr["train"], csr["valid"] = S.valid_from_train(csr["train"], opts.valid_fraction,
-                                                            opts.seed)
-            info["valid_fraction"] = opts.valid_fraction
     else:
         users = np.concatenate([v[0] for v in ids.values()])
         items = np.concatenate([v[1] for v in ids.values()])
@@ -341,21 +360,27 @@ def build(source: Source, opts: LoadOptions) -> InteractionData:
             stamps = None if stamps is None else stamps[first]
         if split == "loo":
             by_time = opts.loo_by == "time" and stamps is not None
-            if opts.loo_by not in ("time", "random"):
-                raise ValueError(f"loo_by must be 'time' or 'random', got {opts.loo_by!r}")
             assign = S.leave_one_out_split(users, items, nu, opts.seed,
                                            stamps if by_time else None, opts.loo_valid)
             info["loo_by"] = "time" if by_time else "random"
         else:
             ratio = S.parse_ratio(split)
             assign = S.ratio_split(users, items, nu, ratio, opts.seed)
-        csr = {s: csr_from_unique_pairs(users[assign == code], items[assign == code], nu, ni)
+        csr = {s: CSR.from_pairs(users[assign == code], items[assign == code], nu, ni)
                for s, code in (("train", S.TRAIN), ("valid", S.VALID), ("test", S.TEST))}
         if split == "loo":
-            everything = csr_from_unique_pairs(users, items, nu, ni)
+            everything = CSR.from_pairs(users, items, nu, ni)
             eval_negatives = S.sample_eval_negatives(everything, ni, opts.num_negatives,
                                                      opts.seed)
             info["num_negatives"] = opts.num_negatives
+    if opts.valid_fraction is not None:
+        if csr["valid"].nnz:
+            raise ValueError(
+                f"valid_fraction={opts.valid_fraction} given but split {split!r} already has "
+                f"validation pairs (a valid file, a ratio with a validation share, or loo_valid)")
+        csr["train"], csr["valid"] = S.valid_from_train(csr["train"], opts.valid_fraction,
+                                                        opts.seed)
+        info["valid_fraction"] = opts.valid_fraction
     data = InteractionData(source.name, nu, ni, csr["train"], csr["valid"], csr["test"],
                            eval_negatives, raw_u, raw_i, info)
     data.info.update(summarize(data))
@@ -380,7 +405,7 @@ def load(path: str | Path | None = None, format: str | None = None, *,
         raise TypeError("pass either options=LoadOptions(...) or keyword options, not both")
     opts = options or LoadOptions.from_kwargs(**kwargs)
     if path is None or (isinstance(path, str) and path == "default"):
-        from autosample_ext.data.synthetic import default_source
+        from autosample_ext.data.synthetic import build_default
 
-        return build(default_source(opts.seed), opts)
+        return build_default(opts)
     return build(_resolve(Path(path), format, opts), opts)

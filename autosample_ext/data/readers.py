@@ -171,13 +171,15 @@ def _read_bytes(path: Path) -> bytes:
     return buf
 
 
-def _fixed_width(tokens: IntTokens, width: int, path: Path, buf: bytes, layout: str) -> np.ndarray:
-    """Reshape tokens into [records, width], checking every non-blank line has ``width`` fields."""
+def _fixed_width(tokens: IntTokens, width: int, path: Path, buf: bytes,
+                 layout: str) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens as ``[records, width]`` plus each record's 1-based line; every non-blank line must
+    hold exactly ``width`` fields."""
     per_line = np.bincount(tokens.line, minlength=tokens.num_lines)
     wrong = np.flatnonzero((per_line != 0) & (per_line != width))
     if wrong.size:
         ln = int(wrong[0])
-        start = 0 if ln == 0 else [m.end() for m in re.finditer(b"\n", buf)][ln - 1]
+        start = 0 if ln == 0 else int(np.flatnonzero(np.frombuffer(buf, np.uint8) == 10)[ln - 1]) + 1
         _, text = _line_text(buf, start)
         raise DataFormatError(
             f"expected {width} fields ({layout}), found {int(per_line[ln])} in {text!r}", path,
@@ -307,7 +309,14 @@ def read_table(path: Path, fmt: str, sep: str | None = None,
     buf = _read_bytes(path)
     if sep is None:
         first = buf.lstrip().split(b"\n", 1)[0]
-        sep = "\t" if (fmt in ("tsv", "recbole") or b"\t" in first) else ","
+        if fmt in ("tsv", "recbole") or b"\t" in first:
+            sep = "\t"
+        elif b"," in first or fmt == "csv" and path.suffix.lower() == ".csv":
+            sep = ","
+        elif b";" in first:
+            sep = ";"
+        else:
+            sep = r"\s+"
     try:
         frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False,
                             skip_blank_lines=False, engine="c", on_bad_lines="error")

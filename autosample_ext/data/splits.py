@@ -57,17 +57,26 @@ def parse_ratio(split: str | tuple[float, ...]) -> tuple[float, float, float]:
 
 
 def _canonical(users: np.ndarray, items: np.ndarray) -> np.ndarray:
-    return np.lexsort((items, users))
+    """Permutation putting pairs in (user, item) order (one sort of a combined int64 key)."""
+    if users.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.argsort(users * (int(items.max()) + 1) + items, kind="stable")
 
 
-def _rank_within_user(users: np.ndarray, num_users: int, key: np.ndarray) -> np.ndarray:
-    """Rank (0 = first) of each pair inside its user when sorted by ascending ``key``."""
-    order = np.lexsort((key, users))
+def _rank_within_user(users: np.ndarray, num_users: int, position: np.ndarray) -> np.ndarray:
+    """Rank (0 = first) of each pair inside its user when ordered by ``position``, a
+    permutation of ``arange(n)`` (distinct int64 keys, so one argsort suffices)."""
+    n = users.size
+    order = np.argsort(users * max(n, 1) + position, kind="stable")
     counts = np.bincount(users, minlength=num_users)
     starts = np.cumsum(counts) - counts
-    rank = np.empty(users.size, dtype=np.int64)
-    rank[order] = np.arange(users.size) - starts[users[order]]
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - starts[users[order]]
     return rank
+
+
+def _random_positions(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.permutation(n).astype(np.int64)
 
 
 def _round_half_up(x: np.ndarray) -> np.ndarray:
@@ -80,8 +89,7 @@ def ratio_split(users: np.ndarray, items: np.ndarray, num_users: int,
     _, fv, ft = ratio
     canon = _canonical(users, items)
     u = users[canon]
-    key = rng_for(seed, STREAM_SPLIT).random(u.size)
-    rank = _rank_within_user(u, num_users, key)
+    rank = _rank_within_user(u, num_users, _random_positions(rng_for(seed, STREAM_SPLIT), u.size))
     n = np.bincount(u, minlength=num_users)
     n_test = _round_half_up(n * ft)
     n_valid = _round_half_up(n * fv)
@@ -107,16 +115,15 @@ def leave_one_out_split(users: np.ndarray, items: np.ndarray, num_users: int, se
     """Per user: the latest (by timestamp, else random) pair to test, the next one to valid."""
     canon = _canonical(users, items)
     u = users[canon]
-    tie = rng_for(seed, STREAM_SPLIT).random(u.size)
-    if timestamps is None:
-        rank = _rank_within_user(u, num_users, tie)
-    else:
+    position = _random_positions(rng_for(seed, STREAM_SPLIT), u.size)
+    if timestamps is not None:
+        # latest first; equal timestamps keep the random order of ``position``
         ts = np.asarray(timestamps, dtype=np.float64)[canon]
-        order = np.lexsort((tie, -ts, u))
-        counts = np.bincount(u, minlength=num_users)
-        starts = np.cumsum(counts) - counts
-        rank = np.empty(u.size, dtype=np.int64)
-        rank[order] = np.arange(u.size) - starts[u[order]]
+        shuffled = np.argsort(position)
+        by_time = shuffled[np.argsort(-ts[shuffled], kind="stable")]
+        position = np.empty(u.size, dtype=np.int64)
+        position[by_time] = np.arange(u.size)
+    rank = _rank_within_user(u, num_users, position)
     n = np.bincount(u, minlength=num_users)[u]
     out = np.full(u.size, TRAIN, dtype=np.int8)
     out[(rank == 0) & (n >= 2)] = TEST
@@ -133,8 +140,8 @@ def valid_from_train(train: CSR, fraction: float, seed: int) -> tuple[CSR, CSR]:
         raise ValueError(f"valid_fraction must be in (0, 1), got {fraction}")
     users, items = (t.numpy() for t in train.pairs())
     n_users = train.num_users
-    key = rng_for(seed, STREAM_VALID).random(users.size)
-    rank = _rank_within_user(users, n_users, key)
+    rank = _rank_within_user(users, n_users, _random_positions(rng_for(seed, STREAM_VALID),
+                                                               users.size))
     n = np.bincount(users, minlength=n_users)
     nv = np.where(n >= 2, np.clip(_round_half_up(n * fraction), 1, np.maximum(n - 1, 1)), 0)
     to_valid = rank < nv[users]
@@ -204,9 +211,8 @@ def sample_eval_negatives(positives: CSR, num_items: int, num_negatives: int,
         have = np.bincount(chosen_u, minlength=num_users)
         need = k - have
         todo = todo[need[todo] > 0]
-    sel = np.lexsort((chosen_i, chosen_u))
-    chosen_u, chosen_i = chosen_u[sel], chosen_i[sel]
+    # every non-dense user now holds exactly k items: sort by (user, item) and fill its row
+    sel = np.argsort(chosen_u * num_items + chosen_i, kind="stable")
     rows = np.setdiff1d(np.arange(num_users), dense)
-    if rows.size:
-        out[rows] = chosen_i.reshape(-1, k)[np.searchsorted(np.unique(chosen_u), rows)]
+    out[rows] = chosen_i[sel].reshape(rows.size, k)
     return torch.from_numpy(out)

@@ -32,7 +32,7 @@ def summarize(data: InteractionData) -> dict[str, Any]:
     tr, va, te = data.train, data.valid, data.test
     train_deg, test_deg = tr.degrees().numpy(), te.degrees().numpy()
     pop = np.bincount(tr.indices.numpy(), minlength=N)
-    test_items = np.unique(te.indices.numpy())
+    test_items = np.flatnonzero(np.bincount(te.indices.numpy(), minlength=N))
     cold_test = test_items[pop[test_items] == 0]
     cold_test_pairs = int(np.isin(te.indices.numpy(), cold_test).sum())
     s: dict[str, Any] = {
@@ -72,6 +72,12 @@ def summarize(data: InteractionData) -> dict[str, Any]:
     if cold_test.size:
         warnings.append(f"{cold_test.size} test items ({cold_test_pairs} test pairs) never "
                         f"appear in train")
+    occurring_users = int(((train_deg + va.degrees().numpy() + test_deg) > 0).sum())
+    occurring_items = int(((pop + np.bincount(va.indices.numpy(), minlength=N)
+                            + np.bincount(te.indices.numpy(), minlength=N)) > 0).sum())
+    if U > 2 * occurring_users + 1000 or N > 2 * occurring_items + 1000:
+        warnings.append(f"sparse id range: {occurring_users} of {U} user ids and "
+                        f"{occurring_items} of {N} item ids occur (consider remap=True)")
     dups = data.info.get("duplicates_removed", {}).get("total", 0)
     if dups:
         warnings.append(f"{dups} duplicate (user, item) records removed")

@@ -161,7 +161,7 @@ def evaluate_full_ranking(
     target: CSR = getattr(data, split)
     eval_users = torch.nonzero(target.degrees() > 0).flatten()
     if users is not None:
-        wanted = torch.as_tensor(np.asarray(users), dtype=torch.int64)
+        wanted = torch.as_tensor(users).to(device="cpu", dtype=torch.int64)
         eval_users = eval_users[torch.isin(eval_users, wanted)]
     if eval_users.numel() == 0:
         raise ValueError(f"{fn}: no user of {data.name!r} has items in split {split!r}")

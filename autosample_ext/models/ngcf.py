@@ -3,12 +3,17 @@ from __future__ import annotations
 
 from typing import Literal
 
+import logging
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from autosample_ext.data.interactions import InteractionData
 from autosample_ext.models.lightgcn import GraphRecommender
+
+logger = logging.getLogger(__name__)
 
 
 class NGCF(GraphRecommender):
@@ -68,6 +73,28 @@ class NGCF(GraphRecommender):
             self._dropout_gen.manual_seed(self._dropout_seed)
         keep = torch.rand(x.shape, generator=self._dropout_gen, device=x.device) >= self.message_dropout
         return x * keep / (1.0 - self.message_dropout)
+
+    def get_extra_state(self) -> dict[str, Any]:
+        gen = self._dropout_gen
+        return {
+            "dropout_seed": self._dropout_seed,
+            "dropout_device": "" if gen is None else gen.device.type,
+            "dropout_rng": torch.zeros(0, dtype=torch.uint8) if gen is None else gen.get_state(),
+        }
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self._dropout_seed = int(state["dropout_seed"])
+        self._dropout_gen = None
+        rng = state["dropout_rng"]
+        if rng.numel() == 0:
+            return
+        device = self.user_embedding.weight.device
+        if device.type != state["dropout_device"]:
+            logger.warning("NGCF: dropout RNG state saved on %s, model on %s; masks restart from "
+                           "the seed", state["dropout_device"], device.type)
+            return
+        self._dropout_gen = torch.Generator(device=device)
+        self._dropout_gen.set_state(rng)
 
     def layer(self, ego: torch.Tensor, index: int) -> torch.Tensor:
         """One propagation layer ``E -> E'`` (before dropout and normalisation)."""

@@ -1,4 +1,18 @@
-"""Negative samplers and their registry by name."""
+"""Negative samplers and their registry by name (DESIGN.md §1)."""
+from autosample_ext.samplers.aobpr import AOBPROptions, AOBPRSampler
 from autosample_ext.samplers.base import Negatives, SampleContext, Sampler
+from autosample_ext.samplers.dns import DNSOptions, DNSSampler
+from autosample_ext.samplers.gdns import GDNSGroups, GDNSOptions, GDNSSampler
+from autosample_ext.samplers.mixgcf import MixGCFOptions, MixGCFSampler
+from autosample_ext.samplers.pns import PNSOptions, PNSSampler
+from autosample_ext.samplers.registry import (SAMPLERS, build_sampler, sampler_class, sampler_names,
+                                              sampler_options)
+from autosample_ext.samplers.rns import RNSOptions, RNSSampler
+from autosample_ext.samplers.srns import SRNSOptions, SRNSSampler
 
-__all__ = ["Negatives", "SampleContext", "Sampler"]
+__all__ = [
+    "Negatives", "SampleContext", "Sampler",
+    "RNSSampler", "PNSSampler", "DNSSampler", "AOBPRSampler", "SRNSSampler", "MixGCFSampler", "GDNSSampler",
+    "RNSOptions", "PNSOptions", "DNSOptions", "AOBPROptions", "SRNSOptions", "MixGCFOptions", "GDNSOptions",
+    "GDNSGroups", "SAMPLERS", "build_sampler", "sampler_class", "sampler_names", "sampler_options",
+]

@@ -1,6 +1,7 @@
 """The interface every negative sampler implements (DESIGN.md §1)."""
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -20,6 +21,9 @@ class SampleContext:
         ``[N, d]``), for scoring candidates without building a graph.
     step: global training step; samplers use it as the RNG offset so every step draws anew and a
         resumed run draws exactly what an uninterrupted one would.
+    layers: optional ``model.layer_embeddings()`` of this step (WITH autograd) when the trainer
+        already computed them; samplers that need per-layer tables (MixGCF) call the model
+        otherwise.
     """
 
     users: torch.Tensor
@@ -28,6 +32,7 @@ class SampleContext:
     user_table: torch.Tensor
     item_table: torch.Tensor
     step: int
+    layers: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
 
 
 @dataclass
@@ -41,6 +46,26 @@ class Negatives:
 
     items: torch.Tensor
     embeddings: torch.Tensor | None = None
+
+
+_MASK64 = 0xFFFFFFFFFFFFFFFF
+#: RNG streams per training step (offset = step * STREAMS_PER_STEP + stream).
+STREAMS_PER_STEP = 16
+
+
+def _splitmix64(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def mix_seed(*parts: int) -> int:
+    """A non-negative 63-bit seed hashed from integers (splitmix64 chain); stable across runs."""
+    h = 0
+    for p in parts:
+        h = _splitmix64(h ^ (int(p) & _MASK64))
+    return h & 0x7FFFFFFFFFFFFFFF
 
 
 class Sampler:
@@ -65,6 +90,54 @@ class Sampler:
         self.train_indptr = data.train.indptr.to(self.device)
         self.train_indices = data.train.indices.to(self.device)
 
+    # -- randomness: every draw is a function of (seed, name, step, stream), never global RNG --
+
+    @property
+    def stream_seed(self) -> int:
+        """The op seed of this sampler: its seed hashed with its name, so two samplers built with
+        the same seed (AutoSample's candidates) draw independent streams."""
+        return mix_seed(self.seed, zlib.crc32(self.name.encode()))
+
+    def stream(self, step: int, stream: int = 0) -> tuple[int, int]:
+        """``(seed, offset)`` for the ops' Philox stream number ``stream`` of training step ``step``."""
+        if step < 0:
+            raise ValueError(f"{type(self).__name__}: step must be >= 0, got {step}")
+        if not 0 <= stream < STREAMS_PER_STEP:
+            raise ValueError(f"{type(self).__name__}: stream must be in [0, {STREAMS_PER_STEP}), got {stream}")
+        return self.stream_seed, int(step) * STREAMS_PER_STEP + int(stream)
+
+    def generator(self, step: int, stream: int = 0) -> torch.Generator:
+        """A fresh CPU torch.Generator for (step, stream): the same every call. Draws are made on
+        the CPU (see :meth:`rand`) so they do not depend on the device."""
+        seed, offset = self.stream(step, stream)
+        gen = torch.Generator()
+        gen.manual_seed(mix_seed(seed, offset))
+        return gen
+
+    def rand(self, gen: torch.Generator, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Uniforms in [0, 1) of ``shape`` from ``gen`` (CPU), on the sampler's device: the same
+        values on CPU and CUDA."""
+        return torch.rand(shape, generator=gen, dtype=dtype).to(self.device)
+
+    def check_model(self, model: Recommender) -> None:
+        """Raise ValueError when this sampler cannot work with ``model`` (MixGCF on MF)."""
+        if self.needs_graph_model and not model.is_graph_model:
+            raise ValueError(
+                f"sampler {self.name!r} needs a graph model (LightGCN, NGCF) with per-layer "
+                f"embeddings; got {type(model).__name__}"
+            )
+
+    def train_rows(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training positives of ``users [B]`` as a CSR ``(indptr [B+1], indices)`` on the
+        sampler's device, rows in the given order (exclusion lists for ``rank_topk``)."""
+        starts = self.train_indptr[users]
+        counts = self.train_indptr[users + 1] - starts
+        indptr = torch.zeros(users.shape[0] + 1, dtype=torch.int64, device=self.device)
+        torch.cumsum(counts, 0, out=indptr[1:])
+        owner = torch.repeat_interleave(torch.arange(users.shape[0], device=self.device), counts)
+        pos = torch.arange(indptr[-1].item(), device=self.device) - indptr[owner] + starts[owner]
+        return indptr, self.train_indices[pos]
+
     def sample(self, ctx: SampleContext) -> Negatives:
         raise NotImplementedError
 
@@ -74,6 +147,19 @@ class Sampler:
 
     def state_dict(self) -> dict[str, Any]:
         return {}
+
+    def _copy_state(self, state: dict[str, Any], names: tuple[str, ...]) -> None:
+        """Copy tensors ``state[name]`` into the attributes ``name`` (same shape and dtype)."""
+        if set(state) != set(names):
+            raise ValueError(f"{self.name}: state keys {sorted(state)} != {sorted(names)}")
+        for key in names:
+            mine, value = getattr(self, key), state[key]
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(mine.shape) \
+                    or value.dtype != mine.dtype:
+                got = f"{tuple(value.shape)} {value.dtype}" if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ValueError(f"{self.name}: state {key!r} is {got}, expected {tuple(mine.shape)} {mine.dtype}")
+        for key in names:
+            getattr(self, key).copy_(state[key])
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:

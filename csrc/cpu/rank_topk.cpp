@@ -92,8 +92,9 @@ std::tuple<at::Tensor, at::Tensor> rank_topk_cpu(const at::Tensor& user_emb_in,
                                                  const at::Tensor& excl_indptr_in,
                                                  const at::Tensor& excl_indices_in, int64_t k) {
   check_rank_topk_args(user_emb_in, item_emb_in, excl_indptr_in, excl_indices_in, k);
-  const at::Tensor user_emb = user_emb_in.contiguous();
-  const at::Tensor item_emb = item_emb_in.contiguous();
+  // detached: the tiles are computed with at::mm_out, which refuses inputs requiring grad
+  const at::Tensor user_emb = user_emb_in.detach().contiguous();
+  const at::Tensor item_emb = item_emb_in.detach().contiguous();
   const at::Tensor excl_indptr = excl_indptr_in.contiguous();
   const at::Tensor excl_indices = excl_indices_in.contiguous();
   const int64_t B = user_emb.size(0), N = item_emb.size(0);

@@ -51,6 +51,26 @@ void check_values(const int64_t* indptr, int64_t num_users, int64_t nnz, const i
   }
 }
 
+// The searches of csr.h for kLanes queries on one row at once, same results: a branchless
+// binary search whose step count depends only on len, run in lockstep so that the lanes'
+// memory loads overlap (several times faster than one search after the other).
+// below(k, p) must be true for p < c_k and false from c_k on; returns c_k in count[k].
+constexpr int kLanes = 8;
+
+template <typename Below>
+void lockstep_count(int64_t len, Below below, int64_t* count) {
+  for (int k = 0; k < kLanes; ++k) count[k] = 0;
+  if (len == 0) return;
+  for (int64_t n = len; n > 1;) {
+    const int64_t half = n >> 1;
+    for (int k = 0; k < kLanes; ++k) {
+      count[k] = below(k, count[k] + half - 1) ? count[k] + half : count[k];
+    }
+    n -= half;
+  }
+  for (int k = 0; k < kLanes; ++k) count[k] += below(k, count[k]) ? 1 : 0;
+}
+
 at::Tensor sample_negatives_cpu(const at::Tensor& indptr, const at::Tensor& indices,
                                 const at::Tensor& users, int64_t num_items, int64_t num_samples,
                                 int64_t seed, int64_t offset,
@@ -90,33 +110,63 @@ at::Tensor sample_negatives_cpu(const at::Tensor& indptr, const at::Tensor& indi
       const int64_t u = usr[b];
       const int64_t* row = idx + ptr[u];
       const int64_t deg = ptr[u + 1] - ptr[u];
-      const uint64_t free = static_cast<uint64_t>(num_items - deg);
+      const uint64_t num_free = static_cast<uint64_t>(num_items - deg);
       const uint32_t r32 = static_cast<uint32_t>(b);
       int64_t* o = dst + b * num_samples;
-      for (int64_t s = 0; s < num_samples; ++s) {
-        const uint32_t d32 = static_cast<uint32_t>(s);
-        int64_t item = -1;
+      // One alias attempt: col uniform in [0, N), kept with probability prob[col].
+      auto alias_draw = [&](uint32_t draw, uint32_t attempt) -> int64_t {
+        const Words4 w = draw_words(s_seed, s_off, r32, draw, attempt);
+        const int64_t col = static_cast<int64_t>(
+            uniform_below(w.w[0], w.w[1], static_cast<uint64_t>(num_items)));
+        const int64_t item = uniform_unit(w.w[2]) < prob[col] ? col : alias[col];
+        TORCH_CHECK(item >= 0 && item < num_items, "autosample::sample_negatives: argument "
+                    "'alias_idx' holds ", item, " at position ", col,
+                    ", outside [0, num_items = ", num_items, ")");
+        return item;
+      };
+      // The whole rule for one draw, alias attempts from first_attempt on.
+      auto draw_one = [&](uint32_t draw, uint32_t first_attempt) -> int64_t {
         uint32_t fallback_attempt = 0;
         if (prob != nullptr) {
-          for (uint32_t a = 0; a < kAliasMaxAttempts && item < 0; ++a) {
-            const Words4 w = draw_words(s_seed, s_off, r32, d32, a);
-            const int64_t col = static_cast<int64_t>(
-                uniform_below(w.w[0], w.w[1], static_cast<uint64_t>(num_items)));
-            const int64_t cand = uniform_unit(w.w[2]) < prob[col] ? col : alias[col];
-            TORCH_CHECK(cand >= 0 && cand < num_items, "autosample::sample_negatives: argument "
-                        "'alias_idx' holds ", cand, " at position ", col,
-                        ", outside [0, num_items = ", num_items, ")");
-            if (!row_contains(row, deg, cand)) item = cand;
+          for (uint32_t a = first_attempt; a < kAliasMaxAttempts; ++a) {
+            const int64_t item = alias_draw(draw, a);
+            if (!row_contains(row, deg, item)) return item;
           }
           fallback_attempt = kAliasMaxAttempts;
         }
-        if (item < 0) {
-          const Words4 w = draw_words(s_seed, s_off, r32, d32, fallback_attempt);
-          const int64_t r = static_cast<int64_t>(uniform_below(w.w[0], w.w[1], free));
-          item = rank_to_non_member(row, deg, r);
+        const Words4 w = draw_words(s_seed, s_off, r32, draw, fallback_attempt);
+        const int64_t r = static_cast<int64_t>(uniform_below(w.w[0], w.w[1], num_free));
+        return rank_to_non_member(row, deg, r);
+      };
+      int64_t s = 0;
+      if (prob == nullptr) {  // uniform: kLanes draws at a time, then the tail one by one
+        int64_t rank[kLanes];
+        for (; s + kLanes <= num_samples; s += kLanes) {
+          for (int k = 0; k < kLanes; ++k) {
+            const Words4 w = draw_words(s_seed, s_off, r32, static_cast<uint32_t>(s + k), 0);
+            rank[k] = static_cast<int64_t>(uniform_below(w.w[0], w.w[1], num_free));
+          }
+          // rank_to_non_member: rank + #{p : row[p] - p <= rank}.
+          int64_t count[kLanes];
+          lockstep_count(deg, [&](int k, int64_t p) { return row[p] - p <= rank[k]; }, count);
+          for (int k = 0; k < kLanes; ++k) o[s + k] = rank[k] + count[k];
         }
-        o[s] = item;
+      } else {  // alias: attempt 0 of kLanes draws at once; rejected lanes go on from attempt 1
+        int64_t cand[kLanes];
+        for (; s + kLanes <= num_samples; s += kLanes) {
+          for (int k = 0; k < kLanes; ++k) {
+            cand[k] = alias_draw(static_cast<uint32_t>(s + k), 0);
+          }
+          // row_contains: row[lower_bound] == cand.
+          int64_t pos[kLanes];
+          lockstep_count(deg, [&](int k, int64_t p) { return row[p] < cand[k]; }, pos);
+          for (int k = 0; k < kLanes; ++k) {
+            const bool positive = pos[k] < deg && row[pos[k]] == cand[k];
+            o[s + k] = positive ? draw_one(static_cast<uint32_t>(s + k), 1) : cand[k];
+          }
+        }
       }
+      for (; s < num_samples; ++s) o[s] = draw_one(static_cast<uint32_t>(s), 0);
     }
   });
   return out;
