@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from autosample_ext.samplers.base import Negatives, SampleContext, Sampler
-from autosample_ext.search.trainer import Objective, StepOutput, score_and_loss
+from autosample_ext.samplers.base import SampleContext, Sampler
+from autosample_ext.search.trainer import Objective, StepOutput, candidate_losses, make_adam
 
 
 def gumbel_softmax_st(logits: torch.Tensor, tau: float, generator: torch.Generator
@@ -82,17 +82,15 @@ class AutoSampleObjective(Objective):
     """The search-stage training objective: Gumbel-weighted sum of the candidates' losses."""
 
     def __init__(self, samplers: Sequence[Sampler], names: Sequence[str], *, tau: float,
-                 alpha_lr: float, l2: float, seed: int, device: torch.device | str = "cpu",
-                 loss: str = "bpr") -> None:
+                 alpha_lr: float, l2: float, seed: int, device: torch.device | str = "cpu") -> None:
         if len(samplers) != len(names) or len(samplers) < 2:
             raise ValueError("AutoSampleObjective: needs >= 2 samplers and one name each")
         self.samplers = list(samplers)
         self.names = [str(n) for n in names]
         self.tau = float(tau)
         self.l2 = float(l2)
-        self.loss_name = loss
         self.logits = torch.zeros(len(samplers), device=device, requires_grad=True)
-        self.alpha_optimizer = torch.optim.Adam([self.logits], lr=alpha_lr)
+        self.alpha_optimizer = make_adam([self.logits], alpha_lr, self.logits.device)
         self.generator = torch.Generator(device="cpu")
         self.generator.manual_seed(int(np.random.SeedSequence([int(seed), 0x6A5]).generate_state(1)[0]))
         self.selected_counts = np.zeros(len(samplers), dtype=np.int64)
@@ -110,19 +108,12 @@ class AutoSampleObjective(Objective):
 
     def step_loss(self, ctx: SampleContext, user_table: torch.Tensor, item_table: torch.Tensor
                   ) -> StepOutput:
-        losses = []
-        feedback: list[tuple[Sampler, Negatives, torch.Tensor, torch.Tensor]] = []
-        for sampler in self.samplers:
-            negatives = sampler.sample(ctx)
-            loss_t, pos_s, neg_s = score_and_loss(ctx, user_table, item_table, negatives,
-                                                  self.l2, self.loss_name)
-            losses.append(loss_t)
-            feedback.append((sampler, negatives, pos_s, neg_s))
-        stacked = torch.stack(losses)
+        candidates = [sampler.sample(ctx) for sampler in self.samplers]
+        losses, pos_s, neg_s = candidate_losses(ctx, user_table, item_table, candidates, self.l2)
         z, _, index = gumbel_softmax_st(self.logits, self.tau, self.generator)
-        loss = (z * stacked).sum()
-        for sampler, negatives, pos_s, neg_s in feedback:
-            sampler.observe(ctx, negatives, pos_s, neg_s)
+        loss = (z * losses).sum()
+        for sampler, negatives, neg in zip(self.samplers, candidates, neg_s):
+            sampler.observe(ctx, negatives, pos_s, neg)
         self.selected_counts[index] += 1
         return StepOutput(loss=loss, selected=index)
 

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from autosample_ext.checkpoint import cpu_state, load_checkpoint, save_checkpoint
@@ -161,7 +162,14 @@ def negative_embeddings(item_table: torch.Tensor, negatives: Negatives) -> torch
     """``[B, n, d]``: synthesised embeddings when the sampler gives them (MixGCF), else rows."""
     if negatives.embeddings is not None:
         return negatives.embeddings
-    return item_table[negatives.items]
+    return F.embedding(negatives.items, item_table)
+
+
+def tables_are_ego(model: Recommender, user_table: torch.Tensor, item_table: torch.Tensor) -> bool:
+    """True when the final tables ARE the ego parameters and the L2 term is the base class's
+    (MF): the gathered rows then serve both the scores and the L2 term."""
+    return (user_table is model.user_embedding.weight and item_table is model.item_embedding.weight
+            and type(model).l2_regulariser is Recommender.l2_regulariser)
 
 
 def score_and_loss(ctx: SampleContext, user_table: torch.Tensor, item_table: torch.Tensor,
@@ -171,15 +179,63 @@ def score_and_loss(ctx: SampleContext, user_table: torch.Tensor, item_table: tor
 
     Returns ``(loss scalar, pos_scores [B] detached, neg_scores [B, n] detached)``.
     """
-    u = user_table[ctx.users]                                        # [B, d]
-    pos = (u * item_table[ctx.pos_items]).sum(-1)                    # [B]
-    neg = torch.bmm(negative_embeddings(item_table, negatives), u.unsqueeze(2)).squeeze(2)  # [B, n]
     if loss != "bpr":
         raise ValueError(f"score_and_loss: unknown loss {loss!r}")
+    u = F.embedding(ctx.users, user_table)                                      # [B, d]
+    if negatives.embeddings is None:
+        # One gather for the positive and the negatives: [B, 1 + n, d].
+        items = torch.cat([ctx.pos_items.unsqueeze(1), negatives.items], 1)
+        rows = F.embedding(items, item_table)
+        scores = torch.bmm(rows, u.unsqueeze(2)).squeeze(2)                      # [B, 1 + n]
+        pos, neg = scores[:, 0], scores[:, 1:]
+    else:
+        rows = None
+        pos = (u * F.embedding(ctx.pos_items, item_table)).sum(-1)
+        neg = torch.bmm(negatives.embeddings, u.unsqueeze(2)).squeeze(2)
     value = _bpr(pos, neg)
     if l2:
-        value = value + l2 * ctx.model.l2_regulariser(ctx.users, ctx.pos_items, negatives.items)
+        if rows is not None and tables_are_ego(ctx.model, user_table, item_table):
+            reg = (u.pow(2).sum() + rows.pow(2).sum()) / max(int(ctx.users.shape[0]), 1)
+        else:
+            reg = ctx.model.l2_regulariser(ctx.users, ctx.pos_items, negatives.items)
+        value = value + l2 * reg
     return value, pos.detach(), neg.detach()
+
+
+def candidate_losses(ctx: SampleContext, user_table: torch.Tensor, item_table: torch.Tensor,
+                     candidates: list[Negatives], l2: float
+                     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """Every candidate's loss ``L_t`` (BPR + ``l2 *`` L2 term) for the same batch, ``[T]``.
+
+    Item-id negatives of equal width share one gather of ``[pos, neg_1, ..., neg_T]``;
+    otherwise (MixGCF embeddings, mixed widths) each candidate is scored on its own. Also returns
+    the detached positive scores ``[B]`` and each candidate's negative scores ``[B, n_t]``.
+    """
+    widths = {c.items.shape[1] for c in candidates}
+    if any(c.embeddings is not None for c in candidates) or len(widths) != 1:
+        out = [score_and_loss(ctx, user_table, item_table, c, l2) for c in candidates]
+        return torch.stack([o[0] for o in out]), out[0][1], [o[2] for o in out]
+    n = widths.pop()
+    batch = int(ctx.users.shape[0])
+    u = F.embedding(ctx.users, user_table)                                       # [B, d]
+    items = torch.cat([ctx.pos_items.unsqueeze(1)] + [c.items for c in candidates], 1)
+    rows = F.embedding(items, item_table)                                         # [B, 1+T*n, d]
+    scores = torch.bmm(rows, u.unsqueeze(2)).squeeze(2)                           # [B, 1+T*n]
+    pos = scores[:, 0]
+    negs = [scores[:, 1 + t * n:1 + (t + 1) * n] for t in range(len(candidates))]
+    losses = torch.stack([_bpr(pos, neg) for neg in negs])
+    if l2:
+        if tables_are_ego(ctx.model, user_table, item_table):
+            sq = rows.pow(2).sum(-1)                                              # [B, 1+T*n]
+            shared = u.pow(2).sum() + sq[:, 0].sum()
+            per = torch.stack([sq[:, 1 + t * n:1 + (t + 1) * n].sum()
+                               for t in range(len(candidates))])
+            reg = (shared + per) / max(batch, 1)
+        else:
+            reg = torch.stack([ctx.model.l2_regulariser(ctx.users, ctx.pos_items, c.items)
+                               for c in candidates])
+        losses = losses + l2 * reg
+    return losses, pos.detach(), [neg.detach() for neg in negs]
 
 
 class Objective:
@@ -294,6 +350,11 @@ def evaluate_model(model: Recommender, data: InteractionData, split: str, ks: tu
 # ---------------------------------------------------------------------------------------------
 
 
+def make_adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
+    """Adam (PyTorch defaults) with the fused kernel on devices that have it (CPU, CUDA)."""
+    return torch.optim.Adam(params, lr=lr, fused=device.type in ("cpu", "cuda"))
+
+
 def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
     """The order of the ``n`` training pairs in ``epoch``: a function of (seed, epoch) only."""
     state = np.random.SeedSequence([int(seed), int(epoch), 0x0DA7A]).generate_state(2)
@@ -349,7 +410,7 @@ class Trainer:
         self.on_step = on_step
         self.tag = tag
         self.device = next(model.parameters()).device
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        self.optimizer = make_adam(model.parameters(), config.lr, self.device)
         for sampler in objective.samplers:
             sampler.check_model(model)
         self.needs_layers = any(s.needs_graph_model for s in objective.samplers)
