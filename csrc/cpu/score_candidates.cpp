@@ -7,6 +7,7 @@
 #include "autosample/checks.h"
 #include "autosample/dot.h"
 #include "cand_check.h"
+#include "prefetch.h"
 
 namespace autosample {
 namespace {
@@ -36,7 +37,12 @@ at::Tensor score_candidates_cpu(const at::Tensor& user_emb_in, const at::Tensor&
           continue;
         }
         const scalar_t* ub = u + b * d;
-        for (int64_t m = 0; m < M; ++m) o[b * M + m] = dot(ub, it + cb[m] * d, d);
+        const int64_t ahead = std::min(M, cpu::kPrefetchAhead);
+        for (int64_t m = 0; m < ahead; ++m) cpu::prefetch_row(it + cb[m] * d, d);
+        for (int64_t m = 0; m < M; ++m) {
+          if (m + ahead < M) cpu::prefetch_row(it + cb[m + ahead] * d, d);
+          o[b * M + m] = dot(ub, it + cb[m] * d, d);
+        }
       }
     });
   });

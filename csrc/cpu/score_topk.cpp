@@ -10,25 +10,11 @@
 #include "autosample/checks.h"
 #include "autosample/dot.h"
 #include "cand_check.h"
+#include "prefetch.h"
 #include "stream_topk.h"
 
 namespace autosample {
 namespace {
-
-// Rows of item_emb this many candidates ahead are prefetched (random gathers are latency bound).
-constexpr int64_t kPrefetchAhead = 8;
-
-template <typename T>
-inline void prefetch_row(const T* p, int64_t d) {
-#if defined(__GNUC__) || defined(__clang__)
-  const char* c = reinterpret_cast<const char*>(p);
-  for (int64_t off = 0; off < d * static_cast<int64_t>(sizeof(T)); off += 64)
-    __builtin_prefetch(c + off, 0, 1);
-#else
-  (void)p;
-  (void)d;
-#endif
-}
 
 std::tuple<at::Tensor, at::Tensor> score_topk_cpu(const at::Tensor& user_emb_in,
                                                   const at::Tensor& item_emb_in,
@@ -60,10 +46,11 @@ std::tuple<at::Tensor, at::Tensor> score_topk_cpu(const at::Tensor& user_emb_in,
         }
         if (k == 0) continue;
         const scalar_t* ub = u + b * d;
-        for (int64_t m = 0; m < std::min(M, kPrefetchAhead); ++m) prefetch_row(it + cb[m] * d, d);
+        const int64_t ahead = std::min(M, cpu::kPrefetchAhead);
+        for (int64_t m = 0; m < ahead; ++m) cpu::prefetch_row(it + cb[m] * d, d);
         cpu::StreamTopK<scalar_t> top(os + b * k, oi + b * k, k);  // idx: positions first
         for (int64_t m = 0; m < M; ++m) {
-          if (m + kPrefetchAhead < M) prefetch_row(it + cb[m + kPrefetchAhead] * d, d);
+          if (m + ahead < M) cpu::prefetch_row(it + cb[m + ahead] * d, d);
           top.offer(dot(ub, it + cb[m] * d, d), m);
         }
         top.finish();

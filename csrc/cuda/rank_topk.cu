@@ -1,0 +1,304 @@
+// rank_topk on CUDA: for each user row b, the k best of all N items (canonical order, ties to
+// the smaller item id) excluding excl_indices[excl_indptr[b]:excl_indptr[b+1]], no [B, N]
+// scores (k <= 128; larger k: see rank_topk_sorted below).
+//
+// Grid (user tiles of kTU rows) x (item splits). A block streams its split's items in blocks of
+// kTI: user and item chunks of kDC dims are staged (transposed) in shared memory, each lane
+// accumulates a 4 users x 4 items register tile (warp w: users 4w..4w+3, all kTI items), and
+// offers it to its users' register top-k lists (warp_topk.cuh). Exclusions: each (warp, user)
+// keeps a cursor into the user's sorted excluded list and merges the entries that fall in the
+// item block into a bit mask (loads, ballots and an OR-reduction); no score tile is stored.
+// With several splits, each writes its partial list and a merge kernel (same order) reduces them.
+// Validation (excl_indptr monotone, excluded ids in [0, N), sorted and unique, k <= N - |excl|)
+// runs first on the device; the first bad row is reported with its values.
+#include <torch/library.h>
+
+#include "autosample/checks.h"
+#include "autosample/csr.h"
+#include "autosample/cuda_utils.cuh"
+#include "autosample/warp_topk.cuh"
+
+namespace autosample {
+namespace cuda {
+namespace {
+
+constexpr int kTU = 32, kTI = 128, kDC = 32, kThreads = 256;
+constexpr int kUsersPerWarp = kTU / (kThreads / kWarp);  // 4
+constexpr int32_t kNoItem = std::numeric_limits<int32_t>::max();
+constexpr int64_t kPastEnd = std::numeric_limits<int64_t>::max();  // no excluded entry left
+
+// One warp per row; reports the row when its exclusion list or k is invalid.
+__global__ void rank_validate_kernel(const int64_t* __restrict__ indptr,
+                                     const int64_t* __restrict__ excl, int64_t nnz, int64_t B,
+                                     int64_t N, int64_t k, unsigned long long* err) {
+  const int64_t b = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
+  if (b >= B) return;
+  const int lane = threadIdx.x % kWarp;
+  const int64_t begin = indptr[b], end = indptr[b + 1];
+  if (begin < 0 || end < begin || end > nnz || N - (end - begin) < k) {
+    if (lane == 0) report_error(err, b);
+    return;
+  }
+  bool bad = false;
+  for (int64_t j = begin + lane; j < end; j += kWarp) {
+    const int64_t v = excl[j];
+    bad |= v < 0 || v >= N || (j > begin && excl[j - 1] >= v);
+  }
+  if (__any_sync(kFullMask, bad) && lane == 0) report_error(err, b);
+}
+
+// Four consecutive T from 16-byte aligned shared memory (one or two 16-byte loads).
+template <typename T>
+__device__ __forceinline__ void load4(const T* p, T (&v)[4]) {
+  using V = typename Vec16<T>::type;
+  if constexpr (Vec16<T>::width == 4) {
+    const V x = *reinterpret_cast<const V*>(p);
+    v[0] = x.x; v[1] = x.y; v[2] = x.z; v[3] = x.w;
+  } else {
+    const V x = reinterpret_cast<const V*>(p)[0], y = reinterpret_cast<const V*>(p)[1];
+    v[0] = x.x; v[1] = x.y; v[2] = y.x; v[3] = y.y;
+  }
+}
+
+// Block: kTU = 32 users (warp w owns users 4w..4w+3) x the items of split blockIdx.y, in item
+// blocks of kTI = 128. Lane l of warp w accumulates the 4 x 4 scores of its users and of items
+// i0 + 4l .. i0 + 4l + 3 over d (chunks of kDC staged transposed in shared memory, read as
+// 16-byte vectors), then offers them to its users' WarpTopK lists, masked by the exclusions of
+// [i0, i0 + kTI) (a 128-bit mask merged from each user's sorted list, cursor in registers).
+template <typename T, int KW>
+__global__ void __launch_bounds__(kThreads)
+rank_topk_kernel(const T* __restrict__ user, const T* __restrict__ items,
+                 const int64_t* __restrict__ indptr, const int64_t* __restrict__ excl, int64_t B,
+                 int64_t N, int64_t d, int64_t span, int k, T* __restrict__ out_s,
+                 int64_t* __restrict__ out_i, int64_t out_stride) {
+  __shared__ __align__(16) T us[kDC][kTU + 4];
+  __shared__ __align__(16) T is[kDC][kTI + 4];
+  const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp;
+  const int64_t u0 = static_cast<int64_t>(blockIdx.x) * kTU;
+  const int64_t istart = static_cast<int64_t>(blockIdx.y) * span;
+  const int64_t iend = istart + span < N ? istart + span : N;
+
+  WarpTopK<T, int32_t, KW> top[kUsersPerWarp] = {WarpTopK<T, int32_t, KW>(k),
+                                                 WarpTopK<T, int32_t, KW>(k),
+                                                 WarpTopK<T, int32_t, KW>(k),
+                                                 WarpTopK<T, int32_t, KW>(k)};
+  int64_t cur[kUsersPerWarp], cend[kUsersPerWarp];
+#pragma unroll
+  for (int q = 0; q < kUsersPerWarp; ++q) {
+    const int64_t b = u0 + warp * kUsersPerWarp + q;
+    cur[q] = cend[q] = 0;
+    if (b < B) {
+      const int64_t begin = indptr[b];
+      cend[q] = indptr[b + 1];
+      cur[q] = begin + lower_bound(excl + begin, cend[q] - begin, istart);
+    }
+  }
+
+  for (int64_t i0 = istart; i0 < iend; i0 += kTI) {
+    T acc[kUsersPerWarp][4] = {};
+    for (int64_t d0 = 0; d0 < d; d0 += kDC) {
+      for (int e = tid; e < kTU * kDC; e += kThreads) {
+        const int uu = e / kDC, dd = e % kDC;
+        const int64_t b = u0 + uu, c = d0 + dd;
+        us[dd][uu] = (b < B && c < d) ? user[b * d + c] : T(0);
+      }
+      for (int e = tid; e < kTI * kDC; e += kThreads) {
+        const int ii = e / kDC, dd = e % kDC;
+        const int64_t i = i0 + ii, c = d0 + dd;
+        is[dd][ii] = (i < iend && c < d) ? items[i * d + c] : T(0);
+      }
+      __syncthreads();
+#pragma unroll 4
+      for (int dd = 0; dd < kDC; ++dd) {
+        T a[4], v[4];
+        load4(&us[dd][warp * kUsersPerWarp], a);
+        load4(&is[dd][lane * 4], v);
+#pragma unroll
+        for (int q = 0; q < kUsersPerWarp; ++q) {
+#pragma unroll
+          for (int j = 0; j < 4; ++j) acc[q][j] += a[q] * v[j];
+        }
+      }
+      __syncthreads();  // us / is are restaged next
+    }
+#pragma unroll
+    for (int q = 0; q < kUsersPerWarp; ++q) {
+      if (u0 + warp * kUsersPerWarp + q >= B) continue;  // warp-uniform
+      // Excluded ids in [i0, i0 + kTI) are the next entries from cur[q]: at most kTI of them.
+      unsigned mask[kTI / kWarp] = {};
+      if (cur[q] < cend[q] && excl[cur[q]] < i0 + kTI) {
+        int taken = 0;
+#pragma unroll
+        for (int r = 0; r < kTI / kWarp; ++r) {
+          const int64_t j = cur[q] + r * kWarp + lane;
+          const int64_t e = j < cend[q] ? excl[j] : kPastEnd;
+          const bool in = e < i0 + kTI;
+          const int off = in ? static_cast<int>(e - i0) : 0;
+#pragma unroll
+          for (int w = 0; w < kTI / kWarp; ++w) {
+            if (in && off / kWarp == w) mask[w] |= 1u << (off % kWarp);
+          }
+          taken += __popc(__ballot_sync(kFullMask, in));
+        }
+#pragma unroll
+        for (int w = 0; w < kTI / kWarp; ++w) {
+#pragma unroll
+          for (int off = 16; off > 0; off /= 2) mask[w] |= __shfl_xor_sync(kFullMask, mask[w], off);
+        }
+        cur[q] += taken;
+      }
+      // Lane l's items i0 + 4l + j sit in mask word l / 8, bits 4 (l % 8) + j.
+      unsigned mine = 0;
+#pragma unroll
+      for (int w = 0; w < kTI / kWarp; ++w) {
+        if (w == lane / 8) mine = (mask[w] >> (4 * (lane % 8))) & 0xFu;
+      }
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int64_t item = i0 + 4 * lane + j;
+        top[q].offer(acc[q][j], static_cast<int32_t>(item), item < iend && !((mine >> j) & 1u));
+      }
+    }
+  }
+
+#pragma unroll
+  for (int q = 0; q < kUsersPerWarp; ++q) {
+    const int64_t b = u0 + warp * kUsersPerWarp + q;
+    if (b < B) {
+      const int64_t base = b * out_stride + static_cast<int64_t>(blockIdx.y) * k;
+      top[q].write(out_s + base, out_i + base, [](int32_t i) { return static_cast<int64_t>(i); });
+    }
+  }
+}
+
+// Reduces the per-split lists part_[s|i] [B, L] (sentinel item kNoItem = empty) to [B, k].
+template <typename T, int KW>
+__global__ void rank_merge_kernel(const T* __restrict__ part_s, const int64_t* __restrict__ part_i,
+                                  int64_t B, int64_t L, int k, T* __restrict__ out_s,
+                                  int64_t* __restrict__ out_i) {
+  const int64_t b = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
+  if (b >= B) return;
+  WarpTopK<T, int32_t, KW> top(k);
+  for (int64_t j0 = 0; j0 < L; j0 += kWarp) {
+    const int64_t j = j0 + top.lane;
+    const bool in = j < L;
+    const int64_t item = in ? part_i[b * L + j] : kNoItem;
+    top.offer(in ? part_s[b * L + j] : T(0), static_cast<int32_t>(item), item != kNoItem);
+  }
+  top.write(out_s + b * k, out_i + b * k, [](int32_t i) { return static_cast<int64_t>(i); });
+}
+
+template <typename T, int KW>
+void launch_rank(const at::Tensor& user, const at::Tensor& items, const at::Tensor& indptr,
+                 const at::Tensor& excl, int64_t k, at::Tensor& out_s, at::Tensor& out_i) {
+  const int64_t B = user.size(0), N = items.size(0), d = user.size(1);
+  auto stream = at::cuda::getCurrentCUDAStream();
+  const int64_t tiles = ceil_div(B, kTU);
+  const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  int64_t splits = ceil_div(4 * static_cast<int64_t>(sms), tiles);
+  splits = std::max<int64_t>(1, std::min<int64_t>({splits, ceil_div(N, 4 * kTI), 64}));
+  const int64_t span = ceil_div(ceil_div(N, splits), kTI) * kTI;
+  splits = ceil_div(N, span);
+  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(splits));
+  const int kk = static_cast<int>(k);
+  if (splits == 1) {
+    rank_topk_kernel<T, KW><<<grid, kThreads, 0, stream>>>(
+        user.data_ptr<T>(), items.data_ptr<T>(), indptr.data_ptr<int64_t>(),
+        excl.data_ptr<int64_t>(), B, N, d, span, kk, out_s.data_ptr<T>(),
+        out_i.data_ptr<int64_t>(), k);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    return;
+  }
+  const int64_t L = splits * k;
+  auto part_s = at::empty({B, L}, out_s.options());
+  auto part_i = at::empty({B, L}, out_i.options());
+  rank_topk_kernel<T, KW><<<grid, kThreads, 0, stream>>>(
+      user.data_ptr<T>(), items.data_ptr<T>(), indptr.data_ptr<int64_t>(),
+      excl.data_ptr<int64_t>(), B, N, d, span, kk, part_s.data_ptr<T>(),
+      part_i.data_ptr<int64_t>(), L);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  rank_merge_kernel<T, KW><<<static_cast<unsigned>(ceil_div(B * kWarp, 128)), 128, 0, stream>>>(
+      part_s.data_ptr<T>(), part_i.data_ptr<int64_t>(), B, L, kk, out_s.data_ptr<T>(),
+      out_i.data_ptr<int64_t>());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+// k > kMaxWarpK: users in batches of at most 2^24 / N rows; scores, excluded set to -inf, then
+// a stable sort on (excluded, canonical order) as reference.rank_topk (writes [batch, N]).
+std::tuple<at::Tensor, at::Tensor> rank_topk_sorted(const at::Tensor& user, const at::Tensor& items,
+                                                    const at::Tensor& indptr,
+                                                    const at::Tensor& excl, int64_t k) {
+  const int64_t B = user.size(0), N = items.size(0);
+  const int64_t rows = std::max<int64_t>(1, (int64_t{1} << 24) / std::max<int64_t>(N, 1));
+  std::vector<at::Tensor> vs, is;
+  for (int64_t r0 = 0; r0 < B; r0 += rows) {
+    const int64_t r1 = std::min(B, r0 + rows);
+    auto scores = at::matmul(user.narrow(0, r0, r1 - r0), items.t());
+    auto ptr = indptr.narrow(0, r0, r1 - r0 + 1);
+    auto counts = ptr.narrow(0, 1, r1 - r0) - ptr.narrow(0, 0, r1 - r0);
+    auto local = at::arange(r1 - r0, indptr.options());
+    auto row_of = at::repeat_interleave(local, counts);
+    auto ids = excl.narrow(0, item_at(ptr, 0), item_at(ptr, r1 - r0) - item_at(ptr, 0));
+    auto mask = at::zeros({r1 - r0, N}, indptr.options().dtype(at::kByte));
+    mask.index_put_({row_of, ids}, at::ones({}, mask.options()));
+    auto order = std::get<1>(at::sort(scores, /*stable=*/true, /*dim=*/1, /*descending=*/true));
+    auto flag = at::gather(mask, 1, order);
+    order = at::gather(order, 1, std::get<1>(at::sort(flag, /*stable=*/true, 1, false)));
+    auto top = order.narrow(1, 0, k).contiguous();
+    vs.push_back(at::gather(scores, 1, top));
+    is.push_back(top);
+  }
+  return {at::cat(vs, 0), at::cat(is, 0)};
+}
+
+std::tuple<at::Tensor, at::Tensor> rank_topk_cuda(const at::Tensor& user_in,
+                                                  const at::Tensor& items_in,
+                                                  const at::Tensor& indptr_in,
+                                                  const at::Tensor& excl_in, int64_t k) {
+  check_rank_topk_args(user_in, items_in, indptr_in, excl_in, k);
+  const c10::cuda::CUDAGuard guard(user_in.device());
+  const int64_t B = user_in.size(0), N = items_in.size(0);
+  TORCH_CHECK(N < kNoItem, "autosample::rank_topk: argument 'item_emb' must have fewer than ",
+              kNoItem, " rows on CUDA, got ", N);
+  auto out_s = at::empty({B, k}, user_in.options());
+  auto out_i = at::empty({B, k}, indptr_in.options());
+  if (B == 0) return {out_s, out_i};
+  const auto user = user_in.contiguous();
+  const auto items = items_in.contiguous();
+  const auto indptr = indptr_in.contiguous();
+  const auto excl = excl_in.contiguous();
+  ErrorSlot err(indptr);
+  rank_validate_kernel<<<static_cast<unsigned>(ceil_div(B * kWarp, 128)), 128, 0,
+                         at::cuda::getCurrentCUDAStream()>>>(
+      indptr.data_ptr<int64_t>(), excl.data_ptr<int64_t>(), excl.size(0), B, N, k, err.ptr());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  const int64_t bad = err.read();
+  if (bad >= 0) {
+    const auto ptr = indptr.narrow(0, bad, 2).cpu();
+    const int64_t begin = ptr[0].item<int64_t>(), end = ptr[1].item<int64_t>();
+    TORCH_CHECK(begin >= 0 && begin <= end && end <= excl.size(0), "autosample::rank_topk: "
+                "argument 'excl_indptr' must be non-decreasing within [0, ", excl.size(0),
+                "], got [", begin, ", ", end, "] for row ", bad);
+    TORCH_CHECK(N - (end - begin) >= k, "autosample::rank_topk: argument 'k' = ", k,
+                " exceeds the ", N - (end - begin), " non-excluded items of row ", bad);
+    TORCH_CHECK(false, "autosample::rank_topk: argument 'excl_indices' of row ", bad,
+                " must hold item ids in [0, ", N, "), sorted ascending and unique, got ",
+                excl.narrow(0, begin, std::min<int64_t>(end - begin, 16)).cpu());
+  }
+  if (k == 0) return {out_s, out_i};
+  if (k > kMaxWarpK) return rank_topk_sorted(user, items, indptr, excl, k);
+  AT_DISPATCH_FLOATING_TYPES(user.scalar_type(), "rank_topk_cuda", [&] {
+    if (k <= 32) launch_rank<scalar_t, 1>(user, items, indptr, excl, k, out_s, out_i);
+    else if (k <= 64) launch_rank<scalar_t, 2>(user, items, indptr, excl, k, out_s, out_i);
+    else launch_rank<scalar_t, 4>(user, items, indptr, excl, k, out_s, out_i);
+  });
+  return {out_s, out_i};
+}
+
+}  // namespace
+}  // namespace cuda
+}  // namespace autosample
+
+TORCH_LIBRARY_IMPL(autosample, CUDA, m) {
+  m.impl("rank_topk", &autosample::cuda::rank_topk_cuda);
+}

@@ -1,0 +1,34 @@
+// select_topk on CUDA: canonical top-k of each row of keys [B, M] (any strides).
+// k <= 128: one warp per row with WarpTopK (warp_topk.cuh); larger k: stable device sort.
+#include <torch/library.h>
+
+#include "autosample/checks.h"
+#include "autosample/cuda_utils.cuh"
+#include "autosample/warp_topk.cuh"
+
+namespace autosample {
+namespace cuda {
+namespace {
+
+std::tuple<at::Tensor, at::Tensor> select_topk_cuda(const at::Tensor& keys, int64_t k) {
+  check_select_topk_args(keys, k);
+  const c10::cuda::CUDAGuard guard(keys.device());
+  const int64_t B = keys.size(0), M = keys.size(1);
+  if (k > kMaxWarpK) return sort_topk(keys, k);
+  auto values = at::empty({B, k}, keys.options());
+  auto positions = at::empty({B, k}, keys.options().dtype(at::kLong));
+  if (B == 0 || k == 0) return {values, positions};
+  AT_DISPATCH_FLOATING_TYPES(keys.scalar_type(), "select_topk_cuda", [&] {
+    launch_select_topk<scalar_t>(keys.data_ptr<scalar_t>(), B, M, keys.stride(0), keys.stride(1),
+                                 k, values.data_ptr<scalar_t>(), positions.data_ptr<int64_t>());
+  });
+  return {values, positions};
+}
+
+}  // namespace
+}  // namespace cuda
+}  // namespace autosample
+
+TORCH_LIBRARY_IMPL(autosample, CUDA, m) {
+  m.impl("select_topk", &autosample::cuda::select_topk_cuda);
+}
