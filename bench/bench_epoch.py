@@ -4,7 +4,8 @@ The same :class:`~autosample_ext.search.Trainer` runs one epoch (every step: pro
 negatives = ``sample_negatives`` + ``score_topk``, BPR, backward, Adam) once with the project's
 operators and once with the pure-PyTorch oracles of :mod:`autosample_ext.ops.reference` (the code
 a user would otherwise write). Before timing, both produce the same negatives and the same loss
-for a batch. Run:
+for a batch. A second pair times the DNS sampling of an epoch's batches alone (fixed tables),
+the operators' share of the step. Run:
 
     PYTHONPATH=. pytest bench/bench_epoch.py --benchmark-only --benchmark-json=bench/results/epoch.json
 
@@ -112,3 +113,34 @@ def test_epoch_reference_ops(benchmark, ml1m):
         loss = benchmark.pedantic(one_epoch, args=(trainer,), rounds=2, iterations=1,
                                   warmup_rounds=0)
     assert 0 < loss < 1.0
+
+
+def sampling_epoch(trainer):
+    """DNS negatives for every batch of an epoch (fixed tables): the operators' share alone."""
+    from autosample_ext.samplers import SampleContext
+
+    cfg = trainer.config
+    with torch.no_grad():
+        u, i = trainer.model.propagate()
+    total = 0
+    for b in range(trainer.num_batches):
+        sl = slice(b * cfg.batch_size, (b + 1) * cfg.batch_size)
+        ctx = SampleContext(trainer.train_users[sl], trainer.train_items[sl], trainer.model, u, i,
+                            step=b)
+        total += int(trainer.objective.sampler.sample(ctx).items.shape[0])
+    return total
+
+
+@pytest.mark.benchmark(group="dns-sampling-epoch-ml1m")
+def test_sampling_project_ops(benchmark, ml1m):
+    trainer = make_trainer(ml1m)
+    n = benchmark.pedantic(sampling_epoch, args=(trainer,), rounds=2, iterations=1)
+    assert n == ml1m.train.nnz
+
+
+@pytest.mark.benchmark(group="dns-sampling-epoch-ml1m")
+def test_sampling_reference_ops(benchmark, ml1m):
+    trainer = make_trainer(ml1m)
+    with reference_ops():
+        n = benchmark.pedantic(sampling_epoch, args=(trainer,), rounds=2, iterations=1)
+    assert n == ml1m.train.nnz
