@@ -10,7 +10,7 @@ Run directory ``out/``:
 * ``metrics.json``  validation and test metrics per seed and method, aggregated mean / std,
                     paired t-tests, the searched sampler and the search / grid costs;
 * ``table.md``      the paper's Table 3 layout, when several methods or seeds ran;
-* ``checkpoints/<seed>-<phase>.pt``  atomic checkpoints; ``--resume`` continues from them.
+* ``checkpoints/seed<S>-<phase>.pt``  atomic checkpoints; ``--resume`` continues from them.
 
 Phases run in a fixed order per seed; a phase whose checkpoint says "done" is not re-run on
 resume, a partial one continues from its checkpoint.

@@ -24,7 +24,6 @@ from autosample_ext.search import (
     gumbel_softmax_st,
     init_retrain_model,
 )
-from autosample_ext.search import autosample as autosample_mod
 from autosample_ext.search.trainer import epoch_permutation
 
 CANDIDATES = ("rns", "pns", "dns", "aobpr")
