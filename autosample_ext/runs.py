@@ -360,8 +360,9 @@ def render_table(records: Sequence[PhaseRecord], split: str, k: int,
     """Markdown table in the layout of the paper's Table 3.
 
     Rows: methods; columns: R/N/P/H@k as mean (± std over seeds) with the rank of the row in
-    that metric (1 = best), then the average rank. ``*``: AutoSample differs from the best
-    single sampler with p < 0.05 (paired t-test over seeds).
+    that metric (1 = best), then the average rank. AutoSample vs the best single sampler of the
+    metric, paired t-test over seeds, p < 0.05: ``*`` significantly better, ``†`` significantly
+    worse.
     """
     frame = metrics_frame(records, split)
     cols = [f"{m}@{k}" for m in TABLE_METRICS]
@@ -377,8 +378,9 @@ def render_table(records: Sequence[PhaseRecord], split: str, k: int,
             text = f"{mean.loc[method, col]:.4f}"
             if several:
                 text += f" ± {std.loc[method, col]:.4f}"
-            if ttests and method == AUTOSAMPLE and ttests.get(col, {}).get("significant"):
-                text += "*"
+            test = (ttests or {}).get(col, {})
+            if method == AUTOSAMPLE and test.get("significant"):
+                text += "*" if test["mean_diff"] > 0 else "†"
             text += f" ({int(ranks.loc[method, col])})"
             cells.append(text)
         cells.append(f"{ranks.loc[method].mean():.2f}")
@@ -579,7 +581,8 @@ def _write_outputs(cfg: RunConfig, data: InteractionData, out: RunDir,
         if len(cfg.seeds) > 1:
             note += f" Mean ± std over seeds {list(cfg.seeds)}."
         if ttests:
-            note += " * : paired t-test vs the best single sampler, p < 0.05."
+            note += (" AutoSample vs the best single sampler (paired t-test over seeds, "
+                     "p < 0.05): * better, † worse.")
         out.write_text("table.md", table + "\n" + note + " (rank) per metric, 1 = best.\n")
     return RunSummary(out.path, records, metrics, table, seconds)
 

@@ -303,3 +303,30 @@ def test_gdns_single_mode_trains_with_group_loss(tiny):
     trainer = Trainer(tiny, model, obj, TrainConfig(epochs=1, batch_size=256, progress=False))
     trainer.fit()
     assert bool((sampler.slot_keys >= 0).any())  # the gain table was updated by observe_groups
+
+
+def _record(seed, method, r):
+    from autosample_ext.runs import PhaseRecord
+    from autosample_ext.search import TrainResult
+
+    test = {"recall@20": r, "ndcg@20": r / 2, "precision@20": r / 10, "hit@20": 2 * r}
+    return PhaseRecord(seed, method, method, TrainResult(1, dict(test), dict(test), 1, False, 0.0))
+
+
+@pytest.mark.parametrize("delta,marker", [(0.01, "*"), (-0.01, "†")])
+def test_table_ranks_and_ttest_markers(delta, marker):
+    from autosample_ext.runs import metrics_frame, paired_ttests, render_table
+
+    recs = []
+    for seed, noise in enumerate([0.0, 0.001, -0.0005]):
+        recs += [_record(seed, "rns", 0.10 + noise), _record(seed, "dns", 0.20 + noise),
+                 _record(seed, "autosample", 0.20 + noise + delta + noise / 10)]
+    tests = paired_ttests(metrics_frame(recs, "test"), (20,))
+    assert tests["recall@20"]["baseline"] == "dns" and tests["recall@20"]["significant"]
+    table = render_table(recs, "test", 20, tests).splitlines()
+    assert table[0] == "| Sampler | R@20 | N@20 | P@20 | H@20 | Avg rank |"
+    rows = {line.split(" | ")[0].strip("| "): line for line in table[2:]}
+    assert f"{marker} (" in rows["AutoSample"]
+    assert rows["RNS"].endswith("| 3.00 |")
+    best = "AutoSample" if delta > 0 else "DNS"
+    assert rows[best].endswith("| 1.00 |")
