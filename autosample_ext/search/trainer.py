@@ -1,0 +1,632 @@
+"""The training loop shared by single-sampler training, the AutoSample search and retraining.
+
+One epoch = the training pairs ``data.train`` in an order drawn from ``(seed, epoch)``, cut into
+batches of ``batch_size`` (user, positive) rows. Each step:
+
+    user_table, item_table = model.propagate()          # once per step, shared by candidates
+    loss = objective.step_loss(ctx, user_table, item_table)   # sampler(s) -> negatives -> loss
+    loss.backward(); model Adam step; objective's own optimiser step (alpha, for the search)
+
+Validation every ``eval_every`` epochs on ``eval_split``; the best-validation state (model
+weights and the objective's best fields, e.g. alpha) is kept; early stopping after ``patience``
+evaluations without improvement. At the end the best weights are loaded back and, unless the
+protocol evaluates on test directly (DENS), the test metrics are computed with them.
+
+Checkpoints (atomic, tensors and plain types only) are written at every epoch end, and at the
+next step boundary when a stop is requested (SIGINT / SIGTERM through :class:`StopFlag`). They
+hold everything a resumed run needs to continue exactly: model, optimiser, objective (sampler
+states, alpha logits and optimiser, Gumbel generator), the global RNG states, the epoch / step
+counters, the running loss of a partial epoch, the best-so-far state and the log so far. Since
+the data order depends only on (seed, epoch) and samplers draw by (seed, step), a resumed run
+ends with exactly the metrics of an uninterrupted one.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from autosample_ext.checkpoint import cpu_state, load_checkpoint, save_checkpoint
+from autosample_ext.data.interactions import InteractionData
+from autosample_ext.models.base import Recommender
+from autosample_ext.samplers.base import Negatives, SampleContext, Sampler
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_VERSION = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Config and results
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run (one model, one objective).
+
+    epochs: maximum number of epochs.
+    batch_size: (user, positive) rows per step.
+    lr: Adam learning rate of the model.
+    l2: weight of the L2 term on the embeddings used in the batch (``Recommender.l2_regulariser``).
+    eval_every: validate every E epochs (and after the last epoch).
+    patience: stop after this many evaluations without improvement of ``metric``; 0 = never.
+    metric: validation criterion, ``"<name>@<k>"`` with name in recall/ndcg/precision/hit.
+    ks: cut-offs of the reported metrics (``metric``'s k must be among them).
+    eval_split: ``"valid"`` (default: pick the epoch on validation, then test once) or
+        ``"test"`` (DENS protocol: evaluate test with train masked, report the best test value).
+    seed: data order, sampler streams and Gumbel noise derive from it.
+    """
+
+    epochs: int = 50
+    batch_size: int = 2048
+    lr: float = 1e-3
+    l2: float = 1e-4
+    eval_every: int = 1
+    patience: int = 5
+    metric: str = "recall@20"
+    ks: tuple[int, ...] = (20,)
+    eval_split: str = "valid"
+    eval_batch_size: int = 1024
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.ks = tuple(int(k) for k in self.ks)
+        if self.epochs < 1:
+            raise ValueError(f"train: epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"train: batch_size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"train: lr must be > 0, got {self.lr}")
+        if self.l2 < 0:
+            raise ValueError(f"train: l2 must be >= 0, got {self.l2}")
+        if self.eval_every < 1:
+            raise ValueError(f"train: eval_every must be >= 1, got {self.eval_every}")
+        if self.patience < 0:
+            raise ValueError(f"train: patience must be >= 0, got {self.patience}")
+        if self.eval_split not in ("valid", "test"):
+            raise ValueError(f"train: eval_split must be 'valid' or 'test', got {self.eval_split!r}")
+        name, _, k = self.metric.partition("@")
+        if name not in ("recall", "ndcg", "precision", "hit") or not k.isdigit():
+            raise ValueError(f"train: metric must look like recall@20 (recall/ndcg/precision/hit), got {self.metric!r}")
+        if int(k) not in self.ks:
+            self.ks = tuple(sorted(set(self.ks) | {int(k)}))
+
+
+@dataclass
+class TrainResult:
+    """Outcome of a run. ``valid``/``test`` map metric names (``recall@20``) to floats; ``test``
+    is empty when ``eval_split == "test"`` (then ``valid`` holds the best test values)."""
+
+    best_epoch: int
+    valid: dict[str, float]
+    test: dict[str, float]
+    epochs_run: int
+    stopped_early: bool
+    seconds: float
+    log: list[dict[str, Any]] = field(default_factory=list)
+    best_fields: dict[str, Any] = field(default_factory=dict)
+
+    def to_plain(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["best_fields"] = {k: (v.tolist() if isinstance(v, torch.Tensor) else v)
+                              for k, v in self.best_fields.items()}
+        return out
+
+
+class StopFlag:
+    """Set from a signal handler; the trainer checkpoints at the next step boundary and raises
+    :class:`TrainingInterrupted`."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.reason = ""
+
+    def request(self, reason: str = "stop requested") -> None:
+        self.requested = True
+        self.reason = reason
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised after a stop request, once the checkpoint for ``--resume`` is written."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Objectives
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor          # scalar with autograd
+    selected: int | None = None  # AutoSample: the candidate chosen by the Gumbel sample
+
+
+def _bpr(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """BPR ``mean(-log sigmoid(pos - neg))`` over ``pos [B]`` vs ``neg [B, n]``."""
+    from autosample_ext.losses import bpr_loss
+
+    return bpr_loss(pos, neg)
+
+
+def negative_embeddings(item_table: torch.Tensor, negatives: Negatives) -> torch.Tensor:
+    """``[B, n, d]``: synthesised embeddings when the sampler gives them (MixGCF), else rows."""
+    if negatives.embeddings is not None:
+        return negatives.embeddings
+    return F.embedding(negatives.items, item_table)
+
+
+def tables_are_ego(model: Recommender, user_table: torch.Tensor, item_table: torch.Tensor) -> bool:
+    """True when the final tables ARE the ego parameters and the L2 term is the base class's
+    (MF): the gathered rows then serve both the scores and the L2 term."""
+    return (user_table is model.user_embedding.weight and item_table is model.item_embedding.weight
+            and type(model).l2_regulariser is Recommender.l2_regulariser)
+
+
+def score_and_loss(ctx: SampleContext, user_table: torch.Tensor, item_table: torch.Tensor,
+                   negatives: Negatives, l2: float, loss: str = "bpr"
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """BPR loss of one candidate's negatives plus ``l2 *`` the batch L2 term.
+
+    Returns ``(loss scalar, pos_scores [B] detached, neg_scores [B, n] detached)``.
+    """
+    if loss != "bpr":
+        raise ValueError(f"score_and_loss: unknown loss {loss!r}")
+    u = F.embedding(ctx.users, user_table)                                      # [B, d]
+    if negatives.embeddings is None:
+        # One gather for the positive and the negatives: [B, 1 + n, d].
+        items = torch.cat([ctx.pos_items.unsqueeze(1), negatives.items], 1)
+        rows = F.embedding(items, item_table)
+        scores = torch.bmm(rows, u.unsqueeze(2)).squeeze(2)                      # [B, 1 + n]
+        pos, neg = scores[:, 0], scores[:, 1:]
+    else:
+        rows = None
+        pos = (u * F.embedding(ctx.pos_items, item_table)).sum(-1)
+        neg = torch.bmm(negatives.embeddings, u.unsqueeze(2)).squeeze(2)
+    value = _bpr(pos, neg)
+    if l2:
+        if rows is not None and tables_are_ego(ctx.model, user_table, item_table):
+            reg = (u.pow(2).sum() + rows.pow(2).sum()) / max(int(ctx.users.shape[0]), 1)
+        else:
+            reg = ctx.model.l2_regulariser(ctx.users, ctx.pos_items, negatives.items)
+        value = value + l2 * reg
+    return value, pos.detach(), neg.detach()
+
+
+def candidate_losses(ctx: SampleContext, user_table: torch.Tensor, item_table: torch.Tensor,
+                     candidates: list[Negatives], l2: float
+                     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """Every candidate's loss ``L_t`` (BPR + ``l2 *`` L2 term) for the same batch, ``[T]``.
+
+    Item-id negatives of equal width share one gather of ``[pos, neg_1, ..., neg_T]``;
+    otherwise (MixGCF embeddings, mixed widths) each candidate is scored on its own. Also returns
+    the detached positive scores ``[B]`` and each candidate's negative scores ``[B, n_t]``.
+    """
+    widths = {c.items.shape[1] for c in candidates}
+    if any(c.embeddings is not None for c in candidates) or len(widths) != 1:
+        out = [score_and_loss(ctx, user_table, item_table, c, l2) for c in candidates]
+        return torch.stack([o[0] for o in out]), out[0][1], [o[2] for o in out]
+    n = widths.pop()
+    batch = int(ctx.users.shape[0])
+    u = F.embedding(ctx.users, user_table)                                       # [B, d]
+    items = torch.cat([ctx.pos_items.unsqueeze(1)] + [c.items for c in candidates], 1)
+    rows = F.embedding(items, item_table)                                         # [B, 1+T*n, d]
+    scores = torch.bmm(rows, u.unsqueeze(2)).squeeze(2)                           # [B, 1+T*n]
+    pos = scores[:, 0]
+    negs = [scores[:, 1 + t * n:1 + (t + 1) * n] for t in range(len(candidates))]
+    losses = torch.stack([_bpr(pos, neg) for neg in negs])
+    if l2:
+        if tables_are_ego(ctx.model, user_table, item_table):
+            sq = rows.pow(2).sum(-1)                                              # [B, 1+T*n]
+            shared = u.pow(2).sum() + sq[:, 0].sum()
+            per = torch.stack([sq[:, 1 + t * n:1 + (t + 1) * n].sum()
+                               for t in range(len(candidates))])
+            reg = (shared + per) / max(batch, 1)
+        else:
+            reg = torch.stack([ctx.model.l2_regulariser(ctx.users, ctx.pos_items, c.items)
+                               for c in candidates])
+        losses = losses + l2 * reg
+    return losses, pos.detach(), [neg.detach() for neg in negs]
+
+
+class Objective:
+    """What the trainer optimises besides the model: negatives + loss for a step."""
+
+    samplers: list[Sampler]
+
+    def step_loss(self, ctx: SampleContext, user_table: torch.Tensor, item_table: torch.Tensor
+                  ) -> StepOutput:
+        raise NotImplementedError
+
+    def zero_grad(self) -> None:
+        """Clear the objective's own gradients (alpha)."""
+
+    def optimizer_step(self) -> None:
+        """Step the objective's own optimiser, after the backward pass (alpha)."""
+
+    def epoch_fields(self) -> dict[str, Any]:
+        """Extra plain fields of the epoch's log line (alpha, selections)."""
+        return {}
+
+    def best_fields(self) -> dict[str, Any]:
+        """State kept with the best-validation model (alpha logits for the search)."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class SamplerObjective(Objective):
+    """One sampler and BPR on its negatives (single-sampler training and retraining).
+
+    A sampler with a group mode (GDNS: ``sample_groups`` / ``observe_groups``) is trained the
+    paper's way: the batch's distinct users (ascending) each get a positive group and a negative
+    group of N items, the loss is the group-wise hinge with the sampler's margin, and the L2 term
+    covers the users and both groups.
+    """
+
+    def __init__(self, sampler: Sampler, *, l2: float, loss: str = "bpr") -> None:
+        self.sampler = sampler
+        self.samplers = [sampler]
+        self.l2 = float(l2)
+        self.loss_name = loss
+        self.group_mode = callable(getattr(sampler, "sample_groups", None))
+
+    def step_loss(self, ctx: SampleContext, user_table: torch.Tensor, item_table: torch.Tensor
+                  ) -> StepOutput:
+        if self.group_mode:
+            return self._group_step(ctx, user_table, item_table)
+        negatives = self.sampler.sample(ctx)
+        value, pos_s, neg_s = score_and_loss(ctx, user_table, item_table, negatives,
+                                             self.l2, self.loss_name)
+        self.sampler.observe(ctx, negatives, pos_s, neg_s)
+        return StepOutput(loss=value)
+
+    def _group_step(self, ctx: SampleContext, user_table: torch.Tensor,
+                    item_table: torch.Tensor) -> StepOutput:
+        from autosample_ext.losses import group_hinge_loss
+
+        users = torch.unique(ctx.users)                                     # [U_b], ascending
+        groups = self.sampler.sample_groups(users, ctx.step)
+        u = user_table[users].unsqueeze(2)                                  # [U_b, d, 1]
+        pos = torch.bmm(item_table[groups.positives], u).squeeze(2)         # [U_b, N]
+        neg = torch.bmm(item_table[groups.negatives], u).squeeze(2)         # [U_b, N]
+        value = group_hinge_loss(pos, neg, margin=self.sampler.options.margin)
+        if self.l2:
+            value = value + self.l2 * ctx.model.l2_regulariser(users, groups.positives,
+                                                               groups.negatives)
+        self.sampler.observe_groups(groups, pos.detach(), neg.detach())
+        return StepOutput(loss=value)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sampler": self.sampler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sampler.load_state_dict(state["sampler"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------------
+
+
+def evaluate_model(model: Recommender, data: InteractionData, split: str, ks: tuple[int, ...],
+                   *, batch_size: int = 1024, progress: bool = False) -> dict[str, float]:
+    """Full-ranking metrics of ``model`` on ``split`` ("valid" or "test"), model in eval mode.
+
+    Excluded from the ranking: train items for validation; train and validation items for test
+    (DESIGN.md §5; with no validation split, train only: the DENS protocol). Returns
+    ``{"recall@20": ..., "ndcg@20": ..., "precision@20": ..., "hit@20": ...}`` for every k.
+    """
+    from autosample_ext.eval import evaluate_full_ranking
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            user_table, item_table = model.propagate()
+        # MF's tables are its Parameters: detach so the ranking op sees plain tensors.
+        metrics = evaluate_full_ranking(user_table.detach(), item_table.detach(), data, split, ks,
+                                        batch_size=batch_size, progress=progress)
+    finally:
+        model.train(was_training)
+    return metrics.to_dict()
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------
+
+
+def make_adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
+    """Adam (PyTorch defaults) with the fused kernel on devices that have it (CPU, CUDA)."""
+    return torch.optim.Adam(params, lr=lr, fused=device.type in ("cpu", "cuda"))
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
+    """The order of the ``n`` training pairs in ``epoch``: a function of (seed, epoch) only."""
+    state = np.random.SeedSequence([int(seed), int(epoch), 0x0DA7A]).generate_state(2)
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(int(state[0]) << 32 | int(state[1]))
+    return torch.randperm(n, generator=gen)
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    """Trains ``model`` with ``objective`` under ``config``; see the module docstring.
+
+    Args:
+        data: the split dataset.
+        model: the model (already on its device).
+        objective: :class:`SamplerObjective` or the search's objective.
+        config: :class:`TrainConfig`.
+        checkpoint_path: where epoch-end checkpoints go (None: no checkpoints).
+        stop: a :class:`StopFlag` set by signal handlers.
+        on_epoch: called with each new log line (the run directory appends it to log.jsonl).
+        on_step: called with the global step after each optimiser step (tests inject faults).
+        tag: the run's name in log lines ("seed0/search").
+    """
+
+    def __init__(self, data: InteractionData, model: Recommender, objective: Objective,
+                 config: TrainConfig, *, checkpoint_path: str | Path | None = None, stop: StopFlag | None = None,
+                 on_epoch: Callable[[dict[str, Any]], None] | None = None,
+                 on_step: Callable[[int], None] | None = None, tag: str = "") -> None:
+        if data.train.nnz == 0:
+            raise ValueError(f"train: dataset {data.name!r} has no training pairs")
+        if config.eval_split == "valid" and data.valid.nnz == 0:
+            raise ValueError(f"train: dataset {data.name!r} has no validation split; "
+                             "use a split with validation or the DENS protocol (eval on test)")
+        self.data = data
+        self.model = model
+        self.objective = objective
+        self.config = config
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
+        self.stop = stop or StopFlag()
+        self.on_epoch = on_epoch
+        self.on_step = on_step
+        self.tag = tag
+        self.device = next(model.parameters()).device
+        self.optimizer = make_adam(model.parameters(), config.lr, self.device)
+        for sampler in objective.samplers:
+            sampler.check_model(model)
+        self.needs_layers = any(s.needs_graph_model for s in objective.samplers)
+        users, items = data.train.pairs()
+        self.train_users = users.to(self.device)
+        self.train_items = items.to(self.device)
+        self.num_batches = math.ceil(users.shape[0] / config.batch_size)
+        # progress
+        self.epoch = 0            # next epoch to run
+        self.batch = 0            # next batch within self.epoch
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        self.epoch_seconds = 0.0
+        self.log: list[dict[str, Any]] = []
+        self.best_value = -math.inf
+        self.best_epoch = 0
+        self.best_metrics: dict[str, float] = {}
+        self.best_model: dict[str, torch.Tensor] | None = None
+        self.best_extra: dict[str, Any] = {}
+        self.bad_evals = 0
+        self.stopped_early = False
+        self.seconds = 0.0
+        self.done = False
+        self.result: TrainResult | None = None
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "version": CHECKPOINT_VERSION,
+            "tag": self.tag,
+            "config": asdict(self.config),
+            "model": cpu_state(self.model.state_dict()),
+            "optimizer": cpu_state(self.optimizer.state_dict()),
+            "objective": cpu_state(self.objective.state_dict()),
+            "rng": cpu_state(_rng_state()),
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "loss_sum": self.loss_sum.detach().cpu().clone(),
+            "epoch_seconds": self.epoch_seconds,
+            "log": list(self.log),
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
+            "best_metrics": dict(self.best_metrics),
+            "best_model": self.best_model,
+            "best_extra": self.best_extra,
+            "bad_evals": self.bad_evals,
+            "stopped_early": self.stopped_early,
+            "seconds": self.seconds,
+            "done": self.done,
+            "result": self.result.to_plain() if self.result is not None else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"checkpoint version {state.get('version')} is not {CHECKPOINT_VERSION}")
+        saved = dict(state["config"])
+        mine = asdict(self.config)
+        for key in ("batch_size", "seed", "eval_split", "metric"):
+            if saved.get(key) != mine.get(key):
+                raise ValueError(f"checkpoint {self.tag!r} was written with {key}={saved.get(key)!r}, "
+                                 f"this run has {key}={mine.get(key)!r}; resume needs the same setting")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.objective.load_state_dict(state["objective"])
+        _set_rng_state(state["rng"])
+        self.epoch = int(state["epoch"])
+        self.batch = int(state["batch"])
+        self.loss_sum = state["loss_sum"].to(self.device)
+        self.epoch_seconds = float(state["epoch_seconds"])
+        self.log = list(state["log"])
+        self.best_value = float(state["best_value"])
+        self.best_epoch = int(state["best_epoch"])
+        self.best_metrics = dict(state["best_metrics"])
+        self.best_model = state["best_model"]
+        self.best_extra = dict(state["best_extra"])
+        self.bad_evals = int(state["bad_evals"])
+        self.stopped_early = bool(state["stopped_early"])
+        self.seconds = float(state["seconds"])
+        self.done = bool(state["done"])
+        if state["result"] is not None:
+            r = dict(state["result"])
+            r["best_fields"] = dict(self.best_extra)
+            self.result = TrainResult(**r)
+
+    def save(self) -> None:
+        if self.checkpoint_path is not None:
+            save_checkpoint(self.state_dict(), self.checkpoint_path)
+
+    def resume(self) -> bool:
+        """Load ``checkpoint_path`` if it exists; True when something was restored."""
+        if self.checkpoint_path is None or not self.checkpoint_path.is_file():
+            return False
+        self.load_state_dict(load_checkpoint(self.checkpoint_path))
+        log.info("%s: resumed at epoch %d, batch %d%s", self.tag or "run", self.epoch + 1,
+                 self.batch, " (finished)" if self.done else "")
+        return True
+
+    # -- training ------------------------------------------------------------------------------
+
+    def _train_step(self, users: torch.Tensor, pos: torch.Tensor, step: int) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.objective.zero_grad()
+        layers = None
+        if self.needs_layers:
+            # One propagation serves the samplers (MixGCF's per-layer tables) and the loss.
+            layers = self.model.layer_embeddings()
+            user_table, item_table = self.model.pool(layers[0]), self.model.pool(layers[1])
+        else:
+            user_table, item_table = self.model.propagate()
+        ctx = SampleContext(users=users, pos_items=pos, model=self.model,
+                            user_table=user_table.detach(), item_table=item_table.detach(),
+                            step=step, layers=layers)
+        out = self.objective.step_loss(ctx, user_table, item_table)
+        out.loss.backward()
+        self.optimizer.step()
+        self.objective.optimizer_step()
+        self.loss_sum += out.loss.detach().to(torch.float64)
+
+    def train_batches(self, epoch: int) -> None:
+        """The steps of ``epoch`` from ``self.batch`` on (no evaluation, no checkpoint unless a
+        stop is requested: then checkpoint and raise :class:`TrainingInterrupted`)."""
+        cfg = self.config
+        perm = epoch_permutation(cfg.seed, epoch, self.train_users.shape[0]).to(self.device)
+        t0 = time.perf_counter()
+        for b in range(self.batch, self.num_batches):
+            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            step = epoch * self.num_batches + b
+            self._train_step(self.train_users[idx], self.train_items[idx], step)
+            self.batch = b + 1
+            if self.on_step is not None:
+                self.on_step(step)
+            if self.stop.requested and self.batch < self.num_batches:
+                self.epoch_seconds += time.perf_counter() - t0
+                self.save()
+                raise TrainingInterrupted(f"{self.tag or 'run'}: {self.stop.reason}; "
+                                          f"checkpoint at epoch {epoch + 1}, step {self.batch}")
+
+    def _evaluate(self, split: str) -> dict[str, float]:
+        return evaluate_model(self.model, self.data, split, self.config.ks,
+                              batch_size=self.config.eval_batch_size, progress=self.config.progress)
+
+    def _end_epoch(self, epoch: int) -> None:
+        """Log line, evaluation, best state, early stopping; adds its time to the epoch's."""
+        t0 = time.perf_counter()
+        cfg = self.config
+        entry: dict[str, Any] = {"run": self.tag, "epoch": epoch + 1,
+                                 "loss": float(self.loss_sum) / self.num_batches}
+        entry.update(self.objective.epoch_fields())
+        last = epoch + 1 == cfg.epochs
+        if (epoch + 1) % cfg.eval_every == 0 or last:
+            metrics = self._evaluate(cfg.eval_split)
+            entry[cfg.eval_split] = metrics
+            value = metrics[cfg.metric]
+            if value > self.best_value:
+                self.best_value = value
+                self.best_epoch = epoch + 1
+                self.best_metrics = dict(metrics)
+                self.best_model = cpu_state(self.model.state_dict())
+                self.best_extra = cpu_state(self.objective.best_fields())
+                self.bad_evals = 0
+            else:
+                self.bad_evals += 1
+                if cfg.patience and self.bad_evals >= cfg.patience:
+                    self.stopped_early = True
+        self.epoch_seconds += time.perf_counter() - t0
+        entry["seconds"] = round(self.epoch_seconds, 4)
+        self.log.append(entry)
+        if self.on_epoch is not None:
+            self.on_epoch(entry)
+        log.info("%s epoch %d: loss %.4f%s", self.tag or "run", epoch + 1, entry["loss"],
+                 f", {cfg.eval_split} {cfg.metric} {entry[cfg.eval_split][cfg.metric]:.4f}"
+                 if cfg.eval_split in entry else "")
+
+    def fit(self) -> TrainResult:
+        """Train to the end (or early stop) and return the result; resumes from the state held."""
+        if self.done and self.result is not None:
+            if self.best_model is not None:
+                self.model.load_state_dict(self.best_model)
+            return self.result
+        cfg = self.config
+        bar = tqdm(total=cfg.epochs, initial=self.epoch, desc=self.tag or "train", unit="epoch",
+                   disable=not cfg.progress, leave=False)
+        try:
+            while self.epoch < cfg.epochs and not self.stopped_early:
+                epoch = self.epoch
+                t0 = time.perf_counter()
+                self.train_batches(epoch)
+                self.epoch_seconds += time.perf_counter() - t0
+                self._end_epoch(epoch)
+                self.seconds += self.epoch_seconds
+                self.epoch = epoch + 1
+                self.batch = 0
+                self.loss_sum.zero_()
+                self.epoch_seconds = 0.0
+                bar.update(1)
+                self.save()
+                if self.stop.requested:
+                    raise TrainingInterrupted(f"{self.tag or 'run'}: {self.stop.reason}; "
+                                              f"checkpoint after epoch {epoch + 1}")
+        finally:
+            bar.close()
+        return self._finish()
+
+    def _finish(self) -> TrainResult:
+        cfg = self.config
+        if self.best_model is None:
+            raise RuntimeError(f"{self.tag or 'run'}: no evaluation happened")
+        self.model.load_state_dict(self.best_model)
+        test: dict[str, float] = {}
+        if cfg.eval_split == "valid" and self.data.test.nnz:
+            test = self._evaluate("test")
+        epochs_run = self.log[-1]["epoch"] if self.log else 0
+        self.result = TrainResult(best_epoch=self.best_epoch, valid=dict(self.best_metrics),
+                                  test=test, epochs_run=epochs_run,
+                                  stopped_early=self.stopped_early, seconds=self.seconds,
+                                  log=list(self.log), best_fields=dict(self.best_extra))
+        self.done = True
+        self.save()
+        return self.result

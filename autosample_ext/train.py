@@ -1,0 +1,306 @@
+"""``python -m autosample_ext.train``: the AutoSample pipeline from the command line.
+
+With no arguments: AutoSample search over RNS/PNS/DNS/AOBPR then retraining, MF, on the
+embedded default dataset (3:1:1 split), on the CPU, printing the final table. See ``--help``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from autosample_ext.runs import (
+    DEFAULT_SEARCH_SPACE,
+    MODELS,
+    PROTOCOLS,
+    RunConfig,
+    default_out_dir,
+    run,
+    summary_text,
+)
+from autosample_ext.search.retrain import RETRAIN_INITS
+from autosample_ext.search.trainer import StopFlag, TrainingInterrupted
+
+log = logging.getLogger("autosample_ext.train")
+
+DEFAULTS = RunConfig()
+
+
+class CLIError(ValueError):
+    """A bad argument: reported as ``error: ...`` with exit status 2."""
+
+
+def _int_list(text: str, what: str) -> tuple[int, ...]:
+    parts = [p.strip() for p in text.split(",")]
+    if not text.strip() or any(not p for p in parts):
+        raise CLIError(f"{what}: expected comma-separated integers such as 0,1,2, got {text!r}")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        raise CLIError(f"{what}: expected comma-separated integers such as 0,1,2, got {text!r}") from None
+    if any(v < 0 for v in values):
+        raise CLIError(f"{what}: values must be >= 0, got {text!r}")
+    if len(set(values)) != len(values):
+        raise CLIError(f"{what}: repeated value in {text!r}")
+    return values
+
+
+def known_samplers() -> tuple[str, ...]:
+    from autosample_ext import samplers
+
+    return tuple(samplers.sampler_names())
+
+
+def _name_list(text: str, what: str) -> tuple[str, ...]:
+    names = tuple(p.strip().lower() for p in text.split(","))
+    if not text.strip() or any(not n for n in names):
+        raise CLIError(f"{what}: expected comma-separated sampler names, got {text!r}")
+    known = known_samplers()
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise CLIError(f"{what}: unknown sampler {', '.join(map(repr, bad))}; "
+                       f"known samplers: {', '.join(known)}")
+    if len(set(names)) != len(names):
+        raise CLIError(f"{what}: repeated sampler in {text!r}")
+    return names
+
+
+def check_device(device: str) -> str:
+    """Validate ``--device``: cpu, or cuda[:i] with a CUDA build and a visible GPU."""
+    import autosample_ext
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise CLIError(f"--device: {device!r} is not a device (use cpu or cuda[:index])") from None
+    if dev.type == "cpu":
+        return "cpu"
+    if dev.type != "cuda":
+        raise CLIError(f"--device: {device!r} is not supported (use cpu or cuda[:index])")
+    if not autosample_ext.cuda_compiled():
+        raise CLIError("--device cuda: this build of autosample_ext has no CUDA kernels "
+                       "(it was compiled without CUDA; rebuild with AUTOSAMPLE_WITH_CUDA=1)")
+    if not torch.cuda.is_available():
+        raise CLIError("--device cuda: no CUDA device is visible on this machine")
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise CLIError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    return str(dev)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = DEFAULTS
+    p = argparse.ArgumentParser(
+        prog="python -m autosample_ext.train",
+        description="Train implicit-feedback recommenders with automatically selected negative "
+                    "samplers. Without arguments: AutoSample search over "
+                    f"{','.join(DEFAULT_SEARCH_SPACE)} then retraining of the chosen sampler, "
+                    "MF, on the embedded default dataset, CPU.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        argument_default=argparse.SUPPRESS)
+    g = p.add_argument_group("data")
+    g.add_argument("--data", metavar="PATH",
+                   help="dataset file or folder (train.txt/test.txt, u.data, ratings.dat, .inter, "
+                        "CSV/TSV); default: the embedded synthetic dataset")
+    g.add_argument("--format", metavar="FMT",
+                   help="force a reader (lines, pairs, csv, tsv, udata, ratings_dat, inter); "
+                        "default: detected from the file")
+    g.add_argument("--split", metavar="SPLIT",
+                   help=f"train:valid:test ratio per user (e.g. 3:1:1, 8:1:1), 'given' or 'loo' "
+                        f"[default: {d.split}]")
+    g.add_argument("--split-seed", type=int, metavar="N",
+                   help=f"seed of the data split, fixed across --seeds [default: {d.split_seed}]")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", choices=MODELS, help=f"recommender [default: {d.model}]")
+    g.add_argument("--dim", type=int, metavar="D", help=f"embedding width [default: {d.dim}]")
+    g.add_argument("--layers", type=int, metavar="K",
+                   help=f"propagation layers of LightGCN/NGCF [default: {d.layers}]")
+    g = p.add_argument_group("what to run")
+    g.add_argument("--search-space", metavar="S1,S2,...",
+                   help=f"candidate samplers of the search [default: {','.join(d.search_space)}]")
+    g.add_argument("--sampler", metavar="NAME[,NAME]",
+                   help="train these samplers alone, each from scratch (no search)")
+    g.add_argument("--grid", action="store_true",
+                   help="grid search: every candidate of --search-space alone, best by "
+                        "validation, total time reported (the search-cost baseline)")
+    g.add_argument("--compare", action="store_true",
+                   help="AutoSample and every candidate alone: the comparison table with the "
+                        "paired t-test against the best single sampler")
+    g.add_argument("--retrain-init", choices=RETRAIN_INITS,
+                   help=f"retraining starts from the searched weights or a random init "
+                        f"(ablation) [default: {d.retrain_init}]")
+    g.add_argument("--protocol", choices=PROTOCOLS,
+                   help="autosample: 3:1:1 split, epoch chosen on validation, test reported; "
+                        "dens: the DENS protocol (LightGCN 3 layers, dim 64, Adam 1e-3, batch "
+                        "2048, L2 1e-4, given train/test files, test every 5 epochs, best test "
+                        f"value; default samplers rns,dns,mixgcf) [default: {d.protocol}]")
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, metavar="N",
+                   help=f"maximum epochs of each training stage [default: {d.epochs}]")
+    g.add_argument("--retrain-epochs", type=int, metavar="N",
+                   help="maximum epochs of retraining [default: --epochs]")
+    g.add_argument("--patience", type=int, metavar="N",
+                   help=f"early stopping: evaluations without improvement, 0 = off "
+                        f"[default: {d.patience}]")
+    g.add_argument("--eval-every", type=int, metavar="E",
+                   help=f"validate every E epochs [default: {d.eval_every}]")
+    g.add_argument("--lr", type=float, help=f"Adam learning rate of the model [default: {d.lr}]")
+    g.add_argument("--alpha-lr", type=float,
+                   help=f"Adam learning rate of the sampler weights alpha [default: {d.alpha_lr}]")
+    g.add_argument("--tau", type=float,
+                   help=f"Gumbel-softmax temperature of the search [default: {d.tau}]")
+    g.add_argument("--batch-size", type=int, metavar="B",
+                   help=f"(user, positive) pairs per step [default: {d.batch_size}]")
+    g.add_argument("--l2", type=float,
+                   help=f"L2 weight on the batch embeddings [default: {d.l2}]")
+    g.add_argument("--metric", help=f"validation criterion [default: {d.metric}]")
+    g.add_argument("--ks", metavar="K1,K2", help="metric cut-offs [default: 20]")
+    g.add_argument("--seeds", metavar="S1,S2,...",
+                   help="training seeds; several give mean, std and the paired t-test [default: 0]")
+    g = p.add_argument_group("system")
+    g.add_argument("--device", help="cpu or cuda[:index] [default: cpu]")
+    g.add_argument("--threads", type=int, metavar="N", help="CPU threads (torch.set_num_threads)")
+    g.add_argument("--out", metavar="DIR",
+                   help="run directory [default: runs/<mode>-<date>-<time>]")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoints (same config)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+_FIELD_OF_ARG = {"search_space": "search_space", "sampler": "sampler", "seeds": "seeds",
+                 "ks": "ks"}
+
+
+def config_from_args(ns: argparse.Namespace) -> tuple[RunConfig, dict[str, Any]]:
+    """RunConfig from the given arguments; also returns the explicitly given fields."""
+    given: dict[str, Any] = {}
+    for key, value in vars(ns).items():
+        if key in ("resume", "no_progress", "verbose", "threads"):
+            continue
+        if key == "search_space":
+            value = _name_list(value, "--search-space")
+            if len(value) < 2:
+                raise CLIError(f"--search-space: needs at least 2 samplers, got {list(value)}")
+        elif key == "sampler":
+            value = _name_list(value, "--sampler")
+        elif key == "seeds":
+            value = _int_list(value, "--seeds")
+        elif key == "ks":
+            value = _int_list(value, "--ks")
+            if 0 in value:
+                raise CLIError("--ks: cut-offs must be >= 1")
+        elif key == "device":
+            value = check_device(value)
+        elif key == "data":
+            if not Path(value).exists():
+                raise CLIError(f"--data: {value} does not exist")
+        elif key in ("epochs", "dim", "layers", "batch_size", "eval_every") and value < 1:
+            raise CLIError(f"--{key.replace('_', '-')}: must be >= 1, got {value}")
+        elif key == "retrain_epochs" and value < 1:
+            raise CLIError(f"--retrain-epochs: must be >= 1, got {value}")
+        elif key == "patience" and value < 0:
+            raise CLIError(f"--patience: must be >= 0, got {value}")
+        elif key in ("lr", "alpha_lr", "tau") and not value > 0:
+            raise CLIError(f"--{key.replace('_', '-')}: must be > 0, got {value}")
+        elif key == "l2" and value < 0:
+            raise CLIError(f"--l2: must be >= 0, got {value}")
+        given[key] = value
+    if getattr(ns, "no_progress", False):
+        given["progress"] = False
+    try:
+        cfg = RunConfig(**given)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    if "metric" in given:
+        name, _, k = cfg.metric.partition("@")
+        if name not in ("recall", "ndcg", "precision", "hit") or not k.isdigit() or int(k) < 1:
+            raise CLIError(f"--metric: expected recall@K, ndcg@K, precision@K or hit@K, got {cfg.metric!r}")
+    return cfg, given
+
+
+def resume_config(ns: argparse.Namespace, given: dict[str, Any]) -> RunConfig:
+    """The saved config of ``--out``; explicit arguments must agree with it."""
+    if "out" not in given:
+        raise CLIError("--resume needs --out DIR (the run directory to continue)")
+    path = Path(given["out"]) / "config.json"
+    if not path.is_file():
+        raise CLIError(f"--resume: {path} does not exist (nothing to resume)")
+    saved = RunConfig.from_json(json.loads(path.read_text())["config"])
+    saved_plain = saved.to_json()
+    for key, value in given.items():
+        if key in ("out", "progress", "device"):
+            continue
+        plain = json.loads(json.dumps(value))
+        if saved_plain.get(key) != plain:
+            raise CLIError(f"--resume: --{key.replace('_', '-')} {plain} differs from the saved "
+                           f"run's {saved_plain.get(key)}; resume uses the saved config")
+    updates = {k: given[k] for k in ("progress", "device") if k in given}
+    return dataclasses.replace(saved, **updates)
+
+
+def _install_signal_handlers(stop: StopFlag) -> dict[int, Any]:
+    """First SIGINT/SIGTERM: checkpoint at the next step and exit; a second one: default."""
+    previous: dict[int, Any] = {}
+
+    def handler(signum, frame):  # noqa: ARG001
+        if stop.requested:
+            signal.signal(signum, previous.get(signum, signal.SIG_DFL))
+            raise KeyboardInterrupt
+        stop.request(f"received {signal.Signals(signum).name}")
+        log.warning("%s: writing a checkpoint at the next step (again to abort)",
+                    signal.Signals(signum).name)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.getsignal(sig)
+        signal.signal(sig, handler)
+    return previous
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if getattr(ns, "verbose", False) else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    try:
+        cfg, given = config_from_args(ns)
+        if getattr(ns, "resume", False):
+            cfg = resume_config(ns, given)
+    except CLIError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    cfg = cfg.resolved()
+    if cfg.out is None:
+        cfg = dataclasses.replace(cfg, out=str(default_out_dir(cfg)))
+    if getattr(ns, "threads", None):
+        torch.set_num_threads(ns.threads)
+    stop = StopFlag()
+    previous = _install_signal_handlers(stop)
+    try:
+        summary = run(cfg, resume=getattr(ns, "resume", False), stop=stop)
+    except TrainingInterrupted as exc:
+        log.warning("%s", exc)
+        print(f"interrupted; continue with: python -m autosample_ext.train --resume --out {cfg.out}",
+              file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, FileExistsError, NotImplementedError) as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    print(summary_text(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
