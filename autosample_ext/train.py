@@ -25,6 +25,7 @@ from autosample_ext.runs import (
     run,
     summary_text,
 )
+from autosample_ext.models._init import INIT_SCHEMES
 from autosample_ext.search.retrain import RETRAIN_INITS
 from autosample_ext.search.trainer import StopFlag, TrainingInterrupted
 
@@ -121,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dim", type=int, metavar="D", help=f"embedding width [default: {d.dim}]")
     g.add_argument("--layers", type=int, metavar="K",
                    help=f"propagation layers of LightGCN/NGCF [default: {d.layers}]")
+    g.add_argument("--init", choices=INIT_SCHEMES,
+                   help="embedding initialisation: normal (N(0, 0.1^2), LightGCN's code) or "
+                        "xavier (Xavier-uniform, NGCF's and DENS's code) [default: the model's]")
     g = p.add_argument_group("what to run")
     g.add_argument("--search-space", metavar="S1,S2,...",
                    help=f"candidate samplers of the search [default: {','.join(d.search_space)}]")
@@ -137,9 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(ablation) [default: {d.retrain_init}]")
     g.add_argument("--protocol", choices=PROTOCOLS,
                    help="autosample: 3:1:1 split, epoch chosen on validation, test reported; "
-                        "dens: the DENS protocol (LightGCN 3 layers, dim 64, Adam 1e-3, batch "
-                        "2048, L2 1e-4, given train/test files, test every 5 epochs, best test "
-                        f"value; default samplers rns,dns,mixgcf) [default: {d.protocol}]")
+                        "dens: the DENS protocol (LightGCN 3 layers, dim 64, Xavier init, Adam 1e-3, "
+                        "batch 2048, DENS's L2 1e-4 = our 5e-5, given train/test files, test "
+                        "every 5 epochs, best test value; default samplers rns,dns,mixgcf) "
+                        f"[default: {d.protocol}]")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, metavar="N",
                    help=f"maximum epochs of each training stage [default: {d.epochs}]")
