@@ -66,6 +66,9 @@ log "building with AUTOSAMPLE_WITH_CUDA=1 TORCH_CUDA_ARCH_LIST=8.0;9.0"
 SO="$(ls -t "$WORK"/src/autosample_ext/_C*.so | head -1)"
 log "built $SO ($(du -h "$SO" | cut -f1))"
 
+# Run from the built copy: python puts the working directory first on sys.path, and the
+# checkout holds the CPU build of the same package.
+cd "$WORK/src"
 PYTHONPATH="$WORK/src" "$VENV/bin/python" - <<'PY'
 import autosample_ext, torch
 info = autosample_ext.build_info()
