@@ -59,7 +59,9 @@ class CSR:
         i = np.asarray(items, dtype=np.int64)
         if num_items is None:
             num_items = int(i.max()) + 1 if i.size else 1
-        keys = np.unique(u * num_items + i)
+        keys = np.sort(u * num_items + i)
+        if keys.size:
+            keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
         indptr = np.searchsorted(keys, np.arange(num_users + 1, dtype=np.int64) * num_items)
         owners = np.repeat(np.arange(num_users, dtype=np.int64), np.diff(indptr))
         return CSR(torch.from_numpy(indptr.astype(np.int64)),
