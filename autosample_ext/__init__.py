@@ -23,4 +23,41 @@ def build_info() -> dict[str, object]:
     }
 
 
-__all__ = ["ops", "cuda_compiled", "build_info", "__version__"]
+# The Python API, importable from the package root. Loaded on first use, so that importing the
+# package (and the operators) does not import pandas, scipy or matplotlib.
+_LAZY: dict[str, str] = {
+    "load": "autosample_ext.data",
+    "default_dataset": "autosample_ext.data",
+    "InteractionData": "autosample_ext.data",
+    "build_model": "autosample_ext.models",
+    "build_sampler": "autosample_ext.samplers",
+    "TrainConfig": "autosample_ext.training",
+    "TrainResult": "autosample_ext.training",
+    "Trainer": "autosample_ext.training",
+    "SamplerObjective": "autosample_ext.training",
+    "StopFlag": "autosample_ext.training",
+    "TrainingInterrupted": "autosample_ext.training",
+    "evaluate_model": "autosample_ext.training",
+    "AutoSampleObjective": "autosample_ext.search",
+    "RunConfig": "autosample_ext.experiment",
+    "RunSummary": "autosample_ext.experiment",
+    "run": "autosample_ext.experiment",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'autosample_ext' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = ["ops", "cuda_compiled", "build_info", "__version__", *_LAZY]

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import torch
 
-from autosample_ext.runs import (
+from autosample_ext.experiment import (
     DEFAULT_SEARCH_SPACE,
     MODELS,
     PROTOCOLS,
@@ -27,7 +27,7 @@ from autosample_ext.runs import (
 )
 from autosample_ext.models._init import INIT_SCHEMES
 from autosample_ext.search.retrain import RETRAIN_INITS
-from autosample_ext.search.trainer import StopFlag, TrainingInterrupted
+from autosample_ext.training import StopFlag, TrainingInterrupted
 
 log = logging.getLogger("autosample_ext.train")
 

@@ -9,7 +9,6 @@ import logging
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from autosample_ext.data import CSR, default_dataset, load

@@ -62,7 +62,7 @@ def ml1m():
 def make_trainer(data):
     from autosample_ext.models import build_model
     from autosample_ext.samplers import build_sampler
-    from autosample_ext.search import SamplerObjective, TrainConfig, Trainer
+    from autosample_ext.training import SamplerObjective, TrainConfig, Trainer
 
     model = build_model("mf", data, 64, seed=0)
     sampler = build_sampler("dns", data, seed=0)

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from autosample_ext.data import load
-from autosample_ext.runs import RunConfig, run
+from autosample_ext.experiment import RunConfig, run
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = {  # (dataset, sampler) -> (Recall@20, NDCG@20), ../shared/data/README.md

@@ -8,23 +8,20 @@ import numpy as np
 import pytest
 import torch
 
-from autosample_ext.checkpoint import check_plain, load_checkpoint, save_checkpoint
+from autosample_ext.training.checkpoint import check_plain, load_checkpoint, save_checkpoint
 from autosample_ext.data import SyntheticConfig, default_dataset
 from autosample_ext.models import build_model
-from autosample_ext.runs import RunConfig, run
+from autosample_ext.experiment import RunConfig, run
 from autosample_ext.samplers import SampleContext, build_sampler
-from autosample_ext.search import (
-    AutoSampleObjective,
+from autosample_ext.search import AutoSampleObjective, chosen_sampler, gumbel_softmax_st, init_retrain_model
+from autosample_ext.training import (
     SamplerObjective,
     StopFlag,
     TrainConfig,
     Trainer,
     TrainingInterrupted,
-    chosen_sampler,
-    gumbel_softmax_st,
-    init_retrain_model,
+    epoch_permutation,
 )
-from autosample_ext.search.trainer import epoch_permutation
 
 CANDIDATES = ("rns", "pns", "dns", "aobpr")
 
@@ -119,7 +116,7 @@ def test_one_joint_step_changes_model_and_alpha_and_uses_selected_loss(tiny):
     _, _, index = gumbel_softmax_st(obj.logits, obj.tau, obj.generator)
     assert out.selected == index
     negatives = obj.samplers[index].sample(ctx)
-    from autosample_ext.search.trainer import score_and_loss
+    from autosample_ext.training import score_and_loss
 
     alone, _, _ = score_and_loss(ctx, user_t, item_t, negatives, 1e-4)
     torch.testing.assert_close(out.loss.detach(), alone.detach(), rtol=1e-5, atol=1e-6)
@@ -165,7 +162,7 @@ def test_retrain_init_searched_or_random(tiny):
 
 @pytest.mark.parametrize("init", ["searched", "random"])
 def test_pipeline_retrains_argmax_alpha_from_searched_weights(tiny, tmp_path, monkeypatch, init):
-    import autosample_ext.runs as runs
+    import autosample_ext.experiment.phases as runs
 
     seen = {}
     real_init = runs.init_retrain_model
@@ -213,7 +210,7 @@ def test_best_validation_state_and_early_stopping(tiny):
     if result.stopped_early:
         assert len(values) - 1 - best == 2
     # The model holds the best weights: evaluating it again gives the best validation value.
-    from autosample_ext.search import evaluate_model
+    from autosample_ext.training import evaluate_model
 
     assert evaluate_model(model, tiny, "valid", (20,))["recall@20"] == pytest.approx(values[best])
     assert set(result.test) == {"recall@20", "ndcg@20", "precision@20", "hit@20"}
@@ -306,8 +303,8 @@ def test_gdns_single_mode_trains_with_group_loss(tiny):
 
 
 def _record(seed, method, r):
-    from autosample_ext.runs import PhaseRecord
-    from autosample_ext.search import TrainResult
+    from autosample_ext.experiment import PhaseRecord
+    from autosample_ext.training import TrainResult
 
     test = {"recall@20": r, "ndcg@20": r / 2, "precision@20": r / 10, "hit@20": 2 * r}
     return PhaseRecord(seed, method, method, TrainResult(1, dict(test), dict(test), 1, False, 0.0))
@@ -315,7 +312,7 @@ def _record(seed, method, r):
 
 @pytest.mark.parametrize("delta,marker", [(0.01, "*"), (-0.01, "†")])
 def test_table_ranks_and_ttest_markers(delta, marker):
-    from autosample_ext.runs import metrics_frame, paired_ttests, render_table
+    from autosample_ext.experiment import metrics_frame, paired_ttests, render_table
 
     recs = []
     for seed, noise in enumerate([0.0, 0.001, -0.0005]):

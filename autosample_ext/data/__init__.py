@@ -18,12 +18,12 @@
 """
 from autosample_ext.data.errors import DataFormatError
 from autosample_ext.data.interactions import CSR, InteractionData
-from autosample_ext.data.loader import LoadOptions, load
+from autosample_ext.data.loader import LoadOptions, default_dataset, load
 from autosample_ext.data.readers import FORMATS, ColumnSpec
 from autosample_ext.data.splits import (leave_one_out_split, ratio_split, sample_eval_negatives,
                                         valid_from_train)
 from autosample_ext.data.summary import summarize
-from autosample_ext.data.synthetic import SyntheticConfig, default_dataset, generate
+from autosample_ext.data.synthetic import SyntheticConfig, generate
 
 __all__ = [
     "CSR", "InteractionData", "DataFormatError", "LoadOptions", "ColumnSpec", "FORMATS", "load",

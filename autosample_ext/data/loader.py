@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from autosample_ext.data import splits as S
 from autosample_ext.data.errors import DataFormatError
 from autosample_ext.data.interactions import CSR, InteractionData
-from autosample_ext.data.readers import (ColumnSpec, RawTable, canonical_format, read_file,
-                                         sniff_file_format)
+from autosample_ext.data.readers import (ColumnSpec, RawTable, Source, canonical_format,
+                                         read_file, sniff_file_format)
 from autosample_ext.data.summary import summarize
+from autosample_ext.data.synthetic import SyntheticConfig, default_source
 
 logger = logging.getLogger(__name__)
 
@@ -108,18 +108,6 @@ class LoadOptions:
         if cols:
             opts.columns = ColumnSpec(**{**opts.columns.__dict__, **cols})
         return opts
-
-
-@dataclass
-class Source:
-    """Resolved input: tables per split name (``"all"`` for a single unsplit file)."""
-
-    name: str
-    format: str
-    tables: dict[str, RawTable]
-    default_remap: bool
-    num_users: int | None = None
-    num_items: int | None = None
 
 
 def _resolve(path: Path, fmt: str | None, opts: LoadOptions) -> Source:
@@ -405,7 +393,22 @@ def load(path: str | Path | None = None, format: str | None = None, *,
         raise TypeError("pass either options=LoadOptions(...) or keyword options, not both")
     opts = options or LoadOptions.from_kwargs(**kwargs)
     if path is None or (isinstance(path, str) and path == "default"):
-        from autosample_ext.data.synthetic import build_default
-
         return build_default(opts)
     return build(_resolve(Path(path), format, opts), opts)
+
+
+def build_default(opts: LoadOptions, config: SyntheticConfig | None = None) -> InteractionData:
+    """The default dataset generated with ``opts.seed`` and processed with ``opts``."""
+    cfg = config or SyntheticConfig()
+    data = build(default_source(opts.seed, cfg), opts)
+    data.info["synthetic"] = dict(cfg.__dict__)
+    return data
+
+
+def default_dataset(seed: int = 0, config: SyntheticConfig | None = None,
+                    **options: Any) -> InteractionData:
+    """The embedded default dataset, split 3:1:1 per user unless ``split=`` says otherwise.
+
+    ``seed`` drives both the generator and the split; other keywords are LoadOptions.
+    """
+    return build_default(LoadOptions.from_kwargs(seed=seed, **options), config)

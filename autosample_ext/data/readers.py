@@ -391,3 +391,15 @@ def read_file(path: Path, fmt: str | None, sep: str | None = None,
     if fmt in READERS:
         return READERS[fmt](path)
     return read_table(path, fmt, sep, columns)
+
+
+@dataclass
+class Source:
+    """Resolved input: tables per split name (``"all"`` for a single unsplit file)."""
+
+    name: str
+    format: str
+    tables: dict[str, RawTable]
+    default_remap: bool
+    num_users: int | None = None
+    num_items: int | None = None

@@ -19,16 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autosample_ext.data.interactions import InteractionData
-from autosample_ext.data.readers import RawTable
+from autosample_ext.data.readers import RawTable, Source
 from autosample_ext.data.splits import STREAM_SYNTHETIC, rng_for
 
-if TYPE_CHECKING:
-    from autosample_ext.data.loader import LoadOptions, Source
 
 
 @dataclass
@@ -92,34 +88,11 @@ def generate(seed: int = 0, config: SyntheticConfig | None = None) -> SyntheticP
     return SyntheticPairs(users[sort], items[sort], truth, cfg)
 
 
-def default_source(seed: int = 0, config: SyntheticConfig | None = None) -> "Source":
+def default_source(seed: int = 0, config: SyntheticConfig | None = None) -> Source:
     """The generated pairs as a loader Source (one unsplit table, ids kept)."""
-    from autosample_ext.data.loader import Source
-
     g = generate(seed, config)
     table = RawTable(Path("<default>"), "synthetic", g.users, g.items,
                      np.arange(g.users.size, dtype=np.int64) + 1,
                      declared_users=np.arange(g.config.num_users, dtype=np.int64))
     return Source("default", "synthetic", {"all": table}, default_remap=False,
                   num_users=g.config.num_users, num_items=g.config.num_items)
-
-
-def build_default(opts: "LoadOptions", config: SyntheticConfig | None = None) -> InteractionData:
-    """The default dataset generated with ``opts.seed`` and processed with ``opts``."""
-    from autosample_ext.data.loader import build
-
-    cfg = config or SyntheticConfig()
-    data = build(default_source(opts.seed, cfg), opts)
-    data.info["synthetic"] = dict(cfg.__dict__)
-    return data
-
-
-def default_dataset(seed: int = 0, config: SyntheticConfig | None = None,
-                    **options: Any) -> InteractionData:
-    """The embedded default dataset, split 3:1:1 per user unless ``split=`` says otherwise.
-
-    ``seed`` drives both the generator and the split; other keywords are LoadOptions.
-    """
-    from autosample_ext.data.loader import LoadOptions
-
-    return build_default(LoadOptions.from_kwargs(seed=seed, **options), config)

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from autosample_ext.samplers.base import SampleContext, Sampler
-from autosample_ext.search.trainer import Objective, StepOutput, candidate_losses, make_adam
+from autosample_ext.training.objectives import Objective, StepOutput, candidate_losses
+from autosample_ext.training.trainer import make_adam
 
 
 def gumbel_softmax_st(logits: torch.Tensor, tau: float, generator: torch.Generator

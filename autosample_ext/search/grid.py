@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from autosample_ext.search.trainer import TrainResult
+from autosample_ext.training.config import TrainResult
 
 
 @dataclass

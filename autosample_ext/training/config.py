@@ -1,0 +1,98 @@
+"""Settings and outcome of one training run, and the stop request of an interrupted one."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run (one model, one objective).
+
+    epochs: maximum number of epochs.
+    batch_size: (user, positive) rows per step.
+    lr: Adam learning rate of the model.
+    l2: weight of the L2 term on the embeddings used in the batch (``Recommender.l2_regulariser``).
+    eval_every: validate every E epochs (and after the last epoch).
+    patience: stop after this many evaluations without improvement of ``metric``; 0 = never.
+    metric: validation criterion, ``"<name>@<k>"`` with name in recall/ndcg/precision/hit.
+    ks: cut-offs of the reported metrics (``metric``'s k must be among them).
+    eval_split: ``"valid"`` (default: pick the epoch on validation, then test once) or
+        ``"test"`` (DENS protocol: evaluate test with train masked, report the best test value).
+    seed: data order, sampler streams and Gumbel noise derive from it.
+    """
+
+    epochs: int = 50
+    batch_size: int = 2048
+    lr: float = 1e-3
+    l2: float = 1e-4
+    eval_every: int = 1
+    patience: int = 5
+    metric: str = "recall@20"
+    ks: tuple[int, ...] = (20,)
+    eval_split: str = "valid"
+    eval_batch_size: int = 1024
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.ks = tuple(int(k) for k in self.ks)
+        if self.epochs < 1:
+            raise ValueError(f"train: epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"train: batch_size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"train: lr must be > 0, got {self.lr}")
+        if self.l2 < 0:
+            raise ValueError(f"train: l2 must be >= 0, got {self.l2}")
+        if self.eval_every < 1:
+            raise ValueError(f"train: eval_every must be >= 1, got {self.eval_every}")
+        if self.patience < 0:
+            raise ValueError(f"train: patience must be >= 0, got {self.patience}")
+        if self.eval_split not in ("valid", "test"):
+            raise ValueError(f"train: eval_split must be 'valid' or 'test', got {self.eval_split!r}")
+        name, _, k = self.metric.partition("@")
+        if name not in ("recall", "ndcg", "precision", "hit") or not k.isdigit():
+            raise ValueError(f"train: metric must look like recall@20 (recall/ndcg/precision/hit), got {self.metric!r}")
+        if int(k) not in self.ks:
+            self.ks = tuple(sorted(set(self.ks) | {int(k)}))
+
+
+@dataclass
+class TrainResult:
+    """Outcome of a run. ``valid``/``test`` map metric names (``recall@20``) to floats; ``test``
+    is empty when ``eval_split == "test"`` (then ``valid`` holds the best test values)."""
+
+    best_epoch: int
+    valid: dict[str, float]
+    test: dict[str, float]
+    epochs_run: int
+    stopped_early: bool
+    seconds: float
+    log: list[dict[str, Any]] = field(default_factory=list)
+    best_fields: dict[str, Any] = field(default_factory=dict)
+
+    def to_plain(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["best_fields"] = {k: (v.tolist() if isinstance(v, torch.Tensor) else v)
+                              for k, v in self.best_fields.items()}
+        return out
+
+
+class StopFlag:
+    """Set from a signal handler; the trainer checkpoints at the next step boundary and raises
+    :class:`TrainingInterrupted`."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.reason = ""
+
+    def request(self, reason: str = "stop requested") -> None:
+        self.requested = True
+        self.reason = reason
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised after a stop request, once the checkpoint for ``--resume`` is written."""
