@@ -64,6 +64,8 @@ def test_full_ranking_hand_example():
         # K = 5: user 0 hits at ranks 0 and 3; user 2 hits at 0, 1, 4; user 3 hit at 4
         "recall@5": [1, 1, 1], "precision@5": [2 / 5, 3 / 5, 1 / 5], "hit@5": [1, 1, 1],
         "ndcg@5": [(1 + lg(5)) / (1 + lg(3)), (1 + lg(3) + lg(6)) / (1 + lg(3) + lg(4)), lg(6)],
+        # MRR: users 0 and 2 hit at rank 0; user 3's first hit is at rank 4 (1/5 from K = 5)
+        "mrr@2": [1, 1, 0], "mrr@3": [1, 1, 0], "mrr@5": [1, 1, 1 / 5],
     }
     assert set(m.values) == set(expected)
     for key, per in expected.items():
@@ -96,7 +98,8 @@ def test_test_item_also_in_train_cannot_be_hit():
 
 
 def brute_force(scores: np.ndarray, excluded: list[set], targets: list[set], ks) -> dict[str, list]:
-    out: dict[str, list] = {f"{m}@{k}": [] for m in ("recall", "precision", "ndcg", "hit") for k in ks}
+    out: dict[str, list] = {f"{m}@{k}": [] for m in ("recall", "precision", "ndcg", "hit", "mrr")
+                            for k in ks}
     for u in range(scores.shape[0]):
         if not targets[u]:
             continue
@@ -111,6 +114,7 @@ def brute_force(scores: np.ndarray, excluded: list[set], targets: list[set], ks)
             out[f"precision@{k}"].append(h / k)
             out[f"ndcg@{k}"].append(dcg / idcg)
             out[f"hit@{k}"].append(float(h > 0))
+            out[f"mrr@{k}"].append(next((1 / (j + 1) for j, r in enumerate(rel) if r), 0.0))
     return out
 
 

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from autosample_ext.data.interactions import InteractionData
 from autosample_ext.experiment.config import RunConfig
+from autosample_ext.experiment.protocols import protocol_spec
 from autosample_ext.experiment.phases import (
     AUTOSAMPLE,
     PhaseRecord,
@@ -76,11 +77,13 @@ def run(cfg: RunConfig, *, resume: bool = False, data: InteractionData | None = 
     out = RunDir(out_path)
     try:
         out.write_json("config.json", {"config": cfg.to_json(), "mode": cfg.mode,
+                                       "samplers": sampler_settings(cfg),
                                        "data": {"name": data.name, "users": data.num_users,
                                                 "items": data.num_items,
                                                 "train": data.train.nnz,
                                                 "valid": data.valid.nnz,
-                                                "test": data.test.nnz}})
+                                                "test": data.test.nnz,
+                                                **data_facts(data)}})
         ctx = RunContext(cfg, data, out, stop or StopFlag(), resume, on_step)
         records: list[PhaseRecord] = []
         for seed in cfg.seeds:
@@ -97,28 +100,62 @@ def run(cfg: RunConfig, *, resume: bool = False, data: InteractionData | None = 
         out.close()
 
 
+def sampler_settings(cfg: RunConfig) -> dict[str, dict[str, Any]]:
+    """Every option of every sampler the run trains (defaults included), as used."""
+    from autosample_ext.samplers.registry import resolved_options
+
+    return {name: resolved_options(name, cfg.sampler_kwargs(name))
+            for name in cfg.trained_samplers()}
+
+
+def data_facts(data: InteractionData) -> dict[str, Any]:
+    """What the loader did that changes the experiment (rating filter, split, rounding)."""
+    keys = ("split", "split_rounding", "loo_by", "num_negatives", "min_rating_applied",
+            "dropped_below_min_rating")
+    return {k: data.info[k] for k in keys if k in data.info}
+
+
 def popularity_metrics(data: InteractionData, cfg: RunConfig) -> dict[str, dict[str, float]]:
-    """The popularity ranking (training interactions per item) on the reported split: a floor
-    every trained model should clear."""
-    from autosample_ext.eval import evaluate_full_ranking, popularity_tables
+    """The popularity ranking (training interactions per item) on the reported split, by the
+    run's evaluation protocol: a floor every trained model should clear."""
+    from autosample_ext.eval import evaluate_full_ranking, evaluate_sampled, popularity_tables
 
     split = "test"
-    metrics = evaluate_full_ranking(*popularity_tables(data), data, split, cfg.ks)
+    if cfg.eval_protocol == "sampled":
+        metrics = evaluate_sampled(*popularity_tables(data), data, cfg.ks, split=split)
+    else:
+        metrics = evaluate_full_ranking(*popularity_tables(data), data, split, cfg.ks)
     return {split: metrics.to_dict()}
+
+
+def table_columns(cfg: RunConfig) -> list[str]:
+    """The metric columns of the run's table: the protocol's, else R/N/P/H@K (full ranking)
+    or N/R@K (sampled) at the first cut-off."""
+    spec = protocol_spec(cfg.protocol)
+    if spec.table is not None:
+        return list(spec.table)
+    k = cfg.ks[0]
+    if cfg.eval_protocol == "sampled":
+        return [f"ndcg@{k}", f"recall@{k}"]
+    return [f"{m}@{k}" for m in ("recall", "ndcg", "precision", "hit")]
 
 
 def _write_outputs(cfg: RunConfig, data: InteractionData, out: RunDir,
                    records: list[PhaseRecord], seconds: float) -> RunSummary:
-    split = "valid" if cfg.protocol == "dens" else "test"  # DENS: the best test value
+    split = "valid" if cfg.best_test else "test"  # DENS: the best test value
     k = cfg.ks[0]
+    columns = table_columns(cfg)
     frame = metrics_frame(records, split)
-    ttests = paired_ttests(frame, cfg.ks) if frame["method"].nunique() > 1 else {}
+    # t-tests: every cut-off's R/N/P/H by default, the table's columns for protocol tables
+    custom = protocol_spec(cfg.protocol).table is not None or cfg.eval_protocol == "sampled"
+    ttests = (paired_ttests(frame, cfg.ks, columns if custom else None)
+              if frame["method"].nunique() > 1 else {})
     per_run = []
     for rec in records:
         entry = {"seed": rec.seed, "method": rec.method, "sampler": rec.sampler,
                  "best_epoch": rec.result.best_epoch, "epochs_run": rec.result.epochs_run,
                  "stopped_early": rec.result.stopped_early, "seconds": rec.result.seconds}
-        if cfg.protocol == "dens":
+        if cfg.best_test:
             entry["best_test"] = rec.result.valid
         else:
             entry["valid"] = rec.result.valid
@@ -127,8 +164,11 @@ def _write_outputs(cfg: RunConfig, data: InteractionData, out: RunDir,
         per_run.append(entry)
     metrics: dict[str, Any] = {
         "protocol": cfg.protocol, "mode": cfg.mode, "reported_split":
-            "best test epoch (DENS protocol)" if cfg.protocol == "dens"
+            "best test epoch (DENS protocol)" if cfg.best_test
             else "test at the best validation epoch",
+        "evaluation": "sampled: the held-out item among its 100 fixed negatives"
+            if cfg.eval_protocol == "sampled" else "full ranking over all items",
+        "table_columns": columns,
         "runs": per_run, "aggregate": aggregate(records, split)}
     if ttests:
         metrics["ttest_vs_best_single"] = ttests
@@ -156,10 +196,12 @@ def _write_outputs(cfg: RunConfig, data: InteractionData, out: RunDir,
     if not alpha.empty:
         alpha.to_csv(out.path / "alpha.csv", index=False)
         write_alpha_plot(alpha, out.path / "alpha.png")
-    table = render_table(records, split, k, ttests)
+    table = render_table(records, split, k, ttests, columns)
     if frame["method"].nunique() > 1 or len(cfg.seeds) > 1:
-        note = ("Best test value over epochs (DENS protocol)." if cfg.protocol == "dens"
+        note = ("Best test value over epochs (DENS protocol)." if cfg.best_test
                 else "Test metrics at the best validation epoch.")
+        if cfg.eval_protocol == "sampled":
+            note += " Sampled protocol: each user's held-out item ranked among its 100 fixed negatives."
         if len(cfg.seeds) > 1:
             note += f" Mean ± std over seeds {list(cfg.seeds)}."
         if ttests:

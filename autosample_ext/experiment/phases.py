@@ -52,7 +52,13 @@ def load_data(cfg: RunConfig) -> InteractionData:
     """The dataset of ``cfg`` (embedded default data when ``cfg.data`` is None)."""
     from autosample_ext import data as D
 
-    opts: dict[str, Any] = {"split": cfg.split, "seed": cfg.split_seed}
+    opts: dict[str, Any] = {"split": cfg.split, "seed": cfg.split_seed,
+                            "split_rounding": cfg.split_rounding}
+    if cfg.min_rating is not None:
+        # The GDNS protocol's "ratings >= 4" applies where the data has ratings; an explicit
+        # --min-rating on data without ratings is an error.
+        opts["min_rating"] = cfg.min_rating
+        opts["min_rating_optional"] = cfg.protocol == "gdns"
     if cfg.data is None:
         return D.load(None, **opts)
     path = Path(cfg.data)
@@ -72,10 +78,12 @@ def build_model(cfg: RunConfig, data: InteractionData, seed: int):
     return _build(cfg.model, data, **kwargs)
 
 
-def build_sampler(name: str, data: InteractionData, seed: int, device: str):
+def build_sampler(name: str, data: InteractionData, seed: int, device: str,
+                  options: dict[str, Any] | None = None):
+    """Sampler ``name`` with its options (``RunConfig.sampler_kwargs``)."""
     from autosample_ext.samplers import build_sampler as _build
 
-    return _build(name, data, seed=seed, device=device)
+    return _build(name, data, seed=seed, device=device, **(options or {}))
 
 
 @dataclass
@@ -110,7 +118,8 @@ def name_stream(name: str) -> int:
 def run_single(ctx: RunContext, seed: int, name: str) -> PhaseRecord:
     cfg = ctx.cfg
     model = build_model(cfg, ctx.data, seed)
-    sampler = build_sampler(name, ctx.data, seed_for(seed, 100, name_stream(name)), cfg.device)
+    sampler = build_sampler(name, ctx.data, seed_for(seed, 100, name_stream(name)), cfg.device,
+                            cfg.sampler_kwargs(name))
     result = _run_trainer(ctx, seed, name, model, SamplerObjective(sampler, l2=cfg.l2),
                           cfg.train_config(seed))
     return PhaseRecord(seed, name, name, result)
@@ -120,7 +129,8 @@ def run_autosample(ctx: RunContext, seed: int) -> list[PhaseRecord]:
     """Search (Algorithm 1) then retrain (Algorithm 2) for one seed."""
     cfg = ctx.cfg
     model = build_model(cfg, ctx.data, seed)
-    samplers = [build_sampler(name, ctx.data, seed_for(seed, 1000, name_stream(name)), cfg.device)
+    samplers = [build_sampler(name, ctx.data, seed_for(seed, 1000, name_stream(name)), cfg.device,
+                              cfg.sampler_kwargs(name))
                 for name in cfg.search_space]
     objective = AutoSampleObjective(samplers, cfg.search_space, tau=cfg.tau,
                                     alpha_lr=cfg.alpha_lr, l2=cfg.l2, seed=seed,
@@ -134,7 +144,8 @@ def run_autosample(ctx: RunContext, seed: int) -> list[PhaseRecord]:
     searched_state = load_checkpoint(ctx.out.checkpoint(seed, "search"))["best_model"]
     retrain_model = init_retrain_model(build_model(cfg, ctx.data, seed_for(seed, 2000)),
                                        searched_state, cfg.retrain_init)
-    sampler = build_sampler(chosen, ctx.data, seed_for(seed, 3000), cfg.device)
+    sampler = build_sampler(chosen, ctx.data, seed_for(seed, 3000), cfg.device,
+                            cfg.sampler_kwargs(chosen))
     retrain = _run_trainer(ctx, seed, "retrain", retrain_model,
                            SamplerObjective(sampler, l2=cfg.l2),
                            cfg.train_config(seed, cfg.retrain_epochs or cfg.epochs))
