@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -19,6 +20,8 @@ from autosample_ext.experiment.protocols import (
 from autosample_ext.models._init import INIT_SCHEMES
 from autosample_ext.search.retrain import RETRAIN_INITS
 from autosample_ext.training.config import EVAL_PROTOCOLS, OPTIMIZERS, TrainConfig
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SEARCH_SPACE: tuple[str, ...] = ("rns", "pns", "dns", "aobpr")
 MODELS: tuple[str, ...] = ("mf", "gmf", "lightgcn", "ngcf")
@@ -155,8 +158,10 @@ class RunConfig:
         for the samplers of the run (explicit ``sampler_options`` win).
 
         ``explicit``: the fields the user set (the CLI's given options); default
-        :meth:`explicit_fields`. An explicit value that differs from a fixed one raises
-        :class:`ProtocolConflict` listing each. Idempotent. Also checks what only the resolved
+        :meth:`explicit_fields` (a library caller who sets a fixed field to the dataclass
+        default cannot be told from one who left it: that value is replaced, and logged).
+        An explicit value that differs from a fixed one raises :class:`ProtocolConflict`
+        listing each. Idempotent. Also checks what only the resolved
         config can tell: the mode is allowed, every ``sampler_options`` entry names a sampler of
         the run, the sampled evaluation has the leave-one-out split it needs.
         """
@@ -170,6 +175,10 @@ class RunConfig:
         if spec.default_samplers and not (self.sampler or self.grid or self.compare
                                           or "search_space" in given):
             changes["sampler"] = spec.default_samplers
+        replaced = {k: v for k, v in changes.items() if getattr(self, k) != v}
+        if replaced:
+            log.info("--protocol %s sets %s", self.protocol,
+                     ", ".join(f"{k}={v!r}" for k, v in replaced.items()))
         out = dataclasses.replace(self, **changes)
         if out.mode not in spec.modes:
             raise ValueError(f"--protocol {self.protocol} does not allow the {out.mode} mode "
