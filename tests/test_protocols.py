@@ -292,3 +292,16 @@ def test_recbole_protocol_end_to_end(tmp_path, capsys):
     if entry["stopped_early"]:     # "more than 10 evaluations without improvement"
         assert len(values) - 1 - best == 11
     assert entry["best_epoch"] == best + 1
+
+
+def test_readme_lists_every_setting_each_protocol_fixes():
+    from autosample_ext.experiment.protocols import settings_table
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = readme.index("<!-- protocol-settings")
+    start = readme.index("\n", start) + 1
+    end = readme.index("<!-- /protocol-settings -->")
+    assert readme[start:end] == settings_table()
+    for spec in PROTOCOL_SPECS.values():
+        for name in spec.fixed:
+            assert f"`--{name.replace('_', '-')}`" in readme[start:end], name

@@ -181,3 +181,46 @@ def find_conflicts(protocol: Protocol, values: Mapping[str, Any],
         if not same:
             out.append((name, given, fixed))
     return out
+
+
+_NONE = {"init": "the model's, N(0, 0.1²)", "min_rating": "all positives",
+         "eval_start": "E, 2E, …, last"}
+
+
+def _cell(value: Any, name: str = "") -> str:
+    if value is None:
+        return _NONE.get(name, "–")
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def settings_table(names: tuple[str, ...] = ("dens", "gdns", "recbole")) -> str:
+    """The markdown table of every setting the protocols fix (README "Protocols"; a test keeps
+    the two equal). Rows: the RunConfig fields (as CLI options), the sampler option defaults,
+    the default samplers, what is reported."""
+    specs = [PROTOCOL_SPECS[n] for n in names]
+    fields: list[str] = []
+    for spec in specs:
+        fields += [f for f in spec.fixed if f not in fields]
+    lines = ["| setting | " + " | ".join(f"`{n}`" for n in names) + " |",
+             "|---|" + "---|" * len(names)]
+    for name in fields:
+        cells = [_cell(spec.fixed[name], name) if name in spec.fixed else "n/a" for spec in specs]
+        lines.append(f"| `{flag(name)}` | " + " | ".join(cells) + " |")
+    samplers = sorted({s for spec in specs for s in spec.sampler_defaults})
+    for sampler in samplers:
+        keys = sorted({k for spec in specs for k in spec.sampler_defaults.get(sampler, {})})
+        for key in keys:
+            cells = [_cell(spec.sampler_defaults.get(sampler, {}).get(key, None))
+                     if key in spec.sampler_defaults.get(sampler, {}) else "(library default)"
+                     for spec in specs]
+            lines.append(f"| `--sampler-opt {sampler}.{key}` (default) | " + " | ".join(cells) + " |")
+    lines.append("| samplers when none is named | "
+                 + " | ".join(_cell(spec.default_samplers) for spec in specs) + " |")
+    lines.append("| reported | " + " | ".join(
+        "best test value over evaluations" if spec.best_test
+        else "test at the best validation epoch" for spec in specs) + " |")
+    return "\n".join(lines) + "\n"
