@@ -26,7 +26,7 @@ from autosample_ext.experiment import (
     summary_text,
 )
 from autosample_ext.data.splits import SPLIT_ROUNDINGS
-from autosample_ext.experiment.protocols import PROTOCOL_SPECS, ProtocolConflict
+from autosample_ext.experiment.protocols import PROTOCOL_SPECS
 from autosample_ext.models._init import INIT_SCHEMES
 from autosample_ext.search.retrain import RETRAIN_INITS
 from autosample_ext.training import StopFlag, TrainingInterrupted
