@@ -87,6 +87,20 @@ def cmd_losses(ns: argparse.Namespace) -> int:
     return 0
 
 
+def agreement(run: dict, sampler: str, seed: int, dataset: str) -> dict:
+    """Loss RMSE over every epoch both runs have, and the mean |Recall@20 gap| over the tests
+    both made (DENS's 0-based test epoch e is our epoch e + 1)."""
+    dens = dens_curve(dataset, sampler)
+    gap = loss_gap(run, sampler, dens, epochs=10 ** 6, seed=seed)
+    ours = {e["epoch"] - 1: e["test"]["recall@20"] for e in run["log"]
+            if e["run"] == f"seed{seed}/{sampler}" and "test" in e}
+    tested = dens[dens["recall20"].notna()]
+    common = [(ours[e], r) for e, r in zip(tested["epoch"], tested["recall20"]) if e in ours]
+    gap["tests"] = len(common)
+    gap["recall_gap"] = float(np.mean([abs(a - b) for a, b in common])) if common else float("nan")
+    return gap
+
+
 def command_of(config: dict) -> str:
     """The CLI call that produced a run directory (its data path as given to the CLI)."""
     c = config["config"]
@@ -124,7 +138,9 @@ def cmd_table(ns: argparse.Namespace) -> int:
                 "ndcg_ratio": float(ndcg.mean() / pub[1]) if pub else None,
                 "best_epochs": [r["best_epoch"] for r in entries],
                 "epochs_run": [r["epochs_run"] for r in entries],
-                "command": command_of(run["config"]), "run": str(path)})
+                "command": command_of(run["config"]), "run": str(path),
+                "agreement": {str(e["seed"]): agreement(run, sampler, e["seed"], ds)
+                              for e in entries}})
     order = {("lastfm", "rns"): 0, ("lastfm", "dns"): 1, ("lastfm", "mixgcf"): 2,
              ("beauty", "rns"): 3, ("beauty", "dns"): 4, ("beauty", "mixgcf"): 5}
     rows.sort(key=lambda r: order.get((r["dataset"], r["sampler"]), 99))
@@ -138,6 +154,18 @@ def cmd_table(ns: argparse.Namespace) -> int:
               f"{r['recall_mean']:.4f} ({seeds}) | {pub[0]:.4f} | {r['recall_ratio']:.3f} | "
               f"{r['ndcg_mean']:.4f} | {pub[1]:.4f} | {r['ndcg_ratio']:.3f} | "
               f"{', '.join(map(str, r['best_epochs']))} | {', '.join(map(str, r['epochs_run']))} |")
+    print()
+    print("Agreement with DENS's own curves, per seed: per-step training loss (RMSE over the "
+          "epochs both ran) and test Recall@20 (mean |ours - DENS| over the tests both ran)")
+    print()
+    print("| dataset | sampler | seed | epochs compared | loss RMSE | loss ours / DENS, last common epoch "
+          "| tests compared | mean abs Recall@20 gap |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        for seed, gap in r["agreement"].items():
+            print(f"| {r['dataset']} | {r['sampler'].upper()} | {seed} | {gap['epochs']} | "
+                  f"{gap['rmse']:.4f} | {gap['ours_last']:.4f} / {gap['dens_last']:.4f} | "
+                  f"{gap['tests']} | {gap['recall_gap']:.4f} |")
     print()
     for r in rows:
         print(f"- {r['dataset']} {r['sampler'].upper()}: `{r['command']}`")
