@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any, Sequence
 
 import torch
 
+from autosample_ext.data.readers import FORMATS, canonical_format
 from autosample_ext.experiment import (
     DEFAULT_SEARCH_SPACE,
     MODELS,
@@ -27,9 +29,16 @@ from autosample_ext.experiment import (
 )
 from autosample_ext.models._init import INIT_SCHEMES
 from autosample_ext.search.retrain import RETRAIN_INITS
-from autosample_ext.training import StopFlag, TrainingInterrupted
+from autosample_ext.experiment.lock import RunLocked
+from autosample_ext.experiment.phases import has_valid_share
+from autosample_ext.experiment.rundir import RunDirError, read_saved_config
+from autosample_ext.experiment.validate import check_config
+from autosample_ext.training import StopFlag, TrainingDiverged, TrainingInterrupted
 
 log = logging.getLogger("autosample_ext.train")
+
+# Exit statuses (README, "Errors and exit statuses").
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 DEFAULTS = RunConfig()
 
@@ -51,6 +60,19 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
     if len(set(values)) != len(values):
         raise CLIError(f"{what}: repeated value in {text!r}")
     return values
+
+
+def _check_split(text: str) -> str:
+    from autosample_ext.data.splits import parse_ratio
+
+    if text in ("given", "loo"):
+        return text
+    try:
+        parse_ratio(text)
+    except ValueError:
+        raise CLIError(f"--split: expected 'given', 'loo' or a ratio train:valid:test (e.g. 3:1:1) "
+                       f"or train:test (e.g. 8:2) with train > 0 and test > 0, got {text!r}") from None
+    return text
 
 
 def known_samplers() -> tuple[str, ...]:
@@ -104,19 +126,30 @@ def build_parser() -> argparse.ArgumentParser:
                     f"{','.join(DEFAULT_SEARCH_SPACE)} then retraining of the chosen sampler, "
                     "MF, on the embedded default dataset, CPU.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        argument_default=argparse.SUPPRESS)
+        argument_default=argparse.SUPPRESS, allow_abbrev=False)
     g = p.add_argument_group("data")
     g.add_argument("--data", metavar="PATH",
                    help="dataset file or folder (train.txt/test.txt, u.data, ratings.dat, .inter, "
                         "CSV/TSV); default: the embedded synthetic dataset")
     g.add_argument("--format", metavar="FMT",
-                   help="force a reader (lines, pairs, csv, tsv, udata, ratings_dat, inter); "
-                        "default: detected from the file")
+                   help=f"force a reader ({', '.join(FORMATS)}); default: detected from the file")
     g.add_argument("--split", metavar="SPLIT",
                    help=f"train:valid:test ratio per user (e.g. 3:1:1, 8:1:1), 'given' or 'loo' "
                         f"[default: {d.split}]")
     g.add_argument("--split-seed", type=int, metavar="N",
                    help=f"seed of the data split, fixed across --seeds [default: {d.split_seed}]")
+    g.add_argument("--valid-fraction", type=float, metavar="F",
+                   help="when the split gives no validation pairs (--split given without a valid "
+                        "file, a train:test ratio such as 8:2), move this fraction of each user's "
+                        "training items to validation [default: 0.1 when needed]")
+    g.add_argument("--remap", action="store_true",
+                   help="number user and item ids 0.. in sorted order (needed for non-integer or "
+                        "huge ids in lines/pairs files; CSV/TSV/u.data/ratings.dat/.inter remap "
+                        "by default)")
+    g.add_argument("--user-col", metavar="NAME",
+                   help="user column of a CSV/TSV/.inter file [default: detected from the header]")
+    g.add_argument("--item-col", metavar="NAME",
+                   help="item column of a CSV/TSV/.inter file [default: detected from the header]")
     g = p.add_argument_group("model")
     g.add_argument("--model", choices=MODELS, help=f"recommender [default: {d.model}]")
     g.add_argument("--dim", type=int, metavar="D", help=f"embedding width [default: {d.dim}]")
@@ -189,6 +222,8 @@ def config_from_args(ns: argparse.Namespace) -> tuple[RunConfig, dict[str, Any]]
     given: dict[str, Any] = {}
     for key, value in vars(ns).items():
         if key in ("resume", "no_progress", "verbose", "threads"):
+            if key == "threads" and value < 1:
+                raise CLIError(f"--threads: must be >= 1, got {value}")
             continue
         if key == "search_space":
             value = _name_list(value, "--search-space")
@@ -211,6 +246,16 @@ def config_from_args(ns: argparse.Namespace) -> tuple[RunConfig, dict[str, Any]]
             raise CLIError(f"--{key.replace('_', '-')}: must be >= 1, got {value}")
         elif key == "retrain_epochs" and value < 1:
             raise CLIError(f"--retrain-epochs: must be >= 1, got {value}")
+        elif key == "format":
+            try:
+                canonical_format(value)
+            except ValueError:
+                raise CLIError(f"--format: unknown format {value!r}; known formats: "
+                               f"{', '.join(FORMATS)}") from None
+        elif key == "split":
+            value = _check_split(value)
+        elif key == "valid_fraction" and not 0 < value < 1:
+            raise CLIError(f"--valid-fraction: must be in (0, 1), got {value}")
         elif key == "patience" and value < 0:
             raise CLIError(f"--patience: must be >= 0, got {value}")
         elif key in ("lr", "alpha_lr", "tau") and not value > 0:
@@ -222,8 +267,16 @@ def config_from_args(ns: argparse.Namespace) -> tuple[RunConfig, dict[str, Any]]
         given["progress"] = False
     try:
         cfg = RunConfig(**given)
+        check_config(cfg.resolved())
     except ValueError as exc:
         raise CLIError(str(exc)) from None
+    if "valid_fraction" in given and cfg.resolved().protocol == "dens":
+        raise CLIError("--valid-fraction: the DENS protocol evaluates on test and has no "
+                       "validation split")
+    if "valid_fraction" in given and (cfg.split == "loo" or has_valid_share(cfg.split)):
+        raise CLIError(f"--valid-fraction {given['valid_fraction']}: --split {cfg.split} already "
+                       f"gives validation pairs; use a train:test ratio (e.g. 8:2) or --split "
+                       f"given with it")
     if "metric" in given:
         name, _, k = cfg.metric.partition("@")
         if name not in ("recall", "ndcg", "precision", "hit") or not k.isdigit() or int(k) < 1:
@@ -235,13 +288,17 @@ def resume_config(ns: argparse.Namespace, given: dict[str, Any]) -> RunConfig:
     """The saved config of ``--out``; explicit arguments must agree with it."""
     if "out" not in given:
         raise CLIError("--resume needs --out DIR (the run directory to continue)")
-    path = Path(given["out"]) / "config.json"
+    run_dir = Path(given["out"])
+    path = run_dir / "config.json"
     if not path.is_file():
-        raise CLIError(f"--resume: {path} does not exist (nothing to resume)")
-    saved = RunConfig.from_json(json.loads(path.read_text())["config"])
+        raise CLIError(f"--resume: {path.resolve()} does not exist (nothing to resume)")
+    try:
+        saved, _ = read_saved_config(run_dir, data=given.get("data"))
+    except (ValueError, OSError) as exc:
+        raise CLIError(f"--resume: {exc}") from None
     saved_plain = saved.to_json()
     for key, value in given.items():
-        if key in ("out", "progress", "device"):
+        if key in ("out", "progress", "device", "data"):  # --data: where the dataset is now
             continue
         plain = json.loads(json.dumps(value))
         if saved_plain.get(key) != plain:
@@ -282,11 +339,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as exc:
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     cfg = cfg.resolved()
-    if cfg.out is None:
-        cfg = dataclasses.replace(cfg, out=str(default_out_dir(cfg)))
-    if getattr(ns, "threads", None):
+    out = Path(cfg.out) if cfg.out is not None else default_out_dir(cfg)
+    cfg = dataclasses.replace(cfg, out=str(out.resolve()))
+    if "threads" in ns:
         torch.set_num_threads(ns.threads)
     stop = StopFlag()
     previous = _install_signal_handlers(stop)
@@ -294,17 +351,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = run(cfg, resume=getattr(ns, "resume", False), stop=stop)
     except TrainingInterrupted as exc:
         log.warning("%s", exc)
-        print(f"interrupted; continue with: python -m autosample_ext.train --resume --out {cfg.out}",
+        print(f"interrupted; continue with: python -m autosample_ext.train --resume --out "
+              f"{shlex.quote(cfg.out)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print(f"aborted; the checkpoints of the last finished epochs are kept; continue with: "
+              f"python -m autosample_ext.train --resume --out {shlex.quote(cfg.out)}",
               file=sys.stderr)
-        return 130
-    except (ValueError, FileNotFoundError, FileExistsError, NotImplementedError) as exc:
+        return EXIT_INTERRUPTED
+    except TrainingDiverged as exc:
+        print(f"{parser.prog}: error: {exc} with --lr (the epochs so far are in "
+              f"{Path(cfg.out) / 'log.jsonl'})", file=sys.stderr)
+        return EXIT_DIVERGED
+    except (ValueError, OSError, NotImplementedError, RunDirError, RunLocked) as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
     print(summary_text(summary))
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

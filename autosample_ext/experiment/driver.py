@@ -35,13 +35,21 @@ from autosample_ext.experiment.phases import (
 )
 from autosample_ext.experiment.reporting import (
     aggregate,
+    flag_below_popularity,
     alpha_frame,
     metrics_frame,
     paired_ttests,
     render_table,
     write_alpha_plot,
 )
-from autosample_ext.experiment.rundir import RunDir, default_out_dir
+from autosample_ext.experiment.rundir import (
+    CONFIG_NAME,
+    RunDir,
+    config_record,
+    default_out_dir,
+    read_saved_config,
+)
+from autosample_ext.experiment.validate import check_config, check_data
 from autosample_ext.search.grid import pick_best
 from autosample_ext.training.config import StopFlag
 
@@ -65,22 +73,29 @@ def run(cfg: RunConfig, *, resume: bool = False, data: InteractionData | None = 
     ``on_step(tag, step)``: called after every optimiser step (fault injection in tests).
     """
     cfg = cfg.resolved()
+    check_config(cfg)
     t0 = time.perf_counter()
-    out_path = Path(cfg.out) if cfg.out else default_out_dir(cfg)
-    if not resume and (out_path / "config.json").exists():
-        raise FileExistsError(f"{out_path} already holds a run; use --resume to continue it "
-                              "or choose another --out")
+    out_path = (Path(cfg.out) if cfg.out else default_out_dir(cfg)).resolve()
+    saved = None
+    if (out_path / CONFIG_NAME).exists():
+        if not resume:
+            raise FileExistsError(f"{out_path} already holds a run; use --resume to continue it "
+                                  "or choose another --out")
+        saved = check_same_run(cfg, out_path)
     if data is None:
         data = load_data(cfg)
+    facts = {"name": data.name, "users": data.num_users, "items": data.num_items,
+             "train": data.train.nnz, "valid": data.valid.nnz, "test": data.test.nnz}
+    if saved is not None:
+        check_same_data(saved, facts, out_path)
+    check_data(cfg, data)
     cfg = dataclasses.replace(cfg, out=str(out_path))
-    out = RunDir(out_path)
+    out = RunDir(out_path, new=not resume)
     try:
-        out.write_json("config.json", {"config": cfg.to_json(), "mode": cfg.mode,
-                                       "data": {"name": data.name, "users": data.num_users,
-                                                "items": data.num_items,
-                                                "train": data.train.nnz,
-                                                "valid": data.valid.nnz,
-                                                "test": data.test.nnz}})
+        if cfg.data is not None:
+            facts["path"] = str(Path(cfg.data).resolve())
+        out.write_json(CONFIG_NAME, {"config": config_record(cfg, out_path), "mode": cfg.mode,
+                                     "data": facts})
         ctx = RunContext(cfg, data, out, stop or StopFlag(), resume, on_step)
         records: list[PhaseRecord] = []
         for seed in cfg.seeds:
@@ -95,6 +110,34 @@ def run(cfg: RunConfig, *, resume: bool = False, data: InteractionData | None = 
         return _write_outputs(cfg, data, out, records, time.perf_counter() - t0)
     finally:
         out.close()
+
+
+_NOT_COMPARED = ("out", "progress", "device", "data")
+
+
+def check_same_run(cfg: RunConfig, out_path: Path) -> dict[str, Any]:
+    """Resuming ``out_path`` with ``cfg``: raise ValueError naming every setting that differs
+    from the saved run's (the dataset is compared by its sizes, :func:`check_same_data`, so a
+    moved dataset can be named anew). Returns the saved config.json."""
+    saved_cfg, saved = read_saved_config(out_path, data=cfg.data)
+    mine, theirs = cfg.to_json(), saved_cfg.to_json()
+    diff = [f"{k}={mine[k]!r} (saved {theirs.get(k)!r})" for k in mine
+            if k not in _NOT_COMPARED and mine[k] != theirs.get(k)]
+    if (cfg.data is None) != (saved_cfg.data is None):
+        diff.append(f"data={cfg.data!r} (saved {saved_cfg.data!r})")
+    if diff:
+        raise ValueError(f"resume {out_path}: this config differs from the saved run's: "
+                         f"{', '.join(diff)}; resume with the saved config")
+    return saved
+
+
+def check_same_data(saved: dict[str, Any], facts: dict[str, Any], out_path: Path) -> None:
+    """The dataset of a resumed run must have the saved run's sizes."""
+    old = saved.get("data") or {}
+    diff = [f"{k} {facts[k]} (saved {old[k]})" for k in ("users", "items", "train", "valid", "test")
+            if k in old and old[k] != facts[k]]
+    if diff:
+        raise ValueError(f"resume {out_path}: the dataset is not the run's: {', '.join(diff)}")
 
 
 def popularity_metrics(data: InteractionData, cfg: RunConfig) -> dict[str, dict[str, float]]:
@@ -150,6 +193,7 @@ def _write_outputs(cfg: RunConfig, data: InteractionData, out: RunDir,
             for r in autos}
     metrics["table_k"] = k
     metrics["popularity"] = popularity_metrics(data, cfg)
+    flag_below_popularity(metrics, cfg.metric)
     metrics["seconds"] = seconds
     out.write_json("metrics.json", metrics)
     alpha = alpha_frame(records)

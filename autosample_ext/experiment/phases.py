@@ -29,6 +29,7 @@ from autosample_ext.training.trainer import Trainer
 log = logging.getLogger(__name__)
 
 AUTOSAMPLE = "autosample"
+AUTO_VALID_FRACTION = 0.1
 
 
 @dataclass
@@ -53,12 +54,31 @@ def load_data(cfg: RunConfig) -> InteractionData:
     from autosample_ext import data as D
 
     opts: dict[str, Any] = {"split": cfg.split, "seed": cfg.split_seed}
+    for key in ("valid_fraction", "remap", "user_col", "item_col"):
+        if getattr(cfg, key) is not None:
+            opts[key] = getattr(cfg, key)
     if cfg.data is None:
-        return D.load(None, **opts)
-    path = Path(cfg.data)
-    if not path.exists():
-        raise FileNotFoundError(f"--data: {path} does not exist")
-    return D.load(path, cfg.format, **opts)
+        data = D.load(None, **opts)
+    else:
+        path = Path(cfg.data)
+        if not path.exists():
+            raise FileNotFoundError(f"--data: {path} does not exist")
+        data = D.load(path, cfg.format, **opts)
+    if (cfg.valid_fraction is None and cfg.protocol != "dens" and data.valid.nnz == 0
+            and data.train.nnz and not has_valid_share(cfg.split)):
+        # DESIGN.md §4: validation drawn from train when the split gives none.
+        data = D.with_valid_from_train(data, AUTO_VALID_FRACTION, cfg.split_seed)
+        log.warning("%s: the split gives no validation pairs; drew %g of each user's training "
+                    "items as validation (--valid-fraction to choose)", data.name,
+                    AUTO_VALID_FRACTION)
+    return data
+
+
+def has_valid_share(split: str | None) -> bool:
+    """A ratio split that assigns validation pairs itself (3:1:1 does, 8:2 and given do not)."""
+    from autosample_ext.data.splits import parse_ratio
+
+    return split not in (None, "given", "loo") and parse_ratio(split)[1] > 0
 
 
 def build_model(cfg: RunConfig, data: InteractionData, seed: int):

@@ -151,6 +151,27 @@ def render_table(records: Sequence[PhaseRecord], split: str, k: int,
     return "\n".join(lines) + "\n"
 
 
+def flag_below_popularity(metrics: dict[str, Any], metric: str) -> list[str]:
+    """Mark every reported run of ``metrics`` whose ``metric`` on the reported split is below
+    the popularity ranking's (``runs[i]["below_popularity"]``) and list them in
+    ``metrics["below_popularity"]`` as ``{"run", "value", "popularity"}``: a model worse than
+    ranking by item counts has diverged or not learned. Returns the flagged run names."""
+    floor = metrics["popularity"]["test"].get(metric)
+    flagged = []
+    for entry in metrics["runs"]:
+        if entry["method"] == "search":
+            continue
+        reported = entry.get("best_test", entry.get("test")) or {}
+        value = reported.get(metric)
+        below = floor is not None and value is not None and value < floor
+        entry["below_popularity"] = bool(below)
+        if below:
+            name = f"seed{entry['seed']}/{entry['method']}"
+            flagged.append({"run": name, "metric": metric, "value": value, "popularity": floor})
+    metrics["below_popularity"] = flagged
+    return [f["run"] for f in flagged]
+
+
 def summary_text(summary: RunSummary) -> str:
     """The readable final report printed by the CLI."""
     m = summary.metrics
@@ -166,5 +187,9 @@ def summary_text(summary: RunSummary) -> str:
     k = m["table_k"]
     lines.append(f"popularity ranking (reference floor), test: R@{k} {pop[f'recall@{k}']:.4f}, "
                  f"N@{k} {pop[f'ndcg@{k}']:.4f}")
+    for f in m.get("below_popularity", []):
+        lines.append(f"WARNING: {f['run']} is below the popularity floor: {f['metric']} "
+                     f"{f['value']:.4f} < {f['popularity']:.4f} (diverged or not trained enough: "
+                     f"check --lr and --epochs)")
     lines.append(f"{m['reported_split']}; outputs in {summary.path} ({summary.seconds:.1f}s)")
     return "\n".join(lines)

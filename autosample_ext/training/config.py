@@ -22,11 +22,18 @@ class TrainConfig:
     eval_split: ``"valid"`` (default: pick the epoch on validation, then test once) or
         ``"test"`` (DENS protocol: evaluate test with train masked, report the best test value).
     seed: data order, sampler streams and Gumbel noise derive from it.
+    divergence_factor: stop with :class:`~autosample_ext.training.guard.TrainingDiverged` when
+        an epoch's mean loss is non-finite or above this factor times the first step's loss
+        (at least 1); 0 keeps only the non-finite test (see :mod:`autosample_ext.training.guard`).
+
+    The defaults are those of the command line and of ``RunConfig`` (epochs 20, lr 5e-3, batch
+    2048, L2 1e-4, patience 5), so a Trainer built by hand trains as ``python -m
+    autosample_ext.train`` does.
     """
 
-    epochs: int = 50
+    epochs: int = 20
     batch_size: int = 2048
-    lr: float = 1e-3
+    lr: float = 5e-3
     l2: float = 1e-4
     eval_every: int = 1
     patience: int = 5
@@ -36,6 +43,7 @@ class TrainConfig:
     eval_batch_size: int = 1024
     seed: int = 0
     progress: bool = True
+    divergence_factor: float = 1e3
 
     def __post_init__(self) -> None:
         self.ks = tuple(int(k) for k in self.ks)
@@ -51,6 +59,8 @@ class TrainConfig:
             raise ValueError(f"train: eval_every must be >= 1, got {self.eval_every}")
         if self.patience < 0:
             raise ValueError(f"train: patience must be >= 0, got {self.patience}")
+        if not self.divergence_factor >= 0:
+            raise ValueError(f"train: divergence_factor must be >= 0, got {self.divergence_factor}")
         if self.eval_split not in ("valid", "test"):
             raise ValueError(f"train: eval_split must be 'valid' or 'test', got {self.eval_split!r}")
         name, _, k = self.metric.partition("@")

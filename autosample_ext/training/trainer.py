@@ -36,9 +36,11 @@ from tqdm.auto import tqdm
 from autosample_ext.data.interactions import InteractionData
 from autosample_ext.models.base import Recommender
 from autosample_ext.samplers.base import SampleContext
-from autosample_ext.training.checkpoint import cpu_state, load_checkpoint, save_checkpoint
+from autosample_ext.training.checkpoint import (CheckpointError, check_shapes, cpu_state, load_checkpoint,
+                                                 save_checkpoint)
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainingInterrupted, TrainResult
 from autosample_ext.training.evaluate import evaluate_model
+from autosample_ext.training.guard import check_divergence
 from autosample_ext.training.objectives import Objective
 
 log = logging.getLogger(__name__)
@@ -130,6 +132,7 @@ class Trainer:
         self.seconds = 0.0
         self.done = False
         self.result: TrainResult | None = None
+        self.first_loss: float | None = None  # loss of step 0, the divergence guard's scale
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -157,17 +160,22 @@ class Trainer:
             "seconds": self.seconds,
             "done": self.done,
             "result": self.result.to_plain() if self.result is not None else None,
+            "first_loss": self.first_loss,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        where = f"checkpoint {self.checkpoint_path or self.tag!s}"
         if state.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"checkpoint version {state.get('version')} is not {CHECKPOINT_VERSION}")
+            raise CheckpointError(f"{where} has version {state.get('version')}, this tool writes "
+                                  f"{CHECKPOINT_VERSION}: not a checkpoint of this version; it was "
+                                  f"not loaded")
         saved = dict(state["config"])
         mine = asdict(self.config)
         for key in ("batch_size", "seed", "eval_split", "metric"):
             if saved.get(key) != mine.get(key):
-                raise ValueError(f"checkpoint {self.tag!r} was written with {key}={saved.get(key)!r}, "
+                raise CheckpointError(f"{where} was written with {key}={saved.get(key)!r}, "
                                  f"this run has {key}={mine.get(key)!r}; resume needs the same setting")
+        check_shapes(state["model"], self.model.state_dict(), "model", self.checkpoint_path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.objective.load_state_dict(state["objective"])
@@ -186,6 +194,7 @@ class Trainer:
         self.stopped_early = bool(state["stopped_early"])
         self.seconds = float(state["seconds"])
         self.done = bool(state["done"])
+        self.first_loss = state.get("first_loss")
         if state["result"] is not None:
             r = dict(state["result"])
             r["best_fields"] = dict(self.best_extra)
@@ -224,6 +233,8 @@ class Trainer:
         self.optimizer.step()
         self.objective.optimizer_step()
         self.loss_sum += out.loss.detach().to(torch.float64)
+        if step == 0:
+            self.first_loss = float(out.loss.detach())
 
     def train_batches(self, epoch: int) -> None:
         """The steps of ``epoch`` from ``self.batch`` on (no evaluation, no checkpoint unless a
@@ -255,6 +266,15 @@ class Trainer:
         entry: dict[str, Any] = {"run": self.tag, "epoch": epoch + 1,
                                  "loss": float(self.loss_sum) / self.num_batches}
         entry.update(self.objective.epoch_fields())
+        try:
+            check_divergence(entry["loss"], self.first_loss, factor=cfg.divergence_factor,
+                             tag=self.tag, epoch=epoch + 1, lr=cfg.lr)
+        except Exception:
+            entry["diverged"] = True
+            self.log.append(entry)
+            if self.on_epoch is not None:
+                self.on_epoch(entry)
+            raise
         last = epoch + 1 == cfg.epochs
         if (epoch + 1) % cfg.eval_every == 0 or last:
             metrics = self._evaluate(cfg.eval_split)
