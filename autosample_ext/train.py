@@ -27,12 +27,12 @@ from autosample_ext.experiment import (
     run,
     summary_text,
 )
-from autosample_ext.models._init import INIT_SCHEMES
-from autosample_ext.search.retrain import RETRAIN_INITS
 from autosample_ext.experiment.lock import RunLocked
 from autosample_ext.experiment.phases import has_valid_share
 from autosample_ext.experiment.rundir import RunDirError, read_saved_config
 from autosample_ext.experiment.validate import check_config
+from autosample_ext.models._init import INIT_SCHEMES
+from autosample_ext.search.retrain import RETRAIN_INITS
 from autosample_ext.training import StopFlag, TrainingDiverged, TrainingInterrupted
 
 log = logging.getLogger("autosample_ext.train")
@@ -203,11 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training seeds; several give mean, std and the paired t-test [default: 0]")
     g = p.add_argument_group("system")
     g.add_argument("--device", help="cpu or cuda[:index] [default: cpu]")
-    g.add_argument("--threads", type=int, metavar="N", help="CPU threads (torch.set_num_threads)")
+    g.add_argument("--threads", type=int, metavar="N", help="CPU threads, >= 1 (torch.set_num_threads) [default: torch's]")
     g.add_argument("--out", metavar="DIR",
                    help="run directory [default: runs/<mode>-<date>-<time>]")
     g.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its checkpoints (same config)")
+                   help="continue the run in the folder --out from its checkpoints, from any "
+                        "working directory (the saved config; --data if the dataset moved)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
