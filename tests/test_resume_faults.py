@@ -241,7 +241,9 @@ def test_trainer_defaults_are_the_command_line_defaults():
     for name in shared:
         if name == "seed":
             continue
-        assert getattr(train_defaults, name) == getattr(run_defaults, name), name
+        assert getattr(train_defaults, name) == getattr(run_defaults, name), (
+            f"TrainConfig.{name} = {getattr(train_defaults, name)!r} but RunConfig (the CLI) has "
+            f"{getattr(run_defaults, name)!r}: align the defaults")
     # and RunConfig hands them to the trainer unchanged
     assert run_defaults.train_config(0) == dataclasses.replace(train_defaults, seed=0)
 

@@ -26,9 +26,8 @@ class TrainConfig:
         an epoch's mean loss is non-finite or above this factor times the first step's loss
         (at least 1); 0 keeps only the non-finite test (see :mod:`autosample_ext.training.guard`).
 
-    The defaults are those of the command line and of ``RunConfig`` (epochs 20, lr 5e-3, batch
-    2048, L2 1e-4, patience 5), so a Trainer built by hand trains as ``python -m
-    autosample_ext.train`` does.
+    The defaults equal ``RunConfig``'s, the command line's (a test keeps them equal), so a
+    Trainer built by hand trains as ``python -m autosample_ext.train`` does.
     """
 
     epochs: int = 20
