@@ -45,9 +45,10 @@ from autosample_ext.experiment.reporting import (
 from autosample_ext.experiment.rundir import (
     CONFIG_NAME,
     RunDir,
+    check_same_data,
+    check_same_run,
     config_record,
     default_out_dir,
-    read_saved_config,
 )
 from autosample_ext.experiment.validate import check_config, check_data
 from autosample_ext.search.grid import pick_best
@@ -110,34 +111,6 @@ def run(cfg: RunConfig, *, resume: bool = False, data: InteractionData | None = 
         return _write_outputs(cfg, data, out, records, time.perf_counter() - t0)
     finally:
         out.close()
-
-
-_NOT_COMPARED = ("out", "progress", "device", "data")
-
-
-def check_same_run(cfg: RunConfig, out_path: Path) -> dict[str, Any]:
-    """Resuming ``out_path`` with ``cfg``: raise ValueError naming every setting that differs
-    from the saved run's (the dataset is compared by its sizes, :func:`check_same_data`, so a
-    moved dataset can be named anew). Returns the saved config.json."""
-    saved_cfg, saved = read_saved_config(out_path, data=cfg.data)
-    mine, theirs = cfg.to_json(), saved_cfg.to_json()
-    diff = [f"{k}={mine[k]!r} (saved {theirs.get(k)!r})" for k in mine
-            if k not in _NOT_COMPARED and mine[k] != theirs.get(k)]
-    if (cfg.data is None) != (saved_cfg.data is None):
-        diff.append(f"data={cfg.data!r} (saved {saved_cfg.data!r})")
-    if diff:
-        raise ValueError(f"resume {out_path}: this config differs from the saved run's: "
-                         f"{', '.join(diff)}; resume with the saved config")
-    return saved
-
-
-def check_same_data(saved: dict[str, Any], facts: dict[str, Any], out_path: Path) -> None:
-    """The dataset of a resumed run must have the saved run's sizes."""
-    old = saved.get("data") or {}
-    diff = [f"{k} {facts[k]} (saved {old[k]})" for k in ("users", "items", "train", "valid", "test")
-            if k in old and old[k] != facts[k]]
-    if diff:
-        raise ValueError(f"resume {out_path}: the dataset is not the run's: {', '.join(diff)}")
 
 
 def popularity_metrics(data: InteractionData, cfg: RunConfig) -> dict[str, dict[str, float]]:

@@ -29,7 +29,6 @@ from autosample_ext.training.trainer import Trainer
 log = logging.getLogger(__name__)
 
 AUTOSAMPLE = "autosample"
-AUTO_VALID_FRACTION = 0.1
 
 
 @dataclass
@@ -47,6 +46,10 @@ def seed_for(seed: int, *stream: int) -> int:
     """A 63-bit seed derived from the run seed and a stream id (phase, candidate)."""
     return int(np.random.SeedSequence([int(seed), *map(int, stream)]).generate_state(2, np.uint64)[0]
                >> np.uint64(1))
+
+
+#: validation share drawn from train when the split gives none (DESIGN.md §4)
+AUTO_VALID_FRACTION = 0.1
 
 
 def load_data(cfg: RunConfig) -> InteractionData:

@@ -57,6 +57,27 @@ def method_label(method: str) -> str:
     return "AutoSample" if method == AUTOSAMPLE else method.upper()
 
 
+def flag_below_popularity(metrics: dict[str, Any], metric: str) -> list[str]:
+    """Mark every reported run of ``metrics`` whose ``metric`` on the reported split is below
+    the popularity ranking's (``runs[i]["below_popularity"]``) and list them in
+    ``metrics["below_popularity"]`` as ``{"run", "value", "popularity"}``: a model worse than
+    ranking by item counts has diverged or not learned. Returns the flagged run names."""
+    floor = metrics["popularity"]["test"].get(metric)
+    flagged = []
+    for entry in metrics["runs"]:
+        if entry["method"] == "search":
+            continue
+        reported = entry.get("best_test", entry.get("test")) or {}
+        value = reported.get(metric)
+        below = floor is not None and value is not None and value < floor
+        entry["below_popularity"] = bool(below)
+        if below:
+            name = f"seed{entry['seed']}/{entry['method']}"
+            flagged.append({"run": name, "metric": metric, "value": value, "popularity": floor})
+    metrics["below_popularity"] = flagged
+    return [f["run"] for f in flagged]
+
+
 def aggregate(records: Sequence[PhaseRecord], split: str) -> dict[str, dict[str, dict[str, float]]]:
     """``{method: {metric: {mean, std, n}}}`` over seeds (std with ddof=1, 0 for one seed)."""
     out: dict[str, dict[str, dict[str, float]]] = {}
@@ -149,27 +170,6 @@ def render_table(records: Sequence[PhaseRecord], split: str, k: int,
         cells.append(f"{ranks.loc[method].mean():.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def flag_below_popularity(metrics: dict[str, Any], metric: str) -> list[str]:
-    """Mark every reported run of ``metrics`` whose ``metric`` on the reported split is below
-    the popularity ranking's (``runs[i]["below_popularity"]``) and list them in
-    ``metrics["below_popularity"]`` as ``{"run", "value", "popularity"}``: a model worse than
-    ranking by item counts has diverged or not learned. Returns the flagged run names."""
-    floor = metrics["popularity"]["test"].get(metric)
-    flagged = []
-    for entry in metrics["runs"]:
-        if entry["method"] == "search":
-            continue
-        reported = entry.get("best_test", entry.get("test")) or {}
-        value = reported.get(metric)
-        below = floor is not None and value is not None and value < floor
-        entry["below_popularity"] = bool(below)
-        if below:
-            name = f"seed{entry['seed']}/{entry['method']}"
-            flagged.append({"run": name, "metric": metric, "value": value, "popularity": floor})
-    metrics["below_popularity"] = flagged
-    return [f["run"] for f in flagged]
 
 
 def summary_text(summary: RunSummary) -> str:

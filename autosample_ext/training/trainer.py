@@ -116,6 +116,7 @@ class Trainer:
         self.train_users = users.to(self.device)
         self.train_items = items.to(self.device)
         self.num_batches = math.ceil(users.shape[0] / config.batch_size)
+        self.first_loss: float | None = None  # loss of step 0, the divergence guard's scale
         # progress
         self.epoch = 0            # next epoch to run
         self.batch = 0            # next batch within self.epoch
@@ -132,7 +133,6 @@ class Trainer:
         self.seconds = 0.0
         self.done = False
         self.result: TrainResult | None = None
-        self.first_loss: float | None = None  # loss of step 0, the divergence guard's scale
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -183,6 +183,7 @@ class Trainer:
         self.epoch = int(state["epoch"])
         self.batch = int(state["batch"])
         self.loss_sum = state["loss_sum"].to(self.device)
+        self.first_loss = state.get("first_loss")
         self.epoch_seconds = float(state["epoch_seconds"])
         self.log = list(state["log"])
         self.best_value = float(state["best_value"])
@@ -194,7 +195,6 @@ class Trainer:
         self.stopped_early = bool(state["stopped_early"])
         self.seconds = float(state["seconds"])
         self.done = bool(state["done"])
-        self.first_loss = state.get("first_loss")
         if state["result"] is not None:
             r = dict(state["result"])
             r["best_fields"] = dict(self.best_extra)
