@@ -21,8 +21,9 @@ from autosample_ext.training.objectives import (
 from autosample_ext.training.trainer import Trainer, epoch_permutation, make_adam
 
 __all__ = [
-    "CheckpointError", "check_plain", "cpu_state", "load_checkpoint", "save_checkpoint", "StopFlag", "TrainConfig",
+    "check_plain", "cpu_state", "load_checkpoint", "save_checkpoint", "StopFlag", "TrainConfig",
     "TrainingInterrupted", "TrainResult", "evaluate_model", "Objective", "SamplerObjective",
     "StepOutput", "candidate_losses", "score_and_loss", "Trainer", "epoch_permutation",
-    "make_adam", "TrainingDiverged", "check_divergence",
+    "make_adam",
 ]
+__all__ += ["TrainingDiverged", "check_divergence", "CheckpointError"]

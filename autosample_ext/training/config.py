@@ -9,12 +9,17 @@ import torch
 
 @dataclass
 class TrainConfig:
-    """Settings of one training run (one model, one objective).
+    """Settings of one training run (one model, one objective). The defaults equal
+    ``RunConfig``'s, the command line's (a test keeps them equal), so a Trainer built by hand
+    trains as ``python -m autosample_ext.train`` does.
 
     epochs: maximum number of epochs.
     batch_size: (user, positive) rows per step.
     lr: Adam learning rate of the model.
     l2: weight of the L2 term on the embeddings used in the batch (``Recommender.l2_regulariser``).
+    divergence_factor: stop with :class:`~autosample_ext.training.guard.TrainingDiverged` when
+        an epoch's mean loss is non-finite or above this factor times the first step's loss
+        (at least 1); 0 keeps only the non-finite test (see :mod:`autosample_ext.training.guard`).
     eval_every: validate every E epochs (and after the last epoch).
     patience: stop after this many evaluations without improvement of ``metric``; 0 = never.
     metric: validation criterion, ``"<name>@<k>"`` with name in recall/ndcg/precision/hit.
@@ -22,18 +27,13 @@ class TrainConfig:
     eval_split: ``"valid"`` (default: pick the epoch on validation, then test once) or
         ``"test"`` (DENS protocol: evaluate test with train masked, report the best test value).
     seed: data order, sampler streams and Gumbel noise derive from it.
-    divergence_factor: stop with :class:`~autosample_ext.training.guard.TrainingDiverged` when
-        an epoch's mean loss is non-finite or above this factor times the first step's loss
-        (at least 1); 0 keeps only the non-finite test (see :mod:`autosample_ext.training.guard`).
-
-    The defaults equal ``RunConfig``'s, the command line's (a test keeps them equal), so a
-    Trainer built by hand trains as ``python -m autosample_ext.train`` does.
     """
 
     epochs: int = 20
     batch_size: int = 2048
     lr: float = 5e-3
     l2: float = 1e-4
+    divergence_factor: float = 1e3
     eval_every: int = 1
     patience: int = 5
     metric: str = "recall@20"
@@ -42,7 +42,6 @@ class TrainConfig:
     eval_batch_size: int = 1024
     seed: int = 0
     progress: bool = True
-    divergence_factor: float = 1e3
 
     def __post_init__(self) -> None:
         self.ks = tuple(int(k) for k in self.ks)
@@ -54,12 +53,12 @@ class TrainConfig:
             raise ValueError(f"train: lr must be > 0, got {self.lr}")
         if self.l2 < 0:
             raise ValueError(f"train: l2 must be >= 0, got {self.l2}")
+        if not self.divergence_factor >= 0:
+            raise ValueError(f"train: divergence_factor must be >= 0, got {self.divergence_factor}")
         if self.eval_every < 1:
             raise ValueError(f"train: eval_every must be >= 1, got {self.eval_every}")
         if self.patience < 0:
             raise ValueError(f"train: patience must be >= 0, got {self.patience}")
-        if not self.divergence_factor >= 0:
-            raise ValueError(f"train: divergence_factor must be >= 0, got {self.divergence_factor}")
         if self.eval_split not in ("valid", "test"):
             raise ValueError(f"train: eval_split must be 'valid' or 'test', got {self.eval_split!r}")
         name, _, k = self.metric.partition("@")

@@ -40,7 +40,7 @@ from autosample_ext.training.checkpoint import (CheckpointError, check_shapes, c
                                                  save_checkpoint)
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainingInterrupted, TrainResult
 from autosample_ext.training.evaluate import evaluate_model
-from autosample_ext.training.guard import check_divergence
+from autosample_ext.training.guard import TrainingDiverged, check_divergence
 from autosample_ext.training.objectives import Objective
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ class Trainer:
         self.stop = stop or StopFlag()
         self.on_epoch = on_epoch
         self.on_step = on_step
+        self.first_loss: float | None = None  # loss of step 0, the divergence guard's scale
         self.tag = tag
         self.device = next(model.parameters()).device
         self.optimizer = make_adam(model.parameters(), config.lr, self.device)
@@ -116,7 +117,6 @@ class Trainer:
         self.train_users = users.to(self.device)
         self.train_items = items.to(self.device)
         self.num_batches = math.ceil(users.shape[0] / config.batch_size)
-        self.first_loss: float | None = None  # loss of step 0, the divergence guard's scale
         # progress
         self.epoch = 0            # next epoch to run
         self.batch = 0            # next batch within self.epoch
@@ -213,6 +213,20 @@ class Trainer:
                  self.batch, " (finished)" if self.done else "")
         return True
 
+    def _guard_divergence(self, epoch: int) -> None:
+        """After the steps of ``epoch`` (0-based): a non-finite or exploded mean loss logs the
+        epoch with ``"diverged": true`` and raises TrainingDiverged (training/guard.py)."""
+        loss = float(self.loss_sum) / self.num_batches
+        try:
+            check_divergence(loss, self.first_loss, factor=self.config.divergence_factor,
+                             tag=self.tag, epoch=epoch + 1, lr=self.config.lr)
+        except TrainingDiverged:
+            entry = {"run": self.tag, "epoch": epoch + 1, "loss": loss, "diverged": True}
+            self.log.append(entry)
+            if self.on_epoch is not None:
+                self.on_epoch(entry)
+            raise
+
     # -- training ------------------------------------------------------------------------------
 
     def _train_step(self, users: torch.Tensor, pos: torch.Tensor, step: int) -> None:
@@ -254,6 +268,7 @@ class Trainer:
                 self.save()
                 raise TrainingInterrupted(f"{self.tag or 'run'}: {self.stop.reason}; "
                                           f"checkpoint at epoch {epoch + 1}, step {self.batch}")
+        self._guard_divergence(epoch)
 
     def _evaluate(self, split: str) -> dict[str, float]:
         return evaluate_model(self.model, self.data, split, self.config.ks,
@@ -266,15 +281,6 @@ class Trainer:
         entry: dict[str, Any] = {"run": self.tag, "epoch": epoch + 1,
                                  "loss": float(self.loss_sum) / self.num_batches}
         entry.update(self.objective.epoch_fields())
-        try:
-            check_divergence(entry["loss"], self.first_loss, factor=cfg.divergence_factor,
-                             tag=self.tag, epoch=epoch + 1, lr=cfg.lr)
-        except Exception:
-            entry["diverged"] = True
-            self.log.append(entry)
-            if self.on_epoch is not None:
-                self.on_epoch(entry)
-            raise
         last = epoch + 1 == cfg.epochs
         if (epoch + 1) % cfg.eval_every == 0 or last:
             metrics = self._evaluate(cfg.eval_split)
