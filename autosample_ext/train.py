@@ -243,10 +243,6 @@ def config_from_args(ns: argparse.Namespace) -> tuple[RunConfig, dict[str, Any]]
         elif key == "data":
             if not Path(value).exists():
                 raise CLIError(f"--data: {value} does not exist")
-        elif key in ("epochs", "dim", "layers", "batch_size", "eval_every") and value < 1:
-            raise CLIError(f"--{key.replace('_', '-')}: must be >= 1, got {value}")
-        elif key == "retrain_epochs" and value < 1:
-            raise CLIError(f"--retrain-epochs: must be >= 1, got {value}")
         elif key == "format":
             try:
                 canonical_format(value)
@@ -257,6 +253,10 @@ def config_from_args(ns: argparse.Namespace) -> tuple[RunConfig, dict[str, Any]]
             value = _check_split(value)
         elif key == "valid_fraction" and not 0 < value < 1:
             raise CLIError(f"--valid-fraction: must be in (0, 1), got {value}")
+        elif key in ("epochs", "dim", "layers", "batch_size", "eval_every") and value < 1:
+            raise CLIError(f"--{key.replace('_', '-')}: must be >= 1, got {value}")
+        elif key == "retrain_epochs" and value < 1:
+            raise CLIError(f"--retrain-epochs: must be >= 1, got {value}")
         elif key == "patience" and value < 0:
             raise CLIError(f"--patience: must be >= 0, got {value}")
         elif key in ("lr", "alpha_lr", "tau") and not value > 0:
@@ -298,8 +298,9 @@ def resume_config(ns: argparse.Namespace, given: dict[str, Any]) -> RunConfig:
     except (ValueError, OSError) as exc:
         raise CLIError(f"--resume: {exc}") from None
     saved_plain = saved.to_json()
-    for key, value in given.items():
-        if key in ("out", "progress", "device", "data"):  # --data: where the dataset is now
+    compared = {k: v for k, v in given.items() if k != "data"}  # --data: where the data is now
+    for key, value in compared.items():
+        if key in ("out", "progress", "device"):
             continue
         plain = json.loads(json.dumps(value))
         if saved_plain.get(key) != plain:
