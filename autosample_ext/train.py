@@ -75,6 +75,22 @@ def _check_split(text: str) -> str:
     return text
 
 
+def check_more_args(ns: argparse.Namespace, given: dict[str, Any]) -> None:
+    """Values argparse cannot check: --threads, --format, --split, --valid-fraction."""
+    if "threads" in ns and ns.threads < 1:
+        raise CLIError(f"--threads: must be >= 1, got {ns.threads}")
+    if "format" in given:
+        try:
+            canonical_format(given["format"])
+        except ValueError:
+            raise CLIError(f"--format: unknown format {given['format']!r}; known formats: "
+                           f"{', '.join(FORMATS)}") from None
+    if "split" in given:
+        _check_split(given["split"])
+    if "valid_fraction" in given and not 0 < given["valid_fraction"] < 1:
+        raise CLIError(f"--valid-fraction: must be in (0, 1), got {given['valid_fraction']}")
+
+
 def known_samplers() -> tuple[str, ...]:
     from autosample_ext import samplers
 
@@ -223,8 +239,6 @@ def config_from_args(ns: argparse.Namespace) -> tuple[RunConfig, dict[str, Any]]
     given: dict[str, Any] = {}
     for key, value in vars(ns).items():
         if key in ("resume", "no_progress", "verbose", "threads"):
-            if key == "threads" and value < 1:
-                raise CLIError(f"--threads: must be >= 1, got {value}")
             continue
         if key == "search_space":
             value = _name_list(value, "--search-space")
@@ -243,16 +257,6 @@ def config_from_args(ns: argparse.Namespace) -> tuple[RunConfig, dict[str, Any]]
         elif key == "data":
             if not Path(value).exists():
                 raise CLIError(f"--data: {value} does not exist")
-        elif key == "format":
-            try:
-                canonical_format(value)
-            except ValueError:
-                raise CLIError(f"--format: unknown format {value!r}; known formats: "
-                               f"{', '.join(FORMATS)}") from None
-        elif key == "split":
-            value = _check_split(value)
-        elif key == "valid_fraction" and not 0 < value < 1:
-            raise CLIError(f"--valid-fraction: must be in (0, 1), got {value}")
         elif key in ("epochs", "dim", "layers", "batch_size", "eval_every") and value < 1:
             raise CLIError(f"--{key.replace('_', '-')}: must be >= 1, got {value}")
         elif key == "retrain_epochs" and value < 1:
@@ -264,6 +268,7 @@ def config_from_args(ns: argparse.Namespace) -> tuple[RunConfig, dict[str, Any]]
         elif key == "l2" and value < 0:
             raise CLIError(f"--l2: must be >= 0, got {value}")
         given[key] = value
+    check_more_args(ns, given)
     if getattr(ns, "no_progress", False):
         given["progress"] = False
     try:
