@@ -18,6 +18,11 @@ from typing import Any, Sequence
 import torch
 
 from autosample_ext.data.readers import FORMATS, canonical_format
+from autosample_ext.experiment.lock import RunLocked
+from autosample_ext.experiment.phases import has_valid_share
+from autosample_ext.experiment.rundir import RunDirError, read_saved_config
+from autosample_ext.experiment.validate import check_config
+from autosample_ext.training.guard import TrainingDiverged
 from autosample_ext.experiment import (
     DEFAULT_SEARCH_SPACE,
     MODELS,
@@ -27,13 +32,9 @@ from autosample_ext.experiment import (
     run,
     summary_text,
 )
-from autosample_ext.experiment.lock import RunLocked
-from autosample_ext.experiment.phases import has_valid_share
-from autosample_ext.experiment.rundir import RunDirError, read_saved_config
-from autosample_ext.experiment.validate import check_config
 from autosample_ext.models._init import INIT_SCHEMES
 from autosample_ext.search.retrain import RETRAIN_INITS
-from autosample_ext.training import StopFlag, TrainingDiverged, TrainingInterrupted
+from autosample_ext.training import StopFlag, TrainingInterrupted
 
 log = logging.getLogger("autosample_ext.train")
 

@@ -57,19 +57,27 @@ def load_data(cfg: RunConfig) -> InteractionData:
     from autosample_ext import data as D
 
     opts: dict[str, Any] = {"split": cfg.split, "seed": cfg.split_seed}
-    for key in ("valid_fraction", "remap", "user_col", "item_col"):
-        if getattr(cfg, key) is not None:
-            opts[key] = getattr(cfg, key)
     if cfg.data is None:
-        data = D.load(None, **opts)
-    else:
-        path = Path(cfg.data)
-        if not path.exists():
-            raise FileNotFoundError(f"--data: {path} does not exist")
-        data = D.load(path, cfg.format, **opts)
+        return with_validation(cfg, D.load(None, **opts, **data_options(cfg)))
+    path = Path(cfg.data)
+    if not path.exists():
+        raise FileNotFoundError(f"--data: {path} does not exist")
+    return with_validation(cfg, D.load(path, cfg.format, **opts, **data_options(cfg)))
+
+
+def data_options(cfg: RunConfig) -> dict[str, Any]:
+    """The load options of the data flags given (--valid-fraction, --remap, --user-col, ...)."""
+    return {key: getattr(cfg, key) for key in ("valid_fraction", "remap", "user_col", "item_col")
+            if getattr(cfg, key) is not None}
+
+
+def with_validation(cfg: RunConfig, data: InteractionData) -> InteractionData:
+    """DESIGN.md §4: validation drawn from train (:data:`AUTO_VALID_FRACTION`) when the split
+    gives none and the protocol needs one (not with --valid-fraction: that drew already)."""
+    from autosample_ext import data as D
+
     if (cfg.valid_fraction is None and cfg.protocol != "dens" and data.valid.nnz == 0
             and data.train.nnz and not has_valid_share(cfg.split)):
-        # DESIGN.md §4: validation drawn from train when the split gives none.
         data = D.with_valid_from_train(data, AUTO_VALID_FRACTION, cfg.split_seed)
         log.warning("%s: the split gives no validation pairs; drew %g of each user's training "
                     "items as validation (--valid-fraction to choose)", data.name,
