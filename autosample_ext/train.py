@@ -150,11 +150,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "CSV/TSV); default: the embedded synthetic dataset")
     g.add_argument("--format", metavar="FMT",
                    help=f"force a reader ({', '.join(FORMATS)}); default: detected from the file")
-    g.add_argument("--split", metavar="SPLIT",
-                   help=f"train:valid:test ratio per user (e.g. 3:1:1, 8:1:1), 'given' or 'loo' "
-                        f"[default: {d.split}]")
-    g.add_argument("--split-seed", type=int, metavar="N",
-                   help=f"seed of the data split, fixed across --seeds [default: {d.split_seed}]")
     g.add_argument("--valid-fraction", type=float, metavar="F",
                    help="when the split gives no validation pairs (--split given without a valid "
                         "file, a train:test ratio such as 8:2), move this fraction of each user's "
@@ -167,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="user column of a CSV/TSV/.inter file [default: detected from the header]")
     g.add_argument("--item-col", metavar="NAME",
                    help="item column of a CSV/TSV/.inter file [default: detected from the header]")
+    g.add_argument("--split", metavar="SPLIT",
+                   help=f"train:valid:test ratio per user (e.g. 3:1:1, 8:1:1), 'given' or 'loo' "
+                        f"[default: {d.split}]")
+    g.add_argument("--split-seed", type=int, metavar="N",
+                   help=f"seed of the data split, fixed across --seeds [default: {d.split_seed}]")
     g = p.add_argument_group("model")
     g.add_argument("--model", choices=MODELS, help=f"recommender [default: {d.model}]")
     g.add_argument("--dim", type=int, metavar="D", help=f"embedding width [default: {d.dim}]")
