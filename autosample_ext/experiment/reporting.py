@@ -62,7 +62,10 @@ def flag_below_popularity(metrics: dict[str, Any], metric: str) -> list[str]:
     the popularity ranking's (``runs[i]["below_popularity"]``) and list them in
     ``metrics["below_popularity"]`` as ``{"run", "value", "popularity"}``: a model worse than
     ranking by item counts has diverged or not learned. Returns the flagged run names."""
-    floor = metrics["popularity"]["test"].get(metric)
+    pop = metrics["popularity"]["test"]
+    if metric not in pop:  # --metric's cut-off is not among --ks: the same metric at the first k
+        metric = next((m for m in pop if m.partition("@")[0] == metric.partition("@")[0]), metric)
+    floor = pop.get(metric)
     flagged = []
     for entry in metrics["runs"]:
         if entry["method"] == "search":

@@ -107,9 +107,11 @@ def check_data(cfg: "RunConfig", data: InteractionData) -> None:
             f"{data_files(data, 'test')}: {_split_text(cfg)} leaves no test pairs: a user needs "
             f"at least 2 interactions to give one to test, and "
             f"{int((all_deg >= 2).sum())} of the {users_with_train} users have that many")
-    too_big = [k for k in cfg.ks if k > data.num_items]
-    if too_big or int(cfg.metric.partition("@")[2] or 0) > data.num_items:
-        k = max(too_big or [int(cfg.metric.partition("@")[2])])
+    metric_k = cfg.metric.partition("@")[2]
+    cutoffs = list(cfg.ks) + ([int(metric_k)] if metric_k.isdigit() else [])
+    too_big = [k for k in cutoffs if k > data.num_items]
+    if too_big:
+        k = max(too_big)
         raise DataValidationError(
             f"--ks / --metric cut-off {k}: {data_files(data)} has only {data.num_items} item(s); "
             f"use cut-offs of at most {data.num_items} (e.g. --ks {min(data.num_items, 10)} "
