@@ -73,6 +73,7 @@ class TrainResult:
     seconds: float
     log: list[dict[str, Any]] = field(default_factory=list)
     best_fields: dict[str, Any] = field(default_factory=dict)
+    cpu_seconds: float = 0.0     # process CPU time of the epochs (``seconds`` is wall time)
 
     def to_plain(self) -> dict[str, Any]:
         out = asdict(self)
