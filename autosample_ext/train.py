@@ -158,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sh-eta", type=int, metavar="ETA",
                    help=f"successive halving: keep ceil(n/ETA) candidates per rung "
                         f"[default: {d.sh_eta}]")
+    g.add_argument("--sh-tie-se", type=float, metavar="Z",
+                   help=f"successive halving: a dropped candidate within Z paired-bootstrap "
+                        f"standard errors (validation users) of the last kept one is kept too; "
+                        f"0 = off [default: {d.sh_tie_se}]")
     g.add_argument("--num-negatives", type=int, metavar="T",
                    help=f"negatives per positive of single-sampler training (singles, grid, "
                         f"SH; the paper's Table 4 baselines) [default: {d.num_negatives}]")
@@ -240,6 +244,8 @@ def config_from_args(ns: argparse.Namespace) -> tuple[RunConfig, dict[str, Any]]
         elif key in ("epochs", "dim", "layers", "batch_size", "eval_every", "sh_first_rung",
                      "num_negatives") and value < 1:
             raise CLIError(f"--{key.replace('_', '-')}: must be >= 1, got {value}")
+        elif key == "sh_tie_se" and value < 0:
+            raise CLIError(f"--sh-tie-se: must be >= 0, got {value}")
         elif key == "sh_eta" and value < 2:
             raise CLIError(f"--sh-eta: must be >= 2, got {value}")
         elif key == "retrain_epochs" and value < 1:

@@ -10,6 +10,7 @@ run                 what                                                  serves
 ``compare``         AutoSample (search + retrain), SH, every candidate     Table 3, Figures 3-4,
                     alone (= the grid), every candidate for AutoSample's  Table 6 (searched),
                     epochs; paired t-tests; costs                         Tables 4, 5 (singles)
+``sh-tie0``         SH without the tie rule (``--sh-tie-se 0``)           Table 3, Figure 3
 ``negatives``       every candidate alone with T = |space| negatives      Table 4
 ``retrain-random``  AutoSample's retrain from a random init, the search   Table 6
                     reused from ``compare`` (its checkpoints are copied)
@@ -65,7 +66,7 @@ class ExperimentConfig:
 
 
 def dataset_name(path: str) -> str:
-    return "default" if path in ("default", "") else Path(path).name
+    return "default" if path in ("default", "") else Path(path).stem
 
 
 def setting_dir(runs: str | Path, dataset: str, model: str) -> Path:
@@ -99,6 +100,7 @@ def plan(cfg: ExperimentConfig) -> list[PlannedRun]:
                 return item
 
             add("compare", compare=True)
+            add("sh-tie0", search="sh", sh_tie_se=0.0)
             if "4" in cfg.tables:
                 add("negatives", sampler=space, num_negatives=len(space))
             if "6" in cfg.tables:

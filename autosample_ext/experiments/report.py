@@ -86,7 +86,24 @@ def headline(runs: dict[str, dict[str, dict[str, Any]]], metric: str) -> str:
             f"{'yes' if within else 'NO'} ({sh.mean() - b_mean:+.4f}) | {chosen_list(m, 'sh')} | "
             f"{ratios['sh']:.2f} | {fmt(auto)} | {chosen_list(m, 'autosample')} | "
             f"{ratios['autosample']:.2f} | {chosen_list(m, 'grid')} |")
+        alt = named.get("sh-tie0")
+        if alt is not None:
+            fa = frame(alt)
+            sh0 = fa.loc[fa.method == "sh", metric].to_numpy()
+            ratio0 = sh0_ratio(m, alt)
+            ok = abs(sh0.mean() - b_mean) <= b_std or sh0.mean() >= b_mean
+            lines.append(f"| {setting}, SH without tie rule | | {fmt(sh0)} | "
+                         f"{'yes' if ok else 'NO'} ({sh0.mean() - b_mean:+.4f}) | "
+                         f"{chosen_list(alt, 'sh')} | {ratio0:.2f} | | | | |")
     return "\n".join(lines) + "\n"
+
+
+def sh0_ratio(compare: dict[str, Any], alt: dict[str, Any]) -> float:
+    """CPU seconds of the ``sh-tie0`` race over the compare run's grid, per seed, averaged
+    (the same seeds, init and data order: the grid is the compare run's)."""
+    grid = compare["costs"]["per_seed"]
+    return float(np.mean([alt["sh"][s]["cpu_seconds"] / grid[s]["grid"]["cpu_seconds"]
+                          for s in alt["sh"] if s in grid]))
 
 
 def table3(m: dict[str, Any]) -> str:
@@ -125,8 +142,8 @@ def table5(named: dict[str, dict[str, Any]], metric: str) -> str | None:
              "|---|---|---|---|---|---|"]
 
     def row(space: list[str], auto: dict | None, sh: dict | None, note: str = "") -> str:
-        singles = {s: df.loc[df.method == s, metric].to_numpy() for s in space}
-        best = max(singles, key=lambda s: singles[s].mean())
+        singles = {s: df.loc[df.method == s, metric].to_numpy() for s in space
+                   if s in set(df.method)}
         cells = [",".join(space).upper() + note]
         for block, mm in (("autosample", auto), ("sh", sh)):
             if mm is None:
@@ -134,7 +151,11 @@ def table5(named: dict[str, dict[str, Any]], metric: str) -> str | None:
                 continue
             f = frame(mm)
             cells += [fmt(f.loc[f.method == block, metric]), chosen_list(mm, block)]
-        cells.append(f"{best.upper()} {fmt(singles[best])}")
+        if len(singles) == len(space):
+            best = max(singles, key=lambda s: singles[s].mean())
+            cells.append(f"{best.upper()} {fmt(singles[best])}")
+        else:
+            cells.append("(not every sampler of the space ran alone in compare)")
         return "| " + " | ".join(cells) + " |"
 
     for prefix in subsets:
@@ -193,8 +214,22 @@ def _space(m: dict[str, Any]) -> list[str]:
     return json.loads((Path(m["_path"]) / "config.json").read_text())["config"]["search_space"]
 
 
+def cost_series(named: dict[str, dict[str, Any]]) -> dict[str, list[float]]:
+    """CPU seconds per seed of each strategy of a setting: AutoSample, SH, SH without the tie
+    rule (when run), the grid."""
+    m = named["compare"]
+    per = m["costs"]["per_seed"]
+    out = {label: [per[s][method]["cpu_seconds"] for s in per if method in per[s]]
+           for method, label in (("autosample", "AutoSample (paper)"), ("sh", "SH"))}
+    if "sh-tie0" in named:
+        out["SH, no tie rule"] = [r["cpu_seconds"] for r in named["sh-tie0"]["sh"].values()]
+    out["grid"] = [per[s]["grid"]["cpu_seconds"] for s in per if "grid" in per[s]]
+    return out
+
+
 def figure3(runs: dict[str, dict[str, dict[str, Any]]], path: Path) -> bool:
-    """Search cost: CPU seconds (mean over seeds, ± std) of AutoSample, SH and the grid."""
+    """Search cost: CPU seconds (mean over seeds, ± std) of each strategy, with the ratio to
+    the grid's mean above each bar."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -203,22 +238,25 @@ def figure3(runs: dict[str, dict[str, dict[str, Any]]], path: Path) -> bool:
     settings = [s for s, named in runs.items() if "compare" in named]
     if not settings:
         return False
-    fig, ax = plt.subplots(figsize=(1.8 + 1.9 * len(settings), 3.6))
-    width = 0.26
-    for j, (method, label) in enumerate((("autosample", "AutoSample (paper)"), ("sh", "SH"),
-                                         ("grid", "grid"))):
-        means = [runs[s]["compare"]["costs"]["mean"][method]["cpu_seconds"] for s in settings]
-        stds = [runs[s]["compare"]["costs"]["mean"][method]["cpu_std"] for s in settings]
-        x = np.arange(len(settings)) + (j - 1) * width
+    series = {s: cost_series(runs[s]) for s in settings}
+    labels = list(dict.fromkeys(label for s in settings for label in series[s]))
+    fig, ax = plt.subplots(figsize=(2.0 + 2.2 * len(settings), 3.8))
+    width = 0.8 / len(labels)
+    for j, label in enumerate(labels):
+        x = np.arange(len(settings)) + (j - (len(labels) - 1) / 2) * width
+        means = [np.mean(series[s].get(label, [np.nan])) for s in settings]
+        stds = [np.std(series[s][label], ddof=1) if len(series[s].get(label, [])) > 1 else 0.0
+                for s in settings]
         bars = ax.bar(x, means, width, yerr=stds, label=label, capsize=2)
-        if method != "grid":
+        if label != "grid":
             for b, s in zip(bars, settings):
-                ratio = runs[s]["compare"]["costs"]["cpu_ratio_to_grid"][method]
-                ax.annotate(f"{ratio:.2f}x", (b.get_x() + b.get_width() / 2, b.get_height()),
-                            ha="center", va="bottom", fontsize=7)
+                if label in series[s]:
+                    ratio = np.mean(series[s][label]) / np.mean(series[s]["grid"])
+                    ax.annotate(f"{ratio:.2f}x", (b.get_x() + b.get_width() / 2, b.get_height()),
+                                ha="center", va="bottom", fontsize=7)
     ax.set_xticks(np.arange(len(settings)), settings)
     ax.set_ylabel("CPU seconds of the whole search")
-    ax.set_title("Search cost (ratio to the grid's CPU seconds)")
+    ax.set_title("Search cost (ratio of the means to the grid's)")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
