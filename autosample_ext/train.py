@@ -27,6 +27,7 @@ from autosample_ext.experiment import (
     DEFAULT_SEARCH_SPACE,
     MODELS,
     PROTOCOLS,
+    SEARCHES,
     RunConfig,
     default_out_dir,
     run,
@@ -99,14 +100,20 @@ def known_samplers() -> tuple[str, ...]:
 
 
 def _name_list(text: str, what: str) -> tuple[str, ...]:
+    from autosample_ext.search.schedule import canonical_name, is_schedule
+
     names = tuple(p.strip().lower() for p in text.split(","))
     if not text.strip() or any(not n for n in names):
         raise CLIError(f"{what}: expected comma-separated sampler names, got {text!r}")
     known = known_samplers()
-    bad = [n for n in names if n not in known]
+    bad = [n for n in names if not is_schedule(n) and n not in known]
     if bad:
         raise CLIError(f"{what}: unknown sampler {', '.join(map(repr, bad))}; "
                        f"known samplers: {', '.join(known)}")
+    try:  # schedules such as aobpr@5+dns
+        names = tuple(canonical_name(n, known) for n in names)
+    except ValueError as exc:
+        raise CLIError(f"{what}: {exc}") from None
     if len(set(names)) != len(names):
         raise CLIError(f"{what}: repeated sampler in {text!r}")
     return names
@@ -177,15 +184,39 @@ def build_parser() -> argparse.ArgumentParser:
                         "xavier (Xavier-uniform, NGCF's and DENS's code) [default: the model's]")
     g = p.add_argument_group("what to run")
     g.add_argument("--search-space", metavar="S1,S2,...",
-                   help=f"candidate samplers of the search [default: {','.join(d.search_space)}]")
+                   help=f"candidate samplers of the search; a candidate may be a schedule "
+                        f"such as aobpr@5+dns (AOBPR for epochs 1-5, then DNS) "
+                        f"[default: {','.join(d.search_space)}]")
     g.add_argument("--sampler", metavar="NAME[,NAME]",
-                   help="train these samplers alone, each from scratch (no search)")
-    g.add_argument("--grid", action="store_true",
-                   help="grid search: every candidate of --search-space alone, best by "
-                        "validation, total time reported (the search-cost baseline)")
+                   help="train these samplers (or schedules, aobpr@5+dns) alone, each from "
+                        "scratch (no search)")
+    g.add_argument("--search", choices=SEARCHES,
+                   help="search strategy over --search-space: autosample = the paper's "
+                        "Algorithm 1 + retrain; sh = successive halving on the validation "
+                        "metric (same init and data order for every candidate, the survivor "
+                        "trains on, no retrain); grid = every candidate alone, best by "
+                        f"validation [default: {d.search}]")
+    g.add_argument("--grid", action="store_true", help="the same as --search grid")
     g.add_argument("--compare", action="store_true",
-                   help="AutoSample and every candidate alone: the comparison table with the "
-                        "paired t-test against the best single sampler")
+                   help="AutoSample, successive halving, every candidate alone (the grid) and "
+                        "every candidate trained for AutoSample's total epochs: the comparison "
+                        "table with paired t-tests against the best single sampler, and the "
+                        "CPU seconds of each search beside the grid's")
+    g.add_argument("--sh-first-rung", type=int, metavar="R0",
+                   help=f"successive halving: epochs of the first rung; rungs at R0*ETA^i "
+                        f"[default: {d.sh_first_rung}]")
+    g.add_argument("--sh-eta", type=int, metavar="ETA",
+                   help=f"successive halving: keep ceil(n/ETA) candidates per rung "
+                        f"[default: {d.sh_eta}]")
+    g.add_argument("--sh-tie-se", type=float, metavar="Z",
+                   help=f"successive halving: a dropped candidate within Z paired-bootstrap "
+                        f"standard errors (validation users) of the last kept one is kept too; "
+                        f"0 = off [default: {d.sh_tie_se}]")
+    g.add_argument("--num-negatives", type=int, metavar="T",
+                   help=f"negatives per positive of single-sampler training (singles, grid, "
+                        f"SH; the paper's Table 4 baselines) [default: {d.num_negatives}]")
+    g.add_argument("--no-budget-singles", action="store_true",
+                   help="--compare without the singles trained for AutoSample's epochs")
     g.add_argument("--retrain-init", choices=RETRAIN_INITS,
                    help=f"retraining starts from the searched weights or a random init "
                         f"(ablation) [default: {d.retrain_init}]")
@@ -241,6 +272,9 @@ def config_from_args(ns: argparse.Namespace) -> tuple[RunConfig, dict[str, Any]]
     for key, value in vars(ns).items():
         if key in ("resume", "no_progress", "verbose", "threads"):
             continue
+        if key == "no_budget_singles":
+            given["budget_singles"] = False
+            continue
         if key == "search_space":
             value = _name_list(value, "--search-space")
             if len(value) < 2:
@@ -258,8 +292,13 @@ def config_from_args(ns: argparse.Namespace) -> tuple[RunConfig, dict[str, Any]]
         elif key == "data":
             if not Path(value).exists():
                 raise CLIError(f"--data: {value} does not exist")
-        elif key in ("epochs", "dim", "layers", "batch_size", "eval_every") and value < 1:
+        elif key in ("epochs", "dim", "layers", "batch_size", "eval_every", "sh_first_rung",
+                     "num_negatives") and value < 1:
             raise CLIError(f"--{key.replace('_', '-')}: must be >= 1, got {value}")
+        elif key == "sh_tie_se" and value < 0:
+            raise CLIError(f"--sh-tie-se: must be >= 0, got {value}")
+        elif key == "sh_eta" and value < 2:
+            raise CLIError(f"--sh-eta: must be >= 2, got {value}")
         elif key == "retrain_epochs" and value < 1:
             raise CLIError(f"--retrain-epochs: must be >= 1, got {value}")
         elif key == "patience" and value < 0:

@@ -29,13 +29,13 @@ class TrainConfig:
     seed: data order, sampler streams and Gumbel noise derive from it.
     """
 
-    epochs: int = 20
+    epochs: int = 300
     batch_size: int = 2048
     lr: float = 5e-3
     l2: float = 1e-4
     divergence_factor: float = 1e3
     eval_every: int = 1
-    patience: int = 5
+    patience: int = 10
     metric: str = "recall@20"
     ks: tuple[int, ...] = (20,)
     eval_split: str = "valid"
@@ -81,6 +81,7 @@ class TrainResult:
     seconds: float
     log: list[dict[str, Any]] = field(default_factory=list)
     best_fields: dict[str, Any] = field(default_factory=dict)
+    cpu_seconds: float = 0.0     # process CPU time of the epochs (``seconds`` is wall time)
 
     def to_plain(self) -> dict[str, Any]:
         out = asdict(self)
