@@ -76,9 +76,10 @@ def _recording(monkeypatch):
     built: list[tuple[str, dict]] = []
     real = phases.build_sampler
 
-    def record(name, data, seed, device, options=None):
-        sampler = real(name, data, seed, device, options)
-        built.append((name, dict(options or {}), sampler.options))
+    def record(name, data, seed, device, num_negatives=1, options=None):
+        sampler = real(name, data, seed, device, num_negatives, options)
+        built.append((name, dict((options or {}).get(name, {})),
+                      getattr(sampler, "options", None)))
         return sampler
 
     monkeypatch.setattr(phases, "build_sampler", record)
@@ -126,3 +127,31 @@ def test_cli_option_changes_the_run_and_is_recorded(tmp_path, capsys):
     capsys.readouterr()
     # harder negatives from the larger pool: a larger BPR loss on the same data and seed
     assert outs[16][1] > outs[1][1] + 0.01, outs
+
+
+def test_options_reach_samplers_inside_schedules_and_the_race(tmp_path, monkeypatch):
+    from autosample_ext import data as D
+
+    data = D.load(None, split="3:1:1", seed=0)
+    built = _recording(monkeypatch)
+    cfg = RunConfig(out=str(tmp_path / "s"), sampler=("rns@1+dns",), epochs=2, dim=8,
+                    batch_size=8192, sampler_options={"dns": {"num_candidates": 3}},
+                    progress=False)
+    assert cfg.resolved().trained_samplers() == ("rns", "dns")
+    summary = run(cfg, data=data)
+    schedule = [s for n, _, s in built if n == "rns@1+dns"]
+    assert schedule == [None]          # a schedule has no options of its own: its parts do
+    config = json.loads((summary.path / "config.json").read_text())
+    assert config["samplers"]["dns"]["num_candidates"] == 3
+    import autosample_ext.experiment.phases as phases
+
+    sampler = phases.build_sampler("rns@1+dns", data, 0, "cpu", options={"dns": {"num_candidates": 3}})
+    assert sampler.parts[1].options.num_candidates == 3
+    built.clear()
+    run(RunConfig(out=str(tmp_path / "h"), search="sh", search_space=("rns", "dns"),
+                  sh_first_rung=1, epochs=2, dim=8, batch_size=8192,
+                  sampler_options={"dns": {"num_candidates": 5}}, progress=False), data=data)
+    assert {o.num_candidates for n, _, o in built if n == "dns"} == {5}
+    # an option for a sampler only found inside a schedule is not "unused"
+    assert RunConfig(sampler=("aobpr@2+dns",),
+                     sampler_options={"dns": {"num_candidates": 2}}).resolved()

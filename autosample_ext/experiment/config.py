@@ -24,6 +24,8 @@ from autosample_ext.training.config import EVAL_PROTOCOLS, OPTIMIZERS, TrainConf
 log = logging.getLogger(__name__)
 
 DEFAULT_SEARCH_SPACE: tuple[str, ...] = ("rns", "pns", "dns", "aobpr")
+#: search strategies: the paper's AutoSample (default), successive halving, grid search
+SEARCHES: tuple[str, ...] = ("autosample", "sh", "grid")
 MODELS: tuple[str, ...] = ("mf", "gmf", "lightgcn", "ngcf")
 
 # Kept for callers of the earlier API: the DENS protocol's fixed settings and samplers
@@ -32,21 +34,55 @@ DENS_SETTINGS: dict[str, Any] = dict(DENS.fixed)
 DENS_DEFAULT_SAMPLERS: tuple[str, ...] = tuple(DENS.default_samplers or ())
 
 
+def _names(value: Any, field: str) -> tuple[str, ...]:
+    """Sampler names: a tuple/list of str, or one str (``"dns"``; ``"rns,dns"`` as on the CLI)."""
+    if isinstance(value, str):
+        return tuple(p.strip() for p in value.split(",") if p.strip())
+    try:
+        names = tuple(value)
+    except TypeError:
+        raise TypeError(f"{field}: expected a sampler name or a sequence of names, got "
+                        f"{value!r}") from None
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise TypeError(f"{field}: expected sampler names (str), got {bad[0]!r} in {value!r}")
+    return names
+
+
+def _ints(value: Any, field: str) -> tuple[int, ...]:
+    """Integers: one int, a sequence of ints, or a comma-separated str (``"0,1,2"``)."""
+    if isinstance(value, str):
+        value = [p for p in value.split(",") if p.strip()]
+    elif isinstance(value, (int, float)):
+        value = [value]
+    try:
+        return tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{field}: expected an int or a sequence of ints, got {value!r}") from None
+
+
 @dataclass
 class RunConfig:
     """Everything that defines a run (``config.json`` holds the resolved values).
 
-    Modes: ``sampler`` set -> those samplers alone ("single"); ``grid`` -> every candidate of
-    ``search_space`` alone, best by validation; ``compare`` -> AutoSample and every candidate
-    alone (the paper's comparison table, t-test); otherwise AutoSample search + retrain.
+    Modes: ``sampler`` set -> those samplers alone ("single"); ``search="grid"`` (or
+    ``grid=True``, its synonym) -> every candidate of ``search_space`` alone, best by
+    validation; ``search="sh"`` -> successive halving over the candidates; ``compare`` ->
+    AutoSample, successive halving, every candidate alone and every candidate continued to
+    AutoSample's total epochs (``budget_singles``), with the paired t-tests; otherwise
+    (``search="autosample"``) AutoSample search + retrain. Sampler names may be schedules
+    (``aobpr@5+dns``). ``num_negatives`` is the negatives per positive of single-sampler runs
+    (singles, grid, successive halving; the paper's Table 4 baselines); the AutoSample search
+    and its retraining use one per candidate.
     ``protocol``: ``autosample`` (default, fixes nothing), ``dens``, ``gdns`` or ``recbole``
     (:mod:`autosample_ext.experiment.protocols`): :meth:`resolved` applies the protocol's fixed
     settings, and raises :class:`ProtocolConflict` for explicit values that differ from them.
 
     ``sampler_options``: ``{sampler: {option field: value}}`` (``--sampler-opt dns.num_candidates=8``),
     validated against each sampler's options dataclass; they apply wherever that sampler is
-    trained (alone, as a search candidate, in the grid). ``resolved()`` adds the protocol's
-    defaults for the samplers of the run, so ``config.json`` holds the values used.
+    trained (alone, inside a schedule, as a search or racing candidate, in the grid, in the
+    retrain). ``resolved()`` adds the protocol's defaults for the samplers of the run, so
+    ``config.json`` holds the values used.
     Training-loop fields (see :class:`~autosample_ext.training.TrainConfig`): ``optimizer``,
     ``eval_start``, ``drop_last``, ``ties_improve``, ``eval_protocol`` (``"sampled"`` needs the
     leave-one-out split); data fields: ``split_rounding`` (``"floor"``: RecBole's sizes),
@@ -57,6 +93,10 @@ class RunConfig:
     format: str | None = None
     split: str = "3:1:1"
     split_seed: int = 0
+    valid_fraction: float | None = None   # None: 0.1 when the split has no validation pairs
+    remap: bool | None = None             # None: the format's default (see data.LoadOptions)
+    user_col: str | None = None           # CSV/TSV/.inter column names (None: detected)
+    item_col: str | None = None
     model: str = "mf"
     dim: int = 64
     layers: int = 3
@@ -65,10 +105,16 @@ class RunConfig:
     sampler: tuple[str, ...] = ()
     grid: bool = False
     compare: bool = False
+    search: str = "autosample"
+    sh_first_rung: int = 3
+    sh_eta: int = 2
+    sh_tie_se: float = 2.0
+    num_negatives: int = 1
+    budget_singles: bool = True
     retrain_init: str = "searched"
-    epochs: int = 20
+    epochs: int = 300
     retrain_epochs: int | None = None
-    patience: int = 5
+    patience: int = 10
     eval_every: int = 1
     lr: float = 5e-3
     alpha_lr: float = 0.01
@@ -92,16 +138,15 @@ class RunConfig:
     min_rating: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("search_space", "sampler", "seeds", "ks"):
-            if isinstance(getattr(self, name), str):
-                raise ValueError(f"{name} must be a sequence, got the string {getattr(self, name)!r}")
-        self.search_space = tuple(self.search_space)
-        self.sampler = tuple(self.sampler)
-        self.seeds = tuple(int(s) for s in self.seeds)
-        self.ks = tuple(int(k) for k in self.ks)
+        self.search_space = _names(self.search_space, "search_space")
+        self.sampler = _names(self.sampler, "sampler")
+        self.seeds = _ints(self.seeds, "seeds")
+        self.ks = _ints(self.ks, "ks")
         from autosample_ext.samplers.registry import check_sampler_options
 
         self.sampler_options = check_sampler_options(self.sampler_options)
+        if self.valid_fraction is not None and not 0.0 < self.valid_fraction < 1.0:
+            raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -122,8 +167,22 @@ class RunConfig:
             raise ValueError("seeds: give at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: repeated seed in {list(self.seeds)}")
-        if sum([bool(self.sampler), self.grid, self.compare]) > 1:
-            raise ValueError("choose one of --sampler, --grid, --compare")
+        if self.search not in SEARCHES:
+            raise ValueError(f"search must be one of {SEARCHES}, got {self.search!r}")
+        if self.grid:
+            if self.search not in ("autosample", "grid"):
+                raise ValueError(f"--grid is --search grid; it contradicts --search {self.search}")
+            self.search = "grid"
+        if sum([bool(self.sampler), self.search != "autosample", self.compare]) > 1:
+            raise ValueError("choose one of --sampler, --grid, --compare, --search sh|grid")
+        if self.sh_first_rung < 1:
+            raise ValueError(f"sh_first_rung must be >= 1, got {self.sh_first_rung}")
+        if self.sh_eta < 2:
+            raise ValueError(f"sh_eta must be >= 2, got {self.sh_eta}")
+        if self.sh_tie_se < 0:
+            raise ValueError(f"sh_tie_se must be >= 0, got {self.sh_tie_se}")
+        if self.num_negatives < 1:
+            raise ValueError(f"num_negatives must be >= 1, got {self.num_negatives}")
         for name in ("epochs", "dim", "layers", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -134,11 +193,9 @@ class RunConfig:
     def mode(self) -> str:
         if self.sampler:
             return "single"
-        if self.grid:
-            return "grid"
         if self.compare:
             return "compare"
-        return "autosample"
+        return self.search
 
     def explicit_fields(self) -> set[str]:
         """The fields whose value differs from the dataclass default (what a library caller
@@ -148,8 +205,13 @@ class RunConfig:
                 if getattr(self, f.name) != getattr(default, f.name)}
 
     def trained_samplers(self) -> tuple[str, ...]:
-        """Every sampler this run trains, in order (alone, as candidates, in the grid)."""
-        names = self.sampler if self.mode == "single" else self.search_space
+        """Every sampler this run trains, in order (alone, as candidates, in the grid, inside a
+        schedule such as ``aobpr@5+dns``)."""
+        from autosample_ext.search.schedule import is_schedule, parse_schedule
+
+        names: list[str] = []
+        for name in (self.sampler if self.mode == "single" else self.search_space):
+            names += list(parse_schedule(name).samplers) if is_schedule(name) else [name]
         return tuple(dict.fromkeys(names))
 
     def resolved(self, explicit: Iterable[str] | None = None) -> "RunConfig":
@@ -172,8 +234,8 @@ class RunConfig:
         if conflicts:
             raise ProtocolConflict(self.protocol, conflicts)
         changes: dict[str, Any] = dict(spec.fixed)
-        if spec.default_samplers and not (self.sampler or self.grid or self.compare
-                                          or "search_space" in given):
+        if spec.default_samplers and not (self.sampler or self.search != "autosample"
+                                          or self.compare or "search_space" in given):
             changes["sampler"] = spec.default_samplers
         replaced = {k: v for k, v in changes.items() if getattr(self, k) != v}
         if replaced:

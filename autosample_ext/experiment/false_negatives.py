@@ -141,6 +141,10 @@ class SelectionProbe:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
+    def active(self, ctx: SampleContext) -> "SelectionProbe":
+        """The sampler that serves the step: the probe itself (it wraps a plain sampler)."""
+        return self
+
     def _counts(self) -> EpochCounts:
         return self.epochs.setdefault(self.epoch, EpochCounts())
 
@@ -235,7 +239,7 @@ def run_analysis(data: InteractionData, out: Path, *, samplers: Sequence[str], e
     for name in samplers:
         model = build_model(cfg, planted_data, seed)
         inner = build_sampler(name, planted_data, seed_for(seed, 100, name_stream(name)),
-                              cfg.device, cfg.sampler_kwargs(name))
+                              cfg.device, options=cfg.sampler_options)
         probe = SelectionProbe(inner, planted, non_positive)
         snaps: dict[int, dict[str, Any]] = {}
 

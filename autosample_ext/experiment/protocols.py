@@ -35,7 +35,7 @@ class Protocol:
     sampler_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     default_samplers: tuple[str, ...] | None = None
     best_test: bool = False
-    modes: tuple[str, ...] = ("autosample", "single", "grid", "compare")
+    modes: tuple[str, ...] = ("autosample", "single", "grid", "sh", "compare")
     table: tuple[str, ...] | None = None
     notes: tuple[str, ...] = ()
 
@@ -60,7 +60,8 @@ DENS = Protocol(
     fixed=dict(model="lightgcn", layers=3, dim=64, init="xavier", optimizer="adam", lr=1e-3,
                batch_size=2048, drop_last=True, l2=5e-5, split="given", epochs=1000,
                eval_every=5, eval_start=1, patience=10, ties_improve=True, metric="recall@20",
-               ks=(20,), eval_protocol="full", min_rating=None),
+               ks=(20,), eval_protocol="full", min_rating=None, valid_fraction=None,
+               num_negatives=1),
     sampler_defaults={"dns": {"num_candidates": 6, "top_k": 1},
                       "mixgcf": {"num_candidates": 6, "hop_score": "pooled",
                                  "l2_target": "mixed"}},
@@ -90,7 +91,7 @@ GDNS = Protocol(
     fixed=dict(model="gmf", dim=32, init=None, optimizer="adagrad", lr=0.09, batch_size=1024,
                drop_last=False, l2=0.0, split="loo", min_rating=4.0, epochs=200,
                eval_every=1, eval_start=None, patience=10, ties_improve=False,
-               metric="ndcg@3", ks=(1, 3), eval_protocol="sampled"),
+               metric="ndcg@3", ks=(1, 3), eval_protocol="sampled", num_negatives=1),
     sampler_defaults={"gdns": {"group_size": 32, "margin": 1.0, "alpha": 0.2}},
     default_samplers=("gdns", "rns", "dns", "srns"),
     table=("ndcg@1", "ndcg@3", "recall@3"),
@@ -123,7 +124,8 @@ RECBOLE = Protocol(
     fixed=dict(model="mf", dim=64, init="xavier_normal", optimizer="adam", lr=1e-3,
                batch_size=2048, drop_last=False, l2=0.0, split="8:1:1", split_rounding="floor",
                min_rating=None, epochs=300, eval_every=1, eval_start=None, patience=11,
-               ties_improve=True, metric="mrr@10", ks=(10,), eval_protocol="full"),
+               ties_improve=True, metric="mrr@10", ks=(10,), eval_protocol="full",
+               num_negatives=1),
     default_samplers=("rns",),
     table=("recall@10", "mrr@10", "ndcg@10", "hit@10", "precision@10"),
     notes=(
@@ -184,7 +186,7 @@ def find_conflicts(protocol: Protocol, values: Mapping[str, Any],
 
 
 _NONE = {"init": "the model's, N(0, 0.1²)", "min_rating": "all positives",
-         "eval_start": "E, 2E, …, last"}
+         "eval_start": "E, 2E, …, last", "valid_fraction": "none drawn"}
 
 
 def _cell(value: Any, name: str = "") -> str:
