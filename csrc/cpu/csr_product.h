@@ -1,0 +1,72 @@
+// CSR row products on the CPU (spmm, graph_propagate): one row at a time, in spmm.h's order,
+// rows in parallel (at::parallel_for), parts cut so that each holds about the same number of
+// entries (degrees of interaction graphs are heavy-tailed). Plain loops: no dispatch per entry.
+#pragma once
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "autosample/csr.h"
+#include "autosample/spmm.h"
+#include "cand_check.h"
+#include "prefetch.h"
+
+namespace autosample {
+namespace cpu {
+
+// out[0..d) = sum over e in [lo, hi), in order, of values[e] * x[indices[e], 0..d) (spmm.h).
+// Returns false at the first column id outside [0, C) (out is then partial).
+template <typename T>
+inline bool csr_row_product(const int64_t* __restrict__ indices, const T* __restrict__ values,
+                            int64_t lo, int64_t hi, const T* __restrict__ x, int64_t C,
+                            int64_t d, T* __restrict__ out) {
+  for (int64_t c = 0; c < d; ++c) out[c] = T(0);
+  for (int64_t e = lo; e < hi; ++e) {
+    if (e + kPrefetchAhead < hi && csr_column_valid(indices[e + kPrefetchAhead], C))
+      prefetch_row(x + indices[e + kPrefetchAhead] * d, d);
+    const int64_t j = indices[e];
+    if (!csr_column_valid(j, C)) return false;
+    const T v = values[e];
+    const T* __restrict__ xr = x + j * d;
+    for (int64_t c = 0; c < d; ++c) out[c] = out[c] + v * xr[c];
+  }
+  return true;
+}
+
+// Calls body(r, lo, hi) -> bool for every row r in [0, R) whose extent is valid, in parallel over
+// parts of about equal entry counts; returns the smallest row whose extent was invalid or whose
+// body returned false, or -1.
+template <typename Body>
+inline int64_t for_each_csr_row(const int64_t* indptr, int64_t R, int64_t nnz, int64_t d,
+                                const Body& body) {
+  // Parts: a few per thread when the work (entries x columns) is worth splitting.
+  const int64_t work = (nnz + R) * std::max<int64_t>(d, 1);
+  const int64_t threads = at::get_num_threads();
+  const int64_t parts = work < (int64_t{1} << 15) || threads == 1 ? 1 : threads * 4;
+  std::vector<int64_t> start(parts + 1, R);
+  start[0] = 0;
+  for (int64_t p = 1; p < parts; ++p) {
+    // First row starting at or after entry p * nnz / parts (clamped monotone: indptr may be
+    // invalid here, the rows' checks report that).
+    const int64_t target = nnz * p / parts;
+    const int64_t r = lower_bound(indptr, R + 1, target);
+    start[p] = std::min(R, std::max(start[p - 1], r));
+  }
+  FirstBadRow bad;
+  at::parallel_for(0, parts, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      for (int64_t r = start[p]; r < start[p + 1]; ++r) {
+        if (!csr_row_valid(indptr, r, R, nnz) || !body(r, indptr[r], indptr[r + 1])) {
+          bad.flag(r);
+          return;  // the smallest bad row of this part is r: later rows cannot be smaller
+        }
+      }
+    }
+  });
+  return bad.row();
+}
+
+}  // namespace cpu
+}  // namespace autosample
