@@ -26,6 +26,7 @@ from autosample_ext.experiment import (
     summary_text,
 )
 from autosample_ext.models._init import INIT_SCHEMES
+from autosample_ext.models.lightgcn import PROPAGATIONS
 from autosample_ext.search.retrain import RETRAIN_INITS
 from autosample_ext.training import StopFlag, TrainingInterrupted
 
@@ -122,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dim", type=int, metavar="D", help=f"embedding width [default: {d.dim}]")
     g.add_argument("--layers", type=int, metavar="K",
                    help=f"propagation layers of LightGCN/NGCF [default: {d.layers}]")
+    g.add_argument("--propagation", choices=PROPAGATIONS,
+                   help="graph products of LightGCN/NGCF (and MixGCF's layers): ops (the fused "
+                        "C++/CUDA graph_propagate and spmm) or reference (torch.sparse.mm on COO "
+                        "and stacked layers, the research code's path; the benchmark baseline) "
+                        f"[default: {d.propagation}]")
     g.add_argument("--init", choices=INIT_SCHEMES,
                    help="embedding initialisation: normal (N(0, 0.1^2), LightGCN's code) or "
                         "xavier (Xavier-uniform, NGCF's and DENS's code) [default: the model's]")
@@ -173,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--threads", type=int, metavar="N", help="CPU threads (torch.set_num_threads)")
     g.add_argument("--out", metavar="DIR",
                    help="run directory [default: runs/<mode>-<date>-<time>]")
+    g.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help="write the epoch-end checkpoint every N epochs (0: only on a stop signal "
+                        "and at the end of each phase); a stop signal (Ctrl-C, SIGTERM) always "
+                        "checkpoints at the next step [default: after every evaluation]")
     g.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoints (same config)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -211,6 +221,8 @@ def config_from_args(ns: argparse.Namespace) -> tuple[RunConfig, dict[str, Any]]
             raise CLIError(f"--{key.replace('_', '-')}: must be >= 1, got {value}")
         elif key == "retrain_epochs" and value < 1:
             raise CLIError(f"--retrain-epochs: must be >= 1, got {value}")
+        elif key == "checkpoint_every" and value < 0:
+            raise CLIError(f"--checkpoint-every: must be >= 0, got {value}")
         elif key == "patience" and value < 0:
             raise CLIError(f"--patience: must be >= 0, got {value}")
         elif key in ("lr", "alpha_lr", "tau") and not value > 0:
@@ -231,6 +243,10 @@ def config_from_args(ns: argparse.Namespace) -> tuple[RunConfig, dict[str, Any]]
     return cfg, given
 
 
+# Settings a resumed run may change: they do not alter its results.
+_RESUME_MAY_CHANGE = ("out", "progress", "device", "checkpoint_every")
+
+
 def resume_config(ns: argparse.Namespace, given: dict[str, Any]) -> RunConfig:
     """The saved config of ``--out``; explicit arguments must agree with it."""
     if "out" not in given:
@@ -241,13 +257,13 @@ def resume_config(ns: argparse.Namespace, given: dict[str, Any]) -> RunConfig:
     saved = RunConfig.from_json(json.loads(path.read_text())["config"])
     saved_plain = saved.to_json()
     for key, value in given.items():
-        if key in ("out", "progress", "device"):
+        if key in _RESUME_MAY_CHANGE:
             continue
         plain = json.loads(json.dumps(value))
         if saved_plain.get(key) != plain:
             raise CLIError(f"--resume: --{key.replace('_', '-')} {plain} differs from the saved "
                            f"run's {saved_plain.get(key)}; resume uses the saved config")
-    updates = {k: given[k] for k in ("progress", "device") if k in given}
+    updates = {k: given[k] for k in _RESUME_MAY_CHANGE if k in given and k != "out"}
     return dataclasses.replace(saved, **updates)
 
 

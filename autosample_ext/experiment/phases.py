@@ -67,6 +67,7 @@ def build_model(cfg: RunConfig, data: InteractionData, seed: int):
     kwargs: dict[str, Any] = {"dim": cfg.dim, "seed": seed, "device": cfg.device}
     if cfg.model in ("lightgcn", "ngcf"):
         kwargs["num_layers"] = cfg.layers
+        kwargs["propagation"] = cfg.propagation
     if cfg.init is not None:
         kwargs["init"] = cfg.init
     return _build(cfg.model, data, **kwargs)

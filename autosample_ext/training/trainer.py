@@ -12,8 +12,9 @@ weights and the objective's best fields, e.g. alpha) is kept; early stopping aft
 evaluations without improvement. At the end the best weights are loaded back and, unless the
 protocol evaluates on test directly (DENS), the test metrics are computed with them.
 
-Checkpoints (atomic, tensors and plain types only) are written at every epoch end, and at the
-next step boundary when a stop is requested (SIGINT / SIGTERM through :class:`StopFlag`). They
+Checkpoints (atomic, tensors and plain types only) are written at the end of every epoch that
+evaluates (``TrainConfig.checkpoint_every`` sets another cadence), at the end of the run, and at
+the next step boundary when a stop is requested (SIGINT / SIGTERM through :class:`StopFlag`). They
 hold everything a resumed run needs to continue exactly: model, optimiser, objective (sampler
 states, alpha logits and optimiser, Gumbel generator), the global RNG states, the epoch / step
 counters, the running loss of a partial epoch, the best-so-far state and the log so far. Since
@@ -280,6 +281,13 @@ class Trainer:
                  f", {cfg.eval_split} {cfg.metric} {entry[cfg.eval_split][cfg.metric]:.4f}"
                  if cfg.eval_split in entry else "")
 
+    def _checkpoint_due(self, epoch: int) -> bool:
+        """Whether the end of ``epoch`` (0-based) writes a checkpoint (TrainConfig.checkpoint_every)."""
+        cfg = self.config
+        if cfg.checkpoint_every is None:
+            return (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs
+        return cfg.checkpoint_every > 0 and (epoch + 1) % cfg.checkpoint_every == 0
+
     def fit(self) -> TrainResult:
         """Train to the end (or early stop) and return the result; resumes from the state held."""
         if self.done and self.result is not None:
@@ -302,7 +310,8 @@ class Trainer:
                 self.loss_sum.zero_()
                 self.epoch_seconds = 0.0
                 bar.update(1)
-                self.save()
+                if self.stop.requested or self._checkpoint_due(epoch):
+                    self.save()
                 if self.stop.requested:
                     raise TrainingInterrupted(f"{self.tag or 'run'}: {self.stop.reason}; "
                                               f"checkpoint after epoch {epoch + 1}")
