@@ -16,13 +16,20 @@
 namespace autosample {
 namespace cpu {
 
-// out[0..d) = sum over e in [lo, hi), in order, of values[e] * x[indices[e], 0..d) (spmm.h).
-// Returns false at the first column id outside [0, C) (out is then partial).
-template <typename T>
-inline bool csr_row_product(const int64_t* __restrict__ indices, const T* __restrict__ values,
-                            int64_t lo, int64_t hi, const T* __restrict__ x, int64_t C,
-                            int64_t d, T* __restrict__ out) {
-  for (int64_t c = 0; c < d; ++c) out[c] = T(0);
+namespace detail {
+
+// The row loop of csr_row_product for a compile-time width D (0: the runtime d). With D > 0 the
+// D sums stay in registers and the column loop is fully unrolled.
+template <typename T, int D>
+__attribute__((always_inline)) inline bool row_product(const int64_t* __restrict__ indices,
+                                                       const T* __restrict__ values, int64_t lo,
+                                                       int64_t hi, const T* __restrict__ x,
+                                                       int64_t C, int64_t d_runtime,
+                                                       T* __restrict__ out) {
+  const int64_t d = D > 0 ? D : d_runtime;
+  T acc[D > 0 ? D : 1];
+  T* __restrict__ sum = D > 0 ? acc : out;
+  for (int64_t c = 0; c < d; ++c) sum[c] = T(0);
   for (int64_t e = lo; e < hi; ++e) {
     if (e + kPrefetchAhead < hi && csr_column_valid(indices[e + kPrefetchAhead], C))
       prefetch_row(x + indices[e + kPrefetchAhead] * d, d);
@@ -30,9 +37,66 @@ inline bool csr_row_product(const int64_t* __restrict__ indices, const T* __rest
     if (!csr_column_valid(j, C)) return false;
     const T v = values[e];
     const T* __restrict__ xr = x + j * d;
-    for (int64_t c = 0; c < d; ++c) out[c] = out[c] + v * xr[c];
+    for (int64_t c = 0; c < d; ++c) sum[c] = sum[c] + v * xr[c];
   }
+  if (D > 0)
+    for (int64_t c = 0; c < d; ++c) out[c] = acc[c];
   return true;
+}
+
+// The same loop compiled for AVX2 (wider vectors; separate multiply and add as above, so the
+// results are those of the baseline build, bit for bit), chosen at run time when the CPU has it.
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define AUTOSAMPLE_CPU_AVX2 1
+template <typename T, int D>
+__attribute__((target("avx2"))) bool row_product_avx2(const int64_t* indices, const T* values,
+                                                      int64_t lo, int64_t hi, const T* x,
+                                                      int64_t C, int64_t d, T* out) {
+  return row_product<T, D>(indices, values, lo, hi, x, C, d, out);
+}
+template <typename T, int D>
+bool row_product_base(const int64_t* indices, const T* values, int64_t lo, int64_t hi,
+                      const T* x, int64_t C, int64_t d, T* out) {
+  return row_product<T, D>(indices, values, lo, hi, x, C, d, out);
+}
+inline bool cpu_has_avx2() {
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+}
+#endif
+
+}  // namespace detail
+
+// A row product function for width d: out[0..d) = sum over e in [lo, hi), in order, of
+// values[e] * x[indices[e], 0..d) (spmm.h). It returns false at the first column id outside
+// [0, C) (out is then undefined). Specialised for d = 32, 64, 128 (register sums) and AVX2.
+template <typename T>
+using RowProduct = bool (*)(const int64_t*, const T*, int64_t, int64_t, const T*, int64_t,
+                            int64_t, T*);
+
+template <typename T>
+inline RowProduct<T> csr_row_product_for(int64_t d) {
+#ifdef AUTOSAMPLE_CPU_AVX2
+  if (detail::cpu_has_avx2()) {
+    switch (d) {
+      case 32: return &detail::row_product_avx2<T, 32>;
+      case 64: return &detail::row_product_avx2<T, 64>;
+      case 128: return &detail::row_product_avx2<T, 128>;
+      default: return &detail::row_product_avx2<T, 0>;
+    }
+  }
+  switch (d) {
+    case 32: return &detail::row_product_base<T, 32>;
+    case 64: return &detail::row_product_base<T, 64>;
+    case 128: return &detail::row_product_base<T, 128>;
+    default: return &detail::row_product_base<T, 0>;
+  }
+#else
+  return [](const int64_t* indices, const T* values, int64_t lo, int64_t hi, const T* x,
+            int64_t C, int64_t d, T* out) {
+    return detail::row_product<T, 0>(indices, values, lo, hi, x, C, d, out);
+  };
+#endif
 }
 
 // Calls body(r, lo, hi) -> bool for every row r in [0, R) whose extent is valid, in parallel over

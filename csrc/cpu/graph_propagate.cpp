@@ -44,6 +44,7 @@ at::Tensor graph_propagate_cpu(const at::Tensor& indptr_in, const at::Tensor& in
       return;
     }
     const scalar_t count = static_cast<scalar_t>(K + 1);
+    const auto row_product = cpu::csr_row_product_for<scalar_t>(d);
     const scalar_t* prev = xp;
     for (int64_t k = 1; k <= K && bad < 0; ++k) {
       const bool last = k == K;
@@ -57,7 +58,7 @@ at::Tensor graph_propagate_cpu(const at::Tensor& indptr_in, const at::Tensor& in
           if (static_cast<int64_t>(scratch.size()) < d) scratch.resize(d);
           s = scratch.data();
         }
-        if (!cpu::csr_row_product(ix, v, lo, hi, prev, N, d, s)) return false;
+        if (!row_product(ix, v, lo, hi, prev, N, d, s)) return false;
         const scalar_t* a = acc_in + r * d;
         scalar_t* out_r = o + r * d;
         if (last) {

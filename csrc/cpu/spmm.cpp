@@ -29,8 +29,9 @@ at::Tensor spmm_cpu(const at::Tensor& indptr_in, const at::Tensor& indices_in,
     const scalar_t* v = values.data_ptr<scalar_t>();
     const scalar_t* xp = x.data_ptr<scalar_t>();
     scalar_t* o = out.data_ptr<scalar_t>();
+    const auto row_product = cpu::csr_row_product_for<scalar_t>(d);
     bad = cpu::for_each_csr_row(ip, R, nnz, d, [&](int64_t r, int64_t lo, int64_t hi) {
-      return cpu::csr_row_product(ix, v, lo, hi, xp, C, d, o + r * d);
+      return row_product(ix, v, lo, hi, xp, C, d, o + r * d);
     });
   });
   if (bad >= 0) raise_csr_row_error(op, indptr, indices, bad, C);
