@@ -33,6 +33,9 @@ from autosample_ext.training import StopFlag, TrainingInterrupted
 log = logging.getLogger("autosample_ext.train")
 
 DEFAULTS = RunConfig()
+# One thread unless --threads says otherwise: runs are usually many processes on a shared
+# machine, where extra threads oversubscribe the cores (bench/bench_threads.py, README).
+DEFAULT_THREADS = 1
 
 
 class CLIError(ValueError):
@@ -176,7 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training seeds; several give mean, std and the paired t-test [default: 0]")
     g = p.add_argument_group("system")
     g.add_argument("--device", help="cpu or cuda[:index] [default: cpu]")
-    g.add_argument("--threads", type=int, metavar="N", help="CPU threads (torch.set_num_threads)")
+    g.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads of the process (torch.set_num_threads); 0: torch's default, "
+                        "one per core. Default 1: on a shared machine a second thread waits for a "
+                        "busy core (measured on a loaded 2-core machine: LightGCN steps 5-38x "
+                        "slower with 2 threads); give the number of idle cores on a dedicated "
+                        f"machine [default: {DEFAULT_THREADS}]")
     g.add_argument("--out", metavar="DIR",
                    help="run directory [default: runs/<mode>-<date>-<time>]")
     g.add_argument("--checkpoint-every", type=int, metavar="N",
@@ -302,8 +310,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = cfg.resolved()
     if cfg.out is None:
         cfg = dataclasses.replace(cfg, out=str(default_out_dir(cfg)))
-    if getattr(ns, "threads", None):
-        torch.set_num_threads(ns.threads)
+    threads = getattr(ns, "threads", DEFAULT_THREADS)
+    if threads < 0:
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: error: --threads: must be >= 0, got {threads}", file=sys.stderr)
+        return 2
+    if threads:
+        torch.set_num_threads(threads)
+    log.debug("using %d CPU thread(s)", torch.get_num_threads())
     stop = StopFlag()
     previous = _install_signal_handlers(stop)
     try:

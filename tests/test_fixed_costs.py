@@ -1,5 +1,6 @@
-"""Checkpoint cadence (--checkpoint-every) and what a run imports: a run killed between
-checkpoints resumes from the last one and still ends exactly as an uninterrupted run."""
+"""Fixed costs of a run: checkpoint cadence (--checkpoint-every; a run killed between
+checkpoints resumes from the last one and still ends exactly as an uninterrupted run), what a
+run imports, and the CLI's thread / propagation / cadence options."""
 from __future__ import annotations
 
 import json
@@ -121,3 +122,26 @@ print(sorted(m for m in ("pandas", "scipy") if m in sys.modules))
 """
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_cli_options_of_the_fixed_costs(capsys, tmp_path, tiny):
+    from autosample_ext.train import (DEFAULT_THREADS, CLIError, build_parser, config_from_args,
+                                      main, resume_config)
+
+    assert DEFAULT_THREADS == 1
+    for argv, needle in ((["--threads", "-1"], "--threads: must be >= 0"),
+                         (["--checkpoint-every", "-1"], "--checkpoint-every: must be >= 0")):
+        assert main(argv) == 2
+        assert needle in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["--propagation", "dense"])
+    assert exc.value.code == 2 and "--propagation" in capsys.readouterr().err
+    # A resumed run may change its checkpoint cadence, not its propagation.
+    out = tmp_path / "r"
+    run(RunConfig(out=str(out), **{**BASE, "epochs": 1}), data=tiny)
+    parser = build_parser()
+    ns = parser.parse_args(["--resume", "--out", str(out), "--checkpoint-every", "3"])
+    assert resume_config(ns, config_from_args(ns)[1]).checkpoint_every == 3
+    ns = parser.parse_args(["--resume", "--out", str(out), "--propagation", "reference"])
+    with pytest.raises(CLIError, match="--propagation reference differs"):
+        resume_config(ns, config_from_args(ns)[1])
