@@ -110,24 +110,59 @@ def test_opcheck_cuda():
     torch.library.opcheck(torch.ops.autosample.graph_propagate.default, (*a, x, 3, False))
 
 
+@pytest.fixture
+def clean_errors():
+    yield
+    torch.cuda.set_sync_debug_mode("default")
+    ops.check_errors()
+
+
 @pytest.mark.parametrize("op_name", ["spmm", "graph_propagate"])
-def test_value_errors_on_cuda(op_name):
-    indptr = torch.tensor([0, 2, 3, 5], device=DEV)
-    indices = torch.tensor([0, 2, 1, 3, 2], device=DEV)
-    values = torch.ones(5, device=DEV)
-    x = torch.ones(3, 4, device=DEV)
+def test_value_errors_are_asynchronous_with_the_cpu_message(op_name, clean_errors):
+    """Not raised by the call (no sync) but by ops.check_errors(), with the CPU's message."""
+    indices = torch.tensor([0, 2, 1, 3, 2])
+    good = torch.tensor([0, 2, 1, 0, 2])
+    values, x = torch.ones(5), torch.ones(3, 4)
 
-    def call(ip, ix):
+    def call(ip, ix, device):
+        args = (ip.to(device), ix.to(device), values.to(device), x.to(device))
         if op_name == "spmm":
-            return ops.spmm(ip, ix, values, x)
-        return ops.graph_propagate(ip, ix, values, x, 2)
+            return ops.spmm(*args)
+        return ops.graph_propagate(*args, 2)
 
-    with pytest.raises(RuntimeError, match=r"argument 'indices' .*indices\[3\] = 3 \(row 2\)"):
-        call(indptr, indices)
-    good = torch.tensor([0, 2, 1, 0, 2], device=DEV)
-    with pytest.raises(RuntimeError, match=r"non-decreasing .* indptr\[1\] = 4"):
-        call(torch.tensor([0, 4, 3, 5], device=DEV), good)
-    call(indptr, good)  # the device is still usable
+    for indptr, ix in ((torch.tensor([0, 2, 3, 5]), indices), (torch.tensor([0, 4, 3, 5]), good),
+                       (torch.tensor([1, 2, 3, 5]), good), (torch.tensor([0, 2, 3, 4]), good)):
+        with pytest.raises(RuntimeError) as cpu_error:
+            call(indptr, ix, "cpu")
+        message = str(cpu_error.value).splitlines()[0]
+        args = [t.to(DEV) for t in (indptr, ix)]
+        torch.cuda.set_sync_debug_mode("error")
+        out = call(*args, DEV)  # no host sync, no error yet
+        torch.cuda.set_sync_debug_mode("default")
+        assert out.shape == (3, 4)
+        with pytest.raises(RuntimeError) as gpu_error:
+            ops.check_errors()
+        assert message in str(gpu_error.value)
+    call(torch.tensor([0, 2, 3, 5]), good, DEV)
+    ops.check_errors()  # clean
+
+
+def test_no_host_sync_and_cuda_graph_capture(clean_errors):
+    gen = torch.Generator().manual_seed(12)
+    a = to_dev(*random_csr(100, 100, gen, torch.float32))
+    x = torch.randn(100, 64, device=DEV)
+    eager = ops.graph_propagate(*a, x, 3), ops.spmm(*a, x)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    ops.graph_propagate(*a, x, 3)
+    ops.spmm(*a, x)
+    torch.cuda.set_sync_debug_mode("default")
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = ops.graph_propagate(*a, x, 3), ops.spmm(*a, x)
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(captured[0], eager[0]) and torch.equal(captured[1], eager[1])
 
 
 def test_lightgcn_model_on_cuda_matches_cpu():

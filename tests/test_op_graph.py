@@ -275,17 +275,26 @@ def test_value_errors_name_op_argument_and_value(op_name):
     indptr, indices, values = _csr()
     bad = indices.clone()
     bad[3] = 3
-    with pytest.raises(RuntimeError, match=rf"{op_name}: argument 'indices' .* \[0, C\) with C = 3.*indices\[3\] = 3 \(row 2\)"):
+    with pytest.raises(RuntimeError, match=rf"autosample::{op_name}: argument 'indices' holds column id 3 in "
+                       r"row 2 \(at indices\[3\]\), outside \[0, 3\) \(the rows of 'x'\)"):
         call(indptr, bad, values)
     bad[3] = -1
-    with pytest.raises(RuntimeError, match=r"indices\[3\] = -1"):
+    with pytest.raises(RuntimeError, match=r"column id -1 in row 2 \(at indices\[3\]\)"):
         call(indptr, bad, values)
-    with pytest.raises(RuntimeError, match=r"'indptr' must start at 0, got indptr\[0\] = 1"):
+    with pytest.raises(RuntimeError, match=r"argument 'indptr' must start at 0, got indptr\[0\] = 1"):
         call(torch.tensor([1, 2, 3, 5]), indices, values)
-    with pytest.raises(RuntimeError, match=r"'indptr' must end at nnz = 5 .* got indptr\[3\] = 4"):
+    with pytest.raises(RuntimeError, match=r"argument 'indptr' must end at len\(indices\) = 5, got "
+                       r"indptr\[3\] = 4"):
         call(torch.tensor([0, 2, 3, 4]), indices, values)
-    with pytest.raises(RuntimeError, match=r"non-decreasing .* indptr\[1\] = 4, indptr\[2\] = 3"):
+    with pytest.raises(RuntimeError, match=r"argument 'indptr' gives row 1 the span \[4, 3\), which is "
+                       r"not a range within \[0, len\(indices\) = 5\]"):
         call(torch.tensor([0, 4, 3, 5]), indices, values)
+    # The smallest bad row is named, its extent before its columns.
+    two = indices.clone()
+    two[4] = 7
+    two[1] = 9
+    with pytest.raises(RuntimeError, match=r"column id 9 in row 0"):
+        call(indptr, two, values)
 
 
 def test_argument_errors():

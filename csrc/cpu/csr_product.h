@@ -3,6 +3,7 @@
 // entries (degrees of interaction graphs are heavy-tailed). Plain loops: no dispatch per entry.
 #pragma once
 #include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -130,6 +131,26 @@ inline int64_t for_each_csr_row(const int64_t* indptr, int64_t R, int64_t nnz, i
     }
   });
   return bad.row();
+}
+
+// Raises the value error of row r (flagged by for_each_csr_row): spmm.h's order, errors.h's
+// message. indptr, indices: host memory of a matrix with R rows, nnz entries, C columns.
+inline void raise_csr_row_error(Op op, const int64_t* indptr, const int64_t* indices, int64_t r,
+                                int64_t R, int64_t nnz, int64_t C) {
+  int64_t v[4] = {0, 0, 0, 0};
+  Err err = csr_extent_error(indptr, r, R, nnz, v);
+  for (int64_t e = indptr[r]; err == Err::kNone && e < indptr[r + 1]; ++e) {
+    if (!csr_column_valid(indices[e], C)) {
+      err = Err::kCsrColumn;
+      v[0] = indices[e];
+      v[1] = r;
+      v[2] = e;
+      v[3] = C;
+    }
+  }
+  TORCH_CHECK(err != Err::kNone, "autosample::", op_name(op), ": internal error: row ", r,
+              " was flagged but is valid");
+  TORCH_CHECK(false, format_value_error(op, err, v));
 }
 
 }  // namespace cpu

@@ -71,7 +71,10 @@ at::Tensor graph_propagate_cpu(const at::Tensor& indptr_in, const at::Tensor& in
       prev = layer;
     }
   });
-  if (bad >= 0) raise_csr_row_error(op, indptr, indices, bad, N);
+  if (bad >= 0) {
+    cpu::raise_csr_row_error(Op::kGraphPropagate, indptr.data_ptr<int64_t>(), indices.data_ptr<int64_t>(),
+                             bad, N, nnz, N);
+  }
   return out;
 }
 

@@ -34,7 +34,10 @@ at::Tensor spmm_cpu(const at::Tensor& indptr_in, const at::Tensor& indices_in,
       return row_product(ix, v, lo, hi, xp, C, d, o + r * d);
     });
   });
-  if (bad >= 0) raise_csr_row_error(op, indptr, indices, bad, C);
+  if (bad >= 0) {
+    cpu::raise_csr_row_error(Op::kSpmm, indptr.data_ptr<int64_t>(), indices.data_ptr<int64_t>(),
+                             bad, R, nnz, C);
+  }
   return out;
 }
 

@@ -1,7 +1,7 @@
 // graph_propagate on CUDA: out = mean(X_0, ..., X_K), X_0 = x, X_k = A X_{k-1} (spmm.h: contract
 // and order). One launch per layer; each adds its layer into the running sum in out (the last
 // also divides by K + 1), so memory is out plus at most two [N, d] layer buffers. Bit-identical
-// to the CPU kernel. Value errors are collected over all launches and read once at the end.
+// to the CPU kernel. Value errors of all launches go to the call's one ErrorSink (spmm.cuh).
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
@@ -33,7 +33,7 @@ at::Tensor graph_propagate_cuda(const at::Tensor& indptr_in, const at::Tensor& i
   auto out = at::empty({N, d}, x.options());
   std::vector<at::Tensor> buffers;  // layer k (1 <= k < K) goes to buffers[(k - 1) % 2]
   for (int64_t b = 0; b < std::min<int64_t>(K - 1, 2); ++b) buffers.push_back(at::empty({N, d}, x.options()));
-  ErrorSlot err(indptr);
+  const ErrorSink err = begin_call(Op::kGraphPropagate, x);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "graph_propagate_cuda", [&] {
     bool vec = can_vectorise<scalar_t>(x.data_ptr(), d) && can_vectorise<scalar_t>(out.data_ptr(), d);
     for (const auto& b : buffers) vec = vec && can_vectorise<scalar_t>(b.data_ptr(), d);
@@ -47,12 +47,11 @@ at::Tensor graph_propagate_cuda(const at::Tensor& indptr_in, const at::Tensor& i
       mean.count = static_cast<scalar_t>(K + 1);
       launch_csr_rows<scalar_t, true>(indptr.data_ptr<int64_t>(), indices.data_ptr<int64_t>(),
                                       values.data_ptr<scalar_t>(), prev, N, N, nnz, d, vec,
-                                      nullptr, mean, err.ptr());
+                                      nullptr, mean, err);
       prev = mean.layer;
     }
   });
-  const int64_t bad = err.read();
-  if (bad >= 0) raise_csr_row_error(op, indptr, indices, bad, N);
+  end_call(err);
   return out;
 }
 

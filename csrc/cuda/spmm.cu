@@ -1,5 +1,5 @@
 // spmm on CUDA: out [R, d] = A x for the CSR matrix A [R, C] (spmm.h: contract and order;
-// spmm.cuh: lanes per row, value errors). Bit-identical to the CPU kernel.
+// spmm.cuh: lanes per row, asynchronous value errors). Bit-identical to the CPU kernel.
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
@@ -24,17 +24,16 @@ at::Tensor spmm_cuda(const at::Tensor& indptr_in, const at::Tensor& indices_in,
   const int64_t R = indptr.size(0) - 1, C = x.size(0), d = x.size(1), nnz = indices.size(0);
   auto out = at::empty({R, d}, x.options());
   if (R == 0 || d == 0) return out;
-  ErrorSlot err(indptr);
+  const ErrorSink err = begin_call(Op::kSpmm, x);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "spmm_cuda", [&] {
     const bool vec = can_vectorise<scalar_t>(x.data_ptr(), d) &&
                      can_vectorise<scalar_t>(out.data_ptr(), d);
     launch_csr_rows<scalar_t, false>(indptr.data_ptr<int64_t>(), indices.data_ptr<int64_t>(),
                                      values.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), R, C,
                                      nnz, d, vec, out.data_ptr<scalar_t>(),
-                                     LayerMean<scalar_t>{}, err.ptr());
+                                     LayerMean<scalar_t>{}, err);
   });
-  const int64_t bad = err.read();
-  if (bad >= 0) raise_csr_row_error(op, indptr, indices, bad, C);
+  end_call(err);
   return out;
 }
 

@@ -8,9 +8,11 @@
 // v * x[j, its columns] for the entries in storage order with __fmul_rn / __fadd_rn, which are
 // the CPU kernel's bits.
 //
-// Value errors: a row with an invalid extent (csr_row_valid) is skipped, an entry with a column
-// outside [0, C) is skipped; both record the row in the error slot (cuda_utils.cuh) and the host
-// raises with raise_csr_row_error (csr_checks.h). Nothing is read out of bounds.
+// Value errors (spmm.h's order, errors.h's messages), reported asynchronously through the call's
+// ErrorSink (cuda_utils.cuh) with the row as ordering index: a row with an invalid extent reports
+// it and is skipped; otherwise the first entry of the row with a column outside [0, C) reports
+// (one report per row, so the smallest bad row wins, as on the CPU) and every such entry is
+// skipped. Nothing is read out of bounds.
 #pragma once
 #include "autosample/cuda_utils.cuh"
 #include "autosample/scoring.cuh"
@@ -72,17 +74,22 @@ __global__ void csr_rows_kernel(const int64_t* __restrict__ indptr,
                                 const int64_t* __restrict__ indices,
                                 const T* __restrict__ values, const T* __restrict__ x, int64_t R,
                                 int64_t C, int64_t nnz, int64_t d, T* __restrict__ out,
-                                LayerMean<T> mean, unsigned long long* err) {
+                                LayerMean<T> mean, const ErrorSink err) {
   const int64_t r = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / G;
   if (r >= R) return;  // uniform within the group
   const int t = threadIdx.x % G;
-  const unsigned mask =
-      G == kWarp ? kFullMask : (((1u << G) - 1u) << ((threadIdx.x % kWarp) & ~(G - 1)));
+  unsigned mask = kFullMask;  // the group's lanes
+  if constexpr (G < kWarp) mask = ((1u << G) - 1u) << ((threadIdx.x % kWarp) & ~(G - 1));
   if (!csr_row_valid(indptr, r, R, nnz)) {
-    if (t == 0) report_error(err, r);
+    if (t == 0) {
+      int64_t v[4] = {0, 0, 0, 0};
+      const Err code = csr_extent_error(indptr, r, R, nnz, v);
+      err.report(code, r, v[0], v[1], v[2], v[3]);
+    }
     return;
   }
   const int64_t lo = indptr[r], hi = indptr[r + 1];
+  bool reported = false;  // the row's first bad column, once
   for (int64_t c0 = 0; c0 < d; c0 += G * W) {
     const int64_t c = c0 + static_cast<int64_t>(t) * W;
     const bool active = c < d;  // d % W == 0: all W columns exist
@@ -93,14 +100,19 @@ __global__ void csr_rows_kernel(const int64_t* __restrict__ indptr,
       const int64_t e = base + t;
       long long j = -1;
       T v = T(0);
+      bool bad = false;
       if (e < hi) {
         j = indices[e];
         v = values[e];
-        if (!csr_column_valid(j, C)) {
-          report_error(err, r);
-          j = -1;
-        }
+        bad = !csr_column_valid(j, C);
       }
+      const unsigned bad_lanes = __ballot_sync(mask, bad);
+      if (bad_lanes != 0u && !reported) {
+        if (static_cast<int>(threadIdx.x % kWarp) == __ffs(bad_lanes) - 1)
+          err.report(Err::kCsrColumn, r, j, r, e, C);
+        reported = true;
+      }
+      if (bad) j = -1;
       const int n = static_cast<int>(hi - base < G ? hi - base : G);
       for (int q = 0; q < n; ++q) {
         const long long jq = __shfl_sync(mask, j, q, G);
@@ -135,7 +147,7 @@ __global__ void csr_rows_kernel(const int64_t* __restrict__ indptr,
 template <typename T, bool MEAN>
 void launch_csr_rows(const int64_t* indptr, const int64_t* indices, const T* values, const T* x,
                      int64_t R, int64_t C, int64_t nnz, int64_t d, bool vec_ok, T* out,
-                     LayerMean<T> mean, unsigned long long* err) {
+                     LayerMean<T> mean, const ErrorSink& err) {
   constexpr int VW = Vec16<T>::width;
   const bool vec = vec_ok && d % VW == 0;
   const int64_t lanes = vec ? d / VW : d;

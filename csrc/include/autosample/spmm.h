@@ -10,20 +10,45 @@
 // contraction: -ffp-contract=off on the host, __fmul_rn / __fadd_rn on the device).
 // graph_propagate's mean of layers X_0 = x, X_k = A X_{k-1}:
 //   out = (((X_0 + X_1) + X_2) + ... + X_K) / (K + 1), added left to right, one division.
+//
+// Value errors (messages: errors.h), the same on both devices: the smallest row with an error;
+// within it, its extent first (csr_extent_error: indptr[0] = 0, indptr[R] = nnz, then
+// 0 <= indptr[r] <= indptr[r+1] <= nnz), then its first column id outside [0, C) in storage
+// order (Err::kCsrColumn: id, row, position, C).
 #pragma once
 #include "autosample/common.h"
+#include "autosample/errors.h"
 
 namespace autosample {
 
-// True when row r of a CSR matrix with R rows and nnz entries has a valid extent:
-// 0 <= indptr[r] <= indptr[r+1] <= nnz, indptr[0] = 0 and indptr[R] = nnz.
-template <typename I>
-AS_HD bool csr_row_valid(const I* indptr, int64_t r, int64_t R, int64_t nnz) {
-  const I lo = indptr[r], hi = indptr[r + 1];
-  if (lo < 0 || lo > hi || hi > nnz) return false;
-  if (r == 0 && lo != 0) return false;
-  if (r == R - 1 && hi != nnz) return false;
-  return true;
+// The error of row r's extent in a CSR matrix with R rows and nnz entries, or Err::kNone; v
+// receives the values its message quotes.
+AS_HD Err csr_extent_error(const int64_t* indptr, int64_t r, int64_t R, int64_t nnz, int64_t* v) {
+  const int64_t lo = indptr[r], hi = indptr[r + 1];
+  if (r == 0 && lo != 0) {
+    v[0] = lo;
+    return Err::kCsrStart;
+  }
+  if (r == R - 1 && hi != nnz) {
+    v[0] = R;
+    v[1] = nnz;
+    v[2] = hi;
+    return Err::kCsrEnd;
+  }
+  if (lo < 0 || lo > hi || hi > nnz) {
+    v[0] = r;
+    v[1] = lo;
+    v[2] = hi;
+    v[3] = nnz;
+    return Err::kCsrRowSpan;
+  }
+  return Err::kNone;
+}
+
+// True when row r's extent is valid (csr_extent_error finds nothing).
+AS_HD bool csr_row_valid(const int64_t* indptr, int64_t r, int64_t R, int64_t nnz) {
+  const int64_t lo = indptr[r], hi = indptr[r + 1];
+  return lo >= 0 && lo <= hi && hi <= nnz && (r != 0 || lo == 0) && (r != R - 1 || hi == nnz);
 }
 
 // True when a column id lies in [0, C).
