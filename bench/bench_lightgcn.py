@@ -6,7 +6,8 @@ d = 64, Xavier init, Adam 1e-3, batch 2048, L2 5e-5, BPR, RNS); the only differe
 (torch.sparse.mm on COO + torch.stack(...).mean(0), the research code's path). Timed
 interleaved in one run (bench/interleave.py), correctness checked first:
 
-  * one training step on beauty (propagation, RNS negatives, BPR + L2, backward, Adam);
+  * one training step on beauty (the goal's case) and lastfm (propagation, RNS negatives,
+    BPR + L2, backward, Adam);
   * a whole 100-epoch lastfm run of the DENS protocol (test every 5 epochs, no early stopping,
     checkpoints at the default cadence), as ``python -m autosample_ext.train --protocol dens
     --data lastfm --sampler rns --epochs 100 --patience 0`` does it.
@@ -63,8 +64,9 @@ def dens_trainer(data, propagation: str):
     return Trainer(data, model, SamplerObjective(sampler, l2=cfg.l2), cfg.train_config(0))
 
 
-def test_lightgcn_rns_step_beauty(benchmark):
-    data = dataset("beauty")
+@pytest.mark.parametrize("name", ["beauty", "lastfm"])
+def test_lightgcn_rns_step(benchmark, name):
+    data = dataset(name)
     trainers = {side: dens_trainer(data, p) for side, p in SIDES.items()}
     users, items = trainers["autosample"].train_users[:2048], trainers["autosample"].train_items[:2048]
     for t in trainers.values():  # one step each from the same weights: same loss, same update
@@ -82,7 +84,7 @@ def test_lightgcn_rns_step_beauty(benchmark):
         return run
 
     bench = Interleaved({side: stepper(t) for side, t in trainers.items()})
-    benchmark.group = f"LightGCN RNS training step beauty threads={THREADS}"
+    benchmark.group = f"LightGCN RNS training step {name} threads={THREADS}"
     benchmark.pedantic(bench.round, rounds=12, iterations=1, warmup_rounds=1)
     info = bench.record(benchmark, batch=2048)
     print(f"\n{benchmark.group}: {info}")
