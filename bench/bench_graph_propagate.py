@@ -23,8 +23,6 @@ Threads: AUTOSAMPLE_BENCH_THREADS (default 1). Data: $AUTOSAMPLE_DATA_DIR (../sh
 from __future__ import annotations
 
 import functools
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -32,31 +30,19 @@ import torch
 from autosample_ext import ops
 from autosample_ext.ops import reference as ref
 
-from interleave import Interleaved
+from interleave import THREADS, Interleaved, bench_threads, need_dataset  # noqa: F401
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("AUTOSAMPLE_DATA_DIR", ROOT.parent / "shared" / "data"))
 DATASETS = ["lastfm", "beauty", "ml-1m"]
 D, K = 64, 3
 ROUNDS = {"lastfm": 30, "beauty": 15, "ml-1m": 5}
-THREADS = int(os.environ.get("AUTOSAMPLE_BENCH_THREADS", "1"))
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("bench_threads")
 
 
 @functools.cache
 def graph(name: str):
-    if not (DATA / name / "train.txt").is_file():
-        pytest.skip(f"{name} not found under {DATA} (set AUTOSAMPLE_DATA_DIR)")
     from autosample_ext.data import load
 
-    data = load(DATA / name, split="given")
+    data = load(need_dataset(name), split="given")
     coo = data.norm_adj.to(torch.float32)
     csr = ops.csr_from_coo(coo)
     gen = torch.Generator().manual_seed(0)

@@ -19,7 +19,6 @@ Threads: AUTOSAMPLE_BENCH_THREADS (default 1). Data: $AUTOSAMPLE_DATA_DIR (../sh
 from __future__ import annotations
 
 import functools
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -27,29 +26,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from interleave import Interleaved
+from interleave import DATA, THREADS, Interleaved, bench_threads, need_dataset  # noqa: F401
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("AUTOSAMPLE_DATA_DIR", ROOT.parent / "shared" / "data"))
-THREADS = int(os.environ.get("AUTOSAMPLE_BENCH_THREADS", "1"))
 SIDES = {"autosample": "ops", "reference_path": "reference"}
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("bench_threads")
 
 
 @functools.cache
 def dataset(name: str):
-    if not (DATA / name / "train.txt").is_file():
-        pytest.skip(f"{name} not found under {DATA} (set AUTOSAMPLE_DATA_DIR)")
     from autosample_ext.data import load
 
-    return load(DATA / name, split="given")
+    return load(need_dataset(name), split="given")
 
 
 def dens_trainer(data, propagation: str):

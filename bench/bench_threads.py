@@ -14,12 +14,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("AUTOSAMPLE_DATA_DIR", ROOT.parent / "shared" / "data"))
+from interleave import DATA, ROOT, need_dataset
+
 STEPS = {"lastfm": 40, "beauty": 12, "ml-1m": 4}
 
 CHILD = r"""
@@ -52,8 +51,7 @@ def child(name: str, threads: int) -> dict[str, float]:
 
 @pytest.mark.parametrize("name", list(STEPS))
 def test_one_vs_two_threads(benchmark, name):
-    if not (DATA / name / "train.txt").is_file():
-        pytest.skip(f"{name} not found under {DATA}")
+    need_dataset(name)
     runs: dict[int, list[dict[str, float]]] = {1: [], 2: []}
 
     def pair(state={"i": 0}):  # noqa: B006 - A B then B A

@@ -1,11 +1,38 @@
 """Side-by-side timing for the graph benchmarks: every side runs once per round, in the order
 A B C ... then reversed (A B B A), so drifting load on a shared machine hits all sides alike.
-Ratios are medians of the same run: baseline median / ours median."""
+Ratios are medians of the same run: baseline median / ours median. Also the settings the graph
+benchmarks share: the data folder and their thread count."""
 from __future__ import annotations
 
+import os
 import statistics
 import time
+from pathlib import Path
 from typing import Callable
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("AUTOSAMPLE_DATA_DIR", ROOT.parent / "shared" / "data"))
+# The issues' goals are at one thread; AUTOSAMPLE_BENCH_THREADS=2 for the other measurement.
+THREADS = int(os.environ.get("AUTOSAMPLE_BENCH_THREADS", "1"))
+
+
+@pytest.fixture
+def bench_threads():
+    """Runs the benchmark with THREADS threads (bench/conftest.py sets 2 for the others)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    yield THREADS
+    torch.set_num_threads(previous)
+
+
+def need_dataset(name: str) -> Path:
+    """The folder of a shared dataset, or skip the benchmark when it is missing."""
+    if not (DATA / name / "train.txt").is_file():
+        pytest.skip(f"{name} not found under {DATA} (set AUTOSAMPLE_DATA_DIR)")
+    return DATA / name
 
 
 class Interleaved:
