@@ -9,7 +9,7 @@
 
 #include <vector>
 
-#include "autosample/csr_checks.h"
+#include "autosample/spmm_checks.h"
 #include "autosample/spmm.cuh"
 
 namespace autosample {

@@ -5,7 +5,7 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
-#include "autosample/csr_checks.h"
+#include "autosample/spmm_checks.h"
 #include "autosample/spmm.cuh"
 
 namespace autosample {
