@@ -81,13 +81,19 @@ class GraphRecommender(Recommender):
 
     def layer_embeddings(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         layers = self._layers()
-        users = [t[: self.num_users] for t in layers]
-        items = [t[self.num_users:] for t in layers]
+        parts = [self._split(t) for t in layers]
+        users = [u for u, _ in parts]
+        items = [i for _, i in parts]
         return users, items
 
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
-        final = self.pool(self._layers())
-        return final[: self.num_users], final[self.num_users:]
+        return self._split(self.pool(self._layers()))
+
+    def _split(self, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Users' and items' rows of a node table; split's backward is one concatenation of the
+        two gradients, where two slices would each zero-fill a full node table."""
+        users, items = nodes.split([self.num_users, self.num_items])
+        return users, items
 
 
 class LightGCN(GraphRecommender):
@@ -117,8 +123,8 @@ class LightGCN(GraphRecommender):
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.propagation != "ops":
             return super().propagate()
-        final = ops.graph_propagate(*self._csr(), self._ego(), self.num_layers, symmetric=True)
-        return final[: self.num_users], final[self.num_users:]
+        return self._split(ops.graph_propagate(*self._csr(), self._ego(), self.num_layers,
+                                               symmetric=True))
 
     def _layers(self) -> list[torch.Tensor]:
         layers = [self._ego()]
