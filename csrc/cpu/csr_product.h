@@ -38,7 +38,7 @@ __attribute__((always_inline)) inline bool row_product(const int64_t* __restrict
     if (!csr_column_valid(j, C)) return false;
     const T v = values[e];
     const T* __restrict__ xr = x + j * d;
-    for (int64_t c = 0; c < d; ++c) sum[c] = sum[c] + v * xr[c];
+    for (int64_t c = 0; c < d; ++c) sum[c] = csr_axpy(sum[c], v, xr[c]);
   }
   if (D > 0)
     for (int64_t c = 0; c < d; ++c) out[c] = acc[c];

@@ -61,11 +61,7 @@ at::Tensor graph_propagate_cpu(const at::Tensor& indptr_in, const at::Tensor& in
         if (!row_product(ix, v, lo, hi, prev, N, d, s)) return false;
         const scalar_t* a = acc_in + r * d;
         scalar_t* out_r = o + r * d;
-        if (last) {
-          for (int64_t c = 0; c < d; ++c) out_r[c] = (a[c] + s[c]) / count;
-        } else {
-          for (int64_t c = 0; c < d; ++c) out_r[c] = a[c] + s[c];
-        }
+        for (int64_t c = 0; c < d; ++c) out_r[c] = layer_mean_step(a[c], s[c], last, count);
         return true;
       });
       prev = layer;

@@ -5,8 +5,8 @@
 // T when x's rows allow 16-byte loads, else 1; G the smallest that covers d / W, so d = 64 float
 // takes 16 lanes with float4 loads: two rows per warp). The row's entries are read G at a time
 // (lane t loads entry base + t, coalesced) and broadcast with shuffles; every lane then adds
-// v * x[j, its columns] for the entries in storage order with __fmul_rn / __fadd_rn, which are
-// the CPU kernel's bits.
+// v * x[j, its columns] for the entries in storage order (spmm.h's csr_axpy and
+// layer_mean_step: the CPU kernel's bits).
 //
 // Value errors (spmm.h's order, errors.h's messages), reported asynchronously through the call's
 // ErrorSink (cuda_utils.cuh) with the row as ordering index: a row with an invalid extent reports
@@ -15,14 +15,10 @@
 // skipped. Nothing is read out of bounds.
 #pragma once
 #include "autosample/cuda_utils.cuh"
-#include "autosample/scoring.cuh"
 #include "autosample/spmm.h"
 
 namespace autosample {
 namespace cuda {
-
-__device__ __forceinline__ float div_rn(float a, float b) { return __fdiv_rn(a, b); }
-__device__ __forceinline__ double div_rn(double a, double b) { return __ddiv_rn(a, b); }
 
 // What a row tile does with its sums (MEAN = false: out = the product). graph_propagate's layer
 // k: layer (when not null) = the product X_k; acc_out = acc_in + X_k, divided by count when last.
@@ -121,7 +117,7 @@ __global__ void csr_rows_kernel(const int64_t* __restrict__ indptr,
         T xv[W];
         load_w<T, W>(x + jq * d + c, xv);
 #pragma unroll
-        for (int w = 0; w < W; ++w) acc[w] = add_rn(acc[w], mul_rn(vq, xv[w]));
+        for (int w = 0; w < W; ++w) acc[w] = csr_axpy(acc[w], vq, xv[w]);
       }
     }
     if (!active) continue;
@@ -131,10 +127,7 @@ __global__ void csr_rows_kernel(const int64_t* __restrict__ indptr,
       T a[W];
       load_w<T, W, false>(mean.acc_in + at, a);  // acc_in may be acc_out
 #pragma unroll
-      for (int w = 0; w < W; ++w) {
-        a[w] = add_rn(a[w], acc[w]);
-        if (mean.last) a[w] = div_rn(a[w], mean.count);
-      }
+      for (int w = 0; w < W; ++w) a[w] = layer_mean_step(a[w], acc[w], mean.last, mean.count);
       store_w<T, W>(mean.acc_out + at, a);
     } else {
       store_w<T, W>(out + at, acc);

@@ -6,10 +6,10 @@
 //
 // Summation order (both devices, so CPU and CUDA give the same bits): for every column c,
 //   out[r, c] = (...((0 + v_0 * x[j_0, c]) + v_1 * x[j_1, c]) + ...) + v_{n-1} * x[j_{n-1}, c]
-// over the entries of row r in storage order, with a separate multiply and add (no FMA
-// contraction: -ffp-contract=off on the host, __fmul_rn / __fadd_rn on the device).
+// over the entries of row r in storage order, the product rounded before the sum (csr_axpy).
 // graph_propagate's mean of layers X_0 = x, X_k = A X_{k-1}:
-//   out = (((X_0 + X_1) + X_2) + ... + X_K) / (K + 1), added left to right, one division.
+//   out = (((X_0 + X_1) + X_2) + ... + X_K) / (K + 1), added left to right, one division
+// (layer_mean_step).
 //
 // Value errors (messages: errors.h), the same on both devices: the smallest row with an error;
 // within it, its extent first (csr_extent_error: indptr[0] = 0, indptr[R] = nnz, then
@@ -49,6 +49,43 @@ AS_HD Err csr_extent_error(const int64_t* indptr, int64_t r, int64_t R, int64_t 
 AS_HD bool csr_row_valid(const int64_t* indptr, int64_t r, int64_t R, int64_t nnz) {
   const int64_t lo = indptr[r], hi = indptr[r + 1];
   return lo >= 0 && lo <= hi && hi <= nnz && (r != 0 || lo == 0) && (r != R - 1 || hi == nnz);
+}
+
+// acc + v * x with the product rounded before the sum, on both devices (nvcc would otherwise
+// contract it into an FMA; the host build has no FMA contraction).
+AS_HD float csr_axpy(float acc, float v, float x) {
+#ifdef __CUDA_ARCH__
+  return __fadd_rn(acc, __fmul_rn(v, x));
+#else
+  return acc + v * x;
+#endif
+}
+AS_HD double csr_axpy(double acc, double v, double x) {
+#ifdef __CUDA_ARCH__
+  return __dadd_rn(acc, __dmul_rn(v, x));
+#else
+  return acc + v * x;
+#endif
+}
+
+// graph_propagate's running sum after layer k: sum + layer, divided by count = K + 1 when k = K.
+AS_HD float layer_mean_step(float sum, float layer, bool last, float count) {
+#ifdef __CUDA_ARCH__
+  const float s = __fadd_rn(sum, layer);
+  return last ? __fdiv_rn(s, count) : s;
+#else
+  const float s = sum + layer;
+  return last ? s / count : s;
+#endif
+}
+AS_HD double layer_mean_step(double sum, double layer, bool last, double count) {
+#ifdef __CUDA_ARCH__
+  const double s = __dadd_rn(sum, layer);
+  return last ? __ddiv_rn(s, count) : s;
+#else
+  const double s = sum + layer;
+  return last ? s / count : s;
+#endif
 }
 
 // True when a column id lies in [0, C).
