@@ -83,8 +83,8 @@ def _check_split(text: str) -> str:
 
 def check_more_args(ns: argparse.Namespace, given: dict[str, Any]) -> None:
     """Values argparse cannot check: --threads, --format, --split, --valid-fraction."""
-    if "threads" in ns and ns.threads < 0:
-        raise CLIError(f"--threads: must be >= 0 (0: torch's default), got {ns.threads}")
+    if "threads" in ns and ns.threads < 1:
+        raise CLIError(f"--threads: must be >= 1, got {ns.threads}")
     if "format" in given:
         try:
             canonical_format(given["format"])
@@ -261,11 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("system")
     g.add_argument("--device", help="cpu or cuda[:index] [default: cpu]")
     g.add_argument("--threads", type=int, metavar="N",
-                   help="CPU threads of the process (torch.set_num_threads); 0: torch's default, "
-                        "one per core. Default 1: on a shared machine a second thread waits for a "
-                        "busy core (measured on a loaded 2-core machine: LightGCN steps 5-38x "
-                        "slower with 2 threads); give the number of idle cores on a dedicated "
-                        f"machine [default: {DEFAULT_THREADS}]")
+                   help="CPU threads of the process, >= 1 (torch.set_num_threads). Default 1: on a "
+                        "shared machine a second thread waits for a busy core (measured on a "
+                        "loaded 2-core machine: LightGCN steps 2-37x slower with 2 threads); give "
+                        f"the number of idle cores on a dedicated machine [default: {DEFAULT_THREADS}]")
     g.add_argument("--out", metavar="DIR",
                    help="run directory [default: runs/<mode>-<date>-<time>]")
     g.add_argument("--checkpoint-every", type=int, metavar="N",
@@ -414,9 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = cfg.resolved()
     out = Path(cfg.out) if cfg.out is not None else default_out_dir(cfg)
     cfg = dataclasses.replace(cfg, out=str(out.resolve()))
-    threads = getattr(ns, "threads", DEFAULT_THREADS)
-    if threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(getattr(ns, "threads", DEFAULT_THREADS))
     log.debug("using %d CPU thread(s)", torch.get_num_threads())
     stop = StopFlag()
     previous = _install_signal_handlers(stop)

@@ -129,7 +129,7 @@ def test_cli_options_of_the_fixed_costs(capsys, tmp_path, tiny):
                                       main, resume_config)
 
     assert DEFAULT_THREADS == 1
-    for argv, needle in ((["--threads", "-1"], "--threads: must be >= 0"),
+    for argv, needle in ((["--threads", "0"], "--threads: must be >= 1"),
                          (["--checkpoint-every", "-1"], "--checkpoint-every: must be >= 0")):
         assert main(argv) == 2
         assert needle in capsys.readouterr().err
