@@ -41,10 +41,11 @@ SCENARIOS: dict[str, tuple[str, tuple[str, ...], str]] = {
 EPOCHS, BATCH, DIM = 2, 48, 8
 KS = (5, 20)
 #: the CLI run every mode goes through (AutoSample + retrain, SH, grid, budget singles)
-CLI_ARGS = ["--compare", "--search-space", "rns,srns", "--epochs", "3", "--sh-first-rung", "1",
+CLI_ARGS = ["--compare", "--search-space", "rns,srns", "--epochs", "2", "--sh-first-rung", "1",
             "--dim", "8", "--batch-size", "64", "--no-progress", "--threads", "1",
             "--dist-timeout", "60"]
-KILL_AT_STEP = 40
+#: 12 steps per epoch: search 1-24, retrain 25-48, the race's first rung 49-72, then its survivor(s)
+KILL_AT_STEP = 76
 
 
 def train_config(epochs: int = EPOCHS) -> TrainConfig:

@@ -254,7 +254,8 @@ class SuccessiveHalving:
                 self.trainer(name).train_until(epochs)
             c0, t0 = time.process_time(), time.perf_counter()
             decision = self._decide(self.rungs_done, epochs)
-            self.decision_cpu += time.process_time() - c0
+            # CPU time of every process (distributed), as the trainers count theirs
+            self.decision_cpu += self.dist.sum_floats([time.process_time() - c0], "rung end")[0]
             self.decision_wall += time.perf_counter() - t0
             self.decisions.append(decision)
             self.survivors = list(decision.kept)

@@ -491,7 +491,8 @@ class GradientReducer:
     (MF's embedding tables), exchanged as rows when that moves fewer bytes.
 
     ``bytes_sent`` counts, per exchange kind (``"dense"``, ``"rows"``), the bytes one rank
-    contributed over the steps reduced (for benchmarks).
+    contributed over the ``steps`` reduced, ``seconds`` the wall time spent reducing (waiting
+    for the slowest rank included); for benchmarks.
     """
 
     #: params smaller than this (elements) are reduced together in one flat buffer
@@ -505,6 +506,7 @@ class GradientReducer:
         self.row_used = [id(p) in ids and p.dim() == 2 for p in self.params]
         self.bytes_sent = {"dense": 0, "rows": 0}
         self.steps = 0
+        self.seconds = 0.0
 
     def step(self, loss: torch.Tensor | None, units: int, rows: int, stop: bool
              ) -> tuple[torch.Tensor, bool]:
@@ -526,6 +528,7 @@ class GradientReducer:
         stop) over the ranks."""
         dist, params = self.dist, self.params
         device = params[0].device
+        t0 = time.perf_counter()
         grads = [p.grad for p in params]
         row_idx = [i for i, used in enumerate(self.row_used) if used]
         touched: dict[int, torch.Tensor] = {}
@@ -564,8 +567,10 @@ class GradientReducer:
                 p.grad = None
             elif p.grad is not None:
                 p.grad.div_(units_total)
+        stop_any = bool(total[2] > 0)
         self.steps += 1
-        return units_total, total[1], bool(total[2] > 0)
+        self.seconds += time.perf_counter() - t0
+        return units_total, total[1], stop_any
 
     def _dense(self, idx: list[int], grads: list[torch.Tensor | None]) -> None:
         """All-reduce (sum) the gradients ``idx``; small ones in one flat buffer."""
