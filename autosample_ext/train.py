@@ -463,7 +463,7 @@ def main(argv: Sequence[str] | None = None, *,
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-    shutdown(dist)
+        shutdown(dist)   # also after errors: a process group left to the interpreter's exit can abort it
     if dist.is_main:
         print(summary_text(summary))
     return EXIT_OK

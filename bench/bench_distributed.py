@@ -65,7 +65,7 @@ def worker(args: argparse.Namespace) -> None:
     from autosample_ext.models import build_model
     from autosample_ext.samplers import build_sampler
     from autosample_ext.training import SamplerObjective, TrainConfig, Trainer, TrainingInterrupted
-    from autosample_ext.training.distributed import init_from_env
+    from autosample_ext.training.distributed import init_from_env, shutdown
     from autosample_ext.training.evaluate import evaluate_model
 
     torch.set_num_threads(args.threads)
@@ -108,6 +108,40 @@ def worker(args: argparse.Namespace) -> None:
               "bytes_per_step": {k: v / max(1, trainer.reducer.steps) for k, v in exchange.items()}
               if trainer.reducer else {}}
     print("RESULT " + json.dumps(report), flush=True)
+    shutdown(dist)
+
+
+def exchange_worker(args: argparse.Namespace) -> None:
+    """One rank of the exchange micro-benchmark: a ``[users, 64]`` table whose gradient has
+    ``rows`` non-zero rows (a step's batch), reduced densely and as rows, interleaved."""
+    from autosample_ext.training.distributed import init_from_env, shutdown
+    from autosample_ext.training.reducer import GradientReducer
+
+    torch.set_num_threads(1)
+    dist = init_from_env(timeout_s=600)
+    gen = torch.Generator().manual_seed(dist.rank)
+    table = torch.zeros(args.users, 64, requires_grad=True)
+    touched = torch.randperm(args.users, generator=gen)[:args.rows]
+    grad = torch.zeros(args.users, 64)
+    grad[touched] = torch.randn(args.rows, 64, generator=gen)
+    out: dict[str, Any] = {"rank": dist.rank, "users": args.users, "touched": args.rows}
+    for mode in ("dense", "rows", "rows", "dense"):
+        dist.grad_exchange = mode
+        reducer = GradientReducer(dist, [table], [table])
+        wall = cpu = 0.0
+        for i in range(3 + args.steps):
+            table.grad = grad.clone()
+            dist.barrier()
+            c0, t0 = time.process_time(), time.perf_counter()
+            reducer.reduce(1, torch.zeros((), dtype=torch.float64), False)
+            if i >= 3:
+                wall += time.perf_counter() - t0
+                cpu += time.process_time() - c0
+        runs = out.setdefault(mode, [])
+        runs.append({"wall_ms": wall / args.steps * 1e3, "cpu_ms": cpu / args.steps * 1e3,
+                     "kb_sent": sum(reducer.bytes_sent.values()) / reducer.steps / 1024})
+    print("RESULT " + json.dumps(out), flush=True)
+    shutdown(dist)
 
 
 def _free_port() -> int:
@@ -117,12 +151,12 @@ def _free_port() -> int:
 
 
 def launch(model: str, sampler: str, warmup: int, steps: int, procs: int, threads: int,
-           device: str = "cpu") -> list[dict[str, Any]]:
+           device: str = "cpu", cmd: list[str] | None = None) -> list[dict[str, Any]]:
     """One side: ``procs`` processes (torchrun's environment) -> every rank's report."""
     port = str(_free_port())
-    cmd = [sys.executable, str(Path(__file__).resolve()), "worker", "--model", model,
-           "--sampler", sampler, "--warmup", str(warmup), "--steps", str(steps),
-           "--threads", str(threads), "--device", device]
+    cmd = cmd or [sys.executable, str(Path(__file__).resolve()), "worker", "--model", model,
+                  "--sampler", sampler, "--warmup", str(warmup), "--steps", str(steps),
+                  "--threads", str(threads), "--device", device]
     running = []
     for r in range(procs):
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
@@ -155,6 +189,31 @@ def run_all(device: str = "cpu", repeats: int = 1) -> dict[str, Any]:
         results["cases"][case] = runs
     results["load_after"] = os.getloadavg()
     return results
+
+
+def run_exchange(sizes: tuple[tuple[int, int], ...] = ((6040, 1100), (192_403, 2048),
+                                                      (1_000_000, 2048)), steps: int = 10
+                 ) -> list[dict[str, Any]]:
+    """Dense all-reduce vs rows exchange of one table's gradient, 2 processes, per size
+    ``(users, touched rows per rank)``: ml-1m's user table, Amazon electronics' (the papers'
+    largest), a million users."""
+    out = []
+    for users, rows in sizes:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "exchange", "--users", str(users),
+               "--rows", str(rows), "--steps", str(steps)]
+        out.append(launch("", "", 0, 0, 2, 1, cmd=cmd)[0])
+    return out
+
+
+def exchange_table(results: list[dict[str, Any]]) -> str:
+    lines = ["| table rows | touched rows per rank | dense all-reduce ms (CPU ms) | rows exchange ms "
+             "(CPU ms) | KB sent per rank, dense / rows |", "|---|---|---|---|---|"]
+    for r in results:
+        d, w = (_median([x["wall_ms"] for x in r[m]]) for m in ("dense", "rows"))
+        dc, wc = (_median([x["cpu_ms"] for x in r[m]]) for m in ("dense", "rows"))
+        lines.append(f"| {r['users']:,} | {r['touched']:,} | {d:.1f} ({dc:.1f}) | {w:.1f} ({wc:.1f}) | "
+                     f"{r['dense'][0]['kb_sent']:,.0f} / {r['rows'][0]['kb_sent']:,.0f} |")
+    return "\n".join(lines)
 
 
 def _median(values: list[float]) -> float:
@@ -212,6 +271,17 @@ def test_throughput_and_memory_cpu(ml1m_present):
     print("\n" + table(results))
 
 
+def test_gradient_exchange_rows_vs_dense():
+    results = run_exchange()
+    for r in results:
+        assert r["rows"][0]["kb_sent"] < r["dense"][0]["kb_sent"] or r["users"] < 10_000
+    path = ROOT / "bench" / "results" / "distributed_exchange_cpu"
+    path.with_suffix(".json").write_text(json.dumps({"load": os.getloadavg(), "results": results},
+                                                    indent=1) + "\n")
+    path.with_suffix(".md").write_text(exchange_table(results) + "\n")
+    print("\n" + exchange_table(results))
+
+
 @pytest.mark.cuda
 def test_throughput_gpu(ml1m_present):
     import autosample_ext
@@ -235,6 +305,11 @@ def main() -> None:
     w.add_argument("--steps", type=int, required=True)
     w.add_argument("--threads", type=int, default=1)
     w.add_argument("--device", default="cpu")
+    e = sub.add_parser("exchange")
+    e.add_argument("--users", type=int, required=True)
+    e.add_argument("--rows", type=int, required=True)
+    e.add_argument("--steps", type=int, default=10)
+    sub.add_parser("run-exchange")
     r = sub.add_parser("run")
     r.add_argument("--device", default="cpu")
     r.add_argument("--repeats", type=int, default=1)
@@ -242,6 +317,13 @@ def main() -> None:
     args = p.parse_args()
     if args.what == "worker":
         worker(args)
+        return
+    if args.what == "exchange":
+        exchange_worker(args)
+        return
+    if args.what == "run-exchange":
+        results = run_exchange()
+        print(exchange_table(results))
         return
     results = run_all(args.device, args.repeats)
     _save(results, Path(args.out) if args.out else ROOT / "bench" / "results" / f"distributed_{args.device}")

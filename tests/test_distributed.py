@@ -32,7 +32,8 @@ from autosample_ext.samplers.gdns import GDNSGroups, GDNSOptions
 from autosample_ext.search.autosample import AutoSampleObjective
 from autosample_ext.train import main
 from autosample_ext.training import SamplerObjective, Trainer, epoch_permutation
-from autosample_ext.training.distributed import DistContext, GradientReducer, check_world_size
+from autosample_ext.training.distributed import DistContext, check_world_size
+from autosample_ext.training.reducer import GradientReducer
 from faultdata import skewed_lines
 
 import dist_worker as W

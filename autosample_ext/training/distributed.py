@@ -53,25 +53,21 @@ from __future__ import annotations
 import logging
 import os
 import re
-import socket
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 import torch
 import torch.distributed as tdist
 
 from autosample_ext.samplers.base import UserShard
-from autosample_ext.training.checkpoint import CheckpointError, load_checkpoint
+from autosample_ext.training import failures
 
 log = logging.getLogger(__name__)
 
 #: default timeout of every collective, seconds (``--dist-timeout``)
 DEFAULT_TIMEOUT_S = 600.0
-_STORE_PREFIX = "autosample_ext"
 T = TypeVar("T")
 
 
@@ -97,19 +93,6 @@ def check_world_size(saved: int, current: int, where: str, hint: str = "") -> No
         f"{saved}); this job has {current}. A distributed run continues only with the same "
         f"number of processes (each rank's share of the batches, its sampler streams and its "
         f"users' sampler state depend on it): resume it with {hint or launch} --resume")
-
-
-def _process_gone(pid: int) -> bool:
-    """True when ``pid`` is not a running process of this host (gone, or a zombie)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except FileNotFoundError:
-        return True
-    except (OSError, IndexError):
-        from autosample_ext.experiment.lock import pid_alive  # pragma: no cover - no /proc
-
-        return not pid_alive(pid)
 
 
 @dataclass
@@ -196,64 +179,19 @@ class DistContext:
             return self._device_group
         return None  # the default (gloo) group
 
-    # -- failures ------------------------------------------------------------------------------
-
-    @staticmethod
-    def _store() -> Any:
-        try:
-            return tdist.distributed_c10d._get_default_store()
-        except Exception:  # noqa: BLE001 - private API; the report is best effort
-            return None
+    # -- failures (training/failures.py) -----------------------------------------------------
 
     def _register(self) -> None:
-        store = self._store()
-        if store is None:
-            return
-        try:
-            store.set(f"{_STORE_PREFIX}/proc/{self.rank}", f"{socket.gethostname()} {os.getpid()}")
-            store.delete_key(f"{_STORE_PREFIX}/failed/{self.rank}")
-        except Exception:  # noqa: BLE001
-            pass
+        failures.register(self.rank)
 
     def report_failure(self, message: str) -> None:
         """Record this rank's error where the other ranks look when their collectives fail."""
-        if not self.distributed:
-            return
-        store = self._store()
-        try:
-            if store is not None:
-                store.set(f"{_STORE_PREFIX}/failed/{self.rank}", message[:800])
-        except Exception:  # noqa: BLE001
-            pass
+        if self.distributed:
+            failures.report(self.rank, message)
 
     def peer_report(self, wait_s: float = 3.0) -> str:
-        """Which other ranks failed or are gone, as far as this process can tell; waits up to
-        ``wait_s`` for a dying process to finish exiting (its sockets close before it does)."""
-        store = self._store()
-        if store is None:
-            return ""
-        host = socket.gethostname()
-        deadline = time.monotonic() + wait_s
-        while True:
-            notes: list[str] = []
-            for r in range(self.world_size):
-                if r == self.rank:
-                    continue
-                try:
-                    key = f"{_STORE_PREFIX}/failed/{r}"
-                    if store.check([key]):
-                        notes.append(f"rank {r} failed: {store.get(key).decode(errors='replace')}")
-                        continue
-                    key = f"{_STORE_PREFIX}/proc/{r}"
-                    if store.check([key]):
-                        their_host, pid = store.get(key).decode().rsplit(" ", 1)
-                        if their_host == host and _process_gone(int(pid)):
-                            notes.append(f"rank {r} (pid {pid}) is no longer running")
-                except Exception:  # noqa: BLE001 - the store went with a dead rank 0
-                    return "; ".join(notes)
-            if notes or time.monotonic() >= deadline:
-                return "; ".join(notes)
-            time.sleep(0.1)
+        """Which other ranks failed or are gone, as far as this process can tell."""
+        return failures.peer_report(self.rank, self.world_size, wait_s)
 
     @contextmanager
     def _guard(self, what: str) -> Iterator[None]:
@@ -401,46 +339,11 @@ class DistContext:
                              f"rank {bad[0]} has {values[bad[0]]}; every node must see the same "
                              f"files at the same paths")
 
-    # -- checkpoints ---------------------------------------------------------------------------
-
     def load_checkpoint(self, path: str | os.PathLike) -> dict[str, Any] | None:
-        """The checkpoint at ``path`` as this rank needs it, or None when there is none.
+        """:func:`~autosample_ext.training.checkpoint.load_for_rank` of ``path`` for this rank."""
+        from autosample_ext.training.checkpoint import load_for_rank
 
-        Rank 0 reads the file (:func:`~autosample_ext.training.checkpoint.load_checkpoint`,
-        ``weights_only``); the replicated part goes to every rank and each other rank receives
-        its own ``rank_states`` entry, merged into the top level (``objective``, ``rng``, ...).
-        """
-        path = Path(path)
-
-        def read() -> tuple[dict[str, Any] | None, list[Any] | None]:
-            if not path.is_file():
-                return None, None
-            state = load_checkpoint(path)
-            return state, state.pop("rank_states", None)
-
-        if not self.distributed:
-            state, parts = read()
-            if state is not None and parts:
-                check_world_size(int(state.get("world_size", 1)), 1, f"checkpoint {path}")
-            return state
-        state, parts = self.on_main(read, f"reading {path.name}") or (None, None)
-        header = (None if state is None else int(state.get("world_size", 1)),
-                  parts is not None) if self.is_main else None
-        saved_world, has_parts = self.broadcast_object(header, f"reading {path.name}")
-        if saved_world is None:
-            return None
-        if has_parts:
-            check_world_size(saved_world, self.world_size, f"checkpoint {path}")
-            if self.is_main and len(parts) != self.world_size - 1:
-                raise CheckpointError(f"checkpoint {path} holds {len(parts) + 1} ranks' states "
-                                      f"for world_size {saved_world}; it was not loaded")
-        state = self.broadcast_object(state, f"sending {path.name}")
-        if has_parts:
-            mine = self.scatter_object([None, *parts] if self.is_main else None,
-                                       f"sending each rank its part of {path.name}")
-            if not self.is_main:
-                state = {**state, **mine}
-        return state
+        return load_for_rank(path, self)
 
 
 def _raise_if(problem: str) -> None:
@@ -480,139 +383,10 @@ def current_context(timeout_s: float = DEFAULT_TIMEOUT_S) -> DistContext:
 
 
 def shutdown(ctx: DistContext) -> None:
-    """Destroy the process group after a run that ended normally."""
+    """Destroy the process group (at the end of a run, also a failed one: a group left to the
+    interpreter's exit can abort the process). Errors of a group whose peers died are ignored."""
     if ctx.distributed and tdist.is_initialized():
-        tdist.destroy_process_group()
-
-
-class GradientReducer:
-    """Sums the gradients of ``params`` over the ranks weighted by each rank's units and divides
-    by the total (module docstring, "Gradients"). ``row_params``: the parameters used by rows
-    (MF's embedding tables), exchanged as rows when that moves fewer bytes.
-
-    ``bytes_sent`` counts, per exchange kind (``"dense"``, ``"rows"``), the bytes one rank
-    contributed over the ``steps`` reduced, ``seconds`` the wall time spent reducing (waiting
-    for the slowest rank included); for benchmarks.
-    """
-
-    #: params smaller than this (elements) are reduced together in one flat buffer
-    SMALL = 1 << 20
-
-    def __init__(self, dist: DistContext, params: list[torch.Tensor],
-                 row_params: list[torch.Tensor] = ()) -> None:
-        self.dist = dist
-        self.params = list(params)
-        ids = {id(p) for p in row_params}
-        self.row_used = [id(p) in ids and p.dim() == 2 for p in self.params]
-        self.bytes_sent = {"dense": 0, "rows": 0}
-        self.steps = 0
-        self.seconds = 0.0
-
-    def step(self, loss: torch.Tensor | None, units: int, rows: int, stop: bool
-             ) -> tuple[torch.Tensor, bool]:
-        """Back-propagate ``units * loss`` (nothing for an empty local batch: ``loss`` None),
-        reduce the gradients, return (the global step loss, any rank asked to stop)."""
-        device = self.params[0].device
-        if loss is None:
-            local = torch.zeros((), dtype=torch.float64, device=device)
-            units = 0
-        else:
-            (loss * units).backward()
-            local = loss.detach().to(torch.float64) * units
-        total_units, total_loss, stop_any = self.reduce(units, local, stop)
-        return total_loss / total_units, stop_any
-
-    def reduce(self, units: int, loss_sum: torch.Tensor, stop: bool
-               ) -> tuple[float, torch.Tensor, bool]:
-        """Reduce the gradients in place; returns (sum of units, sum of ``units * loss``, any
-        stop) over the ranks."""
-        dist, params = self.dist, self.params
-        device = params[0].device
-        t0 = time.perf_counter()
-        grads = [p.grad for p in params]
-        row_idx = [i for i, used in enumerate(self.row_used) if used]
-        touched: dict[int, torch.Tensor] = {}
-        if dist.grad_exchange != "dense":
-            for i in row_idx:
-                g = grads[i]
-                touched[i] = (torch.nonzero((g != 0).any(dim=1)).squeeze(1) if g is not None
-                              else torch.zeros(0, dtype=torch.int64, device=device))
-        head = torch.tensor([float(units), 1.0 if stop else 0.0]
-                            + [1.0 if g is not None else 0.0 for g in grads]
-                            + [float(touched[i].numel()) for i in touched],
-                            dtype=torch.float64, device=device)
-        head = torch.cat([head[:1], loss_sum.reshape(1).to(torch.float64), head[1:]])
-        n_params = len(params)
-        by_rows: dict[int, list[int]] = {}
-        if touched:
-            heads = torch.stack(dist.all_gather(head, "exchanging the step's gradient sizes"))
-            total = heads.sum(0)
-            counts = heads[:, 3 + n_params:].to(torch.int64).cpu()      # [R, len(touched)]
-            for j, i in enumerate(touched):
-                per_rank = counts[:, j].tolist()
-                d = params[i].shape[1]
-                cheaper = dist.world_size * max(per_rank) * (d + 2) < params[i].numel()
-                if dist.grad_exchange == "rows" or cheaper:
-                    by_rows[i] = per_rank
-        else:
-            total = dist.all_reduce_(head, "reducing the step's loss")
-        dense = [i for i in range(n_params) if i not in by_rows]
-        self._dense(dense, grads)
-        for i, per_rank in by_rows.items():
-            self._rows(i, grads[i], touched[i], per_rank)
-        units_total = float(total[0])
-        has = total[3:3 + n_params]
-        for i, p in enumerate(params):
-            if float(has[i]) == 0:
-                p.grad = None
-            elif p.grad is not None:
-                p.grad.div_(units_total)
-        stop_any = bool(total[2] > 0)
-        self.steps += 1
-        self.seconds += time.perf_counter() - t0
-        return units_total, total[1], stop_any
-
-    def _dense(self, idx: list[int], grads: list[torch.Tensor | None]) -> None:
-        """All-reduce (sum) the gradients ``idx``; small ones in one flat buffer."""
-        small: list[int] = []
-        for i in idx:
-            p = self.params[i]
-            if grads[i] is None:
-                p.grad = torch.zeros_like(p)
-            if p.numel() >= self.SMALL:
-                self.dist.all_reduce_(p.grad, "all-reduce of the gradients")
-                self.bytes_sent["dense"] += p.grad.numel() * p.grad.element_size()
-            else:
-                small.append(i)
-        for dtype in {self.params[i].grad.dtype for i in small}:
-            group = [self.params[i] for i in small if self.params[i].grad.dtype == dtype]
-            flat = torch.cat([p.grad.reshape(-1) for p in group])
-            self.dist.all_reduce_(flat, "all-reduce of the gradients")
-            self.bytes_sent["dense"] += flat.numel() * flat.element_size()
-            offset = 0
-            for p in group:
-                n = p.numel()
-                p.grad.copy_(flat[offset:offset + n].view_as(p.grad))
-                offset += n
-
-    def _rows(self, i: int, grad: torch.Tensor | None, rows: torch.Tensor,
-              per_rank: list[int]) -> None:
-        """Gather every rank's (row, gradient row) pairs of table ``i`` and sum them into a
-        dense gradient, rank by rank (each rank's rows are distinct: no two additions to one
-        element within a rank, so the sum is the same on every rank and every device)."""
-        p = self.params[i]
-        width = max(per_rank)
-        idx = torch.full((width,), -1, dtype=torch.int64, device=p.device)
-        vals = torch.zeros(width, p.shape[1], dtype=p.dtype, device=p.device)
-        n = rows.numel()
-        if n:
-            idx[:n] = rows
-            vals[:n] = grad[rows]
-        all_idx = self.dist.all_gather(idx, "all-gather of the gradient rows")
-        all_vals = self.dist.all_gather(vals, "all-gather of the gradient rows")
-        self.bytes_sent["rows"] += width * (8 + p.shape[1] * p.element_size())
-        out = torch.zeros_like(p)
-        for r, count in enumerate(per_rank):
-            if count:
-                out.index_add_(0, all_idx[r][:count], all_vals[r][:count])
-        p.grad = out
+        try:
+            tdist.destroy_process_group()
+        except Exception as exc:  # noqa: BLE001 - the process is ending anyway
+            log.debug("destroy_process_group: %s", exc)

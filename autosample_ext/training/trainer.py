@@ -19,6 +19,11 @@ states, alpha logits and optimiser, Gumbel generator), the global RNG states, th
 counters, the running loss of a partial epoch, the best-so-far state and the log so far. Since
 the data order depends only on (seed, epoch) and samplers draw by (seed, step), a resumed run
 ends with exactly the metrics of an uninterrupted one.
+
+In a distributed run (``dist``, :mod:`autosample_ext.training.distributed`) each rank trains
+its users' rows of every global batch, the gradients are reduced over the ranks before the
+optimiser steps, evaluation is sharded by users, and rank 0 writes the checkpoints with every
+rank's own state in them.
 """
 from __future__ import annotations
 
@@ -39,7 +44,8 @@ from autosample_ext.samplers.base import SampleContext
 from autosample_ext.training.checkpoint import (CheckpointError, check_shapes, cpu_state, load_checkpoint,
                                                  save_checkpoint)
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainingInterrupted, TrainResult
-from autosample_ext.training.distributed import DistContext, GradientReducer, check_world_size
+from autosample_ext.training.distributed import DistContext, check_world_size
+from autosample_ext.training.reducer import GradientReducer
 from autosample_ext.training.evaluate import evaluate_model
 from autosample_ext.training.guard import TrainingDiverged, check_divergence
 from autosample_ext.training.objectives import Objective, StepOutput
