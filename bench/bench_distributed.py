@@ -250,10 +250,21 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _save(results: dict[str, Any], stem: Path) -> None:
+def machine() -> str:
+    """One line about where the numbers come from."""
+    return (f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, torch {torch.__version__}, "
+            f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}; "
+            f"machine shared with other jobs (see the load average)")
+
+
+def _save(results: dict[str, Any], stem: Path, title: str = "1 vs 2 processes on ml-1m",
+          text: str | None = None) -> None:
     stem.parent.mkdir(parents=True, exist_ok=True)
+    results = {**results, "machine": machine()}
     stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
-    stem.with_suffix(".md").write_text(table(results) + "\n")
+    body = text if text is not None else table(results)
+    stem.with_suffix(".md").write_text(f"# Distributed training: {title}\n\n{machine()}. "
+                                       f"Produced by bench/bench_distributed.py.\n\n{body}\n")
 
 
 @pytest.fixture(scope="module")
@@ -275,11 +286,10 @@ def test_gradient_exchange_rows_vs_dense():
     results = run_exchange()
     for r in results:
         assert r["rows"][0]["kb_sent"] < r["dense"][0]["kb_sent"] or r["users"] < 10_000
-    path = ROOT / "bench" / "results" / "distributed_exchange_cpu"
-    path.with_suffix(".json").write_text(json.dumps({"load": os.getloadavg(), "results": results},
-                                                    indent=1) + "\n")
-    path.with_suffix(".md").write_text(exchange_table(results) + "\n")
-    print("\n" + exchange_table(results))
+    text = exchange_table(results) + f"\n\nload average after: {os.getloadavg()}"
+    _save({"results": results}, ROOT / "bench" / "results" / "distributed_exchange_cpu",
+          "a table's gradient, dense all-reduce vs rows, 2 processes", text)
+    print("\n" + text)
 
 
 @pytest.mark.cuda
@@ -323,7 +333,10 @@ def main() -> None:
         return
     if args.what == "run-exchange":
         results = run_exchange()
-        print(exchange_table(results))
+        text = exchange_table(results) + f"\n\nload average after: {os.getloadavg()}"
+        _save({"results": results}, ROOT / "bench" / "results" / "distributed_exchange_cpu",
+              "a table's gradient, dense all-reduce vs rows, 2 processes", text)
+        print(text)
         return
     results = run_all(args.device, args.repeats)
     _save(results, Path(args.out) if args.out else ROOT / "bench" / "results" / f"distributed_{args.device}")

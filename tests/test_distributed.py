@@ -373,3 +373,23 @@ def test_gradient_reducer_one_process_is_not_built(data):
     fake = DistContext(rank=0, world_size=2)
     reducer = GradientReducer(fake, list(model.parameters()), [model.user_embedding.weight])
     assert reducer.row_used == [True, False]
+
+
+def test_failure_report_names_failed_and_gone_ranks(monkeypatch):
+    """What a rank whose collective failed says about the others: a recorded error, or a pid of
+    this host that is no longer running (a SIGKILLed rank records nothing)."""
+    from autosample_ext.training import failures
+
+    store = torch.distributed.HashStore()
+    monkeypatch.setattr(failures, "_store", lambda: store)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    failures.register(0)
+    store.set(f"{failures.PREFIX}/proc/1", f"{socket.gethostname()} {gone.pid}")
+    failures.report(2, "ValueError: rank 2's own error")
+    store.set(f"{failures.PREFIX}/proc/3", f"{socket.gethostname()} {os.getpid()}")  # alive
+    report = failures.peer_report(0, 4, wait_s=0.2)
+    assert f"rank 1 (pid {gone.pid}) is no longer running" in report
+    assert "rank 2 failed: ValueError: rank 2's own error" in report
+    assert "rank 3" not in report
+    assert "rank 0" not in failures.peer_report(3, 4, wait_s=0.0)   # registered, alive
