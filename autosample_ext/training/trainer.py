@@ -68,10 +68,15 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
     return torch.randperm(n, generator=gen)
 
 
-def _rng_state() -> dict[str, Any]:
+def _rng_state(current_device_only: bool = False) -> dict[str, Any]:
+    """The global RNG states; ``current_device_only`` (a distributed run: one GPU per process)
+    keeps the CUDA state of the process's own GPU and never touches (initialises) the others."""
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        if current_device_only:
+            state["cuda_current"] = torch.cuda.get_rng_state()
+        else:
+            state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
@@ -79,6 +84,8 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+    if "cuda_current" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda_current"])
 
 
 class Trainer:
@@ -168,7 +175,7 @@ class Trainer:
             else cpu_state(self.model.state_dict()),
             "optimizer": cpu_state(self.optimizer.state_dict()),
             "objective": cpu_state(self.objective.state_dict()),
-            "rng": cpu_state(_rng_state()),
+            "rng": cpu_state(_rng_state(self.dist.distributed)),
             "epoch": self.epoch,
             "batch": self.batch,
             "loss_sum": self.loss_sum.detach().cpu().clone(),
@@ -193,7 +200,8 @@ class Trainer:
     def _rank_state(self) -> dict[str, Any]:
         """What differs between the ranks of a distributed run (their sampler shards, RNG,
         CPU time); rank 0's is in the checkpoint's top level, the others' in ``rank_states``."""
-        return {"objective": cpu_state(self.objective.state_dict()), "rng": cpu_state(_rng_state()),
+        return {"objective": cpu_state(self.objective.state_dict()),
+                "rng": cpu_state(_rng_state(current_device_only=True)),
                 "epoch_cpu_seconds": self.epoch_cpu_seconds}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
