@@ -30,13 +30,15 @@ from autosample_ext.training import SamplerObjective, TrainConfig, Trainer, Trai
 from autosample_ext.training.distributed import DistContext, init_from_env
 from autosample_ext.training.evaluate import evaluate_model, per_user_metric
 
-#: name -> (model, sampler(s), grad_exchange)
-SCENARIOS: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "mf-rns-rows": ("mf", ("rns",), "rows"),
-    "mf-rns-dense": ("mf", ("rns",), "dense"),
-    "mf-autosample": ("mf", ("rns", "pns"), "auto"),
-    "lightgcn-dns": ("lightgcn", ("dns",), "auto"),
-    "mf-gdns-groups": ("mf", ("gdns",), "auto"),
+#: name -> (model, sampler(s), grad_exchange, batch size, epochs)
+SCENARIOS: dict[str, tuple[str, tuple[str, ...], str, int, int]] = {
+    "mf-rns-rows": ("mf", ("rns",), "rows", 48, 2),
+    "mf-rns-dense": ("mf", ("rns",), "dense", 48, 2),
+    "mf-autosample": ("mf", ("rns", "pns"), "auto", 48, 2),
+    "lightgcn-dns": ("lightgcn", ("dns",), "auto", 48, 2),
+    "mf-gdns-groups": ("mf", ("gdns",), "auto", 48, 2),
+    # batches of 3 rows: many steps where one rank owns no row (its share is empty)
+    "mf-autosample-tiny-batches": ("mf", ("rns", "pns"), "auto", 3, 1),
 }
 EPOCHS, BATCH, DIM = 2, 48, 8
 KS = (5, 20)
@@ -48,8 +50,8 @@ CLI_ARGS = ["--compare", "--search-space", "rns,srns", "--epochs", "2", "--sh-fi
 KILL_AT_STEP = 76
 
 
-def train_config(epochs: int = EPOCHS) -> TrainConfig:
-    return TrainConfig(epochs=epochs, batch_size=BATCH, lr=0.01, eval_every=1, patience=0,
+def train_config(epochs: int = EPOCHS, batch: int = BATCH) -> TrainConfig:
+    return TrainConfig(epochs=epochs, batch_size=batch, lr=0.01, eval_every=1, patience=0,
                        ks=KS, progress=False, seed=3)
 
 
@@ -92,12 +94,12 @@ def build(data, dist: DistContext, model_name: str, samplers: tuple[str, ...],
 
 
 def scenario(data, dist: DistContext, name: str) -> dict[str, Any]:
-    model_name, samplers, exchange = SCENARIOS[name]
+    model_name, samplers, exchange, batch, epochs = SCENARIOS[name]
     dist.grad_exchange = exchange
     logs: dict[str, list] = {}
     model, objective = build(data, dist, model_name, samplers, logs)
-    trainer = Trainer(data, model, objective, train_config(), dist=dist)
-    trainer.train_until(EPOCHS)
+    trainer = Trainer(data, model, objective, train_config(epochs, batch), dist=dist)
+    trainer.train_until(epochs)
     out: dict[str, Any] = {"logs": logs, "model": {k: v.clone() for k, v in model.state_dict().items()},
                            "log": trainer.log, "bytes": dict(trainer.reducer.bytes_sent)}
     if len(samplers) > 1:

@@ -173,10 +173,10 @@ def test_one_process_context_is_transparent(data):
 # the 2-process Trainer runs (tests/dist_worker.py train)
 # ---------------------------------------------------------------------------------------------
 
-def _global_batches(data, epochs: int):
+def _global_batches(data, epochs: int, batch: int = W.BATCH):
     """(step, users, pos) of one process's global batches."""
     users, items = data.train.pairs()
-    cfg = W.train_config()
+    cfg = W.train_config(epochs, batch)
     steps = -(-users.shape[0] // cfg.batch_size)
     for epoch in range(epochs):
         perm = epoch_permutation(cfg.seed, epoch, users.shape[0])
@@ -245,7 +245,7 @@ class Replay(Sampler):
 
 
 def _replayed(results, data, name: str):
-    model_name, samplers, _ = W.SCENARIOS[name]
+    model_name, samplers, _, batch, epochs = W.SCENARIOS[name]
     ctx = DistContext()
     model, objective = W.build(data, ctx, model_name, samplers)
     replays = [Replay(data, s, [r[name]["logs"][s] for r in results["ranks"]],
@@ -254,8 +254,8 @@ def _replayed(results, data, name: str):
         objective = SamplerObjective(replays[0], l2=1e-4)
     else:
         objective = AutoSampleObjective(replays, samplers, tau=1.0, alpha_lr=0.05, l2=1e-4, seed=3)
-    trainer = Trainer(data, model, objective, W.train_config())
-    trainer.train_until(W.EPOCHS)
+    trainer = Trainer(data, model, objective, W.train_config(epochs, batch))
+    trainer.train_until(epochs)
     return model, objective, trainer
 
 
@@ -273,9 +273,14 @@ def test_gradients_averaged_as_one_process(results, data, name):
     if "logits" in ranks[0]:
         torch.testing.assert_close(ranks[0]["logits"], objective.logits.detach(), rtol=1e-4,
                                    atol=1e-6)
+    assert len(ranks[0]["log"]) == len(trainer.log)
     for mine, one in zip(ranks[0]["log"], trainer.log):
         assert mine["loss"] == pytest.approx(one["loss"], rel=1e-5)
         assert mine["valid"] == pytest.approx(one["valid"], rel=1e-4, abs=1e-6)
+        assert mine.get("selected") == one.get("selected")     # one Gumbel draw per global step
+    if name.endswith("tiny-batches"):   # some steps gave a rank no row at all
+        steps = -(-data.train.nnz // 3)
+        assert min(len(r[name]["logs"]["rns"]) for r in results["ranks"]) < steps
 
 
 def test_rows_exchange_equals_dense_all_reduce(results):
