@@ -45,10 +45,10 @@ from autosample_ext.training.checkpoint import (CheckpointError, check_shapes, c
                                                  save_checkpoint)
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainingInterrupted, TrainResult
 from autosample_ext.training.distributed import DistContext, check_world_size
-from autosample_ext.training.reducer import GradientReducer
 from autosample_ext.training.evaluate import evaluate_model
 from autosample_ext.training.guard import TrainingDiverged, check_divergence
 from autosample_ext.training.objectives import Objective, StepOutput
+from autosample_ext.training.reducer import GradientReducer
 
 log = logging.getLogger(__name__)
 
