@@ -90,7 +90,8 @@ class TrainResult:
     seconds: float
     log: list[dict[str, Any]] = field(default_factory=list)
     best_fields: dict[str, Any] = field(default_factory=dict)
-    cpu_seconds: float = 0.0     # process CPU time of the epochs (``seconds`` is wall time)
+    cpu_seconds: float = 0.0     # process CPU time of the epochs (``seconds`` is wall time),
+    #                              summed over the processes of a distributed run
 
     def to_plain(self) -> dict[str, Any]:
         out = asdict(self)

@@ -37,6 +37,9 @@ def row_scores(rows: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 class StepOutput:
     loss: torch.Tensor          # scalar with autograd
     selected: int | None = None  # AutoSample: the candidate chosen by the Gumbel sample
+    # What ``loss`` averages over when not the batch's rows (GDNS's group loss: the distinct
+    # users); a distributed run weights each rank's loss by it (training/distributed.py).
+    units: int | None = None
 
 
 def negative_embeddings(item_table: torch.Tensor, negatives: Negatives) -> torch.Tensor:
@@ -131,6 +134,16 @@ class Objective:
     def zero_grad(self) -> None:
         """Clear the objective's own gradients (alpha)."""
 
+    def parameters(self) -> list[torch.Tensor]:
+        """The objective's own trainable tensors (alpha logits); a distributed run reduces
+        their gradients with the model's."""
+        return []
+
+    def skip_step(self, ctx: SampleContext) -> None:
+        """A step whose batch holds none of this process's rows (a distributed run's rank that
+        owns no user of a global batch): advance what every rank must advance in step (the
+        search's Gumbel draw). ``ctx.users`` is empty."""
+
     def optimizer_step(self) -> None:
         """Step the objective's own optimiser, after the backward pass (alpha)."""
 
@@ -180,6 +193,11 @@ class SamplerObjective(Objective):
         self.sampler.observe(ctx, negatives, pos_s, neg_s)
         return StepOutput(loss=value)
 
+    def skip_step(self, ctx: SampleContext) -> None:
+        sampler = self.sampler.active(ctx)
+        if sampler is not self.sampler:
+            self._active_name = sampler.name
+
     def epoch_fields(self) -> dict[str, Any]:
         """A schedule's log lines name the segment that trained the epoch (its last step)."""
         return {"active": self._active_name} if self._active_name is not None else {}
@@ -196,7 +214,7 @@ class SamplerObjective(Objective):
             value = value + self.l2 * ctx.model.l2_regulariser(users, groups.positives,
                                                                groups.negatives)
         sampler.observe_groups(groups, pos.detach(), neg.detach())
-        return StepOutput(loss=value)
+        return StepOutput(loss=value, units=int(users.shape[0]))
 
     def state_dict(self) -> dict[str, Any]:
         return {"sampler": self.sampler.state_dict()}
