@@ -18,6 +18,7 @@ from autosample_ext.experiment.protocols import (
     protocol_spec,
 )
 from autosample_ext.models._init import INIT_SCHEMES
+from autosample_ext.models.lightgcn import PROPAGATIONS
 from autosample_ext.search.retrain import RETRAIN_INITS
 from autosample_ext.training.config import EVAL_PROTOCOLS, OPTIMIZERS, TrainConfig
 
@@ -136,6 +137,8 @@ class RunConfig:
     eval_protocol: str = "full"
     split_rounding: str = "half_up"
     min_rating: float | None = None
+    propagation: str = "ops"
+    checkpoint_every: int | None = None
 
     def __post_init__(self) -> None:
         self.search_space = _names(self.search_space, "search_space")
@@ -159,6 +162,10 @@ class RunConfig:
             raise ValueError(f"eval_start must be None or >= 1, got {self.eval_start}")
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.propagation not in PROPAGATIONS:
+            raise ValueError(f"propagation must be one of {PROPAGATIONS}, got {self.propagation!r}")
+        if self.checkpoint_every is not None and self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if self.init is not None and self.init not in INIT_SCHEMES:
             raise ValueError(f"init must be one of {INIT_SCHEMES} or None, got {self.init!r}")
         if self.retrain_init not in RETRAIN_INITS:
@@ -284,7 +291,8 @@ class RunConfig:
                            eval_split="test" if self.best_test else "valid",
                            seed=seed, progress=self.progress, optimizer=self.optimizer,
                            eval_start=self.eval_start, drop_last=self.drop_last,
-                           ties_improve=self.ties_improve, eval_protocol=self.eval_protocol)
+                           ties_improve=self.ties_improve, eval_protocol=self.eval_protocol,
+                           checkpoint_every=self.checkpoint_every)
 
     def to_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))

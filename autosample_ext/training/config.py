@@ -44,6 +44,12 @@ class TrainConfig:
         default: only a strictly better value does.
     eval_protocol: ``"full"`` (full ranking over all items) or ``"sampled"`` (the test / valid
         item ranked among the dataset's fixed ``eval_negatives``: NDCG@K, Recall@K; GDNS/SRNS).
+    checkpoint_every: epoch-end checkpoint cadence. None (default): after every epoch that
+        evaluates; N >= 1: after every N-th epoch; 0: none at epoch ends. Whatever the cadence,
+        a checkpoint is also written at the step boundary after a stop request and when the run
+        ends; a run killed between checkpoints resumes from the last one and repeats the epochs
+        since (the data order and the samplers' draws are functions of the seed and the step, so
+        it still ends with the metrics of an uninterrupted run).
     """
 
     epochs: int = 300
@@ -64,6 +70,7 @@ class TrainConfig:
     drop_last: bool = False
     ties_improve: bool = False
     eval_protocol: str = "full"
+    checkpoint_every: int | None = None
 
     def __post_init__(self) -> None:
         self.ks = tuple(int(k) for k in self.ks)
@@ -81,6 +88,8 @@ class TrainConfig:
             raise ValueError(f"train: eval_every must be >= 1, got {self.eval_every}")
         if self.patience < 0:
             raise ValueError(f"train: patience must be >= 0, got {self.patience}")
+        if self.checkpoint_every is not None and self.checkpoint_every < 0:
+            raise ValueError(f"train: checkpoint_every must be >= 0 or None, got {self.checkpoint_every}")
         if self.eval_split not in ("valid", "test"):
             raise ValueError(f"train: eval_split must be 'valid' or 'test', got {self.eval_split!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -114,7 +123,8 @@ class TrainResult:
     seconds: float
     log: list[dict[str, Any]] = field(default_factory=list)
     best_fields: dict[str, Any] = field(default_factory=dict)
-    cpu_seconds: float = 0.0     # process CPU time of the epochs (``seconds`` is wall time)
+    cpu_seconds: float = 0.0     # process CPU time of the epochs (``seconds`` is wall time),
+    #                              summed over the processes of a distributed run
 
     def to_plain(self) -> dict[str, Any]:
         out = asdict(self)
