@@ -291,6 +291,35 @@ def test_sampled_protocol_on_generated_loo_split_equals_brute_force():
         np.testing.assert_allclose(m.per_user[f"ndcg@{k}"], np.where(ranks < k, 1 / np.log2(ranks + 2), 0))
 
 
+def test_sampled_subset_and_per_user_metric_use_the_sampled_protocol():
+    """``evaluate_sampled(users=...)`` keeps those users' values; ``per_user_metric(...,
+    protocol="sampled")`` (successive halving's paired test) gives the sampled protocol's values,
+    not full ranking's (which differ on this data)."""
+    from autosample_ext.data import SyntheticConfig, default_dataset
+    from autosample_ext.models import build_model
+    from autosample_ext.training.evaluate import evaluate_model as train_eval, per_user_metric
+
+    data = default_dataset(seed=3, config=SyntheticConfig(num_users=150, num_items=200,
+                                                          mean_interactions=12.0), split="loo")
+    model = build_model("mf", data, dim=8, seed=1)
+    ut, it = (t.detach() for t in model.propagate())
+    whole = evaluate_sampled(ut, it, data, ks=(3,), split="valid", per_user=True)
+    odd = evaluate_sampled(ut, it, data, ks=(3,), split="valid", per_user=True,
+                           users=torch.arange(1, data.num_users, 2))
+    keep = whole.users % 2 == 1
+    assert odd.users.tolist() == whole.users[keep].tolist()
+    np.testing.assert_array_equal(odd.per_user["ndcg@3"], whole.per_user["ndcg@3"][keep])
+    users, values = per_user_metric(model, data, "valid", "ndcg@3", protocol="sampled")
+    assert users.tolist() == whole.users.tolist()
+    np.testing.assert_array_equal(values, whole.per_user["ndcg@3"])
+    full = train_eval(model, data, "valid", (3,))["ndcg@3"]
+    assert values.mean() == pytest.approx(train_eval(model, data, "valid", (3,),
+                                                     protocol="sampled")["ndcg@3"])
+    assert abs(values.mean() - full) > 1e-3
+    with pytest.raises(ValueError, match="protocol must be 'full' or 'sampled'"):
+        per_user_metric(model, data, "valid", "ndcg@3", protocol="loo")
+
+
 def test_lastfm_popularity_equals_independent_computation(data_dir):
     from autosample_ext.data import load
 
