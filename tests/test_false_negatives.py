@@ -99,3 +99,11 @@ def test_command_line_errors(tmp_path, capsys):
     assert "--snapshot-epochs" in capsys.readouterr().err
     assert main(["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 1
     assert "missing" in capsys.readouterr().err
+
+
+def test_refused_under_torchrun(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "one process (WORLD_SIZE=2)" in err and "not torchrun" in err
+    assert not (tmp_path / "o").exists()
