@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("runs", nargs="+", type=Path, help="run directories (--protocol gdns)")
     args = p.parse_args(argv)
     records = [r for run in args.runs for r in phases(run)]
+    finished = {(r["sampler"], r["seed"]) for r in records if r["done"]}
+    # a (sampler, seed) finished in one directory and partial in another: the finished one
+    records = [r for r in records if r["done"] or (r["sampler"], r["seed"]) not in finished]
     print(table(records))
     return 0
 
