@@ -1,7 +1,16 @@
-// Operator schemas (DESIGN.md §3) and the Python module holding build facts.
-// Kernels register themselves per device in cpu/<op>.cpp and cuda/<op>.cu.
-#include <torch/extension.h>
+// Operator schemas (DESIGN.md §3), the error-reporting ops and the Python module holding build
+// facts. Kernels register themselves per device in cpu/<op>.cpp and cuda/<op>.cu.
+// No pybind11: the module is made with the Python C API (torch/extension.h took ten times as
+// long to compile as this whole file); everything callable goes through torch.ops.autosample.
+#include <Python.h>
 #include <torch/library.h>
+
+#ifndef AUTOSAMPLE_VERSION
+#define AUTOSAMPLE_VERSION "0.0.0"
+#endif
+#ifndef AUTOSAMPLE_CUDA_ARCHS
+#define AUTOSAMPLE_CUDA_ARCHS ""
+#endif
 
 #ifdef AUTOSAMPLE_WITH_CUDA
 namespace autosample {
@@ -38,7 +47,7 @@ TORCH_LIBRARY(autosample, m) {
   m.def(
       "sample_negatives(Tensor indptr, Tensor indices, Tensor users, int num_items, "
       "int num_samples, int seed, int offset, Tensor? alias_prob=None, "
-      "Tensor? alias_idx=None) -> Tensor");
+      "Tensor? alias_idx=None, bool validate=True) -> Tensor");
   m.def("score_candidates(Tensor user_emb, Tensor item_emb, Tensor cand) -> Tensor");
   m.def("score_topk(Tensor user_emb, Tensor item_emb, Tensor cand, int k) -> (Tensor, Tensor)");
   m.def("select_topk(Tensor keys, int k) -> (Tensor, Tensor)");
@@ -48,24 +57,43 @@ TORCH_LIBRARY(autosample, m) {
       "Tensor items, Tensor pos_scores, Tensor neg_scores, float alpha, float eps) -> ()");
   m.def(
       "rank_topk(Tensor user_emb, Tensor item_emb, Tensor excl_indptr, Tensor excl_indices, "
-      "int k) -> (Tensor, Tensor)");
+      "int k, bool validate=True) -> (Tensor, Tensor)");
   m.def("check_errors() -> ()", &check_errors);
   m.def("set_sync_errors(bool enabled) -> bool", &set_sync_errors);
 }
 
-#ifndef AUTOSAMPLE_VERSION
-#define AUTOSAMPLE_VERSION "0.0.0"
-#endif
-#ifndef AUTOSAMPLE_CUDA_ARCHS
-#define AUTOSAMPLE_CUDA_ARCHS ""
-#endif
+// None of these ops is differentiable (samplers and evaluation use them on detached tables):
+// the autograd key falls through, so their outputs never require grad, even for inputs that do
+// (without this, torch gives them a grad_fn that backpropagates nothing, with a warning only).
+TORCH_LIBRARY_IMPL(autosample, Autograd, m) {
+  for (const char* op : {"sample_negatives", "score_candidates", "score_topk", "select_topk",
+                         "gdns_lookup", "gdns_update", "rank_topk"}) {
+    m.impl(op, torch::CppFunction::makeFallthrough());
+  }
+}
 
-PYBIND11_MODULE(_C, module) {
-  module.attr("__version__") = AUTOSAMPLE_VERSION;
+namespace {
+
+PyModuleDef g_module = {PyModuleDef_HEAD_INIT, "_C",
+                        "autosample_ext._C: registers torch.ops.autosample.* and holds build facts.",
+                        -1, nullptr, nullptr, nullptr, nullptr, nullptr};
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit__C() {
+  PyObject* module = PyModule_Create(&g_module);
+  if (module == nullptr) return nullptr;
 #ifdef AUTOSAMPLE_WITH_CUDA
-  module.attr("cuda_compiled") = true;
+  PyObject* cuda = Py_True;
 #else
-  module.attr("cuda_compiled") = false;
+  PyObject* cuda = Py_False;
 #endif
-  module.attr("cuda_arch_list") = AUTOSAMPLE_CUDA_ARCHS;
+  Py_INCREF(cuda);
+  if (PyModule_AddStringConstant(module, "__version__", AUTOSAMPLE_VERSION) < 0 ||
+      PyModule_AddObject(module, "cuda_compiled", cuda) < 0 ||
+      PyModule_AddStringConstant(module, "cuda_arch_list", AUTOSAMPLE_CUDA_ARCHS) < 0) {
+    Py_DECREF(module);
+    return nullptr;
+  }
+  return module;
 }

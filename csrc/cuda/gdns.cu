@@ -10,6 +10,9 @@
 //   what the previous wrote (a repeated pair is updated twice). Different users own disjoint
 //   table rows, so groups never race. A first kernel validates every pair and sets a per-call
 //   device flag that the update kernel reads, so a bad call leaves the table untouched.
+#include <ATen/ops/empty.h>
+#include <ATen/ops/sort.h>
+#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include "autosample/checks.h"

@@ -9,10 +9,16 @@
 // keeps a cursor into the user's sorted excluded list and merges the entries that fall in the
 // item block into a bit mask (loads, ballots and an OR-reduction); no score tile is stored.
 // With several splits, each writes its partial list and a merge kernel (same order) reduces them.
-// Validation (row spans within [0, nnz], excluded ids in [0, N), sorted and unique,
-// k <= N - |excl|) runs first on the device and reports asynchronously (cuda_utils.cuh); the
+// Validation (row spans within [0, nnz], [excluded ids in [0, N), sorted and unique: skipped
+// when validate is false], k <= N - |excl|) runs first on the device and reports asynchronously (cuda_utils.cuh); the
 // ranking kernels then treat a row with a bad span as empty and never read out of bounds, and
 // positions no valid item filled are returned as item 0 with score -inf.
+#include <ATen/ops/cat.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/gather.h>
+#include <ATen/ops/matmul.h>
+#include <ATen/ops/sort.h>
+#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include "autosample/checks.h"
@@ -33,7 +39,7 @@ constexpr int64_t kPastEnd = std::numeric_limits<int64_t>::max();  // no exclude
 // One warp per row b: span, entries (validate.h), then k <= N - |excl| (the CPU kernel's order).
 __global__ void rank_validate_kernel(const int64_t* __restrict__ indptr,
                                      const int64_t* __restrict__ excl, int64_t nnz, int64_t B,
-                                     int64_t N, int64_t k, const ErrorSink err) {
+                                     int64_t N, int64_t k, bool entries, const ErrorSink err) {
   const int64_t b = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   if (b >= B) return;  // warp-uniform
   const int lane = threadIdx.x % kWarp;
@@ -42,7 +48,7 @@ __global__ void rank_validate_kernel(const int64_t* __restrict__ indptr,
     if (lane == 0) err.report(Err::kCsrRowSpan, b, b, begin, end, nnz);
     return;
   }
-  if (!warp_check_csr_row(excl, begin, end, N, b, b, err)) return;
+  if (entries && !warp_check_csr_row(excl, begin, end, N, b, b, err)) return;
   if (N - (end - begin) < k && lane == 0) err.report(Err::kRankK, b, k, N - (end - begin), b);
 }
 
@@ -250,17 +256,20 @@ __global__ void exclusion_mask_kernel(const int64_t* __restrict__ indptr,
 
 // k > kMaxWarpK: users in batches of at most 2^24 / N rows; scores, excluded set to -inf, then
 // a stable sort on (excluded, canonical order) as reference.rank_topk (writes [batch, N]).
-// No host synchronisation: the batches are cut from B and N alone.
+// No host synchronisation: the batches are cut from B and N alone. The scores come from a
+// float64 product rounded to T: never TF32, whatever torch.backends.cuda.matmul.allow_tf32 says
+// (TF32 would rank by 10-bit mantissas, unlike the CPU kernel and the k <= 128 path).
 std::tuple<at::Tensor, at::Tensor> rank_topk_sorted(const at::Tensor& user, const at::Tensor& items,
                                                     const at::Tensor& indptr,
                                                     const at::Tensor& excl, int64_t k) {
   const int64_t B = user.size(0), N = items.size(0);
   const int64_t rows = std::max<int64_t>(1, (int64_t{1} << 24) / std::max<int64_t>(N, 1));
   auto stream = at::cuda::getCurrentCUDAStream();
+  const auto items_t = items.to(at::kDouble).t();
   std::vector<at::Tensor> vs, is;
   for (int64_t r0 = 0; r0 < B; r0 += rows) {
     const int64_t R = std::min(B, r0 + rows) - r0;
-    auto scores = at::matmul(user.narrow(0, r0, R), items.t());
+    auto scores = at::matmul(user.narrow(0, r0, R).to(at::kDouble), items_t).to(user.scalar_type());
     auto mask = at::zeros({R, N}, indptr.options().dtype(at::kByte));
     exclusion_mask_kernel<<<static_cast<unsigned>(ceil_div(R * kWarp, 128)), 128, 0, stream>>>(
         indptr.data_ptr<int64_t>(), excl.data_ptr<int64_t>(), excl.size(0), r0, R, N,
@@ -279,7 +288,8 @@ std::tuple<at::Tensor, at::Tensor> rank_topk_sorted(const at::Tensor& user, cons
 std::tuple<at::Tensor, at::Tensor> rank_topk_cuda(const at::Tensor& user_in,
                                                   const at::Tensor& items_in,
                                                   const at::Tensor& indptr_in,
-                                                  const at::Tensor& excl_in, int64_t k) {
+                                                  const at::Tensor& excl_in, int64_t k,
+                                                  bool validate) {
   check_rank_topk_args(user_in, items_in, indptr_in, excl_in, k);
   const c10::cuda::CUDAGuard guard(user_in.device());
   const int64_t B = user_in.size(0), N = items_in.size(0);
@@ -295,7 +305,7 @@ std::tuple<at::Tensor, at::Tensor> rank_topk_cuda(const at::Tensor& user_in,
   const ErrorSink err = begin_call(Op::kRankTopk, indptr);
   rank_validate_kernel<<<static_cast<unsigned>(ceil_div(B * kWarp, 128)), 128, 0,
                          at::cuda::getCurrentCUDAStream()>>>(
-      indptr.data_ptr<int64_t>(), excl.data_ptr<int64_t>(), excl.size(0), B, N, k, err);
+      indptr.data_ptr<int64_t>(), excl.data_ptr<int64_t>(), excl.size(0), B, N, k, validate, err);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   end_call(err);
   if (k == 0) return {out_s, out_i};

@@ -2,6 +2,7 @@
 // One warp per row; gathers and dot.h-order dot products as in scoring.cuh (bit-identical to the
 // CPU kernel). Ids outside [0, N) are reported asynchronously (cuda_utils.cuh) and scored as
 // item 0.
+#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include "autosample/checks.h"

@@ -7,6 +7,11 @@
 // Ids outside [0, N) are reported asynchronously (cuda_utils.cuh), also when k = 0; they are
 // scored as item 0 and returned as item 0.
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/gather.h>
+#include <ATen/ops/where.h>
+#include <ATen/ops/zeros_like.h>
+#include <ATen/ops/sort.h>
 #include <torch/library.h>
 
 #include "autosample/checks.h"

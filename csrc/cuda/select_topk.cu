@@ -1,5 +1,7 @@
 // select_topk on CUDA: canonical top-k of each row of keys [B, M] (any strides).
 // k <= 128: one warp per row with WarpTopK (warp_topk.cuh); larger k: stable device sort.
+#include <ATen/ops/empty.h>
+#include <ATen/ops/sort.h>
 #include <torch/library.h>
 
 #include "autosample/checks.h"

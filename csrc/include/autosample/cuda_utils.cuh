@@ -21,6 +21,7 @@
 // Among several reports the one of the earliest call wins, then the smallest index (the CPU
 // kernels' row-major order), then the smallest code.
 #pragma once
+#include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>

@@ -8,6 +8,8 @@
 // (the threshold) are inserted one by one, each insertion a ballot (position) plus a one-lane
 // shift by shuffles. After the first few chunks almost every chunk is rejected by one ballot.
 #pragma once
+#include <ATen/ops/sort.h>
+
 #include <limits>
 
 #include "autosample/cuda_utils.cuh"
