@@ -6,6 +6,7 @@ from autosample_ext.experiment.config import (
     DENS_SETTINGS,
     MODELS,
     PROTOCOLS,
+    SEARCHES,
     RunConfig,
 )
 from autosample_ext.experiment.driver import RunSummary, run
@@ -20,7 +21,7 @@ from autosample_ext.experiment.reporting import (
 from autosample_ext.experiment.rundir import RunDir, default_out_dir
 
 __all__ = [
-    "DEFAULT_SEARCH_SPACE", "DENS_DEFAULT_SAMPLERS", "DENS_SETTINGS", "MODELS", "PROTOCOLS",
+    "DEFAULT_SEARCH_SPACE", "DENS_DEFAULT_SAMPLERS", "DENS_SETTINGS", "MODELS", "PROTOCOLS", "SEARCHES",
     "RunConfig", "RunSummary", "run", "AUTOSAMPLE", "PhaseRecord", "aggregate", "metrics_frame",
     "paired_ttests", "render_table", "summary_text", "RunDir", "default_out_dir",
 ]

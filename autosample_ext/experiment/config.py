@@ -13,6 +13,8 @@ from autosample_ext.training.config import TrainConfig
 
 DEFAULT_SEARCH_SPACE: tuple[str, ...] = ("rns", "pns", "dns", "aobpr")
 PROTOCOLS: tuple[str, ...] = ("autosample", "dens")
+#: search strategies: the paper's AutoSample (default), successive halving, grid search
+SEARCHES: tuple[str, ...] = ("autosample", "sh", "grid")
 MODELS: tuple[str, ...] = ("mf", "lightgcn", "ngcf")
 
 # The DENS protocol (DENS repository; ../shared/data/README.md): LightGCN, 3 layers, dim 64,
@@ -26,13 +28,46 @@ DENS_SETTINGS: dict[str, Any] = dict(model="lightgcn", layers=3, dim=64, lr=1e-3
 DENS_DEFAULT_SAMPLERS: tuple[str, ...] = ("rns", "dns", "mixgcf")
 
 
+def _names(value: Any, field: str) -> tuple[str, ...]:
+    """Sampler names: a tuple/list of str, or one str (``"dns"``; ``"rns,dns"`` as on the CLI)."""
+    if isinstance(value, str):
+        return tuple(p.strip() for p in value.split(",") if p.strip())
+    try:
+        names = tuple(value)
+    except TypeError:
+        raise TypeError(f"{field}: expected a sampler name or a sequence of names, got "
+                        f"{value!r}") from None
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise TypeError(f"{field}: expected sampler names (str), got {bad[0]!r} in {value!r}")
+    return names
+
+
+def _ints(value: Any, field: str) -> tuple[int, ...]:
+    """Integers: one int, a sequence of ints, or a comma-separated str (``"0,1,2"``)."""
+    if isinstance(value, str):
+        value = [p for p in value.split(",") if p.strip()]
+    elif isinstance(value, (int, float)):
+        value = [value]
+    try:
+        return tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{field}: expected an int or a sequence of ints, got {value!r}") from None
+
+
 @dataclass
 class RunConfig:
     """Everything that defines a run (``config.json`` holds the resolved values).
 
-    Modes: ``sampler`` set -> those samplers alone ("single"); ``grid`` -> every candidate of
-    ``search_space`` alone, best by validation; ``compare`` -> AutoSample and every candidate
-    alone (the paper's comparison table, t-test); otherwise AutoSample search + retrain.
+    Modes: ``sampler`` set -> those samplers alone ("single"); ``search="grid"`` (or
+    ``grid=True``, its synonym) -> every candidate of ``search_space`` alone, best by
+    validation; ``search="sh"`` -> successive halving over the candidates; ``compare`` ->
+    AutoSample, successive halving, every candidate alone and every candidate continued to
+    AutoSample's total epochs (``budget_singles``), with the paired t-tests; otherwise
+    (``search="autosample"``) AutoSample search + retrain. Sampler names may be schedules
+    (``aobpr@5+dns``). ``num_negatives`` is the negatives per positive of single-sampler runs
+    (singles, grid, successive halving; the paper's Table 4 baselines); the AutoSample search
+    and its retraining use one per candidate.
     ``protocol="dens"`` replaces the split, model and schedule by :data:`DENS_SETTINGS`
     (evaluation on test, best test value; single / grid modes only, the samplers
     :data:`DENS_DEFAULT_SAMPLERS` when none is named).
@@ -42,6 +77,10 @@ class RunConfig:
     format: str | None = None
     split: str = "3:1:1"
     split_seed: int = 0
+    valid_fraction: float | None = None   # None: 0.1 when the split has no validation pairs
+    remap: bool | None = None             # None: the format's default (see data.LoadOptions)
+    user_col: str | None = None           # CSV/TSV/.inter column names (None: detected)
+    item_col: str | None = None
     model: str = "mf"
     dim: int = 64
     layers: int = 3
@@ -50,10 +89,16 @@ class RunConfig:
     sampler: tuple[str, ...] = ()
     grid: bool = False
     compare: bool = False
+    search: str = "autosample"
+    sh_first_rung: int = 3
+    sh_eta: int = 2
+    sh_tie_se: float = 2.0
+    num_negatives: int = 1
+    budget_singles: bool = True
     retrain_init: str = "searched"
-    epochs: int = 20
+    epochs: int = 300
     retrain_epochs: int | None = None
-    patience: int = 5
+    patience: int = 10
     eval_every: int = 1
     lr: float = 5e-3
     alpha_lr: float = 0.01
@@ -69,10 +114,12 @@ class RunConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        self.search_space = tuple(self.search_space)
-        self.sampler = tuple(self.sampler)
-        self.seeds = tuple(int(s) for s in self.seeds)
-        self.ks = tuple(int(k) for k in self.ks)
+        self.search_space = _names(self.search_space, "search_space")
+        self.sampler = _names(self.sampler, "sampler")
+        self.seeds = _ints(self.seeds, "seeds")
+        self.ks = _ints(self.ks, "ks")
+        if self.valid_fraction is not None and not 0.0 < self.valid_fraction < 1.0:
+            raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         if self.model not in MODELS:
@@ -85,8 +132,25 @@ class RunConfig:
             raise ValueError("seeds: give at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: repeated seed in {list(self.seeds)}")
-        if sum([bool(self.sampler), self.grid, self.compare]) > 1:
-            raise ValueError("choose one of --sampler, --grid, --compare")
+        if self.search not in SEARCHES:
+            raise ValueError(f"search must be one of {SEARCHES}, got {self.search!r}")
+        if self.grid:
+            if self.search not in ("autosample", "grid"):
+                raise ValueError(f"--grid is --search grid; it contradicts --search {self.search}")
+            self.search = "grid"
+        if sum([bool(self.sampler), self.search != "autosample", self.compare]) > 1:
+            raise ValueError("choose one of --sampler, --grid, --compare, --search sh|grid")
+        if self.protocol == "dens" and self.search == "sh":
+            raise ValueError("the DENS protocol has no validation split to race on; "
+                             "use --sampler or --grid with it")
+        if self.sh_first_rung < 1:
+            raise ValueError(f"sh_first_rung must be >= 1, got {self.sh_first_rung}")
+        if self.sh_eta < 2:
+            raise ValueError(f"sh_eta must be >= 2, got {self.sh_eta}")
+        if self.sh_tie_se < 0:
+            raise ValueError(f"sh_tie_se must be >= 0, got {self.sh_tie_se}")
+        if self.num_negatives < 1:
+            raise ValueError(f"num_negatives must be >= 1, got {self.num_negatives}")
         if self.protocol == "dens" and self.compare:
             raise ValueError("the DENS protocol has no validation split to search on; "
                              "use --sampler (default rns,dns,mixgcf) or --grid with it")
@@ -100,18 +164,16 @@ class RunConfig:
     def mode(self) -> str:
         if self.sampler:
             return "single"
-        if self.grid:
-            return "grid"
         if self.compare:
             return "compare"
-        return "autosample"
+        return self.search
 
     def resolved(self) -> "RunConfig":
         """The config with the protocol's fixed settings applied."""
         if self.protocol != "dens":
             return self
         changes = dict(DENS_SETTINGS)
-        if not self.sampler and not self.grid:
+        if not self.sampler and self.search != "grid":
             changes["sampler"] = DENS_DEFAULT_SAMPLERS
         return dataclasses.replace(self, **changes)
 

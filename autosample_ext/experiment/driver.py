@@ -27,21 +27,36 @@ from autosample_ext.data.interactions import InteractionData
 from autosample_ext.experiment.config import RunConfig
 from autosample_ext.experiment.phases import (
     AUTOSAMPLE,
+    GRID,
+    SH,
     PhaseRecord,
     RunContext,
     load_data,
     run_autosample,
+    run_budget_single,
+    run_sh,
     run_single,
 )
 from autosample_ext.experiment.reporting import (
     aggregate,
+    flag_below_popularity,
     alpha_frame,
+    cost_summary,
     metrics_frame,
     paired_ttests,
+    render_cost_table,
     render_table,
     write_alpha_plot,
 )
-from autosample_ext.experiment.rundir import RunDir, default_out_dir
+from autosample_ext.experiment.rundir import (
+    CONFIG_NAME,
+    RunDir,
+    check_same_data,
+    check_same_run,
+    config_record,
+    default_out_dir,
+)
+from autosample_ext.experiment.validate import check_config, check_data
 from autosample_ext.search.grid import pick_best
 from autosample_ext.training.config import StopFlag
 
@@ -65,36 +80,61 @@ def run(cfg: RunConfig, *, resume: bool = False, data: InteractionData | None = 
     ``on_step(tag, step)``: called after every optimiser step (fault injection in tests).
     """
     cfg = cfg.resolved()
+    check_config(cfg)
     t0 = time.perf_counter()
-    out_path = Path(cfg.out) if cfg.out else default_out_dir(cfg)
-    if not resume and (out_path / "config.json").exists():
-        raise FileExistsError(f"{out_path} already holds a run; use --resume to continue it "
-                              "or choose another --out")
+    out_path = (Path(cfg.out) if cfg.out else default_out_dir(cfg)).resolve()
+    saved = None
+    if (out_path / CONFIG_NAME).exists():
+        if not resume:
+            raise FileExistsError(f"{out_path} already holds a run; use --resume to continue it "
+                                  "or choose another --out")
+        saved = check_same_run(cfg, out_path)
     if data is None:
         data = load_data(cfg)
+    facts = {"name": data.name, "users": data.num_users, "items": data.num_items,
+             "train": data.train.nnz, "valid": data.valid.nnz, "test": data.test.nnz}
+    if saved is not None:
+        check_same_data(saved, facts, out_path)
+    check_data(cfg, data)
     cfg = dataclasses.replace(cfg, out=str(out_path))
-    out = RunDir(out_path)
+    out = RunDir(out_path, new=not resume)
     try:
-        out.write_json("config.json", {"config": cfg.to_json(), "mode": cfg.mode,
-                                       "data": {"name": data.name, "users": data.num_users,
-                                                "items": data.num_items,
-                                                "train": data.train.nnz,
-                                                "valid": data.valid.nnz,
-                                                "test": data.test.nnz}})
+        if cfg.data is not None:
+            facts["path"] = str(Path(cfg.data).resolve())
+        out.write_json(CONFIG_NAME, {"config": config_record(cfg, out_path), "mode": cfg.mode,
+                                     "data": facts})
         ctx = RunContext(cfg, data, out, stop or StopFlag(), resume, on_step)
         records: list[PhaseRecord] = []
         for seed in cfg.seeds:
-            if cfg.mode in ("autosample", "compare"):
-                records += run_autosample(ctx, seed)
-            if cfg.mode in ("grid", "compare"):
-                for name in cfg.search_space:
-                    records.append(run_single(ctx, seed, name))
-            if cfg.mode == "single":
-                for name in cfg.sampler:
-                    records.append(run_single(ctx, seed, name))
+            records += run_seed(ctx, seed)
         return _write_outputs(cfg, data, out, records, time.perf_counter() - t0)
     finally:
         out.close()
+
+
+def run_seed(ctx: RunContext, seed: int) -> list[PhaseRecord]:
+    """The phases of one seed for the run's mode (fixed order)."""
+    cfg = ctx.cfg
+    records: list[PhaseRecord] = []
+    if cfg.mode == "single":
+        return [run_single(ctx, seed, name) for name in cfg.sampler]
+    if cfg.mode in ("autosample", "compare"):
+        records += run_autosample(ctx, seed)
+    if cfg.mode in ("sh", "compare"):
+        records.append(run_sh(ctx, seed))
+    if cfg.mode in ("grid", "compare"):
+        singles = [run_single(ctx, seed, name) for name in cfg.search_space]
+        records += singles
+        g = pick_best({r.method: r.result for r in singles}, cfg.metric)
+        pick = next(r for r in singles if r.method == g.best)
+        records.append(PhaseRecord(seed, GRID, g.best, pick.result,
+                                   {"cpu_seconds": g.cpu_seconds, "wall_seconds": g.seconds,
+                                    "valid_by_candidate": g.valid}))
+        if cfg.mode == "compare" and cfg.budget_singles:
+            auto = next(r for r in records if r.method == AUTOSAMPLE)
+            budget = auto.extra["search_epochs"] + auto.extra["retrain_epochs"]
+            records += [run_budget_single(ctx, seed, r.method, r, budget) for r in singles]
+    return records
 
 
 def popularity_metrics(data: InteractionData, cfg: RunConfig) -> dict[str, dict[str, float]]:
@@ -112,18 +152,21 @@ def _write_outputs(cfg: RunConfig, data: InteractionData, out: RunDir,
     split = "valid" if cfg.protocol == "dens" else "test"  # DENS: the best test value
     k = cfg.ks[0]
     frame = metrics_frame(records, split)
-    ttests = paired_ttests(frame, cfg.ks) if frame["method"].nunique() > 1 else {}
+    several = frame["method"].nunique() > 1
+    ttests = paired_ttests(frame, cfg.ks) if several else {}
+    sh_ttests = paired_ttests(frame, cfg.ks, SH) if several else {}
     per_run = []
     for rec in records:
         entry = {"seed": rec.seed, "method": rec.method, "sampler": rec.sampler,
                  "best_epoch": rec.result.best_epoch, "epochs_run": rec.result.epochs_run,
-                 "stopped_early": rec.result.stopped_early, "seconds": rec.result.seconds}
+                 "stopped_early": rec.result.stopped_early, "seconds": rec.result.seconds,
+                 "cpu_seconds": rec.result.cpu_seconds}
         if cfg.protocol == "dens":
             entry["best_test"] = rec.result.valid
         else:
             entry["valid"] = rec.result.valid
             entry["test"] = rec.result.test
-        entry.update(rec.extra)
+        entry.update({k: v for k, v in rec.extra.items() if k not in ("runs", "decisions")})
         per_run.append(entry)
     metrics: dict[str, Any] = {
         "protocol": cfg.protocol, "mode": cfg.mode, "reported_split":
@@ -132,38 +175,57 @@ def _write_outputs(cfg: RunConfig, data: InteractionData, out: RunDir,
         "runs": per_run, "aggregate": aggregate(records, split)}
     if ttests:
         metrics["ttest_vs_best_single"] = ttests
-    if cfg.mode in ("grid", "compare"):
-        grids = {}
-        for seed in cfg.seeds:
-            singles = {r.method: r.result for r in records
-                       if r.seed == seed and r.method in cfg.search_space}
-            g = pick_best(singles, cfg.metric)
-            grids[str(seed)] = {"best": g.best, "valid": g.valid, "seconds": g.seconds}
-        metrics["grid"] = grids
+    if sh_ttests:
+        metrics["ttest_sh_vs_best_single"] = sh_ttests
+    grids = [r for r in records if r.method == GRID]
+    if grids:
+        metrics["grid"] = {
+            str(r.seed): {"best": r.sampler, "chosen": r.sampler,
+                          "valid": r.extra["valid_by_candidate"], "seconds": r.extra["wall_seconds"],
+                          "cpu_seconds": r.extra["cpu_seconds"]}
+            for r in grids}
     autos = [r for r in records if r.method == AUTOSAMPLE]
     if autos:
         metrics["autosample"] = {
             str(r.seed): {"chosen": r.sampler, "alpha_star": r.extra["alpha_star"],
                           "search_seconds": r.extra["search_seconds"],
                           "retrain_seconds": r.extra["retrain_seconds"],
-                          "total_seconds": r.extra["search_seconds"] + r.extra["retrain_seconds"]}
+                          "total_seconds": r.extra["search_seconds"] + r.extra["retrain_seconds"],
+                          "cpu_seconds": r.extra["search_cpu_seconds"]
+                          + r.extra["retrain_cpu_seconds"],
+                          "epochs": r.extra["search_epochs"] + r.extra["retrain_epochs"]}
             for r in autos}
+    races = [r for r in records if r.method == SH]
+    if races:
+        metrics["sh"] = {
+            str(r.seed): {"chosen": r.sampler, "runs": r.extra["runs"], "rungs": r.extra["rungs"],
+                          "decisions": r.extra["decisions"], "cpu_seconds": r.extra["cpu_seconds"],
+                          "wall_seconds": r.extra["wall_seconds"]}
+            for r in races}
+    costs = cost_summary(records)
+    if costs:
+        metrics["costs"] = costs
     metrics["table_k"] = k
     metrics["popularity"] = popularity_metrics(data, cfg)
+    flag_below_popularity(metrics, cfg.metric)
     metrics["seconds"] = seconds
     out.write_json("metrics.json", metrics)
     alpha = alpha_frame(records)
     if not alpha.empty:
         alpha.to_csv(out.path / "alpha.csv", index=False)
         write_alpha_plot(alpha, out.path / "alpha.png")
-    table = render_table(records, split, k, ttests)
+    table = render_table(records, split, k, ttests, sh_ttests)
+    cost_table = render_cost_table(costs) if costs else ""
     if frame["method"].nunique() > 1 or len(cfg.seeds) > 1:
         note = ("Best test value over epochs (DENS protocol)." if cfg.protocol == "dens"
                 else "Test metrics at the best validation epoch.")
         if len(cfg.seeds) > 1:
             note += f" Mean ± std over seeds {list(cfg.seeds)}."
-        if ttests:
-            note += (" AutoSample vs the best single sampler (paired t-test over seeds, "
+        if ttests or sh_ttests:
+            note += (" AutoSample and SH vs the best single sampler (paired t-test over seeds, "
                      "p < 0.05): * better, † worse.")
-        out.write_text("table.md", table + "\n" + note + " (rank) per metric, 1 = best.\n")
+        text = table + "\n" + note + " (rank) per metric, 1 = best.\n"
+        if cost_table:
+            text += "\n" + cost_table
+        out.write_text("table.md", text)
     return RunSummary(out.path, records, metrics, table, seconds)

@@ -1,4 +1,5 @@
-"""The phases of a run, per seed: one sampler alone, or the AutoSample search then retraining.
+"""The phases of a run, per seed: one sampler (or schedule) alone, the AutoSample search then
+retraining, the successive-halving race, and a single sampler continued to AutoSample's epochs.
 
 Each phase trains through :class:`~autosample_ext.training.Trainer` with its own checkpoint
 ``checkpoints/seed<S>-<phase>.pt``; on resume a finished phase returns its stored result and a
@@ -7,6 +8,7 @@ derived from the run seed and a stream id so that results do not depend on the o
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import zlib
 from dataclasses import dataclass, field
@@ -20,7 +22,9 @@ from autosample_ext.data.interactions import InteractionData
 from autosample_ext.experiment.config import RunConfig
 from autosample_ext.experiment.rundir import RunDir
 from autosample_ext.search.autosample import AutoSampleObjective
+from autosample_ext.search.halving import HalvingConfig, SuccessiveHalving
 from autosample_ext.search.retrain import chosen_sampler, init_retrain_model
+from autosample_ext.search.schedule import build_candidate
 from autosample_ext.training.checkpoint import load_checkpoint
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainResult
 from autosample_ext.training.objectives import SamplerObjective
@@ -29,6 +33,10 @@ from autosample_ext.training.trainer import Trainer
 log = logging.getLogger(__name__)
 
 AUTOSAMPLE = "autosample"
+SH = "sh"
+GRID = "grid"
+#: suffix of the method name of a single sampler trained for AutoSample's total epochs
+BUDGET_SUFFIX = ":budget"
 
 
 @dataclass
@@ -36,7 +44,8 @@ class PhaseRecord:
     """One finished phase of one seed."""
 
     seed: int
-    method: str                    # "autosample", "search", or a sampler name
+    method: str                    # "autosample", "search", "sh", "grid", a sampler name, or
+                                   # "<sampler>:budget"
     sampler: str                   # the sampler trained (the chosen one for autosample)
     result: TrainResult
     extra: dict[str, Any] = field(default_factory=dict)
@@ -48,17 +57,48 @@ def seed_for(seed: int, *stream: int) -> int:
                >> np.uint64(1))
 
 
+#: validation share drawn from train when the split gives none (DESIGN.md §4)
+AUTO_VALID_FRACTION = 0.1
+
+
 def load_data(cfg: RunConfig) -> InteractionData:
     """The dataset of ``cfg`` (embedded default data when ``cfg.data`` is None)."""
     from autosample_ext import data as D
 
     opts: dict[str, Any] = {"split": cfg.split, "seed": cfg.split_seed}
     if cfg.data is None:
-        return D.load(None, **opts)
+        return with_validation(cfg, D.load(None, **opts, **data_options(cfg)))
     path = Path(cfg.data)
     if not path.exists():
         raise FileNotFoundError(f"--data: {path} does not exist")
-    return D.load(path, cfg.format, **opts)
+    return with_validation(cfg, D.load(path, cfg.format, **opts, **data_options(cfg)))
+
+
+def data_options(cfg: RunConfig) -> dict[str, Any]:
+    """The load options of the data flags given (--valid-fraction, --remap, --user-col, ...)."""
+    return {key: getattr(cfg, key) for key in ("valid_fraction", "remap", "user_col", "item_col")
+            if getattr(cfg, key) is not None}
+
+
+def with_validation(cfg: RunConfig, data: InteractionData) -> InteractionData:
+    """DESIGN.md §4: validation drawn from train (:data:`AUTO_VALID_FRACTION`) when the split
+    gives none and the protocol needs one (not with --valid-fraction: that drew already)."""
+    from autosample_ext import data as D
+
+    if (cfg.valid_fraction is None and cfg.protocol != "dens" and data.valid.nnz == 0
+            and data.train.nnz and not has_valid_share(cfg.split)):
+        data = D.with_valid_from_train(data, AUTO_VALID_FRACTION, cfg.split_seed)
+        log.warning("%s: the split gives no validation pairs; drew %g of each user's training "
+                    "items as validation (--valid-fraction to choose)", data.name,
+                    AUTO_VALID_FRACTION)
+    return data
+
+
+def has_valid_share(split: str | None) -> bool:
+    """A ratio split that assigns validation pairs itself (3:1:1 does, 8:2 and given do not)."""
+    from autosample_ext.data.splits import parse_ratio
+
+    return split not in (None, "given", "loo") and parse_ratio(split)[1] > 0
 
 
 def build_model(cfg: RunConfig, data: InteractionData, seed: int):
@@ -72,10 +112,10 @@ def build_model(cfg: RunConfig, data: InteractionData, seed: int):
     return _build(cfg.model, data, **kwargs)
 
 
-def build_sampler(name: str, data: InteractionData, seed: int, device: str):
-    from autosample_ext.samplers import build_sampler as _build
-
-    return _build(name, data, seed=seed, device=device)
+def build_sampler(name: str, data: InteractionData, seed: int, device: str,
+                  num_negatives: int = 1):
+    """A sampler or a schedule (``aobpr@5+dns``) by name."""
+    return build_candidate(name, data, seed=seed, device=device, num_negatives=num_negatives)
 
 
 @dataclass
@@ -88,17 +128,23 @@ class RunContext:
     on_step: Callable[[str, int], None] | None = None
 
 
-def _run_trainer(ctx: RunContext, seed: int, phase: str, model, objective,
-                 train_cfg: TrainConfig) -> TrainResult:
+def _make_trainer(ctx: RunContext, seed: int, phase: str, model, objective,
+                  train_cfg: TrainConfig, *, resume: bool | None = None) -> Trainer:
+    """The phase's trainer, restored from its checkpoint on resume (its log replayed)."""
     tag = f"seed{seed}/{phase}"
     trainer = Trainer(ctx.data, model, objective, train_cfg,
                       checkpoint_path=ctx.out.checkpoint(seed, phase), stop=ctx.stop,
                       on_epoch=ctx.out.append_log, tag=tag,
                       on_step=(lambda step: ctx.on_step(tag, step)) if ctx.on_step else None)
-    if ctx.resume and trainer.resume():
+    if (ctx.resume if resume is None else resume) and trainer.resume():
         for entry in trainer.log:
             ctx.out.append_log(entry)
-    return trainer.fit()
+    return trainer
+
+
+def _run_trainer(ctx: RunContext, seed: int, phase: str, model, objective,
+                 train_cfg: TrainConfig) -> TrainResult:
+    return _make_trainer(ctx, seed, phase, model, objective, train_cfg).fit()
 
 
 def name_stream(name: str) -> int:
@@ -107,13 +153,74 @@ def name_stream(name: str) -> int:
     return zlib.crc32(name.encode())
 
 
+def single_objective(ctx: RunContext, seed: int, name: str) -> SamplerObjective:
+    """Sampler ``name`` alone, its stream keyed by (seed, name): the same negatives in a single
+    run, a grid, a successive-halving race or a budget run."""
+    cfg = ctx.cfg
+    sampler = build_sampler(name, ctx.data, seed_for(seed, 100, name_stream(name)), cfg.device,
+                            cfg.num_negatives)
+    return SamplerObjective(sampler, l2=cfg.l2)
+
+
 def run_single(ctx: RunContext, seed: int, name: str) -> PhaseRecord:
     cfg = ctx.cfg
     model = build_model(cfg, ctx.data, seed)
-    sampler = build_sampler(name, ctx.data, seed_for(seed, 100, name_stream(name)), cfg.device)
-    result = _run_trainer(ctx, seed, name, model, SamplerObjective(sampler, l2=cfg.l2),
+    result = _run_trainer(ctx, seed, name, model, single_objective(ctx, seed, name),
                           cfg.train_config(seed))
     return PhaseRecord(seed, name, name, result)
+
+
+def run_budget_single(ctx: RunContext, seed: int, name: str, single: PhaseRecord,
+                      budget: int) -> PhaseRecord:
+    """Sampler ``name`` trained for ``budget`` epochs without early stopping (AutoSample's
+    search + retrain epochs of this seed), test at its best validation epoch.
+
+    The run is the single run of ``name`` continued (same init, data order, negatives): from
+    the single run's final checkpoint when it stopped before ``budget`` epochs; the single
+    run's result itself when its best epoch lies within the budget and it ran past it; from
+    scratch otherwise.
+    """
+    cfg = ctx.cfg
+    phase = f"{name}{BUDGET_SUFFIX}"
+    train_cfg = dataclasses.replace(cfg.train_config(seed), epochs=budget, patience=0)
+    extra = {"budget_epochs": budget, "base": name}
+    ran = single.result.epochs_run
+    if ran > budget and single.result.best_epoch <= budget:
+        extra["same_as_single"] = True
+        return PhaseRecord(seed, name + BUDGET_SUFFIX, name, single.result, extra)
+    trainer = _make_trainer(ctx, seed, phase, build_model(cfg, ctx.data, seed),
+                            single_objective(ctx, seed, name), train_cfg)
+    if trainer.epoch == 0 and trainer.batch == 0 and ran <= budget:
+        trainer.continue_from(load_checkpoint(ctx.out.checkpoint(seed, name)))
+        extra["continued_from_epoch"] = ran
+    return PhaseRecord(seed, name + BUDGET_SUFFIX, name, trainer.fit(), extra)
+
+
+def run_sh(ctx: RunContext, seed: int) -> PhaseRecord:
+    """Successive halving over ``cfg.search_space`` (every candidate from the model init and
+    data order of seed ``seed``, its sampler stream as in a single run); the winner's result."""
+    cfg = ctx.cfg
+    train_cfg = cfg.train_config(seed)
+
+    def make_trainer(name: str) -> Trainer:
+        # Within a race a candidate may be rebuilt from its checkpoint on resume only.
+        return _make_trainer(ctx, seed, f"{SH}-{name}", build_model(cfg, ctx.data, seed),
+                             single_objective(ctx, seed, name), train_cfg)
+
+    race = SuccessiveHalving(cfg.search_space, make_trainer, data=ctx.data,
+                             config=HalvingConfig(first_rung=cfg.sh_first_rung, eta=cfg.sh_eta,
+                                                 tie_se=cfg.sh_tie_se),
+                             seed=seed_for(seed, 4000),
+                             state_path=ctx.out.checkpoint(seed, SH))
+    if not ctx.resume and race.state_path is not None and race.state_path.exists():
+        raise FileExistsError(f"{race.state_path} exists; use --resume")
+    outcome = race.run()
+    log.info("seed %d: successive halving picked %s (%.1f CPU s)", seed, outcome.chosen,
+             outcome.cpu_seconds)
+    extra = {"runs": outcome.runs, "rungs": outcome.rungs,
+             "decisions": [dataclasses.asdict(d) for d in outcome.decisions],
+             "cpu_seconds": outcome.cpu_seconds, "wall_seconds": outcome.wall_seconds}
+    return PhaseRecord(seed, SH, outcome.chosen, outcome.result, extra)
 
 
 def run_autosample(ctx: RunContext, seed: int) -> list[PhaseRecord]:
@@ -140,6 +247,8 @@ def run_autosample(ctx: RunContext, seed: int) -> list[PhaseRecord]:
                            cfg.train_config(seed, cfg.retrain_epochs or cfg.epochs))
     extra = {"alpha_star": dict(zip(cfg.search_space, alpha_star)),
              "search_seconds": search.seconds, "retrain_seconds": retrain.seconds,
+             "search_cpu_seconds": search.cpu_seconds, "retrain_cpu_seconds": retrain.cpu_seconds,
+             "search_epochs": search.epochs_run, "retrain_epochs": retrain.epochs_run,
              "search_best_epoch": search.best_epoch, "search_valid": search.valid,
              "retrain_init": cfg.retrain_init}
     return [PhaseRecord(seed, "search", chosen, search),

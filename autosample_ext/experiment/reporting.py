@@ -8,13 +8,21 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
-from autosample_ext.experiment.phases import AUTOSAMPLE, PhaseRecord
+from autosample_ext.experiment.phases import AUTOSAMPLE, BUDGET_SUFFIX, GRID, SH, PhaseRecord
 
 if TYPE_CHECKING:
     from autosample_ext.experiment.driver import RunSummary
 
 TABLE_METRICS: tuple[str, ...] = ("recall", "ndcg", "precision", "hit")
 TABLE_ABBREV = {"recall": "R", "ndcg": "N", "precision": "P", "hit": "H"}
+#: methods that search (tested against the best single sampler) and the grid's pick
+SEARCH_METHODS: tuple[str, ...] = (AUTOSAMPLE, SH)
+NOT_SINGLE: frozenset[str] = frozenset({AUTOSAMPLE, SH, GRID, "search"})
+
+
+def is_single(method: str) -> bool:
+    """A sampler (or schedule) trained alone with the run's budget rules."""
+    return method not in NOT_SINGLE and not method.endswith(BUDGET_SUFFIX)
 
 
 def alpha_frame(records: Sequence[PhaseRecord]) -> pd.DataFrame:
@@ -54,7 +62,39 @@ def write_alpha_plot(frame: pd.DataFrame, path: Path) -> None:
 
 
 def method_label(method: str) -> str:
-    return "AutoSample" if method == AUTOSAMPLE else method.upper()
+    if method == AUTOSAMPLE:
+        return "AutoSample"
+    if method == SH:
+        return "SH"
+    if method == GRID:
+        return "Grid pick"
+    if method.endswith(BUDGET_SUFFIX):
+        return f"{method[:-len(BUDGET_SUFFIX)].upper()} (AutoSample's epochs)"
+    return method.upper()
+
+
+def flag_below_popularity(metrics: dict[str, Any], metric: str) -> list[str]:
+    """Mark every reported run of ``metrics`` whose ``metric`` on the reported split is below
+    the popularity ranking's (``runs[i]["below_popularity"]``) and list them in
+    ``metrics["below_popularity"]`` as ``{"run", "value", "popularity"}``: a model worse than
+    ranking by item counts has diverged or not learned. Returns the flagged run names."""
+    pop = metrics["popularity"]["test"]
+    if metric not in pop:  # --metric's cut-off is not among --ks: the same metric at the first k
+        metric = next((m for m in pop if m.partition("@")[0] == metric.partition("@")[0]), metric)
+    floor = pop.get(metric)
+    flagged = []
+    for entry in metrics["runs"]:
+        if entry["method"] == "search":
+            continue
+        reported = entry.get("best_test", entry.get("test")) or {}
+        value = reported.get(metric)
+        below = floor is not None and value is not None and value < floor
+        entry["below_popularity"] = bool(below)
+        if below:
+            name = f"seed{entry['seed']}/{entry['method']}"
+            flagged.append({"run": name, "metric": metric, "value": value, "popularity": floor})
+    metrics["below_popularity"] = flagged
+    return [f["run"] for f in flagged]
 
 
 def aggregate(records: Sequence[PhaseRecord], split: str) -> dict[str, dict[str, dict[str, float]]]:
@@ -83,17 +123,19 @@ def metrics_frame(records: Sequence[PhaseRecord], split: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def paired_ttests(frame: pd.DataFrame, ks: Sequence[int]) -> dict[str, dict[str, Any]]:
-    """AutoSample vs the best single sampler (by mean, per metric), paired over seeds."""
+def paired_ttests(frame: pd.DataFrame, ks: Sequence[int], method: str = AUTOSAMPLE
+                  ) -> dict[str, dict[str, Any]]:
+    """``method`` (AutoSample, SH) vs the best single sampler (by mean, per metric), paired over
+    seeds. Single samplers: every method that is not a search, a grid pick or a budget run."""
     from scipy import stats
 
     out: dict[str, dict[str, Any]] = {}
-    if AUTOSAMPLE not in set(frame["method"]):
+    if method not in set(frame["method"]):
         return out
-    singles = [m for m in frame["method"].unique() if m != AUTOSAMPLE]
+    singles = [m for m in frame["method"].unique() if is_single(str(m))]
     if not singles:
         return out
-    auto = frame[frame["method"] == AUTOSAMPLE].set_index("seed")
+    auto = frame[frame["method"] == method].set_index("seed")
     for k in ks:
         for name in TABLE_METRICS:
             metric = f"{name}@{k}"
@@ -119,13 +161,14 @@ def paired_ttests(frame: pd.DataFrame, ks: Sequence[int]) -> dict[str, dict[str,
 
 
 def render_table(records: Sequence[PhaseRecord], split: str, k: int,
-                 ttests: dict[str, dict[str, Any]] | None = None) -> str:
+                 ttests: dict[str, dict[str, Any]] | None = None,
+                 sh_ttests: dict[str, dict[str, Any]] | None = None) -> str:
     """Markdown table in the layout of the paper's Table 3.
 
     Rows: methods; columns: R/N/P/H@k as mean (± std over seeds) with the rank of the row in
     that metric (1 = best), then the average rank. AutoSample vs the best single sampler of the
     metric, paired t-test over seeds, p < 0.05: ``*`` significantly better, ``†`` significantly
-    worse.
+    worse (``ttests``); the same for SH (``sh_ttests``).
     """
     frame = metrics_frame(records, split)
     cols = [f"{m}@{k}" for m in TABLE_METRICS]
@@ -141,13 +184,72 @@ def render_table(records: Sequence[PhaseRecord], split: str, k: int,
             text = f"{mean.loc[method, col]:.4f}"
             if several:
                 text += f" ± {std.loc[method, col]:.4f}"
-            test = (ttests or {}).get(col, {})
-            if method == AUTOSAMPLE and test.get("significant"):
+            marks = {AUTOSAMPLE: ttests, SH: sh_ttests}.get(method) or {}
+            test = marks.get(col, {})
+            if test.get("significant"):
                 text += "*" if test["mean_diff"] > 0 else "†"
             text += f" ({int(ranks.loc[method, col])})"
             cells.append(text)
         cells.append(f"{ranks.loc[method].mean():.2f}")
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def cost_summary(records: Sequence[PhaseRecord]) -> dict[str, Any]:
+    """Search costs side by side: per seed and method, CPU (process) and wall seconds of
+    AutoSample (search + retrain), SH (the whole race), the grid (every candidate) and each
+    single sampler; means over seeds and the ratios to the grid's CPU seconds."""
+    per_seed: dict[str, dict[str, dict[str, float]]] = {}
+    for rec in records:
+        if rec.method == "search" or rec.method.endswith(BUDGET_SUFFIX):
+            continue
+        if rec.method == AUTOSAMPLE:
+            cpu = rec.extra["search_cpu_seconds"] + rec.extra["retrain_cpu_seconds"]
+            wall = rec.extra["search_seconds"] + rec.extra["retrain_seconds"]
+        elif rec.method in (SH, GRID):
+            cpu, wall = rec.extra["cpu_seconds"], rec.extra["wall_seconds"]
+        else:
+            cpu, wall = rec.result.cpu_seconds, rec.result.seconds
+        epochs = rec.extra.get("search_epochs", 0) + rec.extra.get("retrain_epochs", 0) \
+            if rec.method == AUTOSAMPLE else None
+        entry = {"cpu_seconds": float(cpu), "wall_seconds": float(wall)}
+        if epochs is not None:
+            entry["epochs"] = int(epochs)
+        per_seed.setdefault(str(rec.seed), {})[rec.method] = entry
+    if not any(m in SEARCH_METHODS or m == GRID for d in per_seed.values() for m in d):
+        return {}
+    methods = list(dict.fromkeys(m for d in per_seed.values() for m in d))
+    mean: dict[str, dict[str, float]] = {}
+    for m in methods:
+        cpu = np.array([d[m]["cpu_seconds"] for d in per_seed.values() if m in d])
+        wall = np.array([d[m]["wall_seconds"] for d in per_seed.values() if m in d])
+        mean[m] = {"cpu_seconds": float(cpu.mean()),
+                   "cpu_std": float(cpu.std(ddof=1)) if cpu.size > 1 else 0.0,
+                   "wall_seconds": float(wall.mean()), "n": int(cpu.size)}
+    out: dict[str, Any] = {"per_seed": per_seed, "mean": mean}
+    if GRID in mean:
+        # ratio per seed, then averaged (the grid and the search ran on the same seed)
+        ratios: dict[str, float] = {}
+        for m in methods:
+            r = [d[m]["cpu_seconds"] / d[GRID]["cpu_seconds"] for d in per_seed.values()
+                 if m in d and GRID in d and d[GRID]["cpu_seconds"] > 0]
+            if r:
+                ratios[m] = float(np.mean(r))
+        out["cpu_ratio_to_grid"] = ratios
+    return out
+
+
+def render_cost_table(costs: dict[str, Any]) -> str:
+    """Markdown: method, CPU seconds (mean ± std over seeds), wall seconds, ratio to the grid."""
+    ratios = costs.get("cpu_ratio_to_grid", {})
+    lines = ["| Method | CPU s | wall s | CPU / grid CPU |", "|---|---|---|---|"]
+    order = [m for m in (AUTOSAMPLE, SH, GRID) if m in costs["mean"]] + \
+        [m for m in costs["mean"] if m not in (AUTOSAMPLE, SH, GRID)]
+    for m in order:
+        c = costs["mean"][m]
+        cpu = f"{c['cpu_seconds']:.1f}" + (f" ± {c['cpu_std']:.1f}" if c["n"] > 1 else "")
+        ratio = f"{ratios[m]:.2f}" if m in ratios else ""
+        lines.append(f"| {method_label(m)} | {cpu} | {c['wall_seconds']:.1f} | {ratio} |")
     return "\n".join(lines) + "\n"
 
 
@@ -159,12 +261,23 @@ def summary_text(summary: RunSummary) -> str:
         alpha = ", ".join(f"{n.upper()} {v:.3f}" for n, v in a["alpha_star"].items())
         lines.append(f"seed {seed}: AutoSample chose {a['chosen'].upper()} (alpha*: {alpha}); "
                      f"search {a['search_seconds']:.1f}s + retrain {a['retrain_seconds']:.1f}s")
+    for seed, r in m.get("sh", {}).items():
+        lines.append(f"seed {seed}: successive halving chose {r['chosen'].upper()}; "
+                     f"{r['cpu_seconds']:.1f} CPU s, {r['wall_seconds']:.1f}s")
     for seed, g in m.get("grid", {}).items():
         lines.append(f"seed {seed}: grid search best {g['best'].upper()} by validation; "
-                     f"total {g['seconds']:.1f}s")
+                     f"total {g['cpu_seconds']:.1f} CPU s, {g['seconds']:.1f}s")
+    ratios = m.get("costs", {}).get("cpu_ratio_to_grid", {})
+    if ratios:
+        lines.append("CPU seconds / grid's: " + ", ".join(
+            f"{method_label(k)} {v:.2f}" for k, v in ratios.items() if k in SEARCH_METHODS))
     pop = m["popularity"]["test"]
     k = m["table_k"]
     lines.append(f"popularity ranking (reference floor), test: R@{k} {pop[f'recall@{k}']:.4f}, "
                  f"N@{k} {pop[f'ndcg@{k}']:.4f}")
+    for f in m.get("below_popularity", []):
+        lines.append(f"WARNING: {f['run']} is below the popularity floor: {f['metric']} "
+                     f"{f['value']:.4f} < {f['popularity']:.4f} (diverged or not trained enough: "
+                     f"check --lr and --epochs)")
     lines.append(f"{m['reported_split']}; outputs in {summary.path} ({summary.seconds:.1f}s)")
     return "\n".join(lines)

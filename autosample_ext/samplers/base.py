@@ -25,6 +25,8 @@ class SampleContext:
     layers: optional ``model.layer_embeddings()`` of this step (WITH autograd) when the trainer
         already computed them; samplers that need per-layer tables (MixGCF) call the model
         otherwise.
+    epoch: 0-based training epoch of the step (set by the trainer; schedules switch on it),
+        None when the caller does not know it.
     """
 
     users: torch.Tensor
@@ -34,6 +36,7 @@ class SampleContext:
     item_table: torch.Tensor
     step: int
     layers: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
+    epoch: int | None = None
 
 
 @dataclass
@@ -142,6 +145,11 @@ class Sampler:
         owner = torch.repeat_interleave(torch.arange(users.shape[0], device=self.device), counts)
         pos = torch.arange(indptr[-1].item(), device=self.device) - indptr[owner] + starts[owner]
         return indptr, self.train_indices[pos]
+
+    def active(self, ctx: SampleContext) -> "Sampler":
+        """The sampler that draws this step's negatives: ``self``, or a schedule's current
+        segment (:class:`autosample_ext.search.schedule.ScheduleSampler`)."""
+        return self
 
     def sample(self, ctx: SampleContext) -> Negatives:
         raise NotImplementedError

@@ -16,7 +16,8 @@ class GridOutcome:
     best: str                     # the candidate with the best validation metric
     metric: str
     valid: dict[str, float]       # candidate -> its best validation value of ``metric``
-    seconds: float                # total training time of all candidates
+    seconds: float                # total training time (wall) of all candidates
+    cpu_seconds: float = 0.0      # total process CPU time of all candidates
 
 
 def pick_best(results: Mapping[str, TrainResult], metric: str) -> GridOutcome:
@@ -26,4 +27,5 @@ def pick_best(results: Mapping[str, TrainResult], metric: str) -> GridOutcome:
     valid = {name: float(r.valid[metric]) for name, r in results.items()}
     best = max(valid, key=lambda n: valid[n])  # max keeps the first of equal values
     seconds = float(sum(r.seconds for r in results.values()))
-    return GridOutcome(best=best, metric=metric, valid=valid, seconds=seconds)
+    cpu = float(sum(r.cpu_seconds for r in results.values()))
+    return GridOutcome(best=best, metric=metric, valid=valid, seconds=seconds, cpu_seconds=cpu)

@@ -149,29 +149,38 @@ class SamplerObjective(Objective):
         self.l2 = float(l2)
         self.loss_name = loss
         self.group_mode = callable(getattr(sampler, "sample_groups", None))
+        self._active_name: str | None = None
 
     def step_loss(self, ctx: SampleContext, user_table: torch.Tensor, item_table: torch.Tensor
                   ) -> StepOutput:
-        if self.group_mode:
-            return self._group_step(ctx, user_table, item_table)
+        # A schedule hands the step to its current segment; GDNS segments train in group mode.
+        sampler = self.sampler.active(ctx)
+        if sampler is not self.sampler:
+            self._active_name = sampler.name
+        if callable(getattr(sampler, "sample_groups", None)):
+            return self._group_step(sampler, ctx, user_table, item_table)
         negatives = self.sampler.sample(ctx)
         value, pos_s, neg_s = score_and_loss(ctx, user_table, item_table, negatives,
                                              self.l2, self.loss_name)
         self.sampler.observe(ctx, negatives, pos_s, neg_s)
         return StepOutput(loss=value)
 
-    def _group_step(self, ctx: SampleContext, user_table: torch.Tensor,
+    def epoch_fields(self) -> dict[str, Any]:
+        """A schedule's log lines name the segment that trained the epoch (its last step)."""
+        return {"active": self._active_name} if self._active_name is not None else {}
+
+    def _group_step(self, sampler: Sampler, ctx: SampleContext, user_table: torch.Tensor,
                     item_table: torch.Tensor) -> StepOutput:
         users = torch.unique(ctx.users)                                     # [U_b], ascending
-        groups = self.sampler.sample_groups(users, ctx.step)
+        groups = sampler.sample_groups(users, ctx.step)
         u = user_table[users].unsqueeze(2)                                  # [U_b, d, 1]
         pos = torch.bmm(item_table[groups.positives], u).squeeze(2)         # [U_b, N]
         neg = torch.bmm(item_table[groups.negatives], u).squeeze(2)         # [U_b, N]
-        value = group_hinge_loss(pos, neg, margin=self.sampler.options.margin)
+        value = group_hinge_loss(pos, neg, margin=sampler.options.margin)
         if self.l2:
             value = value + self.l2 * ctx.model.l2_regulariser(users, groups.positives,
                                                                groups.negatives)
-        self.sampler.observe_groups(groups, pos.detach(), neg.detach())
+        sampler.observe_groups(groups, pos.detach(), neg.detach())
         return StepOutput(loss=value)
 
     def state_dict(self) -> dict[str, Any]:

@@ -36,9 +36,11 @@ from tqdm.auto import tqdm
 from autosample_ext.data.interactions import InteractionData
 from autosample_ext.models.base import Recommender
 from autosample_ext.samplers.base import SampleContext
-from autosample_ext.training.checkpoint import cpu_state, load_checkpoint, save_checkpoint
+from autosample_ext.training.checkpoint import (CheckpointError, check_shapes, cpu_state, load_checkpoint,
+                                                 save_checkpoint)
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainingInterrupted, TrainResult
 from autosample_ext.training.evaluate import evaluate_model
+from autosample_ext.training.guard import TrainingDiverged, check_divergence
 from autosample_ext.training.objectives import Objective
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,7 @@ class Trainer:
         self.stop = stop or StopFlag()
         self.on_epoch = on_epoch
         self.on_step = on_step
+        self.first_loss: float | None = None  # loss of step 0, the divergence guard's scale
         self.tag = tag
         self.device = next(model.parameters()).device
         self.optimizer = make_adam(model.parameters(), config.lr, self.device)
@@ -119,6 +122,7 @@ class Trainer:
         self.batch = 0            # next batch within self.epoch
         self.loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         self.epoch_seconds = 0.0
+        self.epoch_cpu_seconds = 0.0
         self.log: list[dict[str, Any]] = []
         self.best_value = -math.inf
         self.best_epoch = 0
@@ -128,8 +132,10 @@ class Trainer:
         self.bad_evals = 0
         self.stopped_early = False
         self.seconds = 0.0
+        self.cpu_seconds = 0.0      # process CPU time (time.process_time) of the epochs run
         self.done = False
         self.result: TrainResult | None = None
+        self._last_model: dict[str, torch.Tensor] | None = None
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -138,7 +144,10 @@ class Trainer:
             "version": CHECKPOINT_VERSION,
             "tag": self.tag,
             "config": asdict(self.config),
-            "model": cpu_state(self.model.state_dict()),
+            # A finished run holds its best weights; the checkpoint keeps the last epoch's so
+            # that the run can be continued (``continue_from``).
+            "model": self._last_model if self._last_model is not None
+            else cpu_state(self.model.state_dict()),
             "optimizer": cpu_state(self.optimizer.state_dict()),
             "objective": cpu_state(self.objective.state_dict()),
             "rng": cpu_state(_rng_state()),
@@ -155,19 +164,26 @@ class Trainer:
             "bad_evals": self.bad_evals,
             "stopped_early": self.stopped_early,
             "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds,
+            "epoch_cpu_seconds": self.epoch_cpu_seconds,
             "done": self.done,
             "result": self.result.to_plain() if self.result is not None else None,
+            "first_loss": self.first_loss,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        where = f"checkpoint {self.checkpoint_path or self.tag!s}"
         if state.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"checkpoint version {state.get('version')} is not {CHECKPOINT_VERSION}")
+            raise CheckpointError(f"{where} has version {state.get('version')}, this tool writes "
+                                  f"{CHECKPOINT_VERSION}: not a checkpoint of this version; it was "
+                                  f"not loaded")
         saved = dict(state["config"])
         mine = asdict(self.config)
         for key in ("batch_size", "seed", "eval_split", "metric"):
             if saved.get(key) != mine.get(key):
-                raise ValueError(f"checkpoint {self.tag!r} was written with {key}={saved.get(key)!r}, "
+                raise CheckpointError(f"{where} was written with {key}={saved.get(key)!r}, "
                                  f"this run has {key}={mine.get(key)!r}; resume needs the same setting")
+        check_shapes(state["model"], self.model.state_dict(), "model", self.checkpoint_path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.objective.load_state_dict(state["objective"])
@@ -175,6 +191,7 @@ class Trainer:
         self.epoch = int(state["epoch"])
         self.batch = int(state["batch"])
         self.loss_sum = state["loss_sum"].to(self.device)
+        self.first_loss = state.get("first_loss")
         self.epoch_seconds = float(state["epoch_seconds"])
         self.log = list(state["log"])
         self.best_value = float(state["best_value"])
@@ -185,7 +202,10 @@ class Trainer:
         self.bad_evals = int(state["bad_evals"])
         self.stopped_early = bool(state["stopped_early"])
         self.seconds = float(state["seconds"])
+        self.cpu_seconds = float(state.get("cpu_seconds", 0.0))
+        self.epoch_cpu_seconds = float(state.get("epoch_cpu_seconds", 0.0))
         self.done = bool(state["done"])
+        self._last_model = state["model"] if self.done else None
         if state["result"] is not None:
             r = dict(state["result"])
             r["best_fields"] = dict(self.best_extra)
@@ -204,6 +224,20 @@ class Trainer:
                  self.batch, " (finished)" if self.done else "")
         return True
 
+    def _guard_divergence(self, epoch: int) -> None:
+        """After the steps of ``epoch`` (0-based): a non-finite or exploded mean loss logs the
+        epoch with ``"diverged": true`` and raises TrainingDiverged (training/guard.py)."""
+        loss = float(self.loss_sum) / self.num_batches
+        try:
+            check_divergence(loss, self.first_loss, factor=self.config.divergence_factor,
+                             tag=self.tag, epoch=epoch + 1, lr=self.config.lr)
+        except TrainingDiverged:
+            entry = {"run": self.tag, "epoch": epoch + 1, "loss": loss, "diverged": True}
+            self.log.append(entry)
+            if self.on_epoch is not None:
+                self.on_epoch(entry)
+            raise
+
     # -- training ------------------------------------------------------------------------------
 
     def _train_step(self, users: torch.Tensor, pos: torch.Tensor, step: int) -> None:
@@ -218,19 +252,21 @@ class Trainer:
             user_table, item_table = self.model.propagate()
         ctx = SampleContext(users=users, pos_items=pos, model=self.model,
                             user_table=user_table.detach(), item_table=item_table.detach(),
-                            step=step, layers=layers)
+                            step=step, layers=layers, epoch=step // self.num_batches)
         out = self.objective.step_loss(ctx, user_table, item_table)
         out.loss.backward()
         self.optimizer.step()
         self.objective.optimizer_step()
         self.loss_sum += out.loss.detach().to(torch.float64)
+        if step == 0:
+            self.first_loss = float(out.loss.detach())
 
     def train_batches(self, epoch: int) -> None:
         """The steps of ``epoch`` from ``self.batch`` on (no evaluation, no checkpoint unless a
         stop is requested: then checkpoint and raise :class:`TrainingInterrupted`)."""
         cfg = self.config
         perm = epoch_permutation(cfg.seed, epoch, self.train_users.shape[0]).to(self.device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for b in range(self.batch, self.num_batches):
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             step = epoch * self.num_batches + b
@@ -240,9 +276,11 @@ class Trainer:
                 self.on_step(step)
             if self.stop.requested and self.batch < self.num_batches:
                 self.epoch_seconds += time.perf_counter() - t0
+                self.epoch_cpu_seconds += time.process_time() - c0
                 self.save()
                 raise TrainingInterrupted(f"{self.tag or 'run'}: {self.stop.reason}; "
                                           f"checkpoint at epoch {epoch + 1}, step {self.batch}")
+        self._guard_divergence(epoch)
 
     def _evaluate(self, split: str) -> dict[str, float]:
         return evaluate_model(self.model, self.data, split, self.config.ks,
@@ -250,7 +288,7 @@ class Trainer:
 
     def _end_epoch(self, epoch: int) -> None:
         """Log line, evaluation, best state, early stopping; adds its time to the epoch's."""
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         cfg = self.config
         entry: dict[str, Any] = {"run": self.tag, "epoch": epoch + 1,
                                  "loss": float(self.loss_sum) / self.num_batches}
@@ -272,6 +310,7 @@ class Trainer:
                 if cfg.patience and self.bad_evals >= cfg.patience:
                     self.stopped_early = True
         self.epoch_seconds += time.perf_counter() - t0
+        self.epoch_cpu_seconds += time.process_time() - c0
         entry["seconds"] = round(self.epoch_seconds, 4)
         self.log.append(entry)
         if self.on_epoch is not None:
@@ -280,27 +319,38 @@ class Trainer:
                  f", {cfg.eval_split} {cfg.metric} {entry[cfg.eval_split][cfg.metric]:.4f}"
                  if cfg.eval_split in entry else "")
 
-    def fit(self) -> TrainResult:
-        """Train to the end (or early stop) and return the result; resumes from the state held."""
-        if self.done and self.result is not None:
-            if self.best_model is not None:
-                self.model.load_state_dict(self.best_model)
-            return self.result
+    @property
+    def finished_training(self) -> bool:
+        """True when no epoch is left: the epoch limit is reached or early stopping fired."""
+        return self.done or self.stopped_early or self.epoch >= self.config.epochs
+
+    def train_until(self, epochs: int) -> bool:
+        """Run whole epochs until ``epochs`` epochs are done in total (capped by
+        ``config.epochs``), early stopping fires, or the run is finished; checkpoint at every
+        epoch end. Returns :attr:`finished_training`. Searches that advance several trainers
+        in turn (successive halving) call this; :meth:`fit` is ``train_until(epochs)`` and
+        the final test evaluation."""
         cfg = self.config
-        bar = tqdm(total=cfg.epochs, initial=self.epoch, desc=self.tag or "train", unit="epoch",
+        limit = min(int(epochs), cfg.epochs)
+        if self.done or self.epoch >= limit or self.stopped_early:
+            return self.finished_training
+        bar = tqdm(total=limit, initial=self.epoch, desc=self.tag or "train", unit="epoch",
                    disable=not cfg.progress, leave=False)
         try:
-            while self.epoch < cfg.epochs and not self.stopped_early:
+            while self.epoch < limit and not self.stopped_early:
                 epoch = self.epoch
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 self.train_batches(epoch)
                 self.epoch_seconds += time.perf_counter() - t0
+                self.epoch_cpu_seconds += time.process_time() - c0
                 self._end_epoch(epoch)
                 self.seconds += self.epoch_seconds
+                self.cpu_seconds += self.epoch_cpu_seconds
                 self.epoch = epoch + 1
                 self.batch = 0
                 self.loss_sum.zero_()
                 self.epoch_seconds = 0.0
+                self.epoch_cpu_seconds = 0.0
                 bar.update(1)
                 self.save()
                 if self.stop.requested:
@@ -308,12 +358,36 @@ class Trainer:
                                               f"checkpoint after epoch {epoch + 1}")
         finally:
             bar.close()
+        return self.finished_training
+
+    def fit(self) -> TrainResult:
+        """Train to the end (or early stop) and return the result; resumes from the state held."""
+        if self.done and self.result is not None:
+            if self.best_model is not None:
+                self.model.load_state_dict(self.best_model)
+            return self.result
+        self.train_until(self.config.epochs)
         return self._finish()
+
+    def continue_from(self, state: dict[str, Any]) -> None:
+        """Load a checkpoint of a FINISHED run (its last epoch's weights, optimiser and sampler
+        states, best-so-far state) to train it further under this trainer's config (e.g. more
+        epochs, later or no early stopping). Epoch ``e`` of the continuation is exactly epoch
+        ``e`` of an uninterrupted run under this config whenever this config trains at least the
+        epochs the finished run did (same seed, batch size, learning rate, objective)."""
+        self.load_state_dict(state)
+        self.done = False
+        self.result = None
+        self._last_model = None
+        self.stopped_early = False   # bad_evals is kept: it does not depend on the patience
+        if self.config.patience and self.bad_evals >= self.config.patience:
+            self.stopped_early = True
 
     def _finish(self) -> TrainResult:
         cfg = self.config
         if self.best_model is None:
             raise RuntimeError(f"{self.tag or 'run'}: no evaluation happened")
+        self._last_model = cpu_state(self.model.state_dict())
         self.model.load_state_dict(self.best_model)
         test: dict[str, float] = {}
         if cfg.eval_split == "valid" and self.data.test.nnz:
@@ -322,7 +396,8 @@ class Trainer:
         self.result = TrainResult(best_epoch=self.best_epoch, valid=dict(self.best_metrics),
                                   test=test, epochs_run=epochs_run,
                                   stopped_early=self.stopped_early, seconds=self.seconds,
-                                  log=list(self.log), best_fields=dict(self.best_extra))
+                                  log=list(self.log), best_fields=dict(self.best_extra),
+                                  cpu_seconds=self.cpu_seconds)
         self.done = True
         self.save()
         return self.result

@@ -1,0 +1,324 @@
+"""The experiments' report: reads the run directories' ``metrics.json`` (and ``alpha.csv``) of
+every setting under a runs folder and writes ``report.md`` with the paper's tables and the
+figures as PNGs. Runs nothing."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from autosample_ext.experiment.reporting import method_label, write_alpha_plot
+
+SEARCHES = ("autosample", "sh", "grid")
+
+
+def load_runs(runs: str | Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{setting: {run name: metrics.json}}`` for every finished run under ``runs``."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for file in sorted(Path(runs).glob("*/*/metrics.json")):
+        setting, name = file.parent.parent.name, file.parent.name
+        metrics = json.loads(file.read_text())
+        metrics["_path"] = str(file.parent)
+        out.setdefault(setting, {})[name] = metrics
+    return out
+
+
+def frame(metrics: dict[str, Any], k: int | None = None) -> pd.DataFrame:
+    """One row per (method, seed): test metrics, the sampler trained, CPU seconds."""
+    rows = []
+    for r in metrics["runs"]:
+        if r["method"] == "search":
+            continue
+        rows.append({"method": r["method"], "seed": r["seed"], "sampler": r["sampler"],
+                     **r.get("test", r.get("best_test", {}))})
+    return pd.DataFrame(rows)
+
+
+def mean_std(values: np.ndarray) -> tuple[float, float]:
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else 0.0
+
+
+def fmt(values, digits: int = 4) -> str:
+    m, s = mean_std(values)
+    return f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def chosen_list(metrics: dict[str, Any], block: str) -> str:
+    picks = [metrics.get(block, {}).get(str(s), {}).get("chosen") for s in _seeds(metrics)]
+    return ", ".join((p or "?").upper() for p in picks)
+
+
+def _seeds(metrics: dict[str, Any]) -> list[int]:
+    return sorted({r["seed"] for r in metrics["runs"]})
+
+
+def _singles(metrics: dict[str, Any]) -> list[str]:
+    methods = dict.fromkeys(r["method"] for r in metrics["runs"])
+    return [m for m in methods if m not in SEARCHES and m != "search" and ":" not in m]
+
+
+def headline(runs: dict[str, dict[str, dict[str, Any]]], metric: str) -> str:
+    """SH and AutoSample against the best single sampler, with costs, one row per setting."""
+    lines = [f"| setting | best single ({metric}) | SH | SH within 1 std | SH picks | SH CPU / grid "
+             f"| AutoSample (paper) | AutoSample picks | AutoSample CPU / grid | grid picks |",
+             "|" + "---|" * 10]
+    for setting, named in runs.items():
+        m = named.get("compare")
+        if m is None:
+            continue
+        df = frame(m)
+        singles = {s: df.loc[df.method == s, metric].to_numpy() for s in _singles(m)}
+        best = max(singles, key=lambda s: singles[s].mean())
+        b_mean, b_std = mean_std(singles[best])
+        sh = df.loc[df.method == "sh", metric].to_numpy()
+        auto = df.loc[df.method == "autosample", metric].to_numpy()
+        ratios = m["costs"]["cpu_ratio_to_grid"]
+        within = abs(sh.mean() - b_mean) <= b_std or sh.mean() >= b_mean
+        lines.append(
+            f"| {setting} | {best.upper()} {fmt(singles[best])} | {fmt(sh)} | "
+            f"{'yes' if within else 'NO'} ({sh.mean() - b_mean:+.4f}) | {chosen_list(m, 'sh')} | "
+            f"{ratios['sh']:.2f} | {fmt(auto)} | {chosen_list(m, 'autosample')} | "
+            f"{ratios['autosample']:.2f} | {chosen_list(m, 'grid')} |")
+        alt = named.get("sh-tie0")
+        if alt is not None:
+            fa = frame(alt)
+            sh0 = fa.loc[fa.method == "sh", metric].to_numpy()
+            ratio0 = sh0_ratio(m, alt)
+            ok = abs(sh0.mean() - b_mean) <= b_std or sh0.mean() >= b_mean
+            lines.append(f"| {setting}, SH without tie rule | | {fmt(sh0)} | "
+                         f"{'yes' if ok else 'NO'} ({sh0.mean() - b_mean:+.4f}) | "
+                         f"{chosen_list(alt, 'sh')} | {ratio0:.2f} | | | | |")
+    return "\n".join(lines) + "\n"
+
+
+def sh0_ratio(compare: dict[str, Any], alt: dict[str, Any]) -> float:
+    """CPU seconds of the ``sh-tie0`` race over the compare run's grid, per seed, averaged
+    (the same seeds, init and data order: the grid is the compare run's)."""
+    grid = compare["costs"]["per_seed"]
+    return float(np.mean([alt["sh"][s]["cpu_seconds"] / grid[s]["grid"]["cpu_seconds"]
+                          for s in alt["sh"] if s in grid]))
+
+
+def table3(m: dict[str, Any]) -> str:
+    """The compare run's own table.md (Table 3 layout with ranks and t-test marks, costs)."""
+    path = Path(m["_path"]) / "table.md"
+    picks = (f"Picks per seed: AutoSample {chosen_list(m, 'autosample')}; SH "
+             f"{chosen_list(m, 'sh')}; grid {chosen_list(m, 'grid')}. Budget singles: "
+             f"AutoSample's search + retrain epochs per seed: "
+             f"{[m['autosample'][str(s)]['epochs'] for s in _seeds(m)]}.\n")
+    return path.read_text() + "\n" + picks
+
+
+def table4(named: dict[str, dict[str, Any]], metric: str) -> str | None:
+    m, neg = named.get("compare"), named.get("negatives")
+    if m is None or neg is None:
+        return None
+    df, dn = frame(m), frame(neg)
+    t = int(json.loads((Path(neg["_path"]) / "config.json").read_text())["config"]["num_negatives"])
+    lines = [f"| sampler | 1 negative | {t} negatives |", "|---|---|---|"]
+    for s in _singles(m):
+        lines.append(f"| {s.upper()} | {fmt(df.loc[df.method == s, metric])} | "
+                     f"{fmt(dn.loc[dn.method == s, metric])} |")
+    lines.append(f"| AutoSample ({t} candidates, 1 negative each) | "
+                 f"{fmt(df.loc[df.method == 'autosample', metric])} | |")
+    lines.append(f"| SH | {fmt(df.loc[df.method == 'sh', metric])} | |")
+    return "\n".join(lines) + "\n"
+
+
+def table5(named: dict[str, dict[str, Any]], metric: str) -> str | None:
+    m = named.get("compare")
+    subsets = sorted({n.rsplit("-", 1)[0] for n in named if n.startswith("space-")})
+    if m is None or not subsets:
+        return None
+    df = frame(m)
+    lines = ["| search space | AutoSample | picks | SH | picks | best single in the space |",
+             "|---|---|---|---|---|---|"]
+
+    def row(space: list[str], auto: dict | None, sh: dict | None, note: str = "") -> str:
+        singles = {s: df.loc[df.method == s, metric].to_numpy() for s in space
+                   if s in set(df.method)}
+        cells = [",".join(space).upper() + note]
+        for block, mm in (("autosample", auto), ("sh", sh)):
+            if mm is None:
+                cells += ["not run", ""]
+                continue
+            f = frame(mm)
+            cells += [fmt(f.loc[f.method == block, metric]), chosen_list(mm, block)]
+        if len(singles) == len(space):
+            best = max(singles, key=lambda s: singles[s].mean())
+            cells.append(f"{best.upper()} {fmt(singles[best])}")
+        else:
+            cells.append("(not every sampler of the space ran alone in compare)")
+        return "| " + " | ".join(cells) + " |"
+
+    for prefix in subsets:
+        auto, sh = named.get(f"{prefix}-as"), named.get(f"{prefix}-sh")
+        cfg = json.loads((Path((auto or sh)["_path"]) / "config.json").read_text())["config"]
+        lines.append(row(cfg["search_space"], auto, sh))
+    full = json.loads((Path(m["_path"]) / "config.json").read_text())["config"]["search_space"]
+    lines.append(row(full, m, m, " (full, the compare run)"))
+    return "\n".join(lines) + "\n"
+
+
+def table6(named: dict[str, dict[str, Any]], metric: str) -> str | None:
+    m, rnd = named.get("compare"), named.get("retrain-random")
+    if m is None or rnd is None:
+        return None
+    ndcg = metric.replace("recall", "ndcg")
+    lines = [f"| retrain from | {metric} | {ndcg} | picks |", "|---|---|---|---|"]
+    for label, mm in (("searched weights W' (paper)", m), ("random init", rnd)):
+        f = frame(mm)
+        sub = f[f.method == "autosample"]
+        lines.append(f"| {label} | {fmt(sub[metric])} | {fmt(sub[ndcg])} | "
+                     f"{chosen_list(mm, 'autosample')} |")
+    return "\n".join(lines) + "\n"
+
+
+def schedule_table(named: dict[str, dict[str, Any]], metric: str) -> str | None:
+    from scipy import stats
+
+    m, sched = named.get("compare"), named.get("schedule")
+    if m is None or sched is None:
+        return None
+    df, ds = frame(m), frame(sched)
+    lines = [f"| sampler | {metric} | per seed | vs DNS (paired t-test) |", "|---|---|---|---|"]
+    dns = df[df.method == "dns"].set_index("seed")[metric]
+    for label, sub in [(s.upper(), df[df.method == s]) for s in ("dns", "aobpr") if s in set(df.method)] + \
+            [(s, ds[ds.method == s]) for s in dict.fromkeys(ds.method)]:
+        values = sub.set_index("seed")[metric]
+        per_seed = ", ".join(f"{v:.4f}" for v in values.sort_index())
+        test = ""
+        if label != "DNS" and len(values) > 1:
+            seeds = sorted(set(values.index) & set(dns.index))
+            diff = values.loc[seeds].to_numpy() - dns.loc[seeds].to_numpy()
+            p = float(stats.ttest_rel(values.loc[seeds], dns.loc[seeds]).pvalue) \
+                if not np.allclose(diff, diff[0]) else float("nan")
+            test = f"{diff.mean():+.4f}, better in {int((diff > 0).sum())}/{len(diff)}, p = {p:.3g}"
+        lines.append(f"| {label} | {fmt(values)} | {per_seed} | {test} |")
+    race = named.get("sh-schedules")
+    if race is not None:
+        f = frame(race)
+        lines.append(f"| SH over {', '.join(_space(race))} | {fmt(f.loc[f.method == 'sh', metric])} "
+                     f"| picks {chosen_list(race, 'sh')} | |")
+    return "\n".join(lines) + "\n"
+
+
+def _space(m: dict[str, Any]) -> list[str]:
+    return json.loads((Path(m["_path"]) / "config.json").read_text())["config"]["search_space"]
+
+
+def cost_series(named: dict[str, dict[str, Any]]) -> dict[str, list[float]]:
+    """CPU seconds per seed of each strategy of a setting: AutoSample, SH, SH without the tie
+    rule (when run), the grid."""
+    m = named["compare"]
+    per = m["costs"]["per_seed"]
+    out = {label: [per[s][method]["cpu_seconds"] for s in per if method in per[s]]
+           for method, label in (("autosample", "AutoSample (paper)"), ("sh", "SH"))}
+    if "sh-tie0" in named:
+        out["SH, no tie rule"] = [r["cpu_seconds"] for r in named["sh-tie0"]["sh"].values()]
+    out["grid"] = [per[s]["grid"]["cpu_seconds"] for s in per if "grid" in per[s]]
+    return out
+
+
+def figure3(runs: dict[str, dict[str, dict[str, Any]]], path: Path) -> bool:
+    """Search cost: CPU seconds (mean over seeds, ± std) of each strategy, with the ratio to
+    the grid's mean above each bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = [s for s, named in runs.items() if "compare" in named]
+    if not settings:
+        return False
+    series = {s: cost_series(runs[s]) for s in settings}
+    labels = list(dict.fromkeys(label for s in settings for label in series[s]))
+    fig, ax = plt.subplots(figsize=(2.0 + 2.2 * len(settings), 3.8))
+    width = 0.8 / len(labels)
+    for j, label in enumerate(labels):
+        x = np.arange(len(settings)) + (j - (len(labels) - 1) / 2) * width
+        means = [np.mean(series[s].get(label, [np.nan])) for s in settings]
+        stds = [np.std(series[s][label], ddof=1) if len(series[s].get(label, [])) > 1 else 0.0
+                for s in settings]
+        bars = ax.bar(x, means, width, yerr=stds, label=label, capsize=2)
+        if label != "grid":
+            for b, s in zip(bars, settings):
+                if label in series[s]:
+                    ratio = np.mean(series[s][label]) / np.mean(series[s]["grid"])
+                    ax.annotate(f"{ratio:.2f}x", (b.get_x() + b.get_width() / 2, b.get_height()),
+                                ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(np.arange(len(settings)), settings)
+    ax.set_ylabel("CPU seconds of the whole search")
+    ax.set_title("Search cost (ratio of the means to the grid's)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def figure4(named: dict[str, dict[str, Any]], path: Path) -> bool:
+    m = named.get("compare")
+    if m is None or not (Path(m["_path"]) / "alpha.csv").is_file():
+        return False
+    write_alpha_plot(pd.read_csv(Path(m["_path"]) / "alpha.csv"), path)
+    return True
+
+
+def write_report(runs_root: str | Path, out: str | Path, command: str = "") -> Path:
+    """Write ``out/report.md`` and its PNGs from every finished run under ``runs_root``."""
+    runs = load_runs(runs_root)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    k = next((m["table_k"] for named in runs.values() for m in named.values()), 20)
+    metric = f"recall@{k}"
+    parts = ["# Experiments: the paper's tables with successive halving and schedules\n",
+             f"Generated {time.strftime('%Y-%m-%d %H:%M')} on {platform.node() or 'this host'} "
+             f"({os.cpu_count()} CPUs, load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
+             f"when the report was written) from `{runs_root}`."
+             + (f" Command: `{command}`." if command else "") + "\n",
+             "Protocol: random 3:1:1 split per user (split seed 0), full ranking with train items "
+             "(and validation items for test) excluded, test metrics at the best validation epoch, "
+             "mean ± std over the training seeds. Budget rules, the same for every strategy and "
+             "stage: up to --epochs epochs, stop after --patience evaluations without "
+             "improvement. CPU seconds are process CPU time of the training epochs "
+             "(evaluation included, final test excluded), 1 thread.\n"]
+    parts.append(f"## Headline: SH and AutoSample against the best single sampler\n\n"
+                 f"{headline(runs, metric)}\n"
+                 "'within 1 std': |SH - best single| <= the best single's std over seeds (or SH "
+                 "above it). CPU / grid: the whole search's CPU seconds over the grid's (every "
+                 "candidate trained alone), per seed, averaged.\n")
+    sections = [("Table 3: every sampler, AutoSample (paper) and SH", lambda n: table3(n["compare"])
+                 if "compare" in n else None),
+                ("Table 4 (RQ2): baselines with T negatives per positive", lambda n: table4(n, metric)),
+                ("Table 5: search-space ablation", lambda n: table5(n, metric)),
+                ("Table 6: retraining from the searched weights or a random init",
+                 lambda n: table6(n, metric)),
+                ("Schedules: AOBPR then DNS", lambda n: schedule_table(n, metric))]
+    for title, make in sections:
+        body = [f"### {s}\n\n{text}" for s, named in runs.items() if (text := make(named))]
+        if body:
+            parts.append(f"## {title}\n\n" + "\n".join(body))
+    if figure3(runs, out / "fig3_search_cost.png"):
+        parts.append("## Figure 3: search cost\n\n![search cost](fig3_search_cost.png)\n")
+    figs = [s for s, named in runs.items() if figure4(named, out / f"fig4_alpha_{s}.png")]
+    if figs:
+        parts.append("## Figure 4: alpha trajectories of the AutoSample search\n\n" + "\n".join(
+            f"{s}:\n\n![alpha {s}](fig4_alpha_{s}.png)\n" for s in figs))
+    path = out / "report.md"
+    path.write_text("\n".join(parts))
+    (out / "report.json").write_text(json.dumps(
+        {s: {n: {k2: v for k2, v in m.items() if k2 != "_path"} for n, m in named.items()}
+         for s, named in runs.items()}, indent=1))
+    return path
+
+
+__all__ = ["load_runs", "write_report", "headline", "method_label"]

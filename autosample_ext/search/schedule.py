@@ -1,0 +1,176 @@
+"""Sampler schedules: a sequence of samplers by epoch, usable wherever a sampler name is.
+
+A schedule is written ``aobpr@5+dns``: AOBPR for epochs 1-5, then DNS until the end. In
+general ``s1@n1+s2@n2+...+sK``: each ``@n`` is the LENGTH (epochs) of its segment, the last
+segment has no ``@`` and runs to the end of training. ``rns@3+dns@10+aobpr`` = RNS for epochs
+1-3, DNS for 4-13, AOBPR from 14 on. A name without ``+`` is a plain sampler.
+
+:class:`ScheduleSampler` is a :class:`~autosample_ext.samplers.Sampler` that holds one sampler
+per segment and hands each step to the segment of ``ctx.epoch`` (0-based, set by the trainer).
+The switch is a function of the epoch only, and every segment's state (SRNS memory, GDNS gains)
+is in the checkpoint, so an interrupted run resumes on the right segment with the right state.
+Each segment's sampler has its own random stream (seed mixed with the segment index and the
+sampler's name), so a schedule draws the same negatives whatever else runs beside it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+from autosample_ext.data.interactions import InteractionData
+from autosample_ext.samplers.base import Negatives, SampleContext, Sampler, mix_seed
+
+
+def is_schedule(name: str) -> bool:
+    """True when ``name`` is written as a schedule (contains ``+`` or ``@``)."""
+    return "+" in name or "@" in name
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Parsed schedule: ``segments`` = ((sampler, epochs), ...) then ``last`` to the end."""
+
+    segments: tuple[tuple[str, int], ...]
+    last: str
+
+    @property
+    def samplers(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.segments) + (self.last,)
+
+    @property
+    def ends(self) -> tuple[int, ...]:
+        """0-based epoch at which each fixed segment ends (exclusive), cumulative."""
+        out, total = [], 0
+        for _, n in self.segments:
+            total += n
+            out.append(total)
+        return tuple(out)
+
+    def segment_at(self, epoch: int) -> int:
+        """Index of the segment that trains 0-based ``epoch``."""
+        for i, end in enumerate(self.ends):
+            if epoch < end:
+                return i
+        return len(self.segments)
+
+    def __str__(self) -> str:
+        return "+".join([f"{n}@{e}" for n, e in self.segments] + [self.last])
+
+
+def parse_schedule(text: str, known: Sequence[str] | None = None) -> Schedule:
+    """Parse ``s1@n1+...+sK``; ValueError naming the part that is wrong.
+
+    ``known``: the allowed sampler names (default: the registry's).
+    """
+    if known is None:
+        from autosample_ext.samplers import sampler_names
+
+        known = sampler_names()
+    where = f"schedule {text!r}"
+    parts = [p.strip().lower() for p in text.split("+")]
+    if any(not p for p in parts):
+        raise ValueError(f"{where}: empty segment (write e.g. aobpr@5+dns)")
+    segments: list[tuple[str, int]] = []
+    for i, part in enumerate(parts):
+        name, at, count = part.partition("@")
+        name = name.strip()
+        if name not in known:
+            raise ValueError(f"{where}: unknown sampler {name!r}; known samplers: {', '.join(known)}")
+        if i == len(parts) - 1:
+            if at:
+                raise ValueError(f"{where}: the last segment {part!r} runs to the end of training "
+                                 f"and takes no @epochs (write e.g. aobpr@5+dns)")
+            last = name
+        else:
+            if not at:
+                raise ValueError(f"{where}: segment {part!r} needs @epochs (write e.g. aobpr@5+dns)")
+            if not count.strip().isdigit() or int(count) < 1:
+                raise ValueError(f"{where}: segment {part!r}: epochs must be an integer >= 1")
+            segments.append((name, int(count)))
+    if not segments:
+        raise ValueError(f"{where}: a schedule needs at least two segments (write e.g. aobpr@5+dns)")
+    return Schedule(tuple(segments), last)
+
+
+def canonical_name(name: str, known: Sequence[str] | None = None) -> str:
+    """A sampler name or schedule in canonical spelling (lower case, no spaces); validated."""
+    name = name.strip().lower()
+    if is_schedule(name):
+        return str(parse_schedule(name, known))
+    if known is None:
+        from autosample_ext.samplers import sampler_names
+
+        known = sampler_names()
+    if name not in known:
+        raise ValueError(f"unknown sampler {name!r}; known samplers: {', '.join(known)}")
+    return name
+
+
+class ScheduleSampler(Sampler):
+    """Draws with the segment of ``ctx.epoch``; see the module docstring.
+
+    Args:
+        schedule: a :class:`Schedule` or its text.
+        data, seed, num_negatives, device: as every sampler; segment ``i`` is built with
+            seed ``mix_seed(seed, i)``.
+        options: per sampler name, keyword options of that sampler (``{"dns": {"num_candidates":
+            64}}``).
+    """
+
+    def __init__(self, schedule: Schedule | str, data: InteractionData, *, seed: int = 0,
+                 num_negatives: int = 1, device: torch.device | str = "cpu",
+                 options: dict[str, dict[str, Any]] | None = None) -> None:
+        from autosample_ext.samplers import build_sampler
+
+        super().__init__(data, seed=seed, num_negatives=num_negatives, device=device)
+        self.schedule = parse_schedule(schedule) if isinstance(schedule, str) else schedule
+        self.name = str(self.schedule)  # instance attribute: the class has no single name
+        options = options or {}
+        self.parts: list[Sampler] = [
+            build_sampler(name, data, seed=mix_seed(seed, i), num_negatives=num_negatives,
+                          device=device, **options.get(name, {}))
+            for i, name in enumerate(self.schedule.samplers)]
+        self.needs_graph_model = any(p.needs_graph_model for p in self.parts)
+
+    def active(self, ctx: SampleContext) -> Sampler:
+        if ctx.epoch is None:
+            raise ValueError(f"schedule {self.name!r}: the step's epoch is unknown "
+                             "(SampleContext.epoch is None; the Trainer sets it)")
+        return self.parts[self.schedule.segment_at(int(ctx.epoch))]
+
+    def check_model(self, model) -> None:
+        for part in self.parts:
+            part.check_model(model)
+
+    def sample(self, ctx: SampleContext) -> Negatives:
+        return self.active(ctx).sample(ctx)
+
+    def observe(self, ctx: SampleContext, negatives: Negatives, pos_scores: torch.Tensor,
+                neg_scores: torch.Tensor) -> None:
+        self.active(ctx).observe(ctx, negatives, pos_scores, neg_scores)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"schedule": self.name, "parts": [p.state_dict() for p in self.parts]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("schedule") != self.name:
+            raise ValueError(f"schedule {self.name!r}: checkpoint holds schedule "
+                             f"{state.get('schedule')!r}")
+        for part, s in zip(self.parts, state["parts"], strict=True):
+            part.load_state_dict(s)
+
+
+def build_candidate(name: str, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
+                    device: torch.device | str = "cpu", **options: Any) -> Sampler:
+    """A sampler by name, or a :class:`ScheduleSampler` for a schedule (``aobpr@5+dns``).
+
+    ``options`` go to a plain sampler; for a schedule, pass ``options={name: {...}}``.
+    """
+    if is_schedule(name):
+        return ScheduleSampler(name, data, seed=seed, num_negatives=num_negatives, device=device,
+                               options=options.pop("options", None))
+    from autosample_ext.samplers import build_sampler
+
+    return build_sampler(name, data, seed=seed, num_negatives=num_negatives, device=device, **options)

@@ -1,0 +1,86 @@
+"""``python -m autosample_ext.experiments``: the plan of runs, reuse across tables, resume/skip,
+and the report with its tables and figures (on a tiny dataset, two epochs)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from autosample_ext.data import SyntheticConfig, default_dataset
+from autosample_ext.experiment import RunConfig
+from autosample_ext.experiments import ExperimentConfig, plan
+from autosample_ext.experiments.__main__ import main
+
+
+@pytest.fixture(scope="module")
+def tiny_file(tmp_path_factory) -> Path:
+    data = default_dataset(seed=3, config=SyntheticConfig(num_users=300, num_items=200,
+                                                          mean_interactions=15.0))
+    rows: dict[int, list[int]] = {}
+    for split in (data.train, data.valid, data.test):
+        users, items = split.pairs()
+        for u, i in zip(users.tolist(), items.tolist()):
+            rows.setdefault(u, []).append(i)
+    path = tmp_path_factory.mktemp("data") / "tiny.txt"
+    path.write_text("".join(f"{u} {' '.join(map(str, items))}\n" for u, items in sorted(rows.items())))
+    return path
+
+
+def test_plan_shares_runs_between_tables():
+    cfg = ExperimentConfig(datasets=("../x/lastfm", "default"), models=("mf",), seeds=(0, 1),
+                           subsets=(("rns", "dns"),), runs="R")
+    items = plan(cfg)
+    names = [(i.setting, i.name) for i in items]
+    assert names[:8] == [("lastfm-mf", n) for n in (
+        "compare", "sh-tie0", "negatives", "retrain-random", "space-0-as", "space-0-sh",
+        "schedule", "sh-schedules")]
+    by = {n: i.config for (s, n), i in zip(names, items) if s == "lastfm-mf"}
+    assert by["compare"].mode == "compare" and by["negatives"].num_negatives == 4
+    assert by["retrain-random"].retrain_init == "random"
+    assert by["space-0-sh"].search == "sh" and by["space-0-sh"].search_space == ("rns", "dns")
+    assert by["sh-schedules"].search_space[-1] == "aobpr@5+dns"
+    assert by["sh-tie0"].sh_tie_se == 0 and by["sh-tie0"].search == "sh"
+    assert items[8].config.data is None and items[8].setting == "default-mf"
+    with pytest.raises(ValueError, match="--tables"):
+        ExperimentConfig(datasets=("default",), tables=("7",))
+
+
+def test_experiments_command_runs_reuses_and_reports(tiny_file, tmp_path, capsys):
+    argv = ["--data", str(tiny_file), "--seeds", "0,1", "--epochs", "3", "--patience", "2",
+            "--search-space", "rns,dns", "--subsets", "rns,dns", "--schedules", "rns@1+dns",
+            "--runs", str(tmp_path / "runs"), "--report", str(tmp_path / "rep")]
+    assert main(argv) == 0
+    root = tmp_path / "runs" / "tiny-mf"
+    assert sorted(p.name for p in root.iterdir()) == [
+        "compare", "negatives", "retrain-random", "schedule", "sh-schedules", "sh-tie0",
+        "space-0-as", "space-0-sh"]
+    # Table 6 reused the search of the compare run: same alpha*, same pick.
+    cmp = json.loads((root / "compare" / "metrics.json").read_text())
+    rnd = json.loads((root / "retrain-random" / "metrics.json").read_text())
+    assert {s: a["alpha_star"] for s, a in cmp["autosample"].items()} == \
+        {s: a["alpha_star"] for s, a in rnd["autosample"].items()}
+    for seed in (0, 1):  # the search was not trained again: its checkpoint is the copy
+        name = f"checkpoints/seed{seed}-search.pt"
+        assert (root / "retrain-random" / name).read_bytes() == (root / "compare" / name).read_bytes()
+    report = (tmp_path / "rep" / "report.md").read_text()
+    for title in ("SH without tie rule", "## Headline", "## Table 3", "## Table 4", "## Table 5", "## Table 6",
+                  "## Schedules", "## Figure 3", "## Figure 4", "| rns@1+dns |"):
+        assert title in report, title
+    for png in ("fig3_search_cost.png", "fig4_alpha_tiny-mf.png"):
+        assert (tmp_path / "rep" / png).read_bytes()[:4] == b"\x89PNG"
+    # Started again: every run is finished and skipped (nothing trains; metrics unchanged).
+    mtime = (root / "compare" / "metrics.json").stat().st_mtime_ns
+    assert main(argv) == 0
+    assert (root / "compare" / "metrics.json").stat().st_mtime_ns == mtime
+    # Another configuration in the same folder is refused, naming the folder.
+    capsys.readouterr()
+    assert main(argv[:5] + ["4"] + argv[6:]) == 1
+    assert "another configuration" in capsys.readouterr().err
+
+
+def test_report_only_needs_no_runs(tmp_path):
+    assert main(["--report-only", "--runs", str(tmp_path / "none"), "--report",
+                 str(tmp_path / "rep")]) == 0
+    assert (tmp_path / "rep" / "report.md").read_text().startswith("# Experiments")
+    assert RunConfig().epochs == 300 and RunConfig().patience == 10
