@@ -58,6 +58,10 @@ TORCH_LIBRARY(autosample, m) {
   m.def(
       "rank_topk(Tensor user_emb, Tensor item_emb, Tensor excl_indptr, Tensor excl_indices, "
       "int k, bool validate=True) -> (Tensor, Tensor)");
+  m.def("spmm(Tensor indptr, Tensor indices, Tensor values, Tensor x, bool symmetric=False) "
+        "-> Tensor");
+  m.def("graph_propagate(Tensor indptr, Tensor indices, Tensor values, Tensor x, "
+        "int num_layers, bool symmetric=False) -> Tensor");
   m.def("check_errors() -> ()", &check_errors);
   m.def("set_sync_errors(bool enabled) -> bool", &set_sync_errors);
 }

@@ -1,6 +1,7 @@
 """Typed wrappers over the ``torch.ops.autosample`` operators (DESIGN.md §3).
 
-This is the only module that touches ``torch.ops.autosample``. Every operator dispatches by
+This package is the only one that touches ``torch.ops.autosample`` (the sparse graph products
+live in :mod:`autosample_ext.ops.graph`). Every operator dispatches by
 device to the C++ (CPU) or CUDA kernel; a CUDA tensor given to a build without CUDA kernels
 raises. The pure-PyTorch oracles live in :mod:`autosample_ext.ops.reference` and are never used
 as a silent fallback.
@@ -14,6 +15,15 @@ import numpy as np
 import torch
 
 from autosample_ext import _C  # noqa: F401  (loads the operator library)
+from autosample_ext.ops.graph import (
+    csr_from_coo,
+    csr_is_symmetric,
+    csr_rows,
+    csr_transpose,
+    graph_propagate,
+    mean_of_layers,
+    spmm,
+)
 
 _ops = torch.ops.autosample
 
@@ -364,6 +374,13 @@ __all__ = [
     "rank_topk",
     "build_alias_table",
     "check_csr",
+    "spmm",
+    "graph_propagate",
+    "mean_of_layers",
+    "csr_rows",
+    "csr_transpose",
+    "csr_from_coo",
+    "csr_is_symmetric",
     "check_errors",
     "set_sync_errors",
 ]

@@ -28,15 +28,15 @@ class FirstBadRow {
     while (row < cur && !row_.compare_exchange_weak(cur, row, std::memory_order_relaxed)) {
     }
   }
-  // The smallest flagged row, or -1.
-  int64_t first() const {
+  // The smallest flagged row, or -1 when none was flagged.
+  int64_t row() const {
     const int64_t b = row_.load();
     return b == std::numeric_limits<int64_t>::max() ? -1 : b;
   }
   // Raises kCandOutOfRange (errors.h) for the first bad entry of the first flagged row.
   // cand: contiguous [B, M].
   void raise_if_any(Op op, const int64_t* cand, int64_t M, int64_t n) const {
-    const int64_t b = first();
+    const int64_t b = row();
     if (b < 0) return;
     for (int64_t m = 0; m < M; ++m) {
       const int64_t v = cand[b * M + m];

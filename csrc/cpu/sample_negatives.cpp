@@ -174,7 +174,7 @@ at::Tensor sample_negatives_cpu(const at::Tensor& indptr, const at::Tensor& indi
       for (; s < num_samples; ++s) o[s] = draw_one(static_cast<uint32_t>(s), 0);
     }
   });
-  const int64_t b = bad.first();
+  const int64_t b = bad.row();
   if (b >= 0) {
     const ValueError e = check_row(ptr, num_users, nnz, idx, usr[b], b, num_items, validate);
     raise_value_error(kOp, e.code, e.v);

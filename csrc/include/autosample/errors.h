@@ -21,6 +21,8 @@ enum class Op : int32_t {
   kGdnsLookup,
   kGdnsUpdate,
   kRankTopk,
+  kSpmm,
+  kGraphPropagate,
 };
 
 enum class Err : int32_t {
@@ -35,6 +37,9 @@ enum class Err : int32_t {
   kAliasIdx,        // {0} at position {1}, {2} = N
   kAliasProb,       // {f0} at position {1}
   kRankK,           // k = {0} > {1} non-excluded items of row {2}
+  kCsrStart,        // {0} = indptr[0]
+  kCsrEnd,          // {0} = R, {1} = len(indices), {2} = indptr[R]
+  kCsrColumn,       // {0} column id in row {1} at indices[{2}], {3} = C
 };
 
 inline const char* op_name(Op op) {
@@ -46,6 +51,8 @@ inline const char* op_name(Op op) {
     case Op::kGdnsLookup: return "gdns_lookup";
     case Op::kGdnsUpdate: return "gdns_update";
     case Op::kRankTopk: return "rank_topk";
+    case Op::kSpmm: return "spmm";
+    case Op::kGraphPropagate: return "graph_propagate";
     default: return "unknown_op";
   }
 }
@@ -80,6 +87,13 @@ inline const char* error_template(Err err) {
              "[0, 1]";
     case Err::kRankK:
       return "argument 'k' = {0} exceeds the {1} non-excluded items of row {2}";
+    case Err::kCsrStart:
+      return "argument '{ptr}' must start at 0, got {ptr}[0] = {0}";
+    case Err::kCsrEnd:
+      return "argument '{ptr}' must end at len({idx}) = {1}, got {ptr}[{0}] = {2}";
+    case Err::kCsrColumn:
+      return "argument '{idx}' holds column id {0} in row {1} (at {idx}[{2}]), outside [0, {3}) "
+             "(the rows of 'x')";
     default:
       return "unknown error {0} {1} {2} {3}";
   }
