@@ -60,22 +60,50 @@ def sanitize() -> None:
         it = torch.randint(0, 12, (9, 6), generator=_g(10 + step)).to(DEV)
         ops.gdns_update(keys, h, g, u, it, torch.randn(9, 2, device=DEV), torch.randn(9, 6, device=DEV), 0.5, 1e-3)
         ops.gdns_lookup(keys, g, u, it)
+    # spmm / graph_propagate: empty rows, a heavy row (warp-wide loads), d on the float4 and
+    # scalar paths, float32 and float64, forward and backward.
+    gi = _g(20)
+    for dtype, d in ((torch.float32, 64), (torch.float32, 13), (torch.float64, 8)):
+        deg = torch.randint(0, 6, (120,), generator=gi)
+        deg[3], deg[7] = 0, 150
+        a_ptr = torch.cat([torch.zeros(1, dtype=torch.int64), deg.cumsum(0)])
+        a_idx = torch.randint(0, 120, (int(a_ptr[-1]),), generator=gi)
+        a_val = torch.randn(int(a_ptr[-1]), generator=gi, dtype=dtype)
+        x = torch.randn(120, d, generator=gi, dtype=dtype)
+        a_dev = (a_ptr.to(DEV), a_idx.to(DEV), a_val.to(DEV))
+        assert torch.equal(ops.spmm(*a_dev, x.to(DEV)).cpu(), ops.spmm(a_ptr, a_idx, a_val, x)), (dtype, d)
+        xg = x.to(DEV).requires_grad_(True)
+        out = ops.graph_propagate(*a_dev, xg, 3)
+        out.sum().backward()
+        assert torch.equal(out.detach().cpu(), ops.graph_propagate(a_ptr, a_idx, a_val, x, 3)), (dtype, d)
     ops.check_errors()
     # Bad values: reported asynchronously, and the kernels must not read or write out of bounds.
+    # One call at a time: a pending error is raised by the next autosample call on the device
+    # once the faulty kernel has finished, so each bad call gets its own check_errors().
     bad_cand = cand.clone()
     bad_cand[3, 7] = 10**9
-    ops.score_topk(user.to(DEV), items.to(DEV), bad_cand.to(DEV), 3)
-    ops.sample_negatives(torch.tensor([0, 2, 99], device=DEV), torch.tensor([5, 1], device=DEV),
-                         torch.tensor([0, 1, 7], device=DEV), 9, 4, 0, 0)
-    ops.rank_topk(user.to(DEV), items.to(DEV), torch.full((38,), 10**6, device=DEV),
-                  torch.tensor([3, 1], device=DEV), 2)
-    ops.gdns_lookup(keys, g, torch.tensor([9, -3], device=DEV), torch.tensor([[1], [-2]], device=DEV))
-    try:
-        ops.check_errors()
-    except RuntimeError as exc:
-        print("expected asynchronous error:", str(exc).splitlines()[0])
-    else:
-        raise SystemExit("the bad calls reported no error")
+    bad_calls = {
+        "score_topk id out of range": lambda: ops.score_topk(user.to(DEV), items.to(DEV), bad_cand.to(DEV), 3),
+        "sample_negatives indptr past the end": lambda: ops.sample_negatives(
+            torch.tensor([0, 2, 99], device=DEV), torch.tensor([5, 1], device=DEV),
+            torch.tensor([0, 1, 7], device=DEV), 9, 4, 0, 0),
+        "rank_topk indptr past the end": lambda: ops.rank_topk(
+            user.to(DEV), items.to(DEV), torch.full((38,), 10**6, device=DEV), torch.tensor([3, 1], device=DEV), 2),
+        "gdns_lookup bad user and item": lambda: ops.gdns_lookup(
+            keys, g, torch.tensor([9, -3], device=DEV), torch.tensor([[1], [-2]], device=DEV)),
+        "spmm column id out of range": lambda: ops.spmm(
+            torch.tensor([0, 2, 3], device=DEV), torch.tensor([1, 10**9, 0], device=DEV),
+            torch.ones(3, device=DEV), torch.randn(2, 64, device=DEV)),
+    }
+    for name, call in bad_calls.items():
+        try:
+            call()
+            ops.check_errors()
+        except RuntimeError as exc:
+            print(f"{name}: expected error:", str(exc).splitlines()[0])
+        else:
+            raise SystemExit(f"{name}: no error reported")
+    ops.check_errors()  # nothing left pending
     print("sanitize workload done")
 
 

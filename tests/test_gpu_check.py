@@ -125,3 +125,32 @@ def test_cuda_home_missing_is_a_clear_failure(tmp_path: Path) -> None:
     (broken / "nvcc").chmod(0o755)
     got = find(tmp_path, str(broken))
     assert got.returncode == 1 and "wrapper" in got.stderr and "/opt/gone/bin/nvcc" in got.stderr
+
+
+def test_the_real_test_files_and_graph_benchmarks(tmp_path: Path) -> None:
+    """The script's own defaults up to the GPU: the real CUDA test files are collected (every
+    test skipped here, none failing to import), the real graph benchmark runs every group
+    through gpu_groups.py on the CPU (AUTOSAMPLE_BENCH_DEVICE=cpu, small graphs), and the real
+    bench_gpu.py, which needs CUDA for every group, has each group recorded as failed and skipped."""
+    env = script_env(tmp_path, GPU_CHECK_BENCH="bench/bench_gpu_graph.py bench/bench_gpu.py",
+                     GPU_CHECK_BENCH_ATTEMPT_S="150", GPU_CHECK_BUDGET_S="400",
+                     AUTOSAMPLE_BENCH_DEVICE="cpu", AUTOSAMPLE_BENCH_SMALL="1", OMP_NUM_THREADS="1")
+    del env["GPU_CHECK_TESTS"]
+    proc = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh")], env=env, capture_output=True,
+                          text=True, timeout=420)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]  # bench_gpu.py's groups failed
+    st = status(tmp_path)
+    assert st["tests"] == "ok" and st["bench-bench_gpu_graph-1"] == "ok" and st["bench-bench_gpu-1"] == "failed"
+    (run,) = (tmp_path / "results").glob("gpu_*_*/")
+    suite = (run / "tests.xml").read_text()
+    for name in ("test_cuda_ops", "test_cuda_async", "test_cuda_review", "test_cuda_graph_ops"):
+        assert f"tests.{name}" in suite, name  # collected
+    summary = json.loads(next((tmp_path / "out").glob("gpu_*.json")).read_text())
+    tests = summary["tests"]["tests"]
+    assert tests["tests"] > 100 and tests["tests"] == tests["skipped"] and not tests["failed"]
+    graph = sorted(p.name for p in (run / "bench").glob("*graph_propagate*.json")) + \
+        sorted(p.name for p in (run / "bench").glob("spmm-*.json"))
+    assert len(graph) == 8 and not any(n.endswith(".failed.json") for n in graph), graph
+    assert json.loads((run / "bench" / "spmm-ml1m.json").read_text())["speedup_of_autosample_over"]
+    assert st["group roofs"] == "failed"
+    assert (run / "bench" / "rank_topk-ml1m.failed.json").exists()
