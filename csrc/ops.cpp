@@ -1,9 +1,17 @@
-// Operator schemas (DESIGN.md §3), the error-reporting ops and the Python module holding build
-// facts. Kernels register themselves per device in cpu/<op>.cpp and cuda/<op>.cu.
+// Operator schemas (DESIGN.md §3) and the Python module autosample_ext._C: build facts and the
+// two error-reporting functions. Kernels register themselves per device in cpu/<op>.cpp and
+// cuda/<op>.cu.
 // No pybind11: the module is made with the Python C API (torch/extension.h took ten times as
-// long to compile as this whole file); everything callable goes through torch.ops.autosample.
+// long to compile as this whole file). check_errors / set_sync_errors are plain module
+// functions, not torch operators: they take no tensor and act on process state (a sync, a
+// switch), which an operator schema cannot state (torch.compile would treat `() -> ()` as pure
+// and drop it); every tensor computation goes through torch.ops.autosample.
 #include <Python.h>
+#include <c10/util/Exception.h>
 #include <torch/library.h>
+
+#include <exception>
+#include <string>
 
 #ifndef AUTOSAMPLE_VERSION
 #define AUTOSAMPLE_VERSION "0.0.0"
@@ -62,8 +70,6 @@ TORCH_LIBRARY(autosample, m) {
         "-> Tensor");
   m.def("graph_propagate(Tensor indptr, Tensor indices, Tensor values, Tensor x, "
         "int num_layers, bool symmetric=False) -> Tensor");
-  m.def("check_errors() -> ()", &check_errors);
-  m.def("set_sync_errors(bool enabled) -> bool", &set_sync_errors);
 }
 
 // None of these ops is differentiable (samplers and evaluation use them on detached tables):
@@ -78,9 +84,50 @@ TORCH_LIBRARY_IMPL(autosample, Autograd, m) {
 
 namespace {
 
+// Runs fn without the GIL (check_errors may wait for the devices); a C++ error becomes a Python
+// RuntimeError with the message torch.ops would give (no C++ backtrace).
+template <typename F>
+bool call_without_gil(F&& fn) {
+  std::string error;
+  Py_BEGIN_ALLOW_THREADS
+  try {
+    fn();
+  } catch (const c10::Error& e) {
+    error = e.what_without_backtrace();
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  Py_END_ALLOW_THREADS
+  if (error.empty()) return true;
+  PyErr_SetString(PyExc_RuntimeError, error.c_str());
+  return false;
+}
+
+PyObject* py_check_errors(PyObject*, PyObject*) {
+  if (!call_without_gil([] { check_errors(); })) return nullptr;
+  Py_RETURN_NONE;
+}
+
+PyObject* py_set_sync_errors(PyObject*, PyObject* arg) {
+  const int enabled = PyObject_IsTrue(arg);
+  if (enabled < 0) return nullptr;
+  bool previous = false;
+  if (!call_without_gil([&] { previous = set_sync_errors(enabled != 0); })) return nullptr;
+  return PyBool_FromLong(previous ? 1 : 0);
+}
+
+PyMethodDef g_methods[] = {
+    {"check_errors", py_check_errors, METH_NOARGS,
+     "check_errors() -> None: synchronise the devices, raise the earliest pending CUDA value error."},
+    {"set_sync_errors", py_set_sync_errors, METH_O,
+     "set_sync_errors(enabled) -> bool: every CUDA call synchronises and raises its own errors; "
+     "returns the previous setting."},
+    {nullptr, nullptr, 0, nullptr}};
+
 PyModuleDef g_module = {PyModuleDef_HEAD_INIT, "_C",
-                        "autosample_ext._C: registers torch.ops.autosample.* and holds build facts.",
-                        -1, nullptr, nullptr, nullptr, nullptr, nullptr};
+                        "autosample_ext._C: registers torch.ops.autosample.*, holds build facts and "
+                        "the error-reporting functions.",
+                        -1, g_methods, nullptr, nullptr, nullptr, nullptr};
 
 }  // namespace
 

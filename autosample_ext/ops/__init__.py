@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from autosample_ext import _C  # noqa: F401  (loads the operator library)
+from autosample_ext import _C  # loads the operator library; holds check_errors / set_sync_errors
 from autosample_ext.ops.graph import (
     csr_from_coo,
     csr_is_symmetric,
@@ -192,9 +192,11 @@ def check_errors() -> None:
     message the CPU kernel gives, by the next autosample call on that device once the kernel
     has finished, or by this function, which synchronises every device the operators used.
     Call it where the program synchronises anyway (after an epoch, after evaluation). On the
-    CPU the kernels raise in the call and this is a no-op.
+    CPU the kernels raise in the call and this is a no-op. A plain function, not a torch
+    operator (it takes no tensor and synchronises: under ``torch.compile`` it runs eagerly at a
+    graph break instead of being traced as a pure op and dropped).
     """
-    _ops.check_errors()
+    _C.check_errors()
 
 
 def set_sync_errors(enabled: bool) -> bool:
@@ -204,7 +206,7 @@ def set_sync_errors(enabled: bool) -> bool:
     a host synchronisation per call and breaks CUDA graph capture; use it to find the call that
     received a bad value. Returns the previous setting.
     """
-    return bool(_ops.set_sync_errors(bool(enabled)))
+    return bool(_C.set_sync_errors(bool(enabled)))
 
 
 def build_alias_table(weights: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
