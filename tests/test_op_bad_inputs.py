@@ -107,6 +107,20 @@ def meta_item_emb(op: str):
     return call
 
 
+def product(dev: str, op: str = "spmm", indices=(0, 2, 1, 0, 2), indptr=(0, 2, 3, 5), meta: str = "",
+            values_dtype=torch.float32, layers: int = 2):
+    """A 3 x 3 CSR matrix times x [3, 4] (spmm) or its propagation (graph_propagate); ``meta``
+    names the argument put on the meta device."""
+    args = {"indptr": t(list(indptr), dev), "indices": t(list(indices), dev),
+            "values": torch.ones(len(indices), dtype=values_dtype, device=dev), "x": torch.ones(3, 4, device=dev)}
+    if meta:
+        args[meta] = args[meta].to("meta")
+    a = (args["indptr"], args["indices"], args["values"], args["x"])
+    if op == "spmm":
+        return lambda: _op.spmm(*a)
+    return lambda: _op.graph_propagate(*a, layers)
+
+
 # --- the table ----------------------------------------------------------------------------------
 
 CASES: list[Case] = [
@@ -261,6 +275,25 @@ CASES: list[Case] = [
                                            torch.ones(3, 4, dtype=torch.float64, device=d), t([0], d), t([[1]], d),
                                            torch.zeros(1, 1, device=d), torch.zeros(1, 1, device=d), 0.5, 0.1),
          r"gdns_update: argument 'slot_g' has dtype Double but expected Float"),
+    # spmm / graph_propagate
+    Case("spmm x on meta, rest on device", lambda d: product(d, meta="x"),
+         r"spmm: argument 'indptr' is on \w+ but the other arguments are on meta"),
+    Case("spmm values on meta, rest on device", lambda d: product(d, meta="values"),
+         r"spmm: argument 'values' is on meta"),
+    Case("graph_propagate values on meta, rest on device", lambda d: product(d, "graph_propagate", meta="values"),
+         r"graph_propagate: argument 'values' is on meta"),
+    Case("spmm column id = C", lambda d: product(d, indices=(0, 2, 1, 3, 2)),
+         r"spmm: argument 'indices' holds column id 3 in row 2 \(at indices\[3\]\), outside \[0, 3\)"),
+    Case("graph_propagate negative column id", lambda d: product(d, "graph_propagate", indices=(0, -1, 1, 0, 2)),
+         r"graph_propagate: argument 'indices' holds column id -1 in row 0 \(at indices\[1\]\)"),
+    Case("spmm indptr not starting at 0", lambda d: product(d, indptr=(1, 2, 3, 5)),
+         r"spmm: argument 'indptr' must start at 0, got indptr\[0\] = 1"),
+    Case("spmm decreasing indptr", lambda d: product(d, indptr=(0, 4, 3, 5)),
+         r"spmm: argument 'indptr' gives row 1 the span \[4, 3\)"),
+    Case("spmm values float64, x float32", lambda d: product(d, values_dtype=torch.float64),
+         r"spmm: argument 'values' has dtype Double but expected Float"),
+    Case("graph_propagate num_layers < 0", lambda d: product(d, "graph_propagate", layers=-1),
+         r"graph_propagate: argument 'num_layers' must be >= 0, got -1"),
 ]
 
 

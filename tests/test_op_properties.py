@@ -1,7 +1,8 @@
 """Property-based tests (hypothesis) of every operator against its oracle (issue 12).
 
-Random shapes (empty ones included), ties, NaN and +-inf, extreme k (0 and the largest allowed):
-no crash, outputs of the right shape and range, and the oracle's result (ids exactly; values
+Every operator, spmm and graph_propagate included. Random shapes (empty ones included), ties,
+NaN and +-inf, extreme k (0 and the largest allowed), unsorted and repeated CSR columns: no
+crash, outputs of the right shape and range, and the oracle's result (ids exactly; values
 exactly where they are exact, i.e. small-integer embeddings, NaN equal to NaN). Run on every
 device present. Derandomised: CI runs the same examples every time.
 """
@@ -138,4 +139,46 @@ def test_gdns_lookup_and_update(dev: str, data) -> None:
         torch.testing.assert_close(mine[2].cpu(), state[2], **tol)
         got = ops.gdns_lookup(mine[0], mine[2], users.to(dev), items.to(dev))
         torch.testing.assert_close(got.cpu(), ref.gdns_lookup(state[0], state[2], users, items), **tol)
+    ops.check_errors()
+
+
+def matrix(draw, rows: int, cols: int, dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A CSR matrix as the products take it: any column order, repeated columns, empty rows;
+    small-integer values (sums exact in any order)."""
+    lists = [draw(st.lists(st.integers(0, cols - 1), max_size=6)) if cols else [] for _ in range(rows)]
+    indptr = torch.tensor([0] + [len(r) for r in lists], dtype=torch.int64).cumsum(0)
+    indices = torch.tensor([c for r in lists for c in r], dtype=torch.int64)
+    values = torch.tensor(draw(st.lists(st.sampled_from([-2.0, -1.0, 0.5, 1.0, 2.0]), min_size=len(indices),
+                                        max_size=len(indices))), dtype=dtype)
+    return indptr, indices, values
+
+
+@pytest.mark.parametrize("dev", DEVICES)
+@SETTINGS
+@given(data=st.data())
+def test_spmm(dev: str, data) -> None:
+    R, C, d = data.draw(st.integers(0, 6)), data.draw(st.integers(0, 6)), data.draw(st.integers(0, 9))
+    dtype = data.draw(st.sampled_from([torch.float32, torch.float64]))
+    a = matrix(data.draw, R, C, dtype)
+    x = values(data.draw, (C, d), dtype, special=data.draw(st.booleans()))
+    out = ops.spmm(*(t.to(dev) for t in a), x.to(dev))
+    assert out.shape == (R, d) and out.dtype == dtype
+    assert same(out.cpu(), ref.spmm(*a, x))
+    if dev != "cpu":
+        assert torch.equal(out.cpu().isnan(), ops.spmm(*a, x).isnan())
+        assert same(out.cpu(), ops.spmm(*a, x))  # bit for bit the CPU kernel's
+    ops.check_errors()
+
+
+@pytest.mark.parametrize("dev", DEVICES)
+@SETTINGS
+@given(data=st.data())
+def test_graph_propagate(dev: str, data) -> None:
+    N, d, K = data.draw(st.integers(0, 6)), data.draw(st.integers(0, 9)), data.draw(st.integers(0, 3))
+    dtype = data.draw(st.sampled_from([torch.float32, torch.float64]))
+    a = matrix(data.draw, N, N, dtype)
+    x = values(data.draw, (N, d), dtype, special=data.draw(st.booleans()))
+    out = ops.graph_propagate(*(t.to(dev) for t in a), x.to(dev), K)
+    assert out.shape == (N, d) and out.dtype == dtype
+    assert same(out.cpu(), ref.graph_propagate(*a, x, K))
     ops.check_errors()
