@@ -175,6 +175,8 @@ def _calls():
     indptr, indices = csr_from_rows([sorted(torch.randperm(300, generator=_g(b))[:30].tolist()) for b in range(64)])
     users = torch.arange(64)
     keys = torch.full((64, 8), -1, dtype=torch.int64)
+    sq_ptr, sq_idx = csr_from_rows([torch.randint(0, 300, (b % 40,), generator=_g(100 + b)).tolist()
+                                    for b in range(300)])  # square, unsorted, repeats, empty row
     return {
         "score_candidates": (ops.score_candidates, (user, items, cand)),
         "score_topk": (ops.score_topk, (user, items, cand, 7)),
@@ -182,6 +184,8 @@ def _calls():
         "rank_topk": (ops.rank_topk, (user, items, indptr, indices, 12)),
         "sample_negatives": (ops.sample_negatives, (indptr, indices, users, 300, 9, 3, 4)),
         "gdns_lookup": (ops.gdns_lookup, (keys, torch.ones(64, 8), users, cand)),
+        "spmm": (ops.spmm, (indptr, indices, ints((len(indices),), 11), items)),
+        "graph_propagate": (ops.graph_propagate, (sq_ptr, sq_idx, ints((len(sq_idx),), 12), items, 2)),
     }
 
 
