@@ -112,6 +112,12 @@ print("%d.%d" % torch.cuda.get_device_capability(0) if gpu else "none")' 2>&1)"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem \
     --format=csv 2>&1 | head -3
   echo "$TORCH_FACTS" | head -1
+  # What the build and the tests need beside torch (the machine has no network: a missing one
+  # explains a failed step below). Without ninja the build compiles file by file.
+  echo "python modules missing: $("$PY" -c 'import importlib.util as u
+print(" ".join(m for m in ("numpy", "scipy", "pandas", "tqdm", "setuptools", "ninja", "pytest",
+      "pytest_timeout", "hypothesis", "triton") if u.find_spec(m) is None) or "none")' 2>&1 | tail -1)"
+  echo "ninja: $(command -v ninja || echo 'not on PATH (serial build)')"
 } > "$RES/env.txt"
 tee -a "$RES/gpu_check.log" < "$RES/env.txt"
 LOCAL_CAP="$(echo "$TORCH_FACTS" | tail -1)"
