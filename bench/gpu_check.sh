@@ -22,6 +22,8 @@
 #   GPU_CHECK_ARCH=9.0        arch when no GPU          GPU_CHECK_RESULTS=DIR   results root
 #   GPU_CHECK_TESTS="files"   test files                GPU_CHECK_BENCH="files" benchmark files
 #   GPU_CHECK_BENCH_ATTEMPT_S per-attempt timeout of a benchmark file (default 240)
+#   GPU_CHECK_TOOLS_RESERVE_S seconds of the budget kept for ncu + memcheck during the benchmarks
+#                             (default 150 when both will run, 0 without a GPU)
 #   GPU_CHECK_BUILD_S         build timeout (default 300; the 2-core CI machine needs ~1500)
 set -uo pipefail
 
@@ -171,11 +173,26 @@ else
 fi
 
 # --- 4. benchmarks, group by group ---------------------------------------------------------------
+# Seconds kept for steps 5 and 6 while the benchmarks run (only when they will run), so that a
+# slow benchmark cannot squeeze out the profiler and the sanitizer.
+TOOLS_RESERVE=0
+if (( BUILT && HAVE_GPU )); then
+  command -v ncu >/dev/null && TOOLS_RESERVE=$(( TOOLS_RESERVE + 60 ))
+  command -v compute-sanitizer >/dev/null && TOOLS_RESERVE=$(( TOOLS_RESERVE + 90 ))
+fi
+TOOLS_RESERVE="${GPU_CHECK_TOOLS_RESERVE_S:-$TOOLS_RESERVE}"
 BENCH="${GPU_CHECK_BENCH:-$(ls bench/bench_gpu*.py 2>/dev/null | sort | tr '\n' ' ')}"
 for file in $BENCH; do
   name="bench-$(basename "$file" .py)"
   for attempt in 1 2 3; do  # a retry skips the groups done and records the one that died
-    run_step "$name-$attempt" "${GPU_CHECK_BENCH_ATTEMPT_S:-240}" \
+    cap=$(( $(left) - TOOLS_RESERVE ))
+    if (( cap < 10 )); then
+      record "$name-$attempt" skipped 0 "the rest of the budget is kept for ncu / memcheck (${TOOLS_RESERVE}s)"
+      break
+    fi
+    max="${GPU_CHECK_BENCH_ATTEMPT_S:-240}"
+    (( max > cap )) && max=$cap
+    run_step "$name-$attempt" "$max" \
       "$PY" -u "$file" --out-dir "$RES/bench" --skip-done
     rc=$?
     (( rc == 0 || rc == 1 || rc == 99 )) && break  # 1: a group failed and was recorded

@@ -154,3 +154,15 @@ def test_the_real_test_files_and_graph_benchmarks(tmp_path: Path) -> None:
     assert json.loads((run / "bench" / "spmm-ml1m.json").read_text())["speedup_of_autosample_over"]
     assert st["group roofs"] == "failed"
     assert (run / "bench" / "rank_topk-ml1m.failed.json").exists()
+
+
+def test_time_kept_for_ncu_and_memcheck(tmp_path: Path) -> None:
+    """Benchmarks do not start when what is left of the budget is kept for the profiler and the
+    sanitizer (GPU_CHECK_TOOLS_RESERVE_S; 150 s by default when both will run)."""
+    env = script_env(tmp_path, GPU_CHECK_TOOLS_RESERVE_S="1000")
+    proc = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh")], env=env, capture_output=True,
+                          text=True, timeout=180)
+    st = status(tmp_path)
+    assert st["bench-fake_bench_gpu-1"] == "skipped", proc.stdout[-3000:]
+    assert "kept for ncu / memcheck" in (tmp_path / "out" / "status.tsv").read_text()
+    assert not list((tmp_path / "results").glob("gpu_*/bench/*.json"))
