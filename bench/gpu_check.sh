@@ -44,6 +44,8 @@ STATUS="$RES/status.tsv"
 : > "$STATUS"
 FAILED=0
 CHILD=
+STEP=
+STEP_T0=0
 
 log() { echo "[gpu_check +$(( $(date +%s) - START ))s] $*" | tee -a "$RES/gpu_check.log"; }
 record() {  # step status seconds note
@@ -63,10 +65,10 @@ run_step() {
   t0=$(date +%s)
   log "$name: start (timeout ${max}s)"
   timeout -k 5 "$max" "$@" > "$RES/$name.log" 2>&1 &
-  CHILD=$!
+  CHILD=$! STEP=$name STEP_T0=$t0
   wait "$CHILD"  # in the background, so that a signal reaches the trap at once
   rc=$?
-  CHILD=
+  CHILD= STEP=
   if (( rc == 0 )); then record "$name" ok $(( $(date +%s) - t0 ))
   elif (( rc == 124 || rc == 137 )); then record "$name" timeout $(( $(date +%s) - t0 )) "killed after ${max}s"
   else record "$name" failed $(( $(date +%s) - t0 )) "exit code $rc"; fi
@@ -94,7 +96,10 @@ checkpoint() {
 finish() {
   local rc=$?
   trap - EXIT INT TERM
-  [[ -n "${CHILD:-}" ]] && kill "$CHILD" 2>/dev/null && log "stopped the running step (pid $CHILD)"
+  if [[ -n "${CHILD:-}" ]]; then
+    kill "$CHILD" 2>/dev/null && log "stopped the running step (pid $CHILD)"
+    record "$STEP" interrupted $(( $(date +%s) - STEP_T0 )) "stopped by the exit trap (exit code $rc)"
+  fi
   log "finishing (exit code $rc); writing the summary"
   summarise
   [[ -f "$RES.md" ]] && tail -60 "$RES.md"

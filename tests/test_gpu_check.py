@@ -80,6 +80,8 @@ def test_sigterm_still_copies_the_results(tmp_path: Path) -> None:
     assert proc.returncode == 130, output[-3000:]
     assert "interrupted" in output and "stopped the running step" in output
     out = tmp_path / "out"
+    steps = {line.split("\t")[0]: line.split("\t")[1] for line in (out / "status.tsv").read_text().splitlines()}
+    assert steps["bench-fake_bench_gpu-1"] == "interrupted"  # the step that was running is recorded
     assert (out / "gpu_check_results.tar.gz").exists() and (out / "status.tsv").exists()
     assert "fake_ok" in next(out.glob("gpu_*.md")).read_text()
 
