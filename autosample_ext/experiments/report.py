@@ -228,8 +228,8 @@ def cost_series(named: dict[str, dict[str, Any]]) -> dict[str, list[float]]:
 
 
 def figure3(runs: dict[str, dict[str, dict[str, Any]]], path: Path) -> bool:
-    """Search cost: CPU seconds (mean over seeds, ± std) of each strategy, with the ratio to
-    the grid's mean above each bar."""
+    """Search cost: one panel per setting, CPU seconds (mean over seeds, ± std) of each
+    strategy, with the ratio of its mean to the grid's above the bar."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -238,27 +238,25 @@ def figure3(runs: dict[str, dict[str, dict[str, Any]]], path: Path) -> bool:
     settings = [s for s, named in runs.items() if "compare" in named]
     if not settings:
         return False
-    series = {s: cost_series(runs[s]) for s in settings}
-    labels = list(dict.fromkeys(label for s in settings for label in series[s]))
-    fig, ax = plt.subplots(figsize=(2.0 + 2.2 * len(settings), 3.8))
-    width = 0.8 / len(labels)
-    for j, label in enumerate(labels):
-        x = np.arange(len(settings)) + (j - (len(labels) - 1) / 2) * width
-        means = [np.mean(series[s].get(label, [np.nan])) for s in settings]
-        stds = [np.std(series[s][label], ddof=1) if len(series[s].get(label, [])) > 1 else 0.0
-                for s in settings]
-        bars = ax.bar(x, means, width, yerr=stds, label=label, capsize=2)
-        if label != "grid":
-            for b, s in zip(bars, settings):
-                if label in series[s]:
-                    ratio = np.mean(series[s][label]) / np.mean(series[s]["grid"])
-                    ax.annotate(f"{ratio:.2f}x", (b.get_x() + b.get_width() / 2, b.get_height()),
-                                ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(np.arange(len(settings)), settings)
-    ax.set_ylabel("CPU seconds of the whole search")
-    ax.set_title("Search cost (ratio of the means to the grid's)")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
+    fig, axes = plt.subplots(1, len(settings), figsize=(0.6 + 3.0 * len(settings), 3.6),
+                             squeeze=False)
+    colors = {"AutoSample (paper)": "C0", "SH": "C1", "SH, no tie rule": "C3", "grid": "C2"}
+    for ax, setting in zip(axes[0], settings):
+        series = cost_series(runs[setting])
+        labels = list(series)
+        means = [float(np.mean(series[k])) for k in labels]
+        stds = [float(np.std(series[k], ddof=1)) if len(series[k]) > 1 else 0.0 for k in labels]
+        bars = ax.bar(range(len(labels)), means, yerr=stds, capsize=2,
+                      color=[colors.get(k, "C7") for k in labels])
+        grid = float(np.mean(series["grid"]))
+        for b, mean in zip(bars, means):
+            ax.annotate(f"{mean / grid:.2f}x", (b.get_x() + b.get_width() / 2, b.get_height()),
+                        ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(range(len(labels)), [k.replace(", ", "\n") for k in labels], fontsize=7)
+        ax.set_title(setting, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("CPU seconds of the whole search")
+    fig.suptitle("Search cost (ratio to the grid's CPU seconds)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
