@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -16,6 +17,12 @@ from typing import Any, Sequence
 
 import torch
 
+from autosample_ext.data.readers import FORMATS, canonical_format
+from autosample_ext.experiment.lock import RunLocked
+from autosample_ext.experiment.phases import has_valid_share
+from autosample_ext.experiment.rundir import RunDirError, read_saved_config
+from autosample_ext.experiment.validate import check_config
+from autosample_ext.training.guard import TrainingDiverged
 from autosample_ext.experiment import (
     DEFAULT_SEARCH_SPACE,
     MODELS,
@@ -31,6 +38,9 @@ from autosample_ext.search.retrain import RETRAIN_INITS
 from autosample_ext.training import StopFlag, TrainingInterrupted
 
 log = logging.getLogger("autosample_ext.train")
+
+# Exit statuses (README, "Errors and exit statuses").
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 DEFAULTS = RunConfig()
 
@@ -52,6 +62,35 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
     if len(set(values)) != len(values):
         raise CLIError(f"{what}: repeated value in {text!r}")
     return values
+
+
+def _check_split(text: str) -> str:
+    from autosample_ext.data.splits import parse_ratio
+
+    if text in ("given", "loo"):
+        return text
+    try:
+        parse_ratio(text)
+    except ValueError:
+        raise CLIError(f"--split: expected 'given', 'loo' or a ratio train:valid:test (e.g. 3:1:1) "
+                       f"or train:test (e.g. 8:2) with train > 0 and test > 0, got {text!r}") from None
+    return text
+
+
+def check_more_args(ns: argparse.Namespace, given: dict[str, Any]) -> None:
+    """Values argparse cannot check: --threads, --format, --split, --valid-fraction."""
+    if "threads" in ns and ns.threads < 1:
+        raise CLIError(f"--threads: must be >= 1, got {ns.threads}")
+    if "format" in given:
+        try:
+            canonical_format(given["format"])
+        except ValueError:
+            raise CLIError(f"--format: unknown format {given['format']!r}; known formats: "
+                           f"{', '.join(FORMATS)}") from None
+    if "split" in given:
+        _check_split(given["split"])
+    if "valid_fraction" in given and not 0 < given["valid_fraction"] < 1:
+        raise CLIError(f"--valid-fraction: must be in (0, 1), got {given['valid_fraction']}")
 
 
 def known_samplers() -> tuple[str, ...]:
@@ -111,14 +150,25 @@ def build_parser() -> argparse.ArgumentParser:
                     f"{','.join(DEFAULT_SEARCH_SPACE)} then retraining of the chosen sampler, "
                     "MF, on the embedded default dataset, CPU.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        argument_default=argparse.SUPPRESS)
+        argument_default=argparse.SUPPRESS, allow_abbrev=False)
     g = p.add_argument_group("data")
     g.add_argument("--data", metavar="PATH",
                    help="dataset file or folder (train.txt/test.txt, u.data, ratings.dat, .inter, "
                         "CSV/TSV); default: the embedded synthetic dataset")
     g.add_argument("--format", metavar="FMT",
-                   help="force a reader (lines, pairs, csv, tsv, udata, ratings_dat, inter); "
-                        "default: detected from the file")
+                   help=f"force a reader ({', '.join(FORMATS)}); default: detected from the file")
+    g.add_argument("--valid-fraction", type=float, metavar="F",
+                   help="when the split gives no validation pairs (--split given without a valid "
+                        "file, a train:test ratio such as 8:2), move this fraction of each user's "
+                        "training items to validation [default: 0.1 when needed]")
+    g.add_argument("--remap", action="store_true",
+                   help="number user and item ids 0.. in sorted order (needed for non-integer or "
+                        "huge ids in lines/pairs files; CSV/TSV/u.data/ratings.dat/.inter remap "
+                        "by default)")
+    g.add_argument("--user-col", metavar="NAME",
+                   help="user column of a CSV/TSV/.inter file [default: detected from the header]")
+    g.add_argument("--item-col", metavar="NAME",
+                   help="item column of a CSV/TSV/.inter file [default: detected from the header]")
     g.add_argument("--split", metavar="SPLIT",
                    help=f"train:valid:test ratio per user (e.g. 3:1:1, 8:1:1), 'given' or 'loo' "
                         f"[default: {d.split}]")
@@ -201,11 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training seeds; several give mean, std and the paired t-test [default: 0]")
     g = p.add_argument_group("system")
     g.add_argument("--device", help="cpu or cuda[:index] [default: cpu]")
-    g.add_argument("--threads", type=int, metavar="N", help="CPU threads (torch.set_num_threads)")
+    g.add_argument("--threads", type=int, metavar="N", help="CPU threads, >= 1 (torch.set_num_threads) [default: torch's]")
     g.add_argument("--out", metavar="DIR",
                    help="run directory [default: runs/<mode>-<date>-<time>]")
     g.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its checkpoints (same config)")
+                   help="continue the run in the folder --out from its checkpoints, from any "
+                        "working directory (the saved config; --data if the dataset moved)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
@@ -257,12 +308,21 @@ def config_from_args(ns: argparse.Namespace) -> tuple[RunConfig, dict[str, Any]]
         elif key == "l2" and value < 0:
             raise CLIError(f"--l2: must be >= 0, got {value}")
         given[key] = value
+    check_more_args(ns, given)
     if getattr(ns, "no_progress", False):
         given["progress"] = False
     try:
         cfg = RunConfig(**given)
+        check_config(cfg.resolved())
     except ValueError as exc:
         raise CLIError(str(exc)) from None
+    if "valid_fraction" in given and cfg.resolved().protocol == "dens":
+        raise CLIError("--valid-fraction: the DENS protocol evaluates on test and has no "
+                       "validation split")
+    if "valid_fraction" in given and (cfg.split == "loo" or has_valid_share(cfg.split)):
+        raise CLIError(f"--valid-fraction {given['valid_fraction']}: --split {cfg.split} already "
+                       f"gives validation pairs; use a train:test ratio (e.g. 8:2) or --split "
+                       f"given with it")
     if "metric" in given:
         name, _, k = cfg.metric.partition("@")
         if name not in ("recall", "ndcg", "precision", "hit") or not k.isdigit() or int(k) < 1:
@@ -274,12 +334,17 @@ def resume_config(ns: argparse.Namespace, given: dict[str, Any]) -> RunConfig:
     """The saved config of ``--out``; explicit arguments must agree with it."""
     if "out" not in given:
         raise CLIError("--resume needs --out DIR (the run directory to continue)")
-    path = Path(given["out"]) / "config.json"
+    run_dir = Path(given["out"])
+    path = run_dir / "config.json"
     if not path.is_file():
-        raise CLIError(f"--resume: {path} does not exist (nothing to resume)")
-    saved = RunConfig.from_json(json.loads(path.read_text())["config"])
+        raise CLIError(f"--resume: {path.resolve()} does not exist (nothing to resume)")
+    try:
+        saved, _ = read_saved_config(run_dir, data=given.get("data"))
+    except (ValueError, OSError) as exc:
+        raise CLIError(f"--resume: {exc}") from None
     saved_plain = saved.to_json()
-    for key, value in given.items():
+    compared = {k: v for k, v in given.items() if k != "data"}  # --data: where the data is now
+    for key, value in compared.items():
         if key in ("out", "progress", "device"):
             continue
         plain = json.loads(json.dumps(value))
@@ -321,11 +386,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as exc:
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     cfg = cfg.resolved()
-    if cfg.out is None:
-        cfg = dataclasses.replace(cfg, out=str(default_out_dir(cfg)))
-    if getattr(ns, "threads", None):
+    out = Path(cfg.out) if cfg.out is not None else default_out_dir(cfg)
+    cfg = dataclasses.replace(cfg, out=str(out.resolve()))
+    if "threads" in ns:
         torch.set_num_threads(ns.threads)
     stop = StopFlag()
     previous = _install_signal_handlers(stop)
@@ -333,17 +398,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = run(cfg, resume=getattr(ns, "resume", False), stop=stop)
     except TrainingInterrupted as exc:
         log.warning("%s", exc)
-        print(f"interrupted; continue with: python -m autosample_ext.train --resume --out {cfg.out}",
+        print(f"interrupted; continue with: python -m autosample_ext.train --resume --out "
+              f"{shlex.quote(cfg.out)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print(f"aborted; the checkpoints of the last finished epochs are kept; continue with: "
+              f"python -m autosample_ext.train --resume --out {shlex.quote(cfg.out)}",
               file=sys.stderr)
-        return 130
-    except (ValueError, FileNotFoundError, FileExistsError, NotImplementedError) as exc:
+        return EXIT_INTERRUPTED
+    except TrainingDiverged as exc:
+        print(f"{parser.prog}: error: {exc} with --lr (the epochs so far are in "
+              f"{Path(cfg.out) / 'log.jsonl'})", file=sys.stderr)
+        return EXIT_DIVERGED
+    except (ValueError, OSError, NotImplementedError, RunDirError, RunLocked) as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
     print(summary_text(summary))
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

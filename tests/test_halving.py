@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 
 from autosample_ext.data import SyntheticConfig, default_dataset
 from autosample_ext.experiment import RunConfig, run

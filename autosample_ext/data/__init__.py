@@ -18,7 +18,7 @@
 """
 from autosample_ext.data.errors import DataFormatError
 from autosample_ext.data.interactions import CSR, InteractionData
-from autosample_ext.data.loader import LoadOptions, default_dataset, load
+from autosample_ext.data.loader import LoadOptions, default_dataset, load, with_valid_from_train
 from autosample_ext.data.readers import FORMATS, ColumnSpec
 from autosample_ext.data.splits import (leave_one_out_split, ratio_split, sample_eval_negatives,
                                         valid_from_train)
@@ -28,5 +28,5 @@ from autosample_ext.data.synthetic import SyntheticConfig, generate
 __all__ = [
     "CSR", "InteractionData", "DataFormatError", "LoadOptions", "ColumnSpec", "FORMATS", "load",
     "default_dataset", "generate", "SyntheticConfig", "summarize", "ratio_split",
-    "leave_one_out_split", "valid_from_train", "sample_eval_negatives",
+    "leave_one_out_split", "valid_from_train", "sample_eval_negatives", "with_valid_from_train",
 ]

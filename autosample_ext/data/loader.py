@@ -263,7 +263,8 @@ def _remap(tables: dict[str, RawTable], remap: bool, opts: LoadOptions,
                     bad = np.flatnonzero([not str(x).isdigit() for x in ids[:1000]])
                     line = int(t.lines[bad[0]]) if bad.size else None
                     raise DataFormatError(
-                        f"{which} ids are not integers; pass remap=True to number them", t.path,
+                        f"{which} ids are not integers; number them with remap=True (command "
+                        f"line: --remap)", t.path,
                         line)
         nu = max([int(t.users.max(initial=-1)) for t in tables.values()]
                  + [int(t.declared_users.max(initial=-1)) for t in tables.values()]) + 1
@@ -274,7 +275,7 @@ def _remap(tables: dict[str, RawTable], remap: bool, opts: LoadOptions,
             if n > _MAX_UNMAPPED_RANGE:
                 raise DataFormatError(
                     f"{which} ids reach {n - 1}: too large to index without remapping; pass "
-                    f"remap=True", next(iter(tables.values())).path)
+                    f"remap=True (command line: --remap)", next(iter(tables.values())).path)
         return {s: (t.users, t.items) for s, t in tables.items()}, nu, ni, None, None
     import pandas as pd
 
@@ -331,8 +332,10 @@ def build(source: Source, opts: LoadOptions) -> InteractionData:
     eval_negatives = None
     if split == "given":
         if not given:
-            raise ValueError(f"split='given' needs a folder with train/test files; {source.name} "
-                             f"is a single file: choose '3:1:1', '8:1:1' or 'loo'")
+            path = next(iter(tables.values())).path
+            raise ValueError(f"{path}: split='given' (--split given) needs a folder with train.txt "
+                             f"and test.txt; this is a single file: choose a ratio such as "
+                             f"3:1:1 or 8:1:1, or loo")
         csr = {s: CSR.from_pairs(*ids[s], nu, ni) if s in ids else CSR.empty(nu)
                for s in SPLIT_NAMES}
     else:
@@ -412,3 +415,16 @@ def default_dataset(seed: int = 0, config: SyntheticConfig | None = None,
     ``seed`` drives both the generator and the split; other keywords are LoadOptions.
     """
     return build_default(LoadOptions.from_kwargs(seed=seed, **options), config)
+
+
+def with_valid_from_train(data: InteractionData, fraction: float, seed: int) -> InteractionData:
+    """``data`` with ``fraction`` of each user's training items moved to validation (what
+    ``load(..., valid_fraction=fraction)`` gives); ``data`` must have no validation pairs."""
+    if data.valid.nnz:
+        raise ValueError(f"{data.name}: already has {data.valid.nnz} validation pairs")
+    train, valid = S.valid_from_train(data.train, fraction, seed)
+    info = {**data.info, "valid_fraction": fraction}
+    out = InteractionData(data.name, data.num_users, data.num_items, train, valid, data.test,
+                          data.eval_negatives, data.raw_user_ids, data.raw_item_ids, info)
+    out.info.update(summarize(out))
+    return out

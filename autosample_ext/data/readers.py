@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from autosample_ext.data.errors import DataFormatError
+from autosample_ext.data.textcheck import check_text, check_utf8
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ _ALIASES: dict[str, str] = {
     "pair": "pairs", "tab": "pairs",
     "ml-100k": "u.data", "movielens-100k": "u.data", "udata": "u.data",
     "ml-1m": "ratings.dat", "movielens-1m": "ratings.dat", "dat": "ratings.dat",
+    "ratings_dat": "ratings.dat", "u_data": "u.data",
     "inter": "recbole", ".inter": "recbole",
 }
 USER_COLUMNS = ("user", "user_id", "userid", "uid", "u", "user_idx", "reviewerid", "visitorid")
@@ -168,6 +170,7 @@ def _read_bytes(path: Path) -> bytes:
         raise DataFormatError(f"cannot read file: {exc.strerror or exc}", path) from exc
     if not buf.strip():
         raise DataFormatError("file is empty (no interactions)", path)
+    check_text(buf, path)
     return buf
 
 
@@ -250,14 +253,15 @@ def _pick(header: list[str], wanted: str | None, candidates: tuple[str, ...], ro
             return wanted
         if _strip_type(wanted) in norm:
             return norm[_strip_type(wanted)]
-        raise DataFormatError(f"missing {role} column {wanted!r}; header has {header}", path, 1)
+        raise DataFormatError(f"missing {role} column {wanted!r} (--{role}-col); header has "
+                              f"{header}", path, 1)
     for cand in candidates:
         if cand in norm:
             return norm[cand]
     if required:
         raise DataFormatError(
             f"missing {role} column: header {header} names none of {list(candidates)} "
-            f"(pass the column name explicitly)", path, 1)
+            f"(name it: {role}_col=... in load(), --{role}-col on the command line)", path, 1)
     return None
 
 
@@ -307,6 +311,7 @@ def read_table(path: Path, fmt: str, sep: str | None = None,
     """CSV / TSV / RecBole ``.inter``: a header line, then one record per line."""
     columns = columns or ColumnSpec()
     buf = _read_bytes(path)
+    check_utf8(buf, path)
     if sep is None:
         first = buf.lstrip().split(b"\n", 1)[0]
         if fmt in ("tsv", "recbole") or b"\t" in first:

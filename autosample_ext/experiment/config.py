@@ -28,6 +28,33 @@ DENS_SETTINGS: dict[str, Any] = dict(model="lightgcn", layers=3, dim=64, lr=1e-3
 DENS_DEFAULT_SAMPLERS: tuple[str, ...] = ("rns", "dns", "mixgcf")
 
 
+def _names(value: Any, field: str) -> tuple[str, ...]:
+    """Sampler names: a tuple/list of str, or one str (``"dns"``; ``"rns,dns"`` as on the CLI)."""
+    if isinstance(value, str):
+        return tuple(p.strip() for p in value.split(",") if p.strip())
+    try:
+        names = tuple(value)
+    except TypeError:
+        raise TypeError(f"{field}: expected a sampler name or a sequence of names, got "
+                        f"{value!r}") from None
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise TypeError(f"{field}: expected sampler names (str), got {bad[0]!r} in {value!r}")
+    return names
+
+
+def _ints(value: Any, field: str) -> tuple[int, ...]:
+    """Integers: one int, a sequence of ints, or a comma-separated str (``"0,1,2"``)."""
+    if isinstance(value, str):
+        value = [p for p in value.split(",") if p.strip()]
+    elif isinstance(value, (int, float)):
+        value = [value]
+    try:
+        return tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{field}: expected an int or a sequence of ints, got {value!r}") from None
+
+
 @dataclass
 class RunConfig:
     """Everything that defines a run (``config.json`` holds the resolved values).
@@ -50,6 +77,10 @@ class RunConfig:
     format: str | None = None
     split: str = "3:1:1"
     split_seed: int = 0
+    valid_fraction: float | None = None   # None: 0.1 when the split has no validation pairs
+    remap: bool | None = None             # None: the format's default (see data.LoadOptions)
+    user_col: str | None = None           # CSV/TSV/.inter column names (None: detected)
+    item_col: str | None = None
     model: str = "mf"
     dim: int = 64
     layers: int = 3
@@ -83,10 +114,12 @@ class RunConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        self.search_space = tuple(self.search_space)
-        self.sampler = tuple(self.sampler)
-        self.seeds = tuple(int(s) for s in self.seeds)
-        self.ks = tuple(int(k) for k in self.ks)
+        self.search_space = _names(self.search_space, "search_space")
+        self.sampler = _names(self.sampler, "sampler")
+        self.seeds = _ints(self.seeds, "seeds")
+        self.ks = _ints(self.ks, "ks")
+        if self.valid_fraction is not None and not 0.0 < self.valid_fraction < 1.0:
+            raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         if self.model not in MODELS:

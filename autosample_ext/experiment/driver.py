@@ -39,6 +39,7 @@ from autosample_ext.experiment.phases import (
 )
 from autosample_ext.experiment.reporting import (
     aggregate,
+    flag_below_popularity,
     alpha_frame,
     cost_summary,
     metrics_frame,
@@ -47,7 +48,15 @@ from autosample_ext.experiment.reporting import (
     render_table,
     write_alpha_plot,
 )
-from autosample_ext.experiment.rundir import RunDir, default_out_dir
+from autosample_ext.experiment.rundir import (
+    CONFIG_NAME,
+    RunDir,
+    check_same_data,
+    check_same_run,
+    config_record,
+    default_out_dir,
+)
+from autosample_ext.experiment.validate import check_config, check_data
 from autosample_ext.search.grid import pick_best
 from autosample_ext.training.config import StopFlag
 
@@ -71,22 +80,29 @@ def run(cfg: RunConfig, *, resume: bool = False, data: InteractionData | None = 
     ``on_step(tag, step)``: called after every optimiser step (fault injection in tests).
     """
     cfg = cfg.resolved()
+    check_config(cfg)
     t0 = time.perf_counter()
-    out_path = Path(cfg.out) if cfg.out else default_out_dir(cfg)
-    if not resume and (out_path / "config.json").exists():
-        raise FileExistsError(f"{out_path} already holds a run; use --resume to continue it "
-                              "or choose another --out")
+    out_path = (Path(cfg.out) if cfg.out else default_out_dir(cfg)).resolve()
+    saved = None
+    if (out_path / CONFIG_NAME).exists():
+        if not resume:
+            raise FileExistsError(f"{out_path} already holds a run; use --resume to continue it "
+                                  "or choose another --out")
+        saved = check_same_run(cfg, out_path)
     if data is None:
         data = load_data(cfg)
+    facts = {"name": data.name, "users": data.num_users, "items": data.num_items,
+             "train": data.train.nnz, "valid": data.valid.nnz, "test": data.test.nnz}
+    if saved is not None:
+        check_same_data(saved, facts, out_path)
+    check_data(cfg, data)
     cfg = dataclasses.replace(cfg, out=str(out_path))
-    out = RunDir(out_path)
+    out = RunDir(out_path, new=not resume)
     try:
-        out.write_json("config.json", {"config": cfg.to_json(), "mode": cfg.mode,
-                                       "data": {"name": data.name, "users": data.num_users,
-                                                "items": data.num_items,
-                                                "train": data.train.nnz,
-                                                "valid": data.valid.nnz,
-                                                "test": data.test.nnz}})
+        if cfg.data is not None:
+            facts["path"] = str(Path(cfg.data).resolve())
+        out.write_json(CONFIG_NAME, {"config": config_record(cfg, out_path), "mode": cfg.mode,
+                                     "data": facts})
         ctx = RunContext(cfg, data, out, stop or StopFlag(), resume, on_step)
         records: list[PhaseRecord] = []
         for seed in cfg.seeds:
@@ -191,6 +207,7 @@ def _write_outputs(cfg: RunConfig, data: InteractionData, out: RunDir,
         metrics["costs"] = costs
     metrics["table_k"] = k
     metrics["popularity"] = popularity_metrics(data, cfg)
+    flag_below_popularity(metrics, cfg.metric)
     metrics["seconds"] = seconds
     out.write_json("metrics.json", metrics)
     alpha = alpha_frame(records)

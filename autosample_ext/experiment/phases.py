@@ -57,17 +57,48 @@ def seed_for(seed: int, *stream: int) -> int:
                >> np.uint64(1))
 
 
+#: validation share drawn from train when the split gives none (DESIGN.md §4)
+AUTO_VALID_FRACTION = 0.1
+
+
 def load_data(cfg: RunConfig) -> InteractionData:
     """The dataset of ``cfg`` (embedded default data when ``cfg.data`` is None)."""
     from autosample_ext import data as D
 
     opts: dict[str, Any] = {"split": cfg.split, "seed": cfg.split_seed}
     if cfg.data is None:
-        return D.load(None, **opts)
+        return with_validation(cfg, D.load(None, **opts, **data_options(cfg)))
     path = Path(cfg.data)
     if not path.exists():
         raise FileNotFoundError(f"--data: {path} does not exist")
-    return D.load(path, cfg.format, **opts)
+    return with_validation(cfg, D.load(path, cfg.format, **opts, **data_options(cfg)))
+
+
+def data_options(cfg: RunConfig) -> dict[str, Any]:
+    """The load options of the data flags given (--valid-fraction, --remap, --user-col, ...)."""
+    return {key: getattr(cfg, key) for key in ("valid_fraction", "remap", "user_col", "item_col")
+            if getattr(cfg, key) is not None}
+
+
+def with_validation(cfg: RunConfig, data: InteractionData) -> InteractionData:
+    """DESIGN.md §4: validation drawn from train (:data:`AUTO_VALID_FRACTION`) when the split
+    gives none and the protocol needs one (not with --valid-fraction: that drew already)."""
+    from autosample_ext import data as D
+
+    if (cfg.valid_fraction is None and cfg.protocol != "dens" and data.valid.nnz == 0
+            and data.train.nnz and not has_valid_share(cfg.split)):
+        data = D.with_valid_from_train(data, AUTO_VALID_FRACTION, cfg.split_seed)
+        log.warning("%s: the split gives no validation pairs; drew %g of each user's training "
+                    "items as validation (--valid-fraction to choose)", data.name,
+                    AUTO_VALID_FRACTION)
+    return data
+
+
+def has_valid_share(split: str | None) -> bool:
+    """A ratio split that assigns validation pairs itself (3:1:1 does, 8:2 and given do not)."""
+    from autosample_ext.data.splits import parse_ratio
+
+    return split not in (None, "given", "loo") and parse_ratio(split)[1] > 0
 
 
 def build_model(cfg: RunConfig, data: InteractionData, seed: int):

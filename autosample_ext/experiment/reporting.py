@@ -73,6 +73,30 @@ def method_label(method: str) -> str:
     return method.upper()
 
 
+def flag_below_popularity(metrics: dict[str, Any], metric: str) -> list[str]:
+    """Mark every reported run of ``metrics`` whose ``metric`` on the reported split is below
+    the popularity ranking's (``runs[i]["below_popularity"]``) and list them in
+    ``metrics["below_popularity"]`` as ``{"run", "value", "popularity"}``: a model worse than
+    ranking by item counts has diverged or not learned. Returns the flagged run names."""
+    pop = metrics["popularity"]["test"]
+    if metric not in pop:  # --metric's cut-off is not among --ks: the same metric at the first k
+        metric = next((m for m in pop if m.partition("@")[0] == metric.partition("@")[0]), metric)
+    floor = pop.get(metric)
+    flagged = []
+    for entry in metrics["runs"]:
+        if entry["method"] == "search":
+            continue
+        reported = entry.get("best_test", entry.get("test")) or {}
+        value = reported.get(metric)
+        below = floor is not None and value is not None and value < floor
+        entry["below_popularity"] = bool(below)
+        if below:
+            name = f"seed{entry['seed']}/{entry['method']}"
+            flagged.append({"run": name, "metric": metric, "value": value, "popularity": floor})
+    metrics["below_popularity"] = flagged
+    return [f["run"] for f in flagged]
+
+
 def aggregate(records: Sequence[PhaseRecord], split: str) -> dict[str, dict[str, dict[str, float]]]:
     """``{method: {metric: {mean, std, n}}}`` over seeds (std with ddof=1, 0 for one seed)."""
     out: dict[str, dict[str, dict[str, float]]] = {}
@@ -251,5 +275,9 @@ def summary_text(summary: RunSummary) -> str:
     k = m["table_k"]
     lines.append(f"popularity ranking (reference floor), test: R@{k} {pop[f'recall@{k}']:.4f}, "
                  f"N@{k} {pop[f'ndcg@{k}']:.4f}")
+    for f in m.get("below_popularity", []):
+        lines.append(f"WARNING: {f['run']} is below the popularity floor: {f['metric']} "
+                     f"{f['value']:.4f} < {f['popularity']:.4f} (diverged or not trained enough: "
+                     f"check --lr and --epochs)")
     lines.append(f"{m['reported_split']}; outputs in {summary.path} ({summary.seconds:.1f}s)")
     return "\n".join(lines)

@@ -27,7 +27,6 @@ A finished run (``metrics.json`` present, same config) is skipped; a started one
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import shutil
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Sequence
 
 from autosample_ext.experiment import DEFAULT_SEARCH_SPACE, RunConfig, run
+from autosample_ext.experiment.rundir import read_saved_config
 from autosample_ext.training import StopFlag
 
 log = logging.getLogger(__name__)
@@ -116,10 +116,9 @@ def plan(cfg: ExperimentConfig) -> list[PlannedRun]:
 
 
 def _saved_config(path: Path) -> RunConfig | None:
-    file = path / "config.json"
-    if not file.is_file():
+    if not (path / "config.json").is_file():
         return None
-    return RunConfig.from_json(json.loads(file.read_text())["config"])
+    return read_saved_config(path)[0]
 
 
 def _same(a: RunConfig, b: RunConfig) -> bool:

@@ -1,9 +1,16 @@
 """The generic trainer: settings, objectives, the epoch loop with early stopping, evaluation
 during training, and atomic checkpoints (DESIGN.md §2, §6). Search strategies build on it
 (:mod:`autosample_ext.search`)."""
-from autosample_ext.training.checkpoint import check_plain, cpu_state, load_checkpoint, save_checkpoint
+from autosample_ext.training.checkpoint import (
+    CheckpointError,
+    check_plain,
+    cpu_state,
+    load_checkpoint,
+    save_checkpoint,
+)
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainingInterrupted, TrainResult
 from autosample_ext.training.evaluate import evaluate_model
+from autosample_ext.training.guard import TrainingDiverged, check_divergence
 from autosample_ext.training.objectives import (
     Objective,
     SamplerObjective,
@@ -19,3 +26,4 @@ __all__ = [
     "StepOutput", "candidate_losses", "score_and_loss", "Trainer", "epoch_permutation",
     "make_adam",
 ]
+__all__ += ["TrainingDiverged", "check_divergence", "CheckpointError"]

@@ -12,6 +12,7 @@ writing so that a state that would not load back is refused at save time.
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -60,12 +61,59 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     return path
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: the message names the file and what to do."""
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True`` onto the CPU."""
+    """Read a checkpoint with ``weights_only=True`` onto the CPU.
+
+    Raises :class:`CheckpointError` naming the file when it is truncated or corrupt, or when it
+    holds pickled Python objects (refused unread: it is not a checkpoint of this tool).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights_only" in str(exc) or "Weights only" in str(exc):
+            raise CheckpointError(
+                f"checkpoint {path} is not a checkpoint of this tool (it holds pickled Python "
+                f"objects, which are never unpickled here); it was not loaded. Delete or move it "
+                f"to restart this stage") from None
+        raise CheckpointError(f"checkpoint {path} is corrupt ({exc}); it was not loaded. Delete "
+                              f"it to restart this stage from scratch") from None
+    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+        size = path.stat().st_size
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or corrupt ({size} bytes; torch.load: "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); it was not "
+            f"loaded. Delete it to restart this stage from scratch") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a "
+                              f"checkpoint of this tool; it was not loaded")
+    return state
+
+
+def check_shapes(saved: dict[str, Any], current: dict[str, torch.Tensor], what: str,
+                 path: str | os.PathLike | None) -> None:
+    """Raise :class:`CheckpointError` when the tensors of a saved state dict do not have the
+    shapes of ``current`` (a checkpoint of a run with another ``--dim``, ``--layers`` or data)."""
+    where = f"checkpoint {path}" if path is not None else "checkpoint"
+    missing = sorted(set(current) - set(saved))
+    extra = sorted(set(saved) - set(current))
+    if missing or extra:
+        raise CheckpointError(f"{where}: its {what} has entries {extra or 'none'} this run lacks "
+                              f"and lacks {missing or 'none'}; it was written by another model")
+    for key, tensor in current.items():
+        value = saved[key]
+        if isinstance(value, torch.Tensor) and tuple(value.shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"{where}: {what} {key!r} has shape {list(value.shape)}, this run needs "
+                f"{list(tensor.shape)}: it was written by a run with other settings (--dim, "
+                f"--layers, --model or data); it was not loaded. Resume with the original "
+                f"settings, or delete the checkpoint to restart this stage")
 
 
 def cpu_state(obj: Any) -> Any:

@@ -9,12 +9,17 @@ import torch
 
 @dataclass
 class TrainConfig:
-    """Settings of one training run (one model, one objective).
+    """Settings of one training run (one model, one objective). The defaults equal
+    ``RunConfig``'s, the command line's (a test keeps them equal), so a Trainer built by hand
+    trains as ``python -m autosample_ext.train`` does.
 
     epochs: maximum number of epochs.
     batch_size: (user, positive) rows per step.
     lr: Adam learning rate of the model.
     l2: weight of the L2 term on the embeddings used in the batch (``Recommender.l2_regulariser``).
+    divergence_factor: stop with :class:`~autosample_ext.training.guard.TrainingDiverged` when
+        an epoch's mean loss is non-finite or above this factor times the first step's loss
+        (at least 1); 0 keeps only the non-finite test (see :mod:`autosample_ext.training.guard`).
     eval_every: validate every E epochs (and after the last epoch).
     patience: stop after this many evaluations without improvement of ``metric``; 0 = never.
     metric: validation criterion, ``"<name>@<k>"`` with name in recall/ndcg/precision/hit.
@@ -24,12 +29,13 @@ class TrainConfig:
     seed: data order, sampler streams and Gumbel noise derive from it.
     """
 
-    epochs: int = 50
+    epochs: int = 300
     batch_size: int = 2048
-    lr: float = 1e-3
+    lr: float = 5e-3
     l2: float = 1e-4
+    divergence_factor: float = 1e3
     eval_every: int = 1
-    patience: int = 5
+    patience: int = 10
     metric: str = "recall@20"
     ks: tuple[int, ...] = (20,)
     eval_split: str = "valid"
@@ -47,6 +53,8 @@ class TrainConfig:
             raise ValueError(f"train: lr must be > 0, got {self.lr}")
         if self.l2 < 0:
             raise ValueError(f"train: l2 must be >= 0, got {self.l2}")
+        if not self.divergence_factor >= 0:
+            raise ValueError(f"train: divergence_factor must be >= 0, got {self.divergence_factor}")
         if self.eval_every < 1:
             raise ValueError(f"train: eval_every must be >= 1, got {self.eval_every}")
         if self.patience < 0:

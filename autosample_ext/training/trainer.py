@@ -36,9 +36,11 @@ from tqdm.auto import tqdm
 from autosample_ext.data.interactions import InteractionData
 from autosample_ext.models.base import Recommender
 from autosample_ext.samplers.base import SampleContext
-from autosample_ext.training.checkpoint import cpu_state, load_checkpoint, save_checkpoint
+from autosample_ext.training.checkpoint import (CheckpointError, check_shapes, cpu_state, load_checkpoint,
+                                                 save_checkpoint)
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainingInterrupted, TrainResult
 from autosample_ext.training.evaluate import evaluate_model
+from autosample_ext.training.guard import TrainingDiverged, check_divergence
 from autosample_ext.training.objectives import Objective
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,7 @@ class Trainer:
         self.stop = stop or StopFlag()
         self.on_epoch = on_epoch
         self.on_step = on_step
+        self.first_loss: float | None = None  # loss of step 0, the divergence guard's scale
         self.tag = tag
         self.device = next(model.parameters()).device
         self.optimizer = make_adam(model.parameters(), config.lr, self.device)
@@ -165,17 +168,22 @@ class Trainer:
             "epoch_cpu_seconds": self.epoch_cpu_seconds,
             "done": self.done,
             "result": self.result.to_plain() if self.result is not None else None,
+            "first_loss": self.first_loss,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        where = f"checkpoint {self.checkpoint_path or self.tag!s}"
         if state.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"checkpoint version {state.get('version')} is not {CHECKPOINT_VERSION}")
+            raise CheckpointError(f"{where} has version {state.get('version')}, this tool writes "
+                                  f"{CHECKPOINT_VERSION}: not a checkpoint of this version; it was "
+                                  f"not loaded")
         saved = dict(state["config"])
         mine = asdict(self.config)
         for key in ("batch_size", "seed", "eval_split", "metric"):
             if saved.get(key) != mine.get(key):
-                raise ValueError(f"checkpoint {self.tag!r} was written with {key}={saved.get(key)!r}, "
+                raise CheckpointError(f"{where} was written with {key}={saved.get(key)!r}, "
                                  f"this run has {key}={mine.get(key)!r}; resume needs the same setting")
+        check_shapes(state["model"], self.model.state_dict(), "model", self.checkpoint_path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.objective.load_state_dict(state["objective"])
@@ -183,6 +191,7 @@ class Trainer:
         self.epoch = int(state["epoch"])
         self.batch = int(state["batch"])
         self.loss_sum = state["loss_sum"].to(self.device)
+        self.first_loss = state.get("first_loss")
         self.epoch_seconds = float(state["epoch_seconds"])
         self.log = list(state["log"])
         self.best_value = float(state["best_value"])
@@ -215,6 +224,20 @@ class Trainer:
                  self.batch, " (finished)" if self.done else "")
         return True
 
+    def _guard_divergence(self, epoch: int) -> None:
+        """After the steps of ``epoch`` (0-based): a non-finite or exploded mean loss logs the
+        epoch with ``"diverged": true`` and raises TrainingDiverged (training/guard.py)."""
+        loss = float(self.loss_sum) / self.num_batches
+        try:
+            check_divergence(loss, self.first_loss, factor=self.config.divergence_factor,
+                             tag=self.tag, epoch=epoch + 1, lr=self.config.lr)
+        except TrainingDiverged:
+            entry = {"run": self.tag, "epoch": epoch + 1, "loss": loss, "diverged": True}
+            self.log.append(entry)
+            if self.on_epoch is not None:
+                self.on_epoch(entry)
+            raise
+
     # -- training ------------------------------------------------------------------------------
 
     def _train_step(self, users: torch.Tensor, pos: torch.Tensor, step: int) -> None:
@@ -235,6 +258,8 @@ class Trainer:
         self.optimizer.step()
         self.objective.optimizer_step()
         self.loss_sum += out.loss.detach().to(torch.float64)
+        if step == 0:
+            self.first_loss = float(out.loss.detach())
 
     def train_batches(self, epoch: int) -> None:
         """The steps of ``epoch`` from ``self.batch`` on (no evaluation, no checkpoint unless a
@@ -255,6 +280,7 @@ class Trainer:
                 self.save()
                 raise TrainingInterrupted(f"{self.tag or 'run'}: {self.stop.reason}; "
                                           f"checkpoint at epoch {epoch + 1}, step {self.batch}")
+        self._guard_divergence(epoch)
 
     def _evaluate(self, split: str) -> dict[str, float]:
         return evaluate_model(self.model, self.data, split, self.config.ks,
