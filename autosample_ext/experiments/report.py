@@ -67,8 +67,9 @@ def _singles(metrics: dict[str, Any]) -> list[str]:
 def headline(runs: dict[str, dict[str, dict[str, Any]]], metric: str) -> str:
     """SH and AutoSample against the best single sampler, with costs, one row per setting."""
     lines = [f"| setting | best single ({metric}) | SH | SH within 1 std | SH picks | SH CPU / grid "
-             f"| AutoSample (paper) | AutoSample picks | AutoSample CPU / grid | grid picks |",
-             "|" + "---|" * 10]
+             f"| SH / grid, epoch-priced | AutoSample (paper) | AutoSample picks "
+             f"| AutoSample CPU / grid | grid picks |",
+             "|" + "---|" * 11]
     for setting, named in runs.items():
         m = named.get("compare")
         if m is None:
@@ -84,7 +85,8 @@ def headline(runs: dict[str, dict[str, dict[str, Any]]], metric: str) -> str:
         lines.append(
             f"| {setting} | {best.upper()} {fmt(singles[best])} | {fmt(sh)} | "
             f"{'yes' if within else 'NO'} ({sh.mean() - b_mean:+.4f}) | {chosen_list(m, 'sh')} | "
-            f"{ratios['sh']:.2f} | {fmt(auto)} | {chosen_list(m, 'autosample')} | "
+            f"{ratios['sh']:.2f} | {sh_epoch_weighted_ratio(m, m):.2f} | {fmt(auto)} | "
+            f"{chosen_list(m, 'autosample')} | "
             f"{ratios['autosample']:.2f} | {chosen_list(m, 'grid')} |")
         alt = named.get("sh-tie0")
         if alt is not None:
@@ -94,7 +96,8 @@ def headline(runs: dict[str, dict[str, dict[str, Any]]], metric: str) -> str:
             ok = abs(sh0.mean() - b_mean) <= b_std or sh0.mean() >= b_mean
             lines.append(f"| {setting}, SH without tie rule | | {fmt(sh0)} | "
                          f"{'yes' if ok else 'NO'} ({sh0.mean() - b_mean:+.4f}) | "
-                         f"{chosen_list(alt, 'sh')} | {ratio0:.2f} | | | | |")
+                         f"{chosen_list(alt, 'sh')} | {ratio0:.2f} | "
+                         f"{sh_epoch_weighted_ratio(m, alt):.2f} | | | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -106,14 +109,38 @@ def sh0_ratio(compare: dict[str, Any], alt: dict[str, Any]) -> float:
                           for s in alt["sh"] if s in grid]))
 
 
+def sh_epoch_weighted_ratio(compare: dict[str, Any], race: dict[str, Any]) -> float:
+    """A load-independent estimate of SH's cost over the grid's: every candidate's epochs in the
+    race priced at its single run's CPU seconds per epoch (a candidate's race epochs are the
+    first epochs of its single run: same init, data order and negatives), over the grid's CPU
+    seconds; per seed, averaged. Rung decisions are not priced."""
+    ratios = []
+    for seed, block in race["sh"].items():
+        singles = {r["method"]: r for r in compare["runs"] if str(r["seed"]) == seed
+                   and r["method"] in {c["sampler"] for c in block["runs"]}}
+        if len(singles) != len(block["runs"]):
+            continue
+        price = {n: r["cpu_seconds"] / max(r["epochs_run"], 1) for n, r in singles.items()}
+        cost = sum(c["epochs_run"] * price[c["sampler"]] for c in block["runs"])
+        ratios.append(cost / sum(r["cpu_seconds"] for r in singles.values()))
+    return float(np.mean(ratios)) if ratios else float("nan")
+
+
 def table3(m: dict[str, Any]) -> str:
     """The compare run's own table.md (Table 3 layout with ranks and t-test marks, costs)."""
     path = Path(m["_path"]) / "table.md"
     picks = (f"Picks per seed: AutoSample {chosen_list(m, 'autosample')}; SH "
              f"{chosen_list(m, 'sh')}; grid {chosen_list(m, 'grid')}. Budget singles: "
              f"AutoSample's search + retrain epochs per seed: "
-             f"{[m['autosample'][str(s)]['epochs'] for s in _seeds(m)]}.\n")
+             f"{[m['autosample'][str(s)]['epochs'] for s in _seeds(m)]}. CPU seconds over the "
+             f"grid's per seed: SH {_ratios(m, 'sh')}, AutoSample {_ratios(m, 'autosample')}.\n")
     return path.read_text() + "\n" + picks
+
+
+def _ratios(m: dict[str, Any], method: str) -> str:
+    per = m["costs"]["per_seed"]
+    return ", ".join(f"{per[s][method]['cpu_seconds'] / per[s]['grid']['cpu_seconds']:.2f}"
+                     for s in per if method in per[s] and "grid" in per[s])
 
 
 def table4(named: dict[str, dict[str, Any]], metric: str) -> str | None:
@@ -293,7 +320,11 @@ def write_report(runs_root: str | Path, out: str | Path, command: str = "") -> P
                  f"{headline(runs, metric)}\n"
                  "'within 1 std': |SH - best single| <= the best single's std over seeds (or SH "
                  "above it). CPU / grid: the whole search's CPU seconds over the grid's (every "
-                 "candidate trained alone), per seed, averaged.\n")
+                 "candidate trained alone), per seed, averaged; measured side by side in one "
+                 "run per setting, on a shared machine whose load inflates CPU seconds unevenly. "
+                 "Epoch-priced: each candidate's race epochs priced at its own single run's CPU "
+                 "seconds per epoch (the race's epochs are the first epochs of the single runs), "
+                 "over the grid's: the same ratio without the load's noise.\n")
     sections = [("Table 3: every sampler, AutoSample (paper) and SH", lambda n: table3(n["compare"])
                  if "compare" in n else None),
                 ("Table 4 (RQ2): baselines with T negatives per positive", lambda n: table4(n, metric)),
