@@ -32,16 +32,17 @@ def test_plan_shares_runs_between_tables():
                            subsets=(("rns", "dns"),), runs="R")
     items = plan(cfg)
     names = [(i.setting, i.name) for i in items]
-    assert names[:8] == [("lastfm-mf", n) for n in (
-        "compare", "sh-tie0", "negatives", "retrain-random", "space-0-as", "space-0-sh",
-        "schedule", "sh-schedules")]
+    assert names[:9] == [("lastfm-mf", n) for n in (
+        "compare", "sh-tie0", "sh-tiebest", "negatives", "retrain-random", "space-0-as",
+        "space-0-sh", "schedule", "sh-schedules")]
     by = {n: i.config for (s, n), i in zip(names, items) if s == "lastfm-mf"}
     assert by["compare"].mode == "compare" and by["negatives"].num_negatives == 4
     assert by["retrain-random"].retrain_init == "random"
     assert by["space-0-sh"].search == "sh" and by["space-0-sh"].search_space == ("rns", "dns")
     assert by["sh-schedules"].search_space[-1] == "aobpr@5+dns"
     assert by["sh-tie0"].sh_tie_se == 0 and by["sh-tie0"].search == "sh"
-    assert items[8].config.data is None and items[8].setting == "default-mf"
+    assert by["sh-tiebest"].sh_tie_anchor == "best"
+    assert items[9].config.data is None and items[9].setting == "default-mf"
     with pytest.raises(ValueError, match="--tables"):
         ExperimentConfig(datasets=("default",), tables=("7",))
 
@@ -54,7 +55,7 @@ def test_experiments_command_runs_reuses_and_reports(tiny_file, tmp_path, capsys
     root = tmp_path / "runs" / "tiny-mf"
     assert sorted(p.name for p in root.iterdir()) == [
         "compare", "negatives", "retrain-random", "schedule", "sh-schedules", "sh-tie0",
-        "space-0-as", "space-0-sh"]
+        "sh-tiebest", "space-0-as", "space-0-sh"]
     # Table 6 reused the search of the compare run: same alpha*, same pick.
     cmp = json.loads((root / "compare" / "metrics.json").read_text())
     rnd = json.loads((root / "retrain-random" / "metrics.json").read_text())
@@ -64,7 +65,7 @@ def test_experiments_command_runs_reuses_and_reports(tiny_file, tmp_path, capsys
         name = f"checkpoints/seed{seed}-search.pt"
         assert (root / "retrain-random" / name).read_bytes() == (root / "compare" / name).read_bytes()
     report = (tmp_path / "rep" / "report.md").read_text()
-    for title in ("SH without tie rule", "## Headline", "## Table 3", "## Table 4", "## Table 5", "## Table 6",
+    for title in ("SH without tie rule", "SH, ties vs the leader", "## Headline", "## Table 3", "## Table 4", "## Table 5", "## Table 6",
                   "## Schedules", "## Figure 3", "## Figure 4", "| rns@1+dns |"):
         assert title in report, title
     for png in ("fig3_search_cost.png", "fig4_alpha_tiny-mf.png"):
