@@ -74,10 +74,11 @@ import autosample_ext, torch
 info = autosample_ext.build_info()
 print("build_info:", info)
 assert info["cuda_compiled"] is True, info
-for op in ["sample_negatives", "score_candidates", "score_topk", "select_topk", "gdns_lookup",
-           "gdns_update", "rank_topk"]:
+ops = ["sample_negatives", "score_candidates", "score_topk", "select_topk", "gdns_lookup",
+       "gdns_update", "rank_topk", "spmm", "graph_propagate"]
+for op in ops:
     assert torch._C._dispatch_has_kernel_for_dispatch_key(f"autosample::{op}", "CUDA"), op
-print("CUDA kernels registered for all 7 operators")
+print(f"CUDA kernels registered for all {len(ops)} operators")
 PY
 
 CUOBJDUMP=""

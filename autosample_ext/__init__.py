@@ -48,6 +48,8 @@ _LAZY: dict[str, str] = {
     "RunSummary": "autosample_ext.experiment",
     "run": "autosample_ext.experiment",
 }
+# Training beyond one process (torchrun): the process's context and its set-up.
+_LAZY.update({"DistContext": "autosample_ext.training", "init_from_env": "autosample_ext.training"})
 
 
 def __getattr__(name: str) -> object:

@@ -13,7 +13,7 @@ import shlex
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -22,6 +22,8 @@ from autosample_ext.experiment.lock import RunLocked
 from autosample_ext.experiment.phases import has_valid_share
 from autosample_ext.experiment.rundir import RunDirError, read_saved_config
 from autosample_ext.experiment.validate import check_config
+from autosample_ext.training.distributed import (DEFAULT_TIMEOUT_S, DistributedError, RemoteError,
+                                                  init_from_env, shutdown)
 from autosample_ext.training.guard import TrainingDiverged
 from autosample_ext.experiment import (
     DEFAULT_SEARCH_SPACE,
@@ -34,6 +36,7 @@ from autosample_ext.experiment import (
     summary_text,
 )
 from autosample_ext.models._init import INIT_SCHEMES
+from autosample_ext.models.lightgcn import PROPAGATIONS
 from autosample_ext.search.retrain import RETRAIN_INITS
 from autosample_ext.training import StopFlag, TrainingInterrupted
 
@@ -43,6 +46,9 @@ log = logging.getLogger("autosample_ext.train")
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 DEFAULTS = RunConfig()
+# One thread unless --threads says otherwise: runs are usually many processes on a shared
+# machine, where extra threads oversubscribe the cores (bench/bench_threads.py, README).
+DEFAULT_THREADS = 1
 
 
 class CLIError(ValueError):
@@ -78,9 +84,12 @@ def _check_split(text: str) -> str:
 
 
 def check_more_args(ns: argparse.Namespace, given: dict[str, Any]) -> None:
-    """Values argparse cannot check: --threads, --format, --split, --valid-fraction."""
+    """Values argparse cannot check: --threads, --dist-timeout, --format, --split,
+    --valid-fraction."""
     if "threads" in ns and ns.threads < 1:
         raise CLIError(f"--threads: must be >= 1, got {ns.threads}")
+    if "dist_timeout" in ns and not ns.dist_timeout > 0:
+        raise CLIError(f"--dist-timeout: must be > 0 seconds, got {ns.dist_timeout}")
     if "format" in given:
         try:
             canonical_format(given["format"])
@@ -179,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dim", type=int, metavar="D", help=f"embedding width [default: {d.dim}]")
     g.add_argument("--layers", type=int, metavar="K",
                    help=f"propagation layers of LightGCN/NGCF [default: {d.layers}]")
+    g.add_argument("--propagation", choices=PROPAGATIONS,
+                   help="graph products of LightGCN/NGCF (and MixGCF's layers): ops (the fused "
+                        "C++/CUDA graph_propagate and spmm) or reference (torch.sparse.mm on COO "
+                        "and stacked layers, the research code's path; the benchmark baseline) "
+                        f"[default: {d.propagation}]")
     g.add_argument("--init", choices=INIT_SCHEMES,
                    help="embedding initialisation: normal (N(0, 0.1^2), LightGCN's code) or "
                         "xavier (Xavier-uniform, NGCF's and DENS's code) [default: the model's]")
@@ -255,9 +269,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training seeds; several give mean, std and the paired t-test [default: 0]")
     g = p.add_argument_group("system")
     g.add_argument("--device", help="cpu or cuda[:index] [default: cpu]")
-    g.add_argument("--threads", type=int, metavar="N", help="CPU threads, >= 1 (torch.set_num_threads) [default: torch's]")
+    g.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads of the process, >= 1 (torch.set_num_threads). Default 1: on a "
+                        "shared machine a second thread waits for a busy core (measured on a "
+                        "loaded 2-core machine: LightGCN steps 2-37x slower with 2 threads); give "
+                        f"the number of idle cores on a dedicated machine [default: {DEFAULT_THREADS}]")
+    g.add_argument("--dist-timeout", type=float, metavar="S",
+                   help=f"under torchrun: seconds a process waits for the others in a collective "
+                        f"before the job stops with an error [default: {DEFAULT_TIMEOUT_S:g}]")
     g.add_argument("--out", metavar="DIR",
                    help="run directory [default: runs/<mode>-<date>-<time>]")
+    g.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help="write the epoch-end checkpoint every N epochs (0: only on a stop signal "
+                        "and at the end of each phase); a stop signal (Ctrl-C, SIGTERM) always "
+                        "checkpoints at the next step [default: after every evaluation]")
     g.add_argument("--resume", action="store_true",
                    help="continue the run in the folder --out from its checkpoints, from any "
                         "working directory (the saved config; --data if the dataset moved)")
@@ -274,7 +299,7 @@ def config_from_args(ns: argparse.Namespace) -> tuple[RunConfig, dict[str, Any]]
     """RunConfig from the given arguments; also returns the explicitly given fields."""
     given: dict[str, Any] = {}
     for key, value in vars(ns).items():
-        if key in ("resume", "no_progress", "verbose", "threads"):
+        if key in ("resume", "no_progress", "verbose", "threads", "dist_timeout"):
             continue
         if key == "no_budget_singles":
             given["budget_singles"] = False
@@ -305,6 +330,8 @@ def config_from_args(ns: argparse.Namespace) -> tuple[RunConfig, dict[str, Any]]
             raise CLIError(f"--sh-eta: must be >= 2, got {value}")
         elif key == "retrain_epochs" and value < 1:
             raise CLIError(f"--retrain-epochs: must be >= 1, got {value}")
+        elif key == "checkpoint_every" and value < 0:
+            raise CLIError(f"--checkpoint-every: must be >= 0, got {value}")
         elif key == "patience" and value < 0:
             raise CLIError(f"--patience: must be >= 0, got {value}")
         elif key in ("lr", "alpha_lr", "tau") and not value > 0:
@@ -334,6 +361,10 @@ def config_from_args(ns: argparse.Namespace) -> tuple[RunConfig, dict[str, Any]]
     return cfg, given
 
 
+# Settings a resumed run may change: they do not alter its results.
+_RESUME_MAY_CHANGE = ("out", "progress", "device", "checkpoint_every")
+
+
 def resume_config(ns: argparse.Namespace, given: dict[str, Any]) -> RunConfig:
     """The saved config of ``--out``; explicit arguments must agree with it."""
     if "out" not in given:
@@ -349,24 +380,30 @@ def resume_config(ns: argparse.Namespace, given: dict[str, Any]) -> RunConfig:
     saved_plain = saved.to_json()
     compared = {k: v for k, v in given.items() if k != "data"}  # --data: where the data is now
     for key, value in compared.items():
-        if key in ("out", "progress", "device"):
+        if key in _RESUME_MAY_CHANGE:
             continue
         plain = json.loads(json.dumps(value))
         if saved_plain.get(key) != plain:
             raise CLIError(f"--resume: --{key.replace('_', '-')} {plain} differs from the saved "
                            f"run's {saved_plain.get(key)}; resume uses the saved config")
-    updates = {k: given[k] for k in ("progress", "device") if k in given}
+    updates = {k: given[k] for k in _RESUME_MAY_CHANGE if k in given and k != "out"}
     return dataclasses.replace(saved, **updates)
 
 
-def _install_signal_handlers(stop: StopFlag) -> dict[int, Any]:
-    """First SIGINT/SIGTERM: checkpoint at the next step and exit; a second one: default."""
+def _install_signal_handlers(stop: StopFlag, distributed: bool = False) -> dict[int, Any]:
+    """First SIGINT/SIGTERM: checkpoint at the next step and exit; a second one: default. In a
+    distributed run only a second signal of the same kind aborts (torchrun answers a Ctrl-C,
+    which every process receives, with a SIGTERM to each)."""
     previous: dict[int, Any] = {}
+    first: list[int] = []
 
     def handler(signum, frame):  # noqa: ARG001
-        if stop.requested:
+        if stop.requested and (not distributed or signum in first):
             signal.signal(signum, previous.get(signum, signal.SIG_DFL))
             raise KeyboardInterrupt
+        if stop.requested:
+            return
+        first.append(signum)
         stop.request(f"received {signal.Signals(signum).name}")
         log.warning("%s: writing a checkpoint at the next step (again to abort)",
                     signal.Signals(signum).name)
@@ -377,50 +414,85 @@ def _install_signal_handlers(stop: StopFlag) -> dict[int, Any]:
     return previous
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *,
+         on_step: Callable[[str, int], None] | None = None) -> int:
+    """The command line; returns the exit status. ``on_step(tag, step)`` is called after every
+    optimiser step (tests inject faults). Under torchrun every process runs ``main`` (README,
+    "More than one process"): rank 0 prints, the others only their own errors."""
     parser = build_parser()
     ns = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if getattr(ns, "verbose", False) else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    try:
+        dist = init_from_env(getattr(ns, "dist_timeout", DEFAULT_TIMEOUT_S))
+    except (ValueError, RuntimeError) as exc:
+        print(f"{parser.prog}: error: cannot join the distributed job: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    who = f"[rank {dist.rank}] " if dist.distributed else ""
+    logging.basicConfig(level=logging.DEBUG if getattr(ns, "verbose", False) else
+                        logging.INFO if dist.is_main else logging.ERROR,
+                        format=f"%(asctime)s %(levelname)s {who}%(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     try:
         cfg, given = config_from_args(ns)
         if getattr(ns, "resume", False):
-            cfg = resume_config(ns, given)
+            cfg = dist.on_main(lambda: resume_config(ns, given), "reading the saved run",
+                               share=True)
     except CLIError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        if dist.is_main:
+            parser.print_usage(sys.stderr)
+            print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (RemoteError, DistributedError) as exc:
+        print(f"{parser.prog}: {who}error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     cfg = cfg.resolved()
     out = Path(cfg.out) if cfg.out is not None else default_out_dir(cfg)
     cfg = dataclasses.replace(cfg, out=str(out.resolve()))
-    if "threads" in ns:
-        torch.set_num_threads(ns.threads)
+    torch.set_num_threads(getattr(ns, "threads", DEFAULT_THREADS))
+    log.debug("using %d CPU thread(s)", torch.get_num_threads())
+    launch = dist.launch_command()
     stop = StopFlag()
-    previous = _install_signal_handlers(stop)
+    previous = _install_signal_handlers(stop, dist.distributed)
     try:
-        summary = run(cfg, resume=getattr(ns, "resume", False), stop=stop)
+        dist.bind_device(cfg.device)
+        cfg = dataclasses.replace(cfg, out=dist.broadcast_object(cfg.out, "naming the run directory"))
+        summary = run(cfg, resume=getattr(ns, "resume", False), stop=stop, on_step=on_step,
+                      dist=dist)
     except TrainingInterrupted as exc:
         log.warning("%s", exc)
-        print(f"interrupted; continue with: python -m autosample_ext.train --resume --out "
-              f"{shlex.quote(cfg.out)}", file=sys.stderr)
+        if dist.is_main:
+            print(f"interrupted; continue with: {launch} --resume --out {shlex.quote(cfg.out)}",
+                  file=sys.stderr)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        print(f"aborted; the checkpoints of the last finished epochs are kept; continue with: "
-              f"python -m autosample_ext.train --resume --out {shlex.quote(cfg.out)}",
-              file=sys.stderr)
+        print(f"{who}aborted; the checkpoints of the last finished epochs are kept; continue "
+              f"with: {launch} --resume --out {shlex.quote(cfg.out)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except TrainingDiverged as exc:
-        print(f"{parser.prog}: error: {exc} with --lr (the epochs so far are in "
-              f"{Path(cfg.out) / 'log.jsonl'})", file=sys.stderr)
+        if dist.is_main:
+            print(f"{parser.prog}: error: {exc} with --lr (the epochs so far are in "
+                  f"{Path(cfg.out) / 'log.jsonl'})", file=sys.stderr)
         return EXIT_DIVERGED
-    except (ValueError, OSError, NotImplementedError, RunDirError, RunLocked) as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+    except DistributedError as exc:
+        print(f"{parser.prog}: {who}error: {exc}; the job stops (continue with: {launch} "
+              f"--resume --out {shlex.quote(cfg.out)})", file=sys.stderr)
         return EXIT_ERROR
+    except RemoteError as exc:  # rank 0 (or the failed rank) reports it
+        if dist.is_main:
+            print(f"{parser.prog}: {who}error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except (ValueError, OSError, NotImplementedError, RunDirError, RunLocked) as exc:
+        dist.report_failure(f"{type(exc).__name__}: {exc}")
+        print(f"{parser.prog}: {who}error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except BaseException as exc:
+        dist.report_failure(f"{type(exc).__name__}: {exc}")
+        raise
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-    print(summary_text(summary))
+        shutdown(dist)   # also after errors: a process group left to the interpreter's exit can abort it
+    if dist.is_main:
+        print(summary_text(summary))
     return EXIT_OK
 
 

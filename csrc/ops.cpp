@@ -3,6 +3,37 @@
 #include <torch/extension.h>
 #include <torch/library.h>
 
+#ifdef AUTOSAMPLE_WITH_CUDA
+namespace autosample {
+namespace cuda {
+void check_errors();            // csrc/cuda/errors.cu
+bool set_sync_errors(bool enabled);
+}  // namespace cuda
+}  // namespace autosample
+#endif
+
+namespace {
+
+// Raises the earliest value error a CUDA kernel reported asynchronously (after synchronising
+// the devices); nothing to do on the CPU, whose kernels raise in the call.
+void check_errors() {
+#ifdef AUTOSAMPLE_WITH_CUDA
+  autosample::cuda::check_errors();
+#endif
+}
+
+// Debug switch: every CUDA call synchronises and raises its own errors. Returns the old value.
+bool set_sync_errors(bool enabled) {
+#ifdef AUTOSAMPLE_WITH_CUDA
+  return autosample::cuda::set_sync_errors(enabled);
+#else
+  (void)enabled;
+  return false;
+#endif
+}
+
+}  // namespace
+
 TORCH_LIBRARY(autosample, m) {
   m.def(
       "sample_negatives(Tensor indptr, Tensor indices, Tensor users, int num_items, "
@@ -18,6 +49,12 @@ TORCH_LIBRARY(autosample, m) {
   m.def(
       "rank_topk(Tensor user_emb, Tensor item_emb, Tensor excl_indptr, Tensor excl_indices, "
       "int k) -> (Tensor, Tensor)");
+  m.def("spmm(Tensor indptr, Tensor indices, Tensor values, Tensor x, bool symmetric=False) "
+        "-> Tensor");
+  m.def("graph_propagate(Tensor indptr, Tensor indices, Tensor values, Tensor x, "
+        "int num_layers, bool symmetric=False) -> Tensor");
+  m.def("check_errors() -> ()", &check_errors);
+  m.def("set_sync_errors(bool enabled) -> bool", &set_sync_errors);
 }
 
 #ifndef AUTOSAMPLE_VERSION

@@ -8,6 +8,8 @@ exactly across devices too. Skipped when no GPU is visible or the build has no C
 """
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
@@ -17,6 +19,23 @@ from autosample_ext.ops import reference as ref
 
 DEV = "cuda"
 DTYPES = [torch.float32, torch.float64]
+
+
+@contextlib.contextmanager
+def raises_async(match: str):
+    """A value error of a CUDA call: kernels report asynchronously, so the error comes from the
+    call itself (host-side checks) or from the next check_errors()."""
+    with pytest.raises(RuntimeError, match=match):
+        yield
+        ops.check_errors()
+
+
+@pytest.fixture(autouse=True)
+def _no_pending_device_error():
+    """Every test leaves no asynchronous error behind (one would surface in the next test)."""
+    yield
+    if torch.cuda.is_available() and autosample_ext.cuda_compiled():
+        ops.check_errors()
 
 
 def tol(dtype: torch.dtype) -> dict[str, float]:
@@ -114,11 +133,11 @@ def test_sample_negatives_empty_and_errors() -> None:
     empty = ops.sample_negatives(indptr, indices, torch.zeros(0, dtype=torch.int64, device=DEV), 10, 4, 0, 0)
     assert empty.shape == (0, 4) and empty.device.type == "cuda"
     assert ops.sample_negatives(indptr, indices, torch.arange(5, device=DEV), 10, 0, 0, 0).shape == (5, 0)
-    with pytest.raises(RuntimeError, match=r"sample_negatives.*'users'.*7"):
+    with raises_async(r"sample_negatives.*'users'.*7"):
         ops.sample_negatives(indptr, indices, torch.tensor([0, 7], device=DEV), 10, 4, 0, 0)
     full_ptr = torch.tensor([0, 3, 3], device=DEV)
     full_idx = torch.tensor([0, 1, 2], device=DEV)
-    with pytest.raises(RuntimeError, match=r"sample_negatives.*user 0.*no non-positive"):
+    with raises_async(r"sample_negatives.*user 0.*no non-positive"):
         ops.sample_negatives(full_ptr, full_idx, torch.tensor([1, 0], device=DEV), 3, 2, 0, 0)
 
 
@@ -216,10 +235,10 @@ def test_scoring_errors() -> None:
     user, items, cand = to_dev(*scoring_inputs(4, 6, 10, 8, torch.float32, seed=0, exact=False))
     bad = cand.clone()
     bad[2, 3] = 10
-    with pytest.raises(RuntimeError, match=r"score_candidates.*'cand'.*10"):
+    with raises_async(r"score_candidates.*'cand'.*10"):
         ops.score_candidates(user, items, bad)
     bad[2, 3] = -1
-    with pytest.raises(RuntimeError, match=r"score_topk.*'cand'.*-1"):
+    with raises_async(r"score_topk.*'cand'.*-1"):
         ops.score_topk(user, items, bad, 2)
     with pytest.raises(RuntimeError, match=r"score_topk.*'k'"):
         ops.score_topk(user, items, cand, 7)
@@ -335,12 +354,12 @@ def test_gdns_errors_leave_table_untouched() -> None:
     items = torch.tensor([[1, 2]], device=DEV)
     pos = torch.zeros(1, 1, device=DEV)
     neg = torch.zeros(1, 2, device=DEV)
-    with pytest.raises(RuntimeError, match=r"gdns_update.*'users'.*5"):
+    with raises_async(r"gdns_update.*'users'.*5"):
         ops.gdns_update(keys, h, g, torch.tensor([5], device=DEV), items, pos, neg, 0.5, 1e-3)
-    with pytest.raises(RuntimeError, match=r"gdns_update.*'items'.*-1"):
+    with raises_async(r"gdns_update.*'items'.*-1"):
         ops.gdns_update(keys, h, g, torch.tensor([0], device=DEV), items - 2, pos, neg, 0.5, 1e-3)
     assert (keys == -1).all() and (h == 1).all() and (g == 1).all()
-    with pytest.raises(RuntimeError, match=r"gdns_lookup.*'users'.*-2"):
+    with raises_async(r"gdns_lookup.*'users'.*-2"):
         ops.gdns_lookup(keys, g, torch.tensor([-2], device=DEV), items)
     out = ops.gdns_lookup(keys, g, torch.zeros(0, dtype=torch.int64, device=DEV),
                           torch.zeros(0, 3, dtype=torch.int64, device=DEV))
@@ -394,11 +413,11 @@ def test_rank_topk_edge_cases_and_errors() -> None:
     assert ids.tolist() == [[1, 2, 4, 5], [3, 0, 1, 2]]  # NaN first; ties by item id
     assert ops.rank_topk(user, items, indptr, excl, 0)[1].shape == (2, 0)
     assert ops.rank_topk(user[:0], items, indptr[:1], excl[:0], 3)[1].shape == (0, 3)
-    with pytest.raises(RuntimeError, match=r"rank_topk.*'k'.*5.*row 0"):
+    with raises_async(r"rank_topk.*'k'.*5.*row 0"):
         ops.rank_topk(user, items, indptr, excl, 5)
-    with pytest.raises(RuntimeError, match=r"rank_topk.*'excl_indices'.*row 0"):
+    with raises_async(r"rank_topk.*'excl_indices'.*row 0"):
         ops.rank_topk(user, items, indptr, torch.tensor([3, 0], device=DEV), 2)
-    with pytest.raises(RuntimeError, match=r"rank_topk.*'excl_indices'.*row 0"):
+    with raises_async(r"rank_topk.*'excl_indices'.*row 0"):
         ops.rank_topk(user, items, indptr, torch.tensor([0, 6], device=DEV), 2)
     with pytest.raises(RuntimeError, match=r"rank_topk.*'k'"):
         ops.rank_topk(user, items, indptr, excl, 7)

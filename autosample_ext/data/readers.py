@@ -22,11 +22,15 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from autosample_ext.data.errors import DataFormatError
 from autosample_ext.data.textcheck import check_text, check_utf8
+
+if TYPE_CHECKING:  # pandas is imported where a table is parsed (1 s on a busy machine)
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -267,6 +271,8 @@ def _pick(header: list[str], wanted: str | None, candidates: tuple[str, ...], ro
 
 def _to_ids(col: pd.Series, line_of: np.ndarray, path: Path, role: str) -> np.ndarray:
     """Raw id column -> int64 when every value is an integer, else object array of str."""
+    import pandas as pd
+
     values = col.to_numpy(dtype=object)
     empty = pd.isna(col).to_numpy() | (col.astype(str).str.strip() == "").to_numpy()
     if empty.any():
@@ -285,6 +291,8 @@ def _to_ids(col: pd.Series, line_of: np.ndarray, path: Path, role: str) -> np.nd
 
 
 def _to_float(col: pd.Series, line_of: np.ndarray, path: Path, role: str) -> np.ndarray:
+    import pandas as pd
+
     out = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
     bad = np.isnan(out)
     if bad.any():
@@ -294,6 +302,8 @@ def _to_float(col: pd.Series, line_of: np.ndarray, path: Path, role: str) -> np.
 
 
 def _to_timestamp(col: pd.Series, line_of: np.ndarray, path: Path) -> np.ndarray:
+    import pandas as pd
+
     num = pd.to_numeric(col, errors="coerce")
     if num.notna().all():
         return num.to_numpy(dtype=np.float64)
@@ -309,6 +319,8 @@ def _to_timestamp(col: pd.Series, line_of: np.ndarray, path: Path) -> np.ndarray
 def read_table(path: Path, fmt: str, sep: str | None = None,
                columns: ColumnSpec | None = None) -> RawTable:
     """CSV / TSV / RecBole ``.inter``: a header line, then one record per line."""
+    import pandas as pd
+
     columns = columns or ColumnSpec()
     buf = _read_bytes(path)
     check_utf8(buf, path)

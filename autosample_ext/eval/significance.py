@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats
 
 from autosample_ext.eval.full_ranking import RankingMetrics
 
@@ -41,6 +40,8 @@ def paired_ttest(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarra
         raise ValueError(f"paired_ttest: needs at least 2 pairs, got {x.size}")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"paired_ttest: alpha must be in (0, 1), got {alpha}")
+    from scipy import stats  # imported on first use: 1-2 s, and training never needs it
+
     res = stats.ttest_rel(x, y, alternative=alternative)
     p = float(res.pvalue)
     sig = bool(np.isfinite(p) and p < alpha)

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from autosample_ext.models._init import INIT_SCHEMES
+from autosample_ext.models.lightgcn import PROPAGATIONS
 from autosample_ext.search.retrain import RETRAIN_INITS
 from autosample_ext.training.config import TrainConfig
 
@@ -113,6 +114,8 @@ class RunConfig:
     out: str | None = None
     protocol: str = "autosample"
     progress: bool = True
+    propagation: str = "ops"
+    checkpoint_every: int | None = None
 
     def __post_init__(self) -> None:
         self.search_space = _names(self.search_space, "search_space")
@@ -125,6 +128,10 @@ class RunConfig:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.propagation not in PROPAGATIONS:
+            raise ValueError(f"propagation must be one of {PROPAGATIONS}, got {self.propagation!r}")
+        if self.checkpoint_every is not None and self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if self.init is not None and self.init not in INIT_SCHEMES:
             raise ValueError(f"init must be one of {INIT_SCHEMES} or None, got {self.init!r}")
         if self.retrain_init not in RETRAIN_INITS:
@@ -185,7 +192,8 @@ class RunConfig:
                            l2=self.l2, eval_every=self.eval_every, patience=self.patience,
                            metric=self.metric, ks=self.ks,
                            eval_split="test" if self.protocol == "dens" else "valid",
-                           seed=seed, progress=self.progress)
+                           seed=seed, progress=self.progress,
+                           checkpoint_every=self.checkpoint_every)
 
     def to_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))

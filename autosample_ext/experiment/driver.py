@@ -18,6 +18,7 @@ resume, a partial one continues from its checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ from autosample_ext.experiment.reporting import (
 )
 from autosample_ext.experiment.rundir import (
     CONFIG_NAME,
+    RankRunDir,
     RunDir,
     check_same_data,
     check_same_run,
@@ -59,6 +61,7 @@ from autosample_ext.experiment.rundir import (
 from autosample_ext.experiment.validate import check_config, check_data
 from autosample_ext.search.grid import pick_best
 from autosample_ext.training.config import StopFlag
+from autosample_ext.training.distributed import DistContext, check_world_size, current_context
 
 
 @dataclass
@@ -71,45 +74,89 @@ class RunSummary:
 
 
 def run(cfg: RunConfig, *, resume: bool = False, data: InteractionData | None = None,
-        stop: StopFlag | None = None, on_step: Callable[[str, int], None] | None = None
-        ) -> RunSummary:
+        stop: StopFlag | None = None, on_step: Callable[[str, int], None] | None = None,
+        dist: DistContext | None = None) -> RunSummary:
     """Run the job described by ``cfg`` and write its run directory.
 
     ``data``: an already loaded dataset to use instead of ``cfg.data`` (library use, tests).
     ``stop``: set by signal handlers: checkpoint at the next step and raise TrainingInterrupted.
     ``on_step(tag, step)``: called after every optimiser step (fault injection in tests).
+    ``dist``: the process's place in a distributed run (default: the initialised process group,
+    else one process; :mod:`autosample_ext.training.distributed`). Every rank calls ``run``;
+    rank 0 alone writes the run directory and returns the full summary, the other ranks a
+    summary with the records and no metrics.
     """
+    dist = dist or current_context()
     cfg = cfg.resolved()
     check_config(cfg)
+    if not dist.is_main:
+        cfg = dataclasses.replace(cfg, progress=False)
     t0 = time.perf_counter()
     out_path = (Path(cfg.out) if cfg.out else default_out_dir(cfg)).resolve()
-    saved = None
-    if (out_path / CONFIG_NAME).exists():
+    out_path = Path(dist.broadcast_object(str(out_path), "naming the run directory"))
+
+    def existing() -> dict[str, Any] | None:
+        if not (out_path / CONFIG_NAME).exists():
+            return None
         if not resume:
             raise FileExistsError(f"{out_path} already holds a run; use --resume to continue it "
                                   "or choose another --out")
         saved = check_same_run(cfg, out_path)
+        check_world_size(int(saved.get("world_size", 1)), dist.world_size,
+                         f"resume {out_path}: the run",
+                         f"{_launch_hint(saved)} --out {shlex.quote(str(out_path))}")
+        return saved
+
+    saved = dist.on_main(existing, "checking the run directory", share=True)
     if data is None:
-        data = load_data(cfg)
+        data = dist.everywhere(lambda: load_data(cfg), "loading the data")
     facts = {"name": data.name, "users": data.num_users, "items": data.num_items,
              "train": data.train.nnz, "valid": data.valid.nnz, "test": data.test.nnz}
+    dist.check_same(facts, "the dataset")
     if saved is not None:
         check_same_data(saved, facts, out_path)
     check_data(cfg, data)
     cfg = dataclasses.replace(cfg, out=str(out_path))
-    out = RunDir(out_path, new=not resume)
+    if cfg.data is not None:
+        facts["path"] = str(Path(cfg.data).resolve())
+
+    def open_dir() -> RunDir:
+        out = RunDir(out_path, new=not resume)
+        try:
+            out.write_json(CONFIG_NAME, {"config": config_record(cfg, out_path), "mode": cfg.mode,
+                                         "data": facts, "world_size": dist.world_size,
+                                         "launch": dist.launch_record()})
+        except BaseException:
+            out.close()
+            raise
+        return out
+
+    opened = dist.on_main(open_dir, "creating the run directory")
+    out = opened if dist.is_main else RankRunDir(out_path)
     try:
-        if cfg.data is not None:
-            facts["path"] = str(Path(cfg.data).resolve())
-        out.write_json(CONFIG_NAME, {"config": config_record(cfg, out_path), "mode": cfg.mode,
-                                     "data": facts})
-        ctx = RunContext(cfg, data, out, stop or StopFlag(), resume, on_step)
+        ctx = RunContext(cfg, data, out, stop or StopFlag(), resume, on_step, dist)
         records: list[PhaseRecord] = []
         for seed in cfg.seeds:
             records += run_seed(ctx, seed)
-        return _write_outputs(cfg, data, out, records, time.perf_counter() - t0)
+        summary = dist.on_main(lambda: _write_outputs(cfg, data, out, records,
+                                                      time.perf_counter() - t0),
+                               "writing the results")
+        return summary if dist.is_main else RunSummary(out_path, records, {}, "",
+                                                       time.perf_counter() - t0)
     finally:
         out.close()
+
+
+def _launch_hint(saved: dict[str, Any]) -> str:
+    """The torchrun command of a saved run's process layout (config.json ``launch``)."""
+    launch = saved.get("launch") or {}
+    world = int(saved.get("world_size", 1))
+    if world <= 1:
+        return "python -m autosample_ext.train"
+    nodes = int(launch.get("nnodes", 1))
+    per_node = int(launch.get("nproc_per_node", world))
+    return ("torchrun " + (f"--nnodes={nodes} (and your rendezvous flags) " if nodes > 1 else "")
+            + f"--nproc_per_node={per_node} -m autosample_ext.train")
 
 
 def run_seed(ctx: RunContext, seed: int) -> list[PhaseRecord]:

@@ -25,8 +25,8 @@ from autosample_ext.search.autosample import AutoSampleObjective
 from autosample_ext.search.halving import HalvingConfig, SuccessiveHalving
 from autosample_ext.search.retrain import chosen_sampler, init_retrain_model
 from autosample_ext.search.schedule import build_candidate
-from autosample_ext.training.checkpoint import load_checkpoint
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainResult
+from autosample_ext.training.distributed import DistContext
 from autosample_ext.training.objectives import SamplerObjective
 from autosample_ext.training.trainer import Trainer
 
@@ -107,15 +107,18 @@ def build_model(cfg: RunConfig, data: InteractionData, seed: int):
     kwargs: dict[str, Any] = {"dim": cfg.dim, "seed": seed, "device": cfg.device}
     if cfg.model in ("lightgcn", "ngcf"):
         kwargs["num_layers"] = cfg.layers
+        kwargs["propagation"] = cfg.propagation
     if cfg.init is not None:
         kwargs["init"] = cfg.init
     return _build(cfg.model, data, **kwargs)
 
 
 def build_sampler(name: str, data: InteractionData, seed: int, device: str,
-                  num_negatives: int = 1):
-    """A sampler or a schedule (``aobpr@5+dns``) by name."""
-    return build_candidate(name, data, seed=seed, device=device, num_negatives=num_negatives)
+                  num_negatives: int = 1, shard=None):
+    """A sampler or a schedule (``aobpr@5+dns``) by name; ``shard``: this process's users in a
+    distributed run."""
+    return build_candidate(name, data, seed=seed, device=device, num_negatives=num_negatives,
+                           shard=shard)
 
 
 @dataclass
@@ -126,6 +129,15 @@ class RunContext:
     stop: StopFlag
     resume: bool
     on_step: Callable[[str, int], None] | None = None
+    dist: DistContext = field(default_factory=DistContext)
+
+    def read_checkpoint(self, seed: int, phase: str) -> dict[str, Any]:
+        """A phase's checkpoint (in a distributed run: read by rank 0, each rank's part sent)."""
+        path = self.out.checkpoint(seed, phase)
+        state = self.dist.load_checkpoint(path)
+        if state is None:
+            raise FileNotFoundError(f"checkpoint {path} does not exist")
+        return state
 
 
 def _make_trainer(ctx: RunContext, seed: int, phase: str, model, objective,
@@ -135,7 +147,8 @@ def _make_trainer(ctx: RunContext, seed: int, phase: str, model, objective,
     trainer = Trainer(ctx.data, model, objective, train_cfg,
                       checkpoint_path=ctx.out.checkpoint(seed, phase), stop=ctx.stop,
                       on_epoch=ctx.out.append_log, tag=tag,
-                      on_step=(lambda step: ctx.on_step(tag, step)) if ctx.on_step else None)
+                      on_step=(lambda step: ctx.on_step(tag, step)) if ctx.on_step else None,
+                      dist=ctx.dist)
     if (ctx.resume if resume is None else resume) and trainer.resume():
         for entry in trainer.log:
             ctx.out.append_log(entry)
@@ -158,7 +171,7 @@ def single_objective(ctx: RunContext, seed: int, name: str) -> SamplerObjective:
     run, a grid, a successive-halving race or a budget run."""
     cfg = ctx.cfg
     sampler = build_sampler(name, ctx.data, seed_for(seed, 100, name_stream(name)), cfg.device,
-                            cfg.num_negatives)
+                            cfg.num_negatives, shard=ctx.dist.shard)
     return SamplerObjective(sampler, l2=cfg.l2)
 
 
@@ -191,7 +204,7 @@ def run_budget_single(ctx: RunContext, seed: int, name: str, single: PhaseRecord
     trainer = _make_trainer(ctx, seed, phase, build_model(cfg, ctx.data, seed),
                             single_objective(ctx, seed, name), train_cfg)
     if trainer.epoch == 0 and trainer.batch == 0 and ran <= budget:
-        trainer.continue_from(load_checkpoint(ctx.out.checkpoint(seed, name)))
+        trainer.continue_from(ctx.read_checkpoint(seed, name))
         extra["continued_from_epoch"] = ran
     return PhaseRecord(seed, name + BUDGET_SUFFIX, name, trainer.fit(), extra)
 
@@ -212,9 +225,13 @@ def run_sh(ctx: RunContext, seed: int) -> PhaseRecord:
                                                  tie_se=cfg.sh_tie_se,
                                                  tie_anchor=cfg.sh_tie_anchor),
                              seed=seed_for(seed, 4000),
-                             state_path=ctx.out.checkpoint(seed, SH))
-    if not ctx.resume and race.state_path is not None and race.state_path.exists():
-        raise FileExistsError(f"{race.state_path} exists; use --resume")
+                             state_path=ctx.out.checkpoint(seed, SH), dist=ctx.dist)
+
+    def fresh() -> None:
+        if not ctx.resume and race.state_path is not None and race.state_path.exists():
+            raise FileExistsError(f"{race.state_path} exists; use --resume")
+
+    ctx.dist.on_main(fresh, "checking the race state")
     outcome = race.run()
     log.info("seed %d: successive halving picked %s (%.1f CPU s)", seed, outcome.chosen,
              outcome.cpu_seconds)
@@ -228,7 +245,8 @@ def run_autosample(ctx: RunContext, seed: int) -> list[PhaseRecord]:
     """Search (Algorithm 1) then retrain (Algorithm 2) for one seed."""
     cfg = ctx.cfg
     model = build_model(cfg, ctx.data, seed)
-    samplers = [build_sampler(name, ctx.data, seed_for(seed, 1000, name_stream(name)), cfg.device)
+    samplers = [build_sampler(name, ctx.data, seed_for(seed, 1000, name_stream(name)), cfg.device,
+                              shard=ctx.dist.shard)
                 for name in cfg.search_space]
     objective = AutoSampleObjective(samplers, cfg.search_space, tau=cfg.tau,
                                     alpha_lr=cfg.alpha_lr, l2=cfg.l2, seed=seed,
@@ -239,10 +257,11 @@ def run_autosample(ctx: RunContext, seed: int) -> list[PhaseRecord]:
     alpha_star = torch.softmax(torch.as_tensor(alpha_logits, dtype=torch.float64), 0).tolist()
     log.info("seed %d: search picked %s (alpha* %s)", seed, chosen,
              ", ".join(f"{n}={a:.3f}" for n, a in zip(cfg.search_space, alpha_star)))
-    searched_state = load_checkpoint(ctx.out.checkpoint(seed, "search"))["best_model"]
+    searched_state = ctx.read_checkpoint(seed, "search")["best_model"]
     retrain_model = init_retrain_model(build_model(cfg, ctx.data, seed_for(seed, 2000)),
                                        searched_state, cfg.retrain_init)
-    sampler = build_sampler(chosen, ctx.data, seed_for(seed, 3000), cfg.device)
+    sampler = build_sampler(chosen, ctx.data, seed_for(seed, 3000), cfg.device,
+                            shard=ctx.dist.shard)
     retrain = _run_trainer(ctx, seed, "retrain", retrain_model,
                            SamplerObjective(sampler, l2=cfg.l2),
                            cfg.train_config(seed, cfg.retrain_epochs or cfg.epochs))

@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import pandas as pd
 
 from autosample_ext.experiment.phases import AUTOSAMPLE, BUDGET_SUFFIX, GRID, SH, PhaseRecord
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pandas is imported when a run reports, not when the CLI starts
+    import pandas as pd
+
     from autosample_ext.experiment.driver import RunSummary
 
 TABLE_METRICS: tuple[str, ...] = ("recall", "ndcg", "precision", "hit")
@@ -27,6 +28,8 @@ def is_single(method: str) -> bool:
 
 def alpha_frame(records: Sequence[PhaseRecord]) -> pd.DataFrame:
     """Alpha per candidate per search epoch: columns seed, epoch, <candidate>..."""
+    import pandas as pd
+
     rows = []
     for rec in records:
         if rec.method != "search":
@@ -114,6 +117,8 @@ def aggregate(records: Sequence[PhaseRecord], split: str) -> dict[str, dict[str,
 
 def metrics_frame(records: Sequence[PhaseRecord], split: str) -> pd.DataFrame:
     """One row per (method, seed) of the reported methods with the ``split`` metrics."""
+    import pandas as pd
+
     rows = []
     for rec in records:
         if rec.method == "search":

@@ -80,6 +80,24 @@ class RunDir:
         return target
 
 
+class RankRunDir:
+    """What ranks other than 0 of a distributed run see of the run directory: the same
+    checkpoint paths (rank 0 reads and writes them), no files, no lock."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.checkpoints = self.path / "checkpoints"
+
+    def close(self) -> None:
+        pass
+
+    def checkpoint(self, seed: int, phase: str) -> Path:
+        return self.checkpoints / f"seed{seed}-{phase}.pt"
+
+    def append_log(self, entry: dict[str, Any]) -> None:
+        pass
+
+
 def default_out_dir(cfg: RunConfig) -> Path:
     return Path("runs") / f"{cfg.mode}-{time.strftime('%Y%m%d-%H%M%S')}"
 

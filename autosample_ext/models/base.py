@@ -60,6 +60,9 @@ class Recommender(nn.Module):
         ``users [B]`` and any number of item id tensors (``[B]`` or ``[B, n]``).
         """
         reg = self.user_embedding(users).pow(2).sum()
-        for items in item_groups:
+        if item_groups:
+            # One gather for every group: one gradient table instead of one per group.
+            items = torch.cat([i.reshape(-1) for i in item_groups]) if len(item_groups) > 1 \
+                else item_groups[0]
             reg = reg + self.item_embedding(items).pow(2).sum()
         return reg / max(int(users.shape[0]), 1)

@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autosample_ext import ops
 from autosample_ext.data.interactions import InteractionData
-from autosample_ext.models.lightgcn import GraphRecommender
+from autosample_ext.models.lightgcn import GraphRecommender, Propagation
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ class NGCF(GraphRecommender):
     and the ego tables start Xavier-uniform as in the paper's code (``init="normal"`` gives
     N(0, 0.1^2) ego tables instead). Message dropout draws from a generator on the model's
     device seeded from ``seed`` (deterministic across runs, not across devices).
+    ``propagation``: ``"ops"`` (``S = Â E`` with :func:`autosample_ext.ops.spmm`) or
+    ``"reference"`` (``torch.sparse.mm``), see :class:`GraphRecommender`.
     """
 
     def __init__(self, data: InteractionData, dim: int = 64, num_layers: int = 3, *,
@@ -40,9 +43,9 @@ class NGCF(GraphRecommender):
                  bias: bool = False, negative_slope: float = 0.2, init: str = "xavier",
                  init_std: float = 0.1, seed: int | None = 0,
                  generator: torch.Generator | None = None,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", propagation: Propagation = "ops") -> None:
         super().__init__(data, dim, num_layers, init=init, init_std=init_std, seed=seed,
-                         generator=generator)
+                         generator=generator, propagation=propagation)
         if pooling not in ("concat", "mean"):
             raise ValueError(f"NGCF: pooling must be 'concat' or 'mean', got {pooling!r}")
         if not 0.0 <= message_dropout < 1.0:
@@ -98,7 +101,7 @@ class NGCF(GraphRecommender):
 
     def layer(self, ego: torch.Tensor, index: int) -> torch.Tensor:
         """One propagation layer ``E -> E'`` (before dropout and normalisation)."""
-        side = torch.sparse.mm(self.norm_adj, ego)
+        side = self.adj_product(ego)
         out = self.w1[index](side + ego) + self.w2[index](side * ego)
         return F.leaky_relu(out, self.negative_slope)
 
@@ -115,4 +118,6 @@ class NGCF(GraphRecommender):
             raise ValueError(f"NGCF.pool: expects {self.num_layers + 1} layers, got {len(layers)}")
         if self.pooling == "concat":
             return torch.cat(layers, dim=-1)
+        if self.propagation == "ops":
+            return ops.mean_of_layers(layers)
         return torch.stack(layers, dim=0).mean(dim=0)

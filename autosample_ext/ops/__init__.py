@@ -1,6 +1,7 @@
 """Typed wrappers over the ``torch.ops.autosample`` operators (DESIGN.md §3).
 
-This is the only module that touches ``torch.ops.autosample``. Every operator dispatches by
+This package is the only one that touches ``torch.ops.autosample`` (the sparse graph products
+live in :mod:`autosample_ext.ops.graph`). Every operator dispatches by
 device to the C++ (CPU) or CUDA kernel; a CUDA tensor given to a build without CUDA kernels
 raises. The pure-PyTorch oracles live in :mod:`autosample_ext.ops.reference` and are never used
 as a silent fallback.
@@ -14,6 +15,15 @@ import numpy as np
 import torch
 
 from autosample_ext import _C  # noqa: F401  (loads the operator library)
+from autosample_ext.ops.graph import (
+    csr_from_coo,
+    csr_is_symmetric,
+    csr_rows,
+    csr_transpose,
+    graph_propagate,
+    mean_of_layers,
+    spmm,
+)
 
 _ops = torch.ops.autosample
 
@@ -136,6 +146,29 @@ def rank_topk(
     return _ops.rank_topk(user_emb, item_emb, excl_indptr, excl_indices, int(k))
 
 
+def check_errors() -> None:
+    """Raise a value error that a CUDA kernel reported asynchronously, if any.
+
+    On CUDA the operators never wait for the device: a bad value found by a kernel (an id out
+    of range, an unsorted CSR row, ...) is recorded on the device and raised, with the same
+    message the CPU kernel gives, by the next autosample call on that device once the kernel
+    has finished, or by this function, which synchronises every device the operators used.
+    Call it where the program synchronises anyway (after an epoch, after evaluation). On the
+    CPU the kernels raise in the call and this is a no-op.
+    """
+    _ops.check_errors()
+
+
+def set_sync_errors(enabled: bool) -> bool:
+    """Debug switch: every CUDA call synchronises and raises its own value errors.
+
+    Off by default (``AUTOSAMPLE_SYNC_ERRORS=1`` in the environment turns it on). Sync mode costs
+    a host synchronisation per call and breaks CUDA graph capture; use it to find the call that
+    received a bad value. Returns the previous setting.
+    """
+    return bool(_ops.set_sync_errors(bool(enabled)))
+
+
 def build_alias_table(weights: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Walker/Vose alias table for sampling index i with probability ``weights[i] / sum``.
 
@@ -222,4 +255,13 @@ __all__ = [
     "gdns_update",
     "rank_topk",
     "build_alias_table",
+    "spmm",
+    "graph_propagate",
+    "mean_of_layers",
+    "csr_rows",
+    "csr_transpose",
+    "csr_from_coo",
+    "csr_is_symmetric",
+    "check_errors",
+    "set_sync_errors",
 ]

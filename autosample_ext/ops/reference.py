@@ -320,3 +320,57 @@ def gdns_update_dense(h: torch.Tensor, g: torch.Tensor, users: torch.Tensor, ite
             h_new = h_new_all[b, n]
             g[u, item] = gdns_next_gain(g[u, item], h[u, item], h_new, alpha, eps)
             h[u, item] = h_new
+
+
+# ---------------------------------------------------------------------------------------------
+# Sparse graph products: spmm, graph_propagate (the torch.sparse.mm code LightGCN / NGCF /
+# MixGCF / DENS run)
+# ---------------------------------------------------------------------------------------------
+
+
+def csr_rows(indptr: torch.Tensor, nnz: int) -> torch.Tensor:
+    """Row id of every stored entry of a CSR matrix, ``[nnz]`` int64."""
+    counts = indptr[1:] - indptr[:-1]
+    rows = torch.arange(counts.shape[0], device=indptr.device)
+    return torch.repeat_interleave(rows, counts, output_size=nnz)
+
+
+def csr_to_coo(indptr: torch.Tensor, indices: torch.Tensor, values: torch.Tensor,
+               num_cols: int) -> torch.Tensor:
+    """The CSR matrix ``[R, num_cols]`` as a sparse COO tensor (differentiable in ``values``)."""
+    rows = csr_rows(indptr, indices.shape[0])
+    return torch.sparse_coo_tensor(torch.stack([rows, indices]), values,
+                                   (indptr.shape[0] - 1, num_cols), check_invariants=False)
+
+
+def spmm(indptr: torch.Tensor, indices: torch.Tensor, values: torch.Tensor, x: torch.Tensor,
+         symmetric: bool = False) -> torch.Tensor:
+    """``A @ x`` for the CSR matrix ``A [R, C]`` (``C = x.shape[0]``): torch.sparse.mm on COO.
+
+    ``symmetric`` only tells the operator that ``A^T = A`` (its backward); the product does not
+    depend on it.
+    """
+    del symmetric
+    return torch.sparse.mm(csr_to_coo(indptr, indices, values, x.shape[0]), x)
+
+
+def propagate_layers(adj: torch.Tensor, x: torch.Tensor, num_layers: int) -> list[torch.Tensor]:
+    """``[x, A x, A^2 x, ..., A^K x]`` with ``torch.sparse.mm`` (``adj`` sparse COO or CSR)."""
+    layers = [x]
+    for _ in range(num_layers):
+        layers.append(torch.sparse.mm(adj, layers[-1]))
+    return layers
+
+
+def mean_of_layers(adj: torch.Tensor, x: torch.Tensor, num_layers: int) -> torch.Tensor:
+    """LightGCN's propagation as its reference code writes it: the layers, stacked, averaged."""
+    return torch.stack(propagate_layers(adj, x, num_layers), dim=0).mean(dim=0)
+
+
+def graph_propagate(indptr: torch.Tensor, indices: torch.Tensor, values: torch.Tensor,
+                    x: torch.Tensor, num_layers: int, symmetric: bool = False) -> torch.Tensor:
+    """``mean(x, A x, ..., A^K x)`` for a square CSR matrix ``A [N, N]``, ``x [N, d]``."""
+    del symmetric
+    if num_layers < 0:
+        raise ValueError(f"graph_propagate: num_layers must be >= 0, got {num_layers}")
+    return mean_of_layers(csr_to_coo(indptr, indices, values, x.shape[0]), x, num_layers)

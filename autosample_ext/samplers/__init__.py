@@ -1,6 +1,6 @@
 """Negative samplers and their registry by name (DESIGN.md §1)."""
 from autosample_ext.samplers.aobpr import AOBPROptions, AOBPRSampler
-from autosample_ext.samplers.base import Negatives, SampleContext, Sampler
+from autosample_ext.samplers.base import Negatives, SampleContext, Sampler, UserShard
 from autosample_ext.samplers.dns import DNSOptions, DNSSampler
 from autosample_ext.samplers.gdns import GDNSGroups, GDNSOptions, GDNSSampler
 from autosample_ext.samplers.mixgcf import MixGCFOptions, MixGCFSampler
@@ -16,3 +16,4 @@ __all__ = [
     "RNSOptions", "PNSOptions", "DNSOptions", "AOBPROptions", "SRNSOptions", "MixGCFOptions", "GDNSOptions",
     "GDNSGroups", "SAMPLERS", "build_sampler", "sampler_class", "sampler_names", "sampler_options",
 ]
+__all__ += ["UserShard"]

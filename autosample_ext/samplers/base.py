@@ -51,6 +51,52 @@ class Negatives:
     embeddings: torch.Tensor | None = None
 
 
+@dataclass(frozen=True)
+class UserShard:
+    """The users one process of a distributed run owns (DESIGN.md §8): user ``u`` belongs to
+    rank ``u % world_size``; its row in a rank's user-indexed state tables is
+    ``u // world_size``. ``UserShard()`` (rank 0 of 1) owns every user, row = id.
+
+    A rank trains the rows of each global batch whose user it owns, evaluates its users, and
+    stateful samplers (GDNS gains, SRNS memory) keep state only for its users: per-user state is
+    then touched by one rank only and needs no communication.
+    """
+
+    rank: int = 0
+    world_size: int = 1
+
+    def __post_init__(self) -> None:
+        if self.world_size < 1 or not 0 <= self.rank < self.world_size:
+            raise ValueError(f"UserShard: need 0 <= rank < world_size, got rank {self.rank}, "
+                             f"world_size {self.world_size}")
+
+    @property
+    def sharded(self) -> bool:
+        return self.world_size > 1
+
+    def owns(self, users: torch.Tensor) -> torch.Tensor:
+        """Bool mask of ``users`` (int64, any shape) that this rank owns."""
+        if self.world_size == 1:
+            return torch.ones_like(users, dtype=torch.bool)
+        return users % self.world_size == self.rank
+
+    def rows(self, users: torch.Tensor) -> torch.Tensor:
+        """Rows of owned ``users`` in this rank's state tables (the ids themselves for one rank)."""
+        return users if self.world_size == 1 else torch.div(users, self.world_size,
+                                                            rounding_mode="floor")
+
+    def count(self, num_users: int) -> int:
+        """How many of users ``0 .. num_users-1`` this rank owns (rows of its state tables)."""
+        return max(0, -(-(num_users - self.rank) // self.world_size))
+
+    def check(self, users: torch.Tensor, who: str) -> None:
+        """Raise ValueError when ``users`` holds a user of another rank (a partition bug)."""
+        if self.world_size > 1 and users.numel() and not bool(self.owns(users).all()):
+            bad = int(users[~self.owns(users)][0])
+            raise ValueError(f"{who}: user {bad} belongs to rank {bad % self.world_size}, not to "
+                             f"rank {self.rank} of {self.world_size}")
+
+
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 #: RNG streams per training step (offset = step * STREAMS_PER_STEP + stream).
 STREAMS_PER_STEP = 16
@@ -77,29 +123,38 @@ class Sampler:
     Subclasses set ``name`` and implement :meth:`sample`. Stateful samplers (SRNS, GDNS) also
     implement :meth:`observe` (called after the model scored the batch) and keep all state in
     tensors returned by :meth:`state_dict`, so checkpoints restore it exactly.
+
+    ``shard``: in a distributed run, the users of this process (:class:`UserShard`); the
+    sampler then only sees batches of those users, keys its streams by the rank and sizes
+    per-user state for them alone.
     """
 
     name: ClassVar[str] = ""
     needs_graph_model: ClassVar[bool] = False
 
     def __init__(self, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", shard: UserShard | None = None) -> None:
         if num_negatives < 1:
             raise ValueError(f"{type(self).__name__}: num_negatives must be >= 1, got {num_negatives}")
         self.data = data
         self.seed = int(seed)
+        self.shard = shard or UserShard()
         self.num_negatives = int(num_negatives)
         self.device = torch.device(device)
         self.train_indptr = data.train.indptr.to(self.device)
         self.train_indices = data.train.indices.to(self.device)
 
-    # -- randomness: every draw is a function of (seed, name, step, stream), never global RNG --
+    # -- randomness: every draw is a function of (seed, name, step, rank, stream), never global
+    # RNG --
 
     @property
     def stream_seed(self) -> int:
         """The op seed of this sampler: its seed hashed with its name, so two samplers built with
-        the same seed (AutoSample's candidates) draw independent streams."""
-        return mix_seed(self.seed, zlib.crc32(self.name.encode()))
+        the same seed (AutoSample's candidates) draw independent streams, and with the rank of a
+        distributed run (rank 0 draws the single process's stream; every other rank its own)."""
+        if self.shard.rank == 0:
+            return mix_seed(self.seed, zlib.crc32(self.name.encode()))
+        return mix_seed(self.seed, zlib.crc32(self.name.encode()), self.shard.rank)
 
     def stream(self, step: int, stream: int = 0) -> tuple[int, int]:
         """``(seed, offset)`` for the ops' Philox stream number ``stream`` of training step ``step``."""

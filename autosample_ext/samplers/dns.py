@@ -10,7 +10,7 @@ import torch
 
 from autosample_ext import ops
 from autosample_ext.data.interactions import InteractionData
-from autosample_ext.samplers.base import Negatives, SampleContext, Sampler
+from autosample_ext.samplers.base import Negatives, SampleContext, Sampler, UserShard
 
 
 def exp_rank_cdf(k: int, rank_lambda: float | None, device: torch.device) -> torch.Tensor:
@@ -68,8 +68,9 @@ class DNSSampler(Sampler):
     Options: ClassVar[type] = DNSOptions
 
     def __init__(self, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
-                 device: torch.device | str = "cpu", options: DNSOptions | None = None) -> None:
-        super().__init__(data, seed=seed, num_negatives=num_negatives, device=device)
+                 device: torch.device | str = "cpu", options: DNSOptions | None = None,
+                 shard: UserShard | None = None) -> None:
+        super().__init__(data, seed=seed, num_negatives=num_negatives, device=device, shard=shard)
         self.options = options or DNSOptions()
         self._cdf = exp_rank_cdf(self.options.top_k, self.options.rank_lambda, self.device)
 

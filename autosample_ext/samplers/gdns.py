@@ -1,7 +1,8 @@
 """GDNS: gain-tuning dynamic negative sampler (Zhu et al., WWW 2022; DESIGN.md §1, §9).
 
 State per (user, item) pair in a per-user open-addressing slot table (``slot_keys [U, S]``,
-``slot_h``, ``slot_g`` ``[U, S]``; ``ops.gdns_lookup`` / ``ops.gdns_update``): ``H_uj`` = mean over
+``slot_h``, ``slot_g`` ``[U, S]``; in a distributed run only the rows of this process's users,
+``[shard.count(U), S]`` indexed by ``shard.rows(users)``; ``ops.gdns_lookup`` / ``ops.gdns_update``): ``H_uj`` = mean over
 the positive group of ``sigmoid(r_uj - r_ui)`` (replaced at each update) and the gain
 ``G_uj <- alpha * G_uj + (1 - alpha) * sigmoid((H_old - H_new) / (H_new + eps))``, with
 ``H = G = 1`` for a pair never selected. With ``num_slots`` at least the number of distinct items
@@ -46,7 +47,7 @@ import torch
 
 from autosample_ext import ops
 from autosample_ext.data.interactions import InteractionData
-from autosample_ext.samplers.base import Negatives, SampleContext, Sampler
+from autosample_ext.samplers.base import Negatives, SampleContext, Sampler, UserShard
 
 
 @dataclass(frozen=True)
@@ -95,12 +96,14 @@ class GDNSSampler(Sampler):
     Options: ClassVar[type] = GDNSOptions
 
     def __init__(self, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
-                 device: torch.device | str = "cpu", options: GDNSOptions | None = None) -> None:
-        super().__init__(data, seed=seed, num_negatives=num_negatives, device=device)
+                 device: torch.device | str = "cpu", options: GDNSOptions | None = None,
+                 shard: UserShard | None = None) -> None:
+        super().__init__(data, seed=seed, num_negatives=num_negatives, device=device, shard=shard)
         self.options = opt = options or GDNSOptions()
         if num_negatives > opt.num_candidates:
             raise ValueError(f"gdns: num_negatives ({num_negatives}) must not exceed num_candidates ({opt.num_candidates})")
-        shape = (data.num_users, opt.num_slots)
+        # One row per user of this process's shard (all users in one process; DESIGN.md §8).
+        shape = (self.shard.count(data.num_users), opt.num_slots)
         self.slot_keys = torch.full(shape, -1, dtype=torch.int64, device=self.device)
         self.slot_h = torch.ones(shape, dtype=torch.float32, device=self.device)
         self.slot_g = torch.ones(shape, dtype=torch.float32, device=self.device)
@@ -116,7 +119,8 @@ class GDNSSampler(Sampler):
     def select(self, users: torch.Tensor, step: int, count: int) -> torch.Tensor:
         """``[B, count]``: the ``count`` highest-G of each row's candidates."""
         cand = self.candidates(users, step)
-        gain = ops.gdns_lookup(self.slot_keys, self.slot_g, users, cand)
+        self.shard.check(users, "gdns")
+        gain = ops.gdns_lookup(self.slot_keys, self.slot_g, self.shard.rows(users), cand)
         _, positions = ops.select_topk(gain, count)
         return cand.gather(1, positions)
 
@@ -159,7 +163,7 @@ class GDNSSampler(Sampler):
         self._update(groups.users, groups.negatives, pos_scores.detach(), neg_scores.detach())
 
     def _update(self, users, items, pos_scores, neg_scores) -> None:
-        ops.gdns_update(self.slot_keys, self.slot_h, self.slot_g, users, items,
+        ops.gdns_update(self.slot_keys, self.slot_h, self.slot_g, self.shard.rows(users), items,
                         pos_scores.to(self.slot_h.dtype).contiguous(),
                         neg_scores.to(self.slot_h.dtype).contiguous(),
                         self.options.alpha, self.options.eps)

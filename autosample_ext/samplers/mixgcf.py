@@ -32,7 +32,7 @@ import torch
 
 from autosample_ext import ops
 from autosample_ext.data.interactions import InteractionData
-from autosample_ext.samplers.base import Negatives, SampleContext, Sampler
+from autosample_ext.samplers.base import Negatives, SampleContext, Sampler, UserShard
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,9 @@ class MixGCFSampler(Sampler):
     Options: ClassVar[type] = MixGCFOptions
 
     def __init__(self, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
-                 device: torch.device | str = "cpu", options: MixGCFOptions | None = None) -> None:
-        super().__init__(data, seed=seed, num_negatives=num_negatives, device=device)
+                 device: torch.device | str = "cpu", options: MixGCFOptions | None = None,
+                 shard: UserShard | None = None) -> None:
+        super().__init__(data, seed=seed, num_negatives=num_negatives, device=device, shard=shard)
         self.options = options or MixGCFOptions()
 
     def candidates(self, users: torch.Tensor, step: int) -> torch.Tensor:

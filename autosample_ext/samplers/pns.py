@@ -8,7 +8,7 @@ import torch
 
 from autosample_ext import ops
 from autosample_ext.data.interactions import InteractionData
-from autosample_ext.samplers.base import Negatives, SampleContext, Sampler
+from autosample_ext.samplers.base import Negatives, SampleContext, Sampler, UserShard
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,9 @@ class PNSSampler(Sampler):
     Options: ClassVar[type] = PNSOptions
 
     def __init__(self, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
-                 device: torch.device | str = "cpu", options: PNSOptions | None = None) -> None:
-        super().__init__(data, seed=seed, num_negatives=num_negatives, device=device)
+                 device: torch.device | str = "cpu", options: PNSOptions | None = None,
+                 shard: UserShard | None = None) -> None:
+        super().__init__(data, seed=seed, num_negatives=num_negatives, device=device, shard=shard)
         self.options = options or PNSOptions()
         self.weights = self.item_weights()
         prob, alias = ops.build_alias_table(self.weights)

@@ -8,7 +8,7 @@ import torch
 
 from autosample_ext.data.interactions import InteractionData
 from autosample_ext.samplers.aobpr import AOBPRSampler
-from autosample_ext.samplers.base import Sampler
+from autosample_ext.samplers.base import Sampler, UserShard
 from autosample_ext.samplers.dns import DNSSampler
 from autosample_ext.samplers.gdns import GDNSSampler
 from autosample_ext.samplers.mixgcf import MixGCFSampler
@@ -45,8 +45,10 @@ def sampler_options(name: str, **options: Any) -> Any:
 
 
 def build_sampler(name: str, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
-                  device: torch.device | str = "cpu", **options: Any) -> Sampler:
-    """Build sampler ``name`` for ``data``; ``options`` are fields of its options dataclass."""
+                  device: torch.device | str = "cpu", shard: UserShard | None = None,
+                  **options: Any) -> Sampler:
+    """Build sampler ``name`` for ``data``; ``options`` are fields of its options dataclass;
+    ``shard``: the users of this process in a distributed run (:class:`UserShard`)."""
     cls = sampler_class(name)
     return cls(data, seed=seed, num_negatives=num_negatives, device=device,
-               options=sampler_options(name, **options))
+               options=sampler_options(name, **options), shard=shard)

@@ -8,7 +8,7 @@ import torch
 
 from autosample_ext import ops
 from autosample_ext.data.interactions import InteractionData
-from autosample_ext.samplers.base import Negatives, SampleContext, Sampler
+from autosample_ext.samplers.base import Negatives, SampleContext, Sampler, UserShard
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,9 @@ class RNSSampler(Sampler):
     Options: ClassVar[type] = RNSOptions
 
     def __init__(self, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
-                 device: torch.device | str = "cpu", options: RNSOptions | None = None) -> None:
-        super().__init__(data, seed=seed, num_negatives=num_negatives, device=device)
+                 device: torch.device | str = "cpu", options: RNSOptions | None = None,
+                 shard: UserShard | None = None) -> None:
+        super().__init__(data, seed=seed, num_negatives=num_negatives, device=device, shard=shard)
         self.options = options or RNSOptions()
 
     def sample(self, ctx: SampleContext) -> Negatives:

@@ -3,7 +3,8 @@
 Reading of the paper, in the terms of this module (all state in tensors, per user u):
 
 * memory ``M_u`` of ``S1 = memory_size`` candidate items (``memory [U, S1]``), initialised with
-  uniform non-positive items;
+  uniform non-positive items; in a distributed run every per-user table holds only the rows
+  of this process's users (``shard.count(U)`` rows, indexed by ``shard.rows(users)``);
 * score history: the raw scores ``r_uk`` of the memory items, one entry per *period* of
   ``history_period`` training steps in which u was in a batch, the last ``T = history_length``
   periods (``history [U, S1, T]``, oldest first; ``history_len [U, S1]`` valid entries). Within
@@ -33,7 +34,7 @@ import torch
 
 from autosample_ext import ops
 from autosample_ext.data.interactions import InteractionData
-from autosample_ext.samplers.base import Negatives, SampleContext, Sampler
+from autosample_ext.samplers.base import Negatives, SampleContext, Sampler, UserShard
 
 
 @dataclass(frozen=True)
@@ -66,18 +67,22 @@ class SRNSSampler(Sampler):
     Options: ClassVar[type] = SRNSOptions
 
     def __init__(self, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
-                 device: torch.device | str = "cpu", options: SRNSOptions | None = None) -> None:
-        super().__init__(data, seed=seed, num_negatives=num_negatives, device=device)
+                 device: torch.device | str = "cpu", options: SRNSOptions | None = None,
+                 shard: UserShard | None = None) -> None:
+        super().__init__(data, seed=seed, num_negatives=num_negatives, device=device, shard=shard)
         self.options = opt = options or SRNSOptions()
         if num_negatives > opt.memory_size:
             raise ValueError(f"srns: num_negatives ({num_negatives}) must not exceed memory_size ({opt.memory_size})")
-        num_users, s1, t = data.num_users, opt.memory_size, opt.history_length
+        # One row per user of this process's shard (all users in one process; DESIGN.md §8).
+        shard = self.shard
+        num_users, s1, t = shard.count(data.num_users), opt.memory_size, opt.history_length
         self.memory = torch.full((num_users, s1), -1, dtype=torch.int64, device=self.device)
         has_negative = (self.train_indptr[1:] - self.train_indptr[:-1]) < data.num_items
         init_users = has_negative.nonzero().squeeze(1)
+        init_users = init_users[shard.owns(init_users)]
         seed, offset = self.stream(0, 15)
-        self.memory[init_users] = ops.sample_negatives(self.train_indptr, self.train_indices, init_users,
-                                                       data.num_items, s1, seed, offset)
+        self.memory[shard.rows(init_users)] = ops.sample_negatives(
+            self.train_indptr, self.train_indices, init_users, data.num_items, s1, seed, offset)
         self.history = torch.zeros(num_users, s1, t, dtype=torch.float32, device=self.device)
         self.history_len = torch.zeros(num_users, s1, dtype=torch.int64, device=self.device)
         self.last_period = torch.full((num_users,), -1, dtype=torch.int64, device=self.device)
@@ -105,11 +110,13 @@ class SRNSSampler(Sampler):
         opt, users = self.options, ctx.users
         item_table = ctx.item_table.contiguous()
         uniq, inverse = torch.unique(users, return_inverse=True)
-        if bool((self.memory[uniq, 0] < 0).any()):
-            bad = int(uniq[(self.memory[uniq, 0] < 0).nonzero()[0, 0]])
+        self.shard.check(uniq, "srns")
+        rows = self.shard.rows(uniq)
+        if bool((self.memory[rows, 0] < 0).any()):
+            bad = int(uniq[(self.memory[rows, 0] < 0).nonzero()[0, 0]])
             raise ValueError(f"srns: user {bad} has no non-positive item")
         user_emb = ctx.user_table[uniq]
-        memory = self.memory[uniq]
+        memory = self.memory[rows]
         scores = ops.score_candidates(user_emb, item_table, memory).float()  # [Bu, S1]
         history, history_len = self._record(uniq, scores, ctx.step)
 
@@ -127,14 +134,15 @@ class SRNSSampler(Sampler):
         (same period) the users' history; returns the new ``(history, history_len)`` rows."""
         t = self.options.history_length
         period = step // self.options.history_period
-        history = self.history[uniq]
-        history_len = self.history_len[uniq]
-        new_period = (self.last_period[uniq] < period).view(-1, 1, 1)
+        rows = self.shard.rows(uniq)
+        history = self.history[rows]
+        history_len = self.history_len[rows]
+        new_period = (self.last_period[rows] < period).view(-1, 1, 1)
         shifted = torch.cat([history[:, :, 1:], scores.unsqueeze(2)], dim=2)
         overwritten = torch.cat([history[:, :, :-1], scores.unsqueeze(2)], dim=2)
         history = torch.where(new_period, shifted, overwritten)
         history_len = torch.where(new_period.view(-1, 1), (history_len + 1).clamp_max(t), history_len.clamp_min(1))
-        self.last_period[uniq] = period
+        self.last_period[rows] = period
         return history, history_len
 
     def _update_memory(self, uniq, user_emb, item_table, memory, scores, history, history_len, step) -> None:
@@ -154,9 +162,10 @@ class SRNSSampler(Sampler):
         fresh_history[:, :, -1] = fresh_scores
         pool_history = torch.cat([history, fresh_history], dim=1)
         pool_len = torch.cat([history_len, torch.ones_like(fresh)], dim=1)
-        self.memory[uniq] = pool.gather(1, keep)
-        self.history[uniq] = pool_history.gather(1, keep.unsqueeze(2).expand(-1, -1, opt.history_length))
-        self.history_len[uniq] = pool_len.gather(1, keep)
+        rows = self.shard.rows(uniq)
+        self.memory[rows] = pool.gather(1, keep)
+        self.history[rows] = pool_history.gather(1, keep.unsqueeze(2).expand(-1, -1, opt.history_length))
+        self.history_len[rows] = pool_len.gather(1, keep)
 
     def state_dict(self) -> dict[str, Any]:
         return {"memory": self.memory.clone(), "history": self.history.clone(),

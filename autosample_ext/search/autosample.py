@@ -107,6 +107,15 @@ class AutoSampleObjective(Objective):
     def zero_grad(self) -> None:
         self.alpha_optimizer.zero_grad(set_to_none=True)
 
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.logits]
+
+    def skip_step(self, ctx: SampleContext) -> None:
+        """No rows here this step: the Gumbel draw still advances (one draw per global step,
+        the same on every rank of a distributed run)."""
+        _, _, index = gumbel_softmax_st(self.logits, self.tau, self.generator)
+        self.selected_counts[index] += 1
+
     def step_loss(self, ctx: SampleContext, user_table: torch.Tensor, item_table: torch.Tensor
                   ) -> StepOutput:
         candidates = [sampler.sample(ctx) for sampler in self.samplers]

@@ -46,8 +46,10 @@ import numpy as np
 import torch
 
 from autosample_ext.data.interactions import InteractionData
-from autosample_ext.training.checkpoint import cpu_state, load_checkpoint, save_checkpoint
+from autosample_ext.training.checkpoint import cpu_state, save_checkpoint
 from autosample_ext.training.config import TrainResult
+from autosample_ext.training.distributed import DistContext
+from autosample_ext.training.evaluate import per_user_metric
 from autosample_ext.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -157,11 +159,14 @@ class SuccessiveHalving:
         config: :class:`HalvingConfig`.
         seed: seeds the bootstrap.
         state_path: where the race state is written after each rung (None: nowhere).
+        dist: a distributed run's context: the candidates' trainers run on every rank, rank 0
+            writes the race state, the bootstrap sees every rank's validation users (gathered)
+            and decides the same on every rank.
     """
 
     def __init__(self, candidates: Sequence[str], make_trainer: Callable[[str], Trainer], *,
                  data: InteractionData, config: HalvingConfig | None = None, seed: int = 0,
-                 state_path: str | Path | None = None) -> None:
+                 state_path: str | Path | None = None, dist: DistContext | None = None) -> None:
         self.candidates = [str(c) for c in candidates]
         if len(self.candidates) < 2:
             raise ValueError(f"successive halving: needs at least 2 candidates, got {self.candidates}")
@@ -172,6 +177,7 @@ class SuccessiveHalving:
         self.config = config or HalvingConfig()
         self.seed = int(seed)
         self.state_path = Path(state_path) if state_path is not None else None
+        self.dist = dist or DistContext()
         self.trainers: dict[str, Trainer] = {}
         self._initial: dict[str, torch.Tensor] | None = None
         # race state
@@ -239,7 +245,8 @@ class SuccessiveHalving:
 
     def _save(self) -> None:
         if self.state_path is not None:
-            save_checkpoint(self.state_dict(), self.state_path)
+            path = self.state_path
+            self.dist.on_main(lambda: save_checkpoint(self.state_dict(), path), f"writing {path.name}")
 
     # -- the race ------------------------------------------------------------------------------
 
@@ -247,8 +254,9 @@ class SuccessiveHalving:
         ref = self.trainer(self.candidates[0]).config
         self.rungs = rung_epochs(self.config.first_rung, self.config.eta, ref.epochs,
                                  ref.eval_every)
-        if self.state_path is not None and self.state_path.is_file():
-            self.load_state_dict(load_checkpoint(self.state_path))
+        saved = self.dist.load_checkpoint(self.state_path) if self.state_path is not None else None
+        if saved is not None:
+            self.load_state_dict(saved)
             log.info("successive halving: resumed after %d rung(s), survivors %s",
                      self.rungs_done, self.survivors)
         while len(self.survivors) > 1 and self.rungs_done < len(self.rungs):
@@ -257,7 +265,8 @@ class SuccessiveHalving:
                 self.trainer(name).train_until(epochs)
             c0, t0 = time.process_time(), time.perf_counter()
             decision = self._decide(self.rungs_done, epochs)
-            self.decision_cpu += time.process_time() - c0
+            # CPU time of every process (distributed), as the trainers count theirs
+            self.decision_cpu += self.dist.sum_floats([time.process_time() - c0], "rung end")[0]
             self.decision_wall += time.perf_counter() - t0
             self.decisions.append(decision)
             self.survivors = list(decision.kept)
@@ -275,28 +284,19 @@ class SuccessiveHalving:
         return self._outcome(chosen, result)
 
     def _per_user(self, name: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
-        """Per-user validation ``metric`` of the candidate's best-so-far model."""
-        from autosample_ext.eval import evaluate_full_ranking
-
+        """Per-user validation ``metric`` of the candidate's best-so-far model (all validation
+        users, gathered over the ranks of a distributed run)."""
         t = self.trainer(name)
         if t.best_model is None:
             raise RuntimeError(f"successive halving: candidate {name!r} was never evaluated")
         model = t.model
         current = cpu_state(model.state_dict())
-        was_training = model.training
         try:
             model.load_state_dict(t.best_model)
-            model.eval()
-            with torch.no_grad():
-                user_table, item_table = model.propagate()
-            k = int(metric.partition("@")[2])
-            m = evaluate_full_ranking(user_table.detach(), item_table.detach(), self.data,
-                                      t.config.eval_split, (k,), per_user=True,
-                                      batch_size=t.config.eval_batch_size)
+            return per_user_metric(model, self.data, t.config.eval_split, metric,
+                                   batch_size=t.config.eval_batch_size, dist=self.dist)
         finally:
             model.load_state_dict(current)
-            model.train(was_training)
-        return m.users, m.per_user[metric]
 
     def _decide(self, index: int, epochs: int) -> RungDecision:
         metric = self.trainer(self.candidates[0]).config.metric

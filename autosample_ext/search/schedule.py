@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import torch
 
 from autosample_ext.data.interactions import InteractionData
-from autosample_ext.samplers.base import Negatives, SampleContext, Sampler, mix_seed
+from autosample_ext.samplers.base import Negatives, SampleContext, Sampler, UserShard, mix_seed
 
 
 def is_schedule(name: str) -> bool:
@@ -113,24 +113,25 @@ class ScheduleSampler(Sampler):
 
     Args:
         schedule: a :class:`Schedule` or its text.
-        data, seed, num_negatives, device: as every sampler; segment ``i`` is built with
-            seed ``mix_seed(seed, i)``.
+        data, seed, num_negatives, device, shard: as every sampler; segment ``i`` is built
+            with seed ``mix_seed(seed, i)``.
         options: per sampler name, keyword options of that sampler (``{"dns": {"num_candidates":
             64}}``).
     """
 
     def __init__(self, schedule: Schedule | str, data: InteractionData, *, seed: int = 0,
                  num_negatives: int = 1, device: torch.device | str = "cpu",
-                 options: dict[str, dict[str, Any]] | None = None) -> None:
+                 options: dict[str, dict[str, Any]] | None = None,
+                 shard: UserShard | None = None) -> None:
         from autosample_ext.samplers import build_sampler
 
-        super().__init__(data, seed=seed, num_negatives=num_negatives, device=device)
+        super().__init__(data, seed=seed, num_negatives=num_negatives, device=device, shard=shard)
         self.schedule = parse_schedule(schedule) if isinstance(schedule, str) else schedule
         self.name = str(self.schedule)  # instance attribute: the class has no single name
         options = options or {}
         self.parts: list[Sampler] = [
             build_sampler(name, data, seed=mix_seed(seed, i), num_negatives=num_negatives,
-                          device=device, **options.get(name, {}))
+                          device=device, shard=shard, **options.get(name, {}))
             for i, name in enumerate(self.schedule.samplers)]
         self.needs_graph_model = any(p.needs_graph_model for p in self.parts)
 
@@ -163,14 +164,17 @@ class ScheduleSampler(Sampler):
 
 
 def build_candidate(name: str, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
-                    device: torch.device | str = "cpu", **options: Any) -> Sampler:
+                    device: torch.device | str = "cpu", shard: UserShard | None = None,
+                    **options: Any) -> Sampler:
     """A sampler by name, or a :class:`ScheduleSampler` for a schedule (``aobpr@5+dns``).
 
     ``options`` go to a plain sampler; for a schedule, pass ``options={name: {...}}``.
+    ``shard``: the users of this process in a distributed run.
     """
     if is_schedule(name):
         return ScheduleSampler(name, data, seed=seed, num_negatives=num_negatives, device=device,
-                               options=options.pop("options", None))
+                               options=options.pop("options", None), shard=shard)
     from autosample_ext.samplers import build_sampler
 
-    return build_sampler(name, data, seed=seed, num_negatives=num_negatives, device=device, **options)
+    return build_sampler(name, data, seed=seed, num_negatives=num_negatives, device=device,
+                         shard=shard, **options)

@@ -9,6 +9,8 @@ from autosample_ext.training.checkpoint import (
     save_checkpoint,
 )
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainingInterrupted, TrainResult
+from autosample_ext.training.distributed import (DistContext, DistributedError, RemoteError,
+                                                 init_from_env)
 from autosample_ext.training.evaluate import evaluate_model
 from autosample_ext.training.guard import TrainingDiverged, check_divergence
 from autosample_ext.training.objectives import (
@@ -27,3 +29,4 @@ __all__ = [
     "make_adam",
 ]
 __all__ += ["TrainingDiverged", "check_divergence", "CheckpointError"]
+__all__ += ["DistContext", "DistributedError", "RemoteError", "init_from_env"]

@@ -96,6 +96,52 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return state
 
 
+def load_for_rank(path: str | os.PathLike, dist: Any) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` as this process needs it, or None when there is none.
+
+    ``dist``: the process's :class:`~autosample_ext.training.distributed.DistContext`. One
+    process: :func:`load_checkpoint`. Distributed: rank 0 reads the file; the replicated part is
+    sent to every rank and each other rank receives its own ``rank_states`` entry merged into
+    the top level (``objective``, ``rng``, ``epoch_cpu_seconds``). A checkpoint written by
+    another number of processes raises ValueError on every rank.
+    """
+    from autosample_ext.training.distributed import check_world_size
+
+    path = Path(path)
+
+    def read() -> tuple[dict[str, Any] | None, list[Any] | None]:
+        if not path.is_file():
+            return None, None
+        state = load_checkpoint(path)
+        return state, state.pop("rank_states", None)
+
+    if not dist.distributed:
+        state, parts = read()
+        if state is not None and parts:
+            check_world_size(int(state.get("world_size", 1)), 1, f"checkpoint {path}")
+        return state
+    state, parts = dist.on_main(read, f"reading {path.name}") or (None, None)
+    header = None
+    if dist.is_main and state is not None:
+        header = (int(state.get("world_size", 1)), None if parts is None else len(parts) + 1)
+    header = dist.broadcast_object(header, f"reading {path.name}")
+    if header is None:
+        return None
+    saved_world, ranks_in_file = header
+    if ranks_in_file is not None:
+        check_world_size(saved_world, dist.world_size, f"checkpoint {path}")
+        if ranks_in_file != saved_world:
+            raise CheckpointError(f"checkpoint {path} holds the states of {ranks_in_file} "
+                                  f"processes for world_size {saved_world}; it was not loaded")
+    state = dist.broadcast_object(state, f"sending {path.name}")
+    if ranks_in_file is not None:
+        mine = dist.scatter_object([None, *parts] if dist.is_main else None,
+                                   f"sending each rank its part of {path.name}")
+        if not dist.is_main:
+            state = {**state, **mine}
+    return state
+
+
 def check_shapes(saved: dict[str, Any], current: dict[str, torch.Tensor], what: str,
                  path: str | os.PathLike | None) -> None:
     """Raise :class:`CheckpointError` when the tensors of a saved state dict do not have the

@@ -27,6 +27,12 @@ class TrainConfig:
     eval_split: ``"valid"`` (default: pick the epoch on validation, then test once) or
         ``"test"`` (DENS protocol: evaluate test with train masked, report the best test value).
     seed: data order, sampler streams and Gumbel noise derive from it.
+    checkpoint_every: epoch-end checkpoint cadence. None (default): after every epoch that
+        evaluates; N >= 1: after every N-th epoch; 0: none at epoch ends. Whatever the cadence,
+        a checkpoint is also written at the step boundary after a stop request and when the run
+        ends; a run killed between checkpoints resumes from the last one and repeats the epochs
+        since (the data order and the samplers' draws are functions of the seed and the step, so
+        it still ends with the metrics of an uninterrupted run).
     """
 
     epochs: int = 300
@@ -42,6 +48,7 @@ class TrainConfig:
     eval_batch_size: int = 1024
     seed: int = 0
     progress: bool = True
+    checkpoint_every: int | None = None
 
     def __post_init__(self) -> None:
         self.ks = tuple(int(k) for k in self.ks)
@@ -59,6 +66,8 @@ class TrainConfig:
             raise ValueError(f"train: eval_every must be >= 1, got {self.eval_every}")
         if self.patience < 0:
             raise ValueError(f"train: patience must be >= 0, got {self.patience}")
+        if self.checkpoint_every is not None and self.checkpoint_every < 0:
+            raise ValueError(f"train: checkpoint_every must be >= 0 or None, got {self.checkpoint_every}")
         if self.eval_split not in ("valid", "test"):
             raise ValueError(f"train: eval_split must be 'valid' or 'test', got {self.eval_split!r}")
         name, _, k = self.metric.partition("@")
@@ -81,7 +90,8 @@ class TrainResult:
     seconds: float
     log: list[dict[str, Any]] = field(default_factory=list)
     best_fields: dict[str, Any] = field(default_factory=dict)
-    cpu_seconds: float = 0.0     # process CPU time of the epochs (``seconds`` is wall time)
+    cpu_seconds: float = 0.0     # process CPU time of the epochs (``seconds`` is wall time),
+    #                              summed over the processes of a distributed run
 
     def to_plain(self) -> dict[str, Any]:
         out = asdict(self)

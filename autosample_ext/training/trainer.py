@@ -12,13 +12,19 @@ weights and the objective's best fields, e.g. alpha) is kept; early stopping aft
 evaluations without improvement. At the end the best weights are loaded back and, unless the
 protocol evaluates on test directly (DENS), the test metrics are computed with them.
 
-Checkpoints (atomic, tensors and plain types only) are written at every epoch end, and at the
-next step boundary when a stop is requested (SIGINT / SIGTERM through :class:`StopFlag`). They
+Checkpoints (atomic, tensors and plain types only) are written at the end of every epoch that
+evaluates (``TrainConfig.checkpoint_every`` sets another cadence), at the end of the run, and at
+the next step boundary when a stop is requested (SIGINT / SIGTERM through :class:`StopFlag`). They
 hold everything a resumed run needs to continue exactly: model, optimiser, objective (sampler
 states, alpha logits and optimiser, Gumbel generator), the global RNG states, the epoch / step
 counters, the running loss of a partial epoch, the best-so-far state and the log so far. Since
 the data order depends only on (seed, epoch) and samplers draw by (seed, step), a resumed run
 ends with exactly the metrics of an uninterrupted one.
+
+In a distributed run (``dist``, :mod:`autosample_ext.training.distributed`) each rank trains
+its users' rows of every global batch, the gradients are reduced over the ranks before the
+optimiser steps, evaluation is sharded by users, and rank 0 writes the checkpoints with every
+rank's own state in them.
 """
 from __future__ import annotations
 
@@ -39,9 +45,11 @@ from autosample_ext.samplers.base import SampleContext
 from autosample_ext.training.checkpoint import (CheckpointError, check_shapes, cpu_state, load_checkpoint,
                                                  save_checkpoint)
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainingInterrupted, TrainResult
+from autosample_ext.training.distributed import DistContext, check_world_size
 from autosample_ext.training.evaluate import evaluate_model
 from autosample_ext.training.guard import TrainingDiverged, check_divergence
-from autosample_ext.training.objectives import Objective
+from autosample_ext.training.objectives import Objective, StepOutput
+from autosample_ext.training.reducer import GradientReducer
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +69,15 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
     return torch.randperm(n, generator=gen)
 
 
-def _rng_state() -> dict[str, Any]:
+def _rng_state(current_device_only: bool = False) -> dict[str, Any]:
+    """The global RNG states; ``current_device_only`` (a distributed run: one GPU per process)
+    keeps the CUDA state of the process's own GPU and never touches (initialises) the others."""
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        if current_device_only:
+            state["cuda_current"] = torch.cuda.get_rng_state()
+        else:
+            state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
@@ -72,6 +85,8 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+    if "cuda_current" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda_current"])
 
 
 class Trainer:
@@ -87,12 +102,16 @@ class Trainer:
         on_epoch: called with each new log line (the run directory appends it to log.jsonl).
         on_step: called with the global step after each optimiser step (tests inject faults).
         tag: the run's name in log lines ("seed0/search").
+        dist: this process's place in a distributed run (:mod:`~autosample_ext.training.distributed`):
+            the rank trains its users' rows of each global batch, gradients are reduced over the
+            ranks, evaluation is sharded, rank 0 writes the checkpoints. Default: one process.
     """
 
     def __init__(self, data: InteractionData, model: Recommender, objective: Objective,
                  config: TrainConfig, *, checkpoint_path: str | Path | None = None, stop: StopFlag | None = None,
                  on_epoch: Callable[[dict[str, Any]], None] | None = None,
-                 on_step: Callable[[int], None] | None = None, tag: str = "") -> None:
+                 on_step: Callable[[int], None] | None = None, tag: str = "",
+                 dist: DistContext | None = None) -> None:
         if data.train.nnz == 0:
             raise ValueError(f"train: dataset {data.name!r} has no training pairs")
         if config.eval_split == "valid" and data.valid.nnz == 0:
@@ -110,6 +129,13 @@ class Trainer:
         self.tag = tag
         self.device = next(model.parameters()).device
         self.optimizer = make_adam(model.parameters(), config.lr, self.device)
+        self.dist = dist or DistContext()
+        self.reducer: GradientReducer | None = None
+        if self.dist.distributed:
+            rows = [] if model.is_graph_model else [model.user_embedding.weight,
+                                                     model.item_embedding.weight]
+            self.reducer = GradientReducer(self.dist, [*model.parameters(), *objective.parameters()],
+                                           rows)
         for sampler in objective.samplers:
             sampler.check_model(model)
         self.needs_layers = any(s.needs_graph_model for s in objective.samplers)
@@ -150,7 +176,7 @@ class Trainer:
             else cpu_state(self.model.state_dict()),
             "optimizer": cpu_state(self.optimizer.state_dict()),
             "objective": cpu_state(self.objective.state_dict()),
-            "rng": cpu_state(_rng_state()),
+            "rng": cpu_state(_rng_state(self.dist.distributed)),
             "epoch": self.epoch,
             "batch": self.batch,
             "loss_sum": self.loss_sum.detach().cpu().clone(),
@@ -169,7 +195,15 @@ class Trainer:
             "done": self.done,
             "result": self.result.to_plain() if self.result is not None else None,
             "first_loss": self.first_loss,
+            "world_size": self.dist.world_size,
         }
+
+    def _rank_state(self) -> dict[str, Any]:
+        """What differs between the ranks of a distributed run (their sampler shards, RNG,
+        CPU time); rank 0's is in the checkpoint's top level, the others' in ``rank_states``."""
+        return {"objective": cpu_state(self.objective.state_dict()),
+                "rng": cpu_state(_rng_state(current_device_only=True)),
+                "epoch_cpu_seconds": self.epoch_cpu_seconds}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         where = f"checkpoint {self.checkpoint_path or self.tag!s}"
@@ -183,6 +217,11 @@ class Trainer:
             if saved.get(key) != mine.get(key):
                 raise CheckpointError(f"{where} was written with {key}={saved.get(key)!r}, "
                                  f"this run has {key}={mine.get(key)!r}; resume needs the same setting")
+        try:
+            check_world_size(int(state.get("world_size", 1)), self.dist.world_size, where,
+                             self.dist.launch_command() if self.dist.distributed else "")
+        except ValueError as exc:
+            raise CheckpointError(str(exc)) from None
         check_shapes(state["model"], self.model.state_dict(), "model", self.checkpoint_path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -212,14 +251,31 @@ class Trainer:
             self.result = TrainResult(**r)
 
     def save(self) -> None:
-        if self.checkpoint_path is not None:
+        """Write the checkpoint (distributed: rank 0 writes it with every rank's own state)."""
+        if self.checkpoint_path is None:
+            return
+        if not self.dist.distributed:
             save_checkpoint(self.state_dict(), self.checkpoint_path)
+            return
+        parts = self.dist.gather_object(None if self.dist.is_main else self._rank_state(),
+                                        "gathering the ranks' states for the checkpoint")
+        path = self.checkpoint_path
+        self.dist.on_main(lambda: save_checkpoint({**self.state_dict(), "rank_states": parts[1:]},
+                                                  path), f"writing {path.name}")
 
     def resume(self) -> bool:
         """Load ``checkpoint_path`` if it exists; True when something was restored."""
-        if self.checkpoint_path is None or not self.checkpoint_path.is_file():
+        if self.checkpoint_path is None:
             return False
-        self.load_state_dict(load_checkpoint(self.checkpoint_path))
+        if self.dist.distributed:
+            state = self.dist.load_checkpoint(self.checkpoint_path)
+            if state is None:
+                return False
+        elif not self.checkpoint_path.is_file():
+            return False
+        else:
+            state = load_checkpoint(self.checkpoint_path)
+        self.load_state_dict(state)
         log.info("%s: resumed at epoch %d, batch %d%s", self.tag or "run", self.epoch + 1,
                  self.batch, " (finished)" if self.done else "")
         return True
@@ -240,9 +296,33 @@ class Trainer:
 
     # -- training ------------------------------------------------------------------------------
 
-    def _train_step(self, users: torch.Tensor, pos: torch.Tensor, step: int) -> None:
+    def _train_step(self, users: torch.Tensor, pos: torch.Tensor, step: int) -> bool:
+        """One optimiser step on the rows ``users, pos`` (this rank's share of the global batch
+        in a distributed run); returns whether to stop at this step boundary (agreed by every
+        rank in a distributed run)."""
         self.optimizer.zero_grad(set_to_none=True)
         self.objective.zero_grad()
+        out = self._step_loss(users, pos, step)
+        if self.reducer is None:
+            out.loss.backward()
+            loss = out.loss.detach()
+            stop = self.stop.requested
+        else:
+            units = (out.units if out.units is not None else int(users.shape[0])) if out else 0
+            loss, stop = self.reducer.step(out.loss if out else None, units, int(users.shape[0]),
+                                           self.stop.requested)
+            if stop and not self.stop.requested:
+                self.stop.request("another process of the run received a stop request")
+        self.optimizer.step()
+        self.objective.optimizer_step()
+        self.loss_sum += loss.to(torch.float64)
+        if step == 0:
+            self.first_loss = float(loss)
+        return stop
+
+    def _step_loss(self, users: torch.Tensor, pos: torch.Tensor, step: int) -> StepOutput | None:
+        """Propagation, the objective's negatives and loss; None for an empty batch (a rank that
+        owns no user of a global batch), after :meth:`Objective.skip_step`."""
         layers = None
         if self.needs_layers:
             # One propagation serves the samplers (MixGCF's per-layer tables) and the loss.
@@ -253,13 +333,10 @@ class Trainer:
         ctx = SampleContext(users=users, pos_items=pos, model=self.model,
                             user_table=user_table.detach(), item_table=item_table.detach(),
                             step=step, layers=layers, epoch=step // self.num_batches)
-        out = self.objective.step_loss(ctx, user_table, item_table)
-        out.loss.backward()
-        self.optimizer.step()
-        self.objective.optimizer_step()
-        self.loss_sum += out.loss.detach().to(torch.float64)
-        if step == 0:
-            self.first_loss = float(out.loss.detach())
+        if users.shape[0] == 0:
+            self.objective.skip_step(ctx)
+            return None
+        return self.objective.step_loss(ctx, user_table, item_table)
 
     def train_batches(self, epoch: int) -> None:
         """The steps of ``epoch`` from ``self.batch`` on (no evaluation, no checkpoint unless a
@@ -267,14 +344,21 @@ class Trainer:
         cfg = self.config
         perm = epoch_permutation(cfg.seed, epoch, self.train_users.shape[0]).to(self.device)
         t0, c0 = time.perf_counter(), time.process_time()
+        shard = self.dist.shard
         for b in range(self.batch, self.num_batches):
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             step = epoch * self.num_batches + b
-            self._train_step(self.train_users[idx], self.train_items[idx], step)
+            users, pos = self.train_users[idx], self.train_items[idx]
+            if shard.sharded:  # this rank's rows of the global batch, in its order
+                mine = shard.owns(users)
+                users, pos = users[mine], pos[mine]
+            stop = self._train_step(users, pos, step)
             self.batch = b + 1
             if self.on_step is not None:
                 self.on_step(step)
-            if self.stop.requested and self.batch < self.num_batches:
+            if not self.dist.distributed:
+                stop = self.stop.requested
+            if stop and self.batch < self.num_batches:
                 self.epoch_seconds += time.perf_counter() - t0
                 self.epoch_cpu_seconds += time.process_time() - c0
                 self.save()
@@ -284,7 +368,8 @@ class Trainer:
 
     def _evaluate(self, split: str) -> dict[str, float]:
         return evaluate_model(self.model, self.data, split, self.config.ks,
-                              batch_size=self.config.eval_batch_size, progress=self.config.progress)
+                              batch_size=self.config.eval_batch_size, progress=self.config.progress,
+                              dist=self.dist)
 
     def _end_epoch(self, epoch: int) -> None:
         """Log line, evaluation, best state, early stopping; adds its time to the epoch's."""
@@ -319,6 +404,16 @@ class Trainer:
                  f", {cfg.eval_split} {cfg.metric} {entry[cfg.eval_split][cfg.metric]:.4f}"
                  if cfg.eval_split in entry else "")
 
+    def _checkpoint_due(self, epoch: int, limit: int) -> bool:
+        """Whether the end of ``epoch`` (0-based) writes a checkpoint: TrainConfig's cadence,
+        and always the last epoch of a :meth:`train_until` call (a search pauses there)."""
+        cfg = self.config
+        if epoch + 1 >= limit:
+            return True
+        if cfg.checkpoint_every is None:
+            return (epoch + 1) % cfg.eval_every == 0
+        return cfg.checkpoint_every > 0 and (epoch + 1) % cfg.checkpoint_every == 0
+
     @property
     def finished_training(self) -> bool:
         """True when no epoch is left: the epoch limit is reached or early stopping fired."""
@@ -326,9 +421,9 @@ class Trainer:
 
     def train_until(self, epochs: int) -> bool:
         """Run whole epochs until ``epochs`` epochs are done in total (capped by
-        ``config.epochs``), early stopping fires, or the run is finished; checkpoint at every
-        epoch end. Returns :attr:`finished_training`. Searches that advance several trainers
-        in turn (successive halving) call this; :meth:`fit` is ``train_until(epochs)`` and
+        ``config.epochs``), early stopping fires, or the run is finished; checkpoint at the
+        epoch ends :meth:`_checkpoint_due` names (always the last one of the call). Returns
+        :attr:`finished_training`. Searches that advance several trainers in turn (successive halving) call this; :meth:`fit` is ``train_until(epochs)`` and
         the final test evaluation."""
         cfg = self.config
         limit = min(int(epochs), cfg.epochs)
@@ -344,6 +439,13 @@ class Trainer:
                 self.epoch_seconds += time.perf_counter() - t0
                 self.epoch_cpu_seconds += time.process_time() - c0
                 self._end_epoch(epoch)
+                stop = None
+                if self.dist.distributed:  # CPU time of all ranks; a stop request of any rank
+                    self.epoch_cpu_seconds, stops = self.dist.sum_floats(
+                        [self.epoch_cpu_seconds, float(self.stop.requested)], "epoch end")
+                    stop = stops > 0
+                    if stop and not self.stop.requested:
+                        self.stop.request("another process of the run received a stop request")
                 self.seconds += self.epoch_seconds
                 self.cpu_seconds += self.epoch_cpu_seconds
                 self.epoch = epoch + 1
@@ -352,8 +454,10 @@ class Trainer:
                 self.epoch_seconds = 0.0
                 self.epoch_cpu_seconds = 0.0
                 bar.update(1)
-                self.save()
-                if self.stop.requested:
+                stopping = self.stop.requested if stop is None else stop  # agreed by all ranks
+                if stopping or self._checkpoint_due(epoch, limit):
+                    self.save()
+                if stopping:
                     raise TrainingInterrupted(f"{self.tag or 'run'}: {self.stop.reason}; "
                                               f"checkpoint after epoch {epoch + 1}")
         finally:
@@ -387,7 +491,8 @@ class Trainer:
         cfg = self.config
         if self.best_model is None:
             raise RuntimeError(f"{self.tag or 'run'}: no evaluation happened")
-        self._last_model = cpu_state(self.model.state_dict())
+        if self.dist.is_main:  # only rank 0 writes checkpoints
+            self._last_model = cpu_state(self.model.state_dict())
         self.model.load_state_dict(self.best_model)
         test: dict[str, float] = {}
         if cfg.eval_split == "valid" and self.data.test.nnz:

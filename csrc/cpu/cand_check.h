@@ -25,6 +25,11 @@ class FirstBadRow {
     while (row < cur && !row_.compare_exchange_weak(cur, row, std::memory_order_relaxed)) {
     }
   }
+  // The smallest flagged row, or -1 when none was flagged.
+  int64_t row() const {
+    const int64_t b = row_.load();
+    return b == std::numeric_limits<int64_t>::max() ? -1 : b;
+  }
   // Raises naming op, argument 'cand', the entry and its value if a row was flagged.
   // cand: contiguous [B, M].
   void raise_if_any(const char* op, const int64_t* cand, int64_t M, int64_t n) const {

@@ -1,13 +1,15 @@
 // gdns_lookup / gdns_update on CUDA over the per-user slot table of gdns_table.h.
 //
-// lookup: one thread per (b, m): probe user users[b]'s row for items[b, m]; G or 1. Users
-//   outside [0, U) and negative items are errors (raised after the kernel).
+// Value errors (users outside [0, U), negative items) are reported asynchronously
+// (cuda_utils.cuh) in the CPU kernels' order: row by row, the user before the row's items; a
+// user is checked even when its row has no items.
+// lookup: one thread per (b, m) plus one per row for the user check; G or 1 (also for bad pairs).
 // update: race-free and equal to the sequential row-major semantics. Rows are grouped by user
 //   with a stable device sort of `users` (rows of one user keep their order); one thread per
 //   group applies that user's rows one after another, columns left to right, each pair reading
 //   what the previous wrote (a repeated pair is updated twice). Different users own disjoint
-//   table rows, so groups never race. Values are validated by a first kernel before anything is
-//   written, so a bad call leaves the table untouched.
+//   table rows, so groups never race. A first kernel validates every pair and sets a per-call
+//   device flag that the update kernel reads, so a bad call leaves the table untouched.
 #include <torch/library.h>
 
 #include "autosample/checks.h"
@@ -19,39 +21,50 @@ namespace autosample {
 namespace cuda {
 namespace {
 
-// Flags (b, m) when users[b] is outside [0, U) or items[b, m] < 0 (err index b * M + m).
-__global__ void gdns_validate_kernel(const int64_t* __restrict__ users,
-                                     const int64_t* __restrict__ items, int64_t B, int64_t M,
-                                     int64_t U, unsigned long long* err) {
-  for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < B * M;
-       t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t u = users[t / M];
-    if (u < 0 || u >= U || items[t] < 0) report_error(err, t);
+// Thread t of B * (M + 1): t = b * (M + 1) + c; c = 0 checks users[b], c > 0 item (b, c - 1).
+// Returns true when the pair (b, c - 1) (or the row, c = 0) is valid; reports otherwise.
+__device__ __forceinline__ bool check_pair(const int64_t* __restrict__ users,
+                                           const int64_t* __restrict__ items, int64_t t,
+                                           int64_t M, int64_t U, const ErrorSink& err) {
+  const int64_t b = t / (M + 1), c = t % (M + 1);
+  const int64_t u = users[b];
+  if (u < 0 || u >= U) {
+    if (c == 0) err.report(Err::kUserOutOfRange, t, u, b, U);
+    return false;
   }
+  if (c == 0) return true;
+  const int64_t item = items[b * M + c - 1];
+  if (item < 0) {
+    err.report(Err::kItemNegative, t, item, b, c - 1);
+    return false;
+  }
+  return true;
 }
 
-void raise_bad_pair(const char* op, int64_t bad, const at::Tensor& users, const at::Tensor& items,
-                    int64_t U) {
-  const int64_t M = items.size(1), b = bad / M;
-  const int64_t u = item_at(users, b);
-  TORCH_CHECK(u >= 0 && u < U, "autosample::", op, ": argument 'users' holds ", u,
-              " at position ", b, ", outside [0, ", U, ")");
-  TORCH_CHECK(false, "autosample::", op, ": argument 'items' holds ", item_at(items, bad),
-              " at position (", b, ", ", bad % M, "); item ids must be >= 0");
+__global__ void gdns_validate_kernel(const int64_t* __restrict__ users,
+                                     const int64_t* __restrict__ items, int64_t B, int64_t M,
+                                     int64_t U, int* __restrict__ bad, const ErrorSink err) {
+  for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < B * (M + 1);
+       t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    if (!check_pair(users, items, t, M, U, err)) *bad = 1;
+  }
 }
 
 template <typename T>
 __global__ void gdns_lookup_kernel(const int64_t* __restrict__ keys, const T* __restrict__ g,
                                    int64_t S, const int64_t* __restrict__ users,
                                    const int64_t* __restrict__ items, int64_t B, int64_t M,
-                                   int64_t U, T* __restrict__ out,
-                                   unsigned long long* err) {
-  for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < B * M;
+                                   int64_t U, T* __restrict__ out, const ErrorSink err) {
+  for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < B * (M + 1);
        t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t u = users[t / M], item = items[t];
-    if (u < 0 || u >= U || item < 0) { report_error(err, t); out[t] = T(1); continue; }
-    const int64_t slot = gdns_find(keys + u * S, S, item);
-    out[t] = slot >= 0 ? g[u * S + slot] : T(1);
+    const bool ok = check_pair(users, items, t, M, U, err);
+    const int64_t b = t / (M + 1), c = t % (M + 1);
+    if (c == 0) continue;
+    const int64_t o = b * M + c - 1;
+    if (!ok) { out[o] = T(1); continue; }
+    const int64_t u = users[b];
+    const int64_t slot = gdns_find(keys + u * S, S, items[o]);
+    out[o] = slot >= 0 ? g[u * S + slot] : T(1);
   }
 }
 
@@ -62,22 +75,21 @@ at::Tensor gdns_lookup_cuda(const at::Tensor& slot_keys_in, const at::Tensor& sl
   const int64_t B = items_in.size(0), M = items_in.size(1);
   const int64_t U = slot_keys_in.size(0), S = slot_keys_in.size(1);
   auto out = at::empty({B, M}, slot_g_in.options());
-  if (B == 0 || M == 0) return out;
+  if (B == 0) return out;
   const auto keys = slot_keys_in.contiguous();
   const auto g = slot_g_in.contiguous();
   const auto users = users_in.contiguous();
   const auto items = items_in.contiguous();
-  ErrorSlot err(users);
+  const ErrorSink err = begin_call(Op::kGdnsLookup, users);
   constexpr int threads = 256;
   auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "gdns_lookup_cuda", [&] {
-    gdns_lookup_kernel<scalar_t><<<grid_for(B * M, threads), threads, 0, stream>>>(
+    gdns_lookup_kernel<scalar_t><<<grid_for(B * (M + 1), threads), threads, 0, stream>>>(
         keys.data_ptr<int64_t>(), g.data_ptr<scalar_t>(), S, users.data_ptr<int64_t>(),
-        items.data_ptr<int64_t>(), B, M, U, out.data_ptr<scalar_t>(), err.ptr());
+        items.data_ptr<int64_t>(), B, M, U, out.data_ptr<scalar_t>(), err);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  const int64_t bad = err.read();
-  if (bad >= 0) raise_bad_pair("gdns_lookup", bad, users, items, U);
+  end_call(err);
   return out;
 }
 
@@ -90,9 +102,10 @@ __global__ void gdns_update_kernel(int64_t* __restrict__ keys, T* __restrict__ h
                                    const int64_t* __restrict__ order,
                                    const int64_t* __restrict__ items,
                                    const T* __restrict__ pos, const T* __restrict__ neg,
-                                   int64_t B, int64_t N, int64_t P, T alpha, T eps) {
+                                   int64_t B, int64_t N, int64_t P, T alpha, T eps,
+                                   const int* __restrict__ bad) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= B) return;
+  if (i >= B || *bad != 0) return;
   const int64_t u = sorted_users[i];
   if (i > 0 && sorted_users[i - 1] == u) return;
   int64_t* krow = keys + u * S;
@@ -127,19 +140,22 @@ void gdns_update_cuda(const at::Tensor& slot_keys, const at::Tensor& slot_h,
   const c10::cuda::CUDAGuard guard(slot_keys.device());
   const int64_t B = items_in.size(0), N = items_in.size(1), P = pos_in.size(1);
   const int64_t U = slot_keys.size(0), S = slot_keys.size(1);
-  if (B == 0 || N == 0) return;
+  if (B == 0) return;
   const auto users = users_in.contiguous();
   const auto items = items_in.contiguous();
   const auto pos = pos_in.contiguous();
   const auto neg = neg_in.contiguous();
-  ErrorSlot err(users);
+  const ErrorSink err = begin_call(Op::kGdnsUpdate, users);
   constexpr int threads = 256;
   auto stream = at::cuda::getCurrentCUDAStream();
-  gdns_validate_kernel<<<grid_for(B * N, threads), threads, 0, stream>>>(
-      users.data_ptr<int64_t>(), items.data_ptr<int64_t>(), B, N, U, err.ptr());
+  auto bad = at::zeros({1}, users.options().dtype(at::kInt));
+  gdns_validate_kernel<<<grid_for(B * (N + 1), threads), threads, 0, stream>>>(
+      users.data_ptr<int64_t>(), items.data_ptr<int64_t>(), B, N, U, bad.data_ptr<int>(), err);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  const int64_t bad = err.read();
-  if (bad >= 0) raise_bad_pair("gdns_update", bad, users, items, U);
+  if (N == 0) {
+    end_call(err);
+    return;
+  }
   const auto sorted = at::sort(users, /*stable=*/true, /*dim=*/0, /*descending=*/false);
   const auto sorted_users = std::get<0>(sorted).contiguous();
   const auto order = std::get<1>(sorted).contiguous();
@@ -149,9 +165,10 @@ void gdns_update_cuda(const at::Tensor& slot_keys, const at::Tensor& slot_h,
         slot_keys.data_ptr<int64_t>(), slot_h.data_ptr<scalar_t>(), slot_g.data_ptr<scalar_t>(),
         S, sorted_users.data_ptr<int64_t>(), order.data_ptr<int64_t>(),
         items.data_ptr<int64_t>(), pos.data_ptr<scalar_t>(), neg.data_ptr<scalar_t>(), B, N, P,
-        static_cast<scalar_t>(alpha), static_cast<scalar_t>(eps));
+        static_cast<scalar_t>(alpha), static_cast<scalar_t>(eps), bad.data_ptr<int>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
+  end_call(err);
 }
 
 }  // namespace

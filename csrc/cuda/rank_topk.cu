@@ -9,12 +9,15 @@
 // keeps a cursor into the user's sorted excluded list and merges the entries that fall in the
 // item block into a bit mask (loads, ballots and an OR-reduction); no score tile is stored.
 // With several splits, each writes its partial list and a merge kernel (same order) reduces them.
-// Validation (excl_indptr monotone, excluded ids in [0, N), sorted and unique, k <= N - |excl|)
-// runs first on the device; the first bad row is reported with its values.
+// Validation (row spans within [0, nnz], excluded ids in [0, N), sorted and unique,
+// k <= N - |excl|) runs first on the device and reports asynchronously (cuda_utils.cuh); the
+// ranking kernels then treat a row with a bad span as empty and never read out of bounds, and
+// positions no valid item filled are returned as item 0 with score -inf.
 #include <torch/library.h>
 
 #include "autosample/checks.h"
 #include "autosample/csr.h"
+#include "autosample/csr_check.cuh"
 #include "autosample/cuda_utils.cuh"
 #include "autosample/warp_topk.cuh"
 
@@ -27,24 +30,28 @@ constexpr int kUsersPerWarp = kTU / (kThreads / kWarp);  // 4
 constexpr int32_t kNoItem = std::numeric_limits<int32_t>::max();
 constexpr int64_t kPastEnd = std::numeric_limits<int64_t>::max();  // no excluded entry left
 
-// One warp per row; reports the row when its exclusion list or k is invalid.
+// One warp per row b: span, entries (validate.h), then k <= N - |excl| (the CPU kernel's order).
 __global__ void rank_validate_kernel(const int64_t* __restrict__ indptr,
                                      const int64_t* __restrict__ excl, int64_t nnz, int64_t B,
-                                     int64_t N, int64_t k, unsigned long long* err) {
+                                     int64_t N, int64_t k, const ErrorSink err) {
   const int64_t b = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
-  if (b >= B) return;
+  if (b >= B) return;  // warp-uniform
   const int lane = threadIdx.x % kWarp;
   const int64_t begin = indptr[b], end = indptr[b + 1];
-  if (begin < 0 || end < begin || end > nnz || N - (end - begin) < k) {
-    if (lane == 0) report_error(err, b);
+  if (!csr_span_ok(begin, end, nnz)) {
+    if (lane == 0) err.report(Err::kCsrRowSpan, b, b, begin, end, nnz);
     return;
   }
-  bool bad = false;
-  for (int64_t j = begin + lane; j < end; j += kWarp) {
-    const int64_t v = excl[j];
-    bad |= v < 0 || v >= N || (j > begin && excl[j - 1] >= v);
-  }
-  if (__any_sync(kFullMask, bad) && lane == 0) report_error(err, b);
+  if (!warp_check_csr_row(excl, begin, end, N, b, b, err)) return;
+  if (N - (end - begin) < k && lane == 0) err.report(Err::kRankK, b, k, N - (end - begin), b);
+}
+
+// Row b's exclusion span, empty when invalid (reported by rank_validate_kernel).
+__device__ __forceinline__ void safe_span(const int64_t* __restrict__ indptr, int64_t b,
+                                          int64_t nnz, int64_t* begin, int64_t* end) {
+  *begin = indptr[b];
+  *end = indptr[b + 1];
+  if (!csr_span_ok(*begin, *end, nnz)) *begin = *end = 0;
 }
 
 // Four consecutive T from 16-byte aligned shared memory (one or two 16-byte loads).
@@ -69,8 +76,8 @@ template <typename T, int KW>
 __global__ void __launch_bounds__(kThreads)
 rank_topk_kernel(const T* __restrict__ user, const T* __restrict__ items,
                  const int64_t* __restrict__ indptr, const int64_t* __restrict__ excl, int64_t B,
-                 int64_t N, int64_t d, int64_t span, int k, T* __restrict__ out_s,
-                 int64_t* __restrict__ out_i, int64_t out_stride) {
+                 int64_t nnz, int64_t N, int64_t d, int64_t span, int k, T* __restrict__ out_s,
+                 int64_t* __restrict__ out_i, int64_t out_stride, int64_t empty_id) {
   __shared__ __align__(16) T us[kDC][kTU + 4];
   __shared__ __align__(16) T is[kDC][kTI + 4];
   const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp;
@@ -88,8 +95,8 @@ rank_topk_kernel(const T* __restrict__ user, const T* __restrict__ items,
     const int64_t b = u0 + warp * kUsersPerWarp + q;
     cur[q] = cend[q] = 0;
     if (b < B) {
-      const int64_t begin = indptr[b];
-      cend[q] = indptr[b + 1];
+      int64_t begin;
+      safe_span(indptr, b, nnz, &begin, &cend[q]);
       cur[q] = begin + lower_bound(excl + begin, cend[q] - begin, istart);
     }
   }
@@ -166,7 +173,8 @@ rank_topk_kernel(const T* __restrict__ user, const T* __restrict__ items,
     const int64_t b = u0 + warp * kUsersPerWarp + q;
     if (b < B) {
       const int64_t base = b * out_stride + static_cast<int64_t>(blockIdx.y) * k;
-      top[q].write(out_s + base, out_i + base, [](int32_t i) { return static_cast<int64_t>(i); });
+      top[q].write(out_s + base, out_i + base,
+                   [empty_id](int32_t i) { return i == kNoItem ? empty_id : int64_t{i}; });
     }
   }
 }
@@ -185,7 +193,8 @@ __global__ void rank_merge_kernel(const T* __restrict__ part_s, const int64_t* _
     const int64_t item = in ? part_i[b * L + j] : kNoItem;
     top.offer(in ? part_s[b * L + j] : T(0), static_cast<int32_t>(item), item != kNoItem);
   }
-  top.write(out_s + b * k, out_i + b * k, [](int32_t i) { return static_cast<int64_t>(i); });
+  top.write(out_s + b * k, out_i + b * k,
+            [](int32_t i) { return i == kNoItem ? int64_t{0} : int64_t{i}; });
 }
 
 template <typename T, int KW>
@@ -201,11 +210,12 @@ void launch_rank(const at::Tensor& user, const at::Tensor& items, const at::Tens
   splits = ceil_div(N, span);
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(splits));
   const int kk = static_cast<int>(k);
+  const int64_t nnz = excl.size(0);
   if (splits == 1) {
     rank_topk_kernel<T, KW><<<grid, kThreads, 0, stream>>>(
         user.data_ptr<T>(), items.data_ptr<T>(), indptr.data_ptr<int64_t>(),
-        excl.data_ptr<int64_t>(), B, N, d, span, kk, out_s.data_ptr<T>(),
-        out_i.data_ptr<int64_t>(), k);
+        excl.data_ptr<int64_t>(), B, nnz, N, d, span, kk, out_s.data_ptr<T>(),
+        out_i.data_ptr<int64_t>(), k, 0);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     return;
   }
@@ -214,8 +224,8 @@ void launch_rank(const at::Tensor& user, const at::Tensor& items, const at::Tens
   auto part_i = at::empty({B, L}, out_i.options());
   rank_topk_kernel<T, KW><<<grid, kThreads, 0, stream>>>(
       user.data_ptr<T>(), items.data_ptr<T>(), indptr.data_ptr<int64_t>(),
-      excl.data_ptr<int64_t>(), B, N, d, span, kk, part_s.data_ptr<T>(),
-      part_i.data_ptr<int64_t>(), L);
+      excl.data_ptr<int64_t>(), B, nnz, N, d, span, kk, part_s.data_ptr<T>(),
+      part_i.data_ptr<int64_t>(), L, kNoItem);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   rank_merge_kernel<T, KW><<<static_cast<unsigned>(ceil_div(B * kWarp, 128)), 128, 0, stream>>>(
       part_s.data_ptr<T>(), part_i.data_ptr<int64_t>(), B, L, kk, out_s.data_ptr<T>(),
@@ -223,24 +233,39 @@ void launch_rank(const at::Tensor& user, const at::Tensor& items, const at::Tens
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
+// mask[r, excl[j]] = 1 for the excluded ids of rows r0 + r, r < R (one warp per row; rows with a
+// bad span are empty, ids outside [0, N) skipped: both reported by rank_validate_kernel).
+__global__ void exclusion_mask_kernel(const int64_t* __restrict__ indptr,
+                                      const int64_t* __restrict__ excl, int64_t nnz, int64_t r0,
+                                      int64_t R, int64_t N, uint8_t* __restrict__ mask) {
+  const int64_t r = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
+  if (r >= R) return;
+  int64_t begin, end;
+  safe_span(indptr, r0 + r, nnz, &begin, &end);
+  for (int64_t j = begin + threadIdx.x % kWarp; j < end; j += kWarp) {
+    const int64_t v = excl[j];
+    if (v >= 0 && v < N) mask[r * N + v] = 1;
+  }
+}
+
 // k > kMaxWarpK: users in batches of at most 2^24 / N rows; scores, excluded set to -inf, then
 // a stable sort on (excluded, canonical order) as reference.rank_topk (writes [batch, N]).
+// No host synchronisation: the batches are cut from B and N alone.
 std::tuple<at::Tensor, at::Tensor> rank_topk_sorted(const at::Tensor& user, const at::Tensor& items,
                                                     const at::Tensor& indptr,
                                                     const at::Tensor& excl, int64_t k) {
   const int64_t B = user.size(0), N = items.size(0);
   const int64_t rows = std::max<int64_t>(1, (int64_t{1} << 24) / std::max<int64_t>(N, 1));
+  auto stream = at::cuda::getCurrentCUDAStream();
   std::vector<at::Tensor> vs, is;
   for (int64_t r0 = 0; r0 < B; r0 += rows) {
-    const int64_t r1 = std::min(B, r0 + rows);
-    auto scores = at::matmul(user.narrow(0, r0, r1 - r0), items.t());
-    auto ptr = indptr.narrow(0, r0, r1 - r0 + 1);
-    auto counts = ptr.narrow(0, 1, r1 - r0) - ptr.narrow(0, 0, r1 - r0);
-    auto local = at::arange(r1 - r0, indptr.options());
-    auto row_of = at::repeat_interleave(local, counts);
-    auto ids = excl.narrow(0, item_at(ptr, 0), item_at(ptr, r1 - r0) - item_at(ptr, 0));
-    auto mask = at::zeros({r1 - r0, N}, indptr.options().dtype(at::kByte));
-    mask.index_put_({row_of, ids}, at::ones({}, mask.options()));
+    const int64_t R = std::min(B, r0 + rows) - r0;
+    auto scores = at::matmul(user.narrow(0, r0, R), items.t());
+    auto mask = at::zeros({R, N}, indptr.options().dtype(at::kByte));
+    exclusion_mask_kernel<<<static_cast<unsigned>(ceil_div(R * kWarp, 128)), 128, 0, stream>>>(
+        indptr.data_ptr<int64_t>(), excl.data_ptr<int64_t>(), excl.size(0), r0, R, N,
+        mask.data_ptr<uint8_t>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
     auto order = std::get<1>(at::sort(scores, /*stable=*/true, /*dim=*/1, /*descending=*/true));
     auto flag = at::gather(mask, 1, order);
     order = at::gather(order, 1, std::get<1>(at::sort(flag, /*stable=*/true, 1, false)));
@@ -263,28 +288,16 @@ std::tuple<at::Tensor, at::Tensor> rank_topk_cuda(const at::Tensor& user_in,
   auto out_s = at::empty({B, k}, user_in.options());
   auto out_i = at::empty({B, k}, indptr_in.options());
   if (B == 0) return {out_s, out_i};
-  const auto user = user_in.contiguous();
-  const auto items = items_in.contiguous();
+  const auto user = user_in.detach().contiguous();  // no autograd inside (matmul for k > 128)
+  const auto items = items_in.detach().contiguous();
   const auto indptr = indptr_in.contiguous();
   const auto excl = excl_in.contiguous();
-  ErrorSlot err(indptr);
+  const ErrorSink err = begin_call(Op::kRankTopk, indptr);
   rank_validate_kernel<<<static_cast<unsigned>(ceil_div(B * kWarp, 128)), 128, 0,
                          at::cuda::getCurrentCUDAStream()>>>(
-      indptr.data_ptr<int64_t>(), excl.data_ptr<int64_t>(), excl.size(0), B, N, k, err.ptr());
+      indptr.data_ptr<int64_t>(), excl.data_ptr<int64_t>(), excl.size(0), B, N, k, err);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  const int64_t bad = err.read();
-  if (bad >= 0) {
-    const auto ptr = indptr.narrow(0, bad, 2).cpu();
-    const int64_t begin = ptr[0].item<int64_t>(), end = ptr[1].item<int64_t>();
-    TORCH_CHECK(begin >= 0 && begin <= end && end <= excl.size(0), "autosample::rank_topk: "
-                "argument 'excl_indptr' must be non-decreasing within [0, ", excl.size(0),
-                "], got [", begin, ", ", end, "] for row ", bad);
-    TORCH_CHECK(N - (end - begin) >= k, "autosample::rank_topk: argument 'k' = ", k,
-                " exceeds the ", N - (end - begin), " non-excluded items of row ", bad);
-    TORCH_CHECK(false, "autosample::rank_topk: argument 'excl_indices' of row ", bad,
-                " must hold item ids in [0, ", N, "), sorted ascending and unique, got ",
-                excl.narrow(0, begin, std::min<int64_t>(end - begin, 16)).cpu());
-  }
+  end_call(err);
   if (k == 0) return {out_s, out_i};
   if (k > kMaxWarpK) return rank_topk_sorted(user, items, indptr, excl, k);
   AT_DISPATCH_FLOATING_TYPES(user.scalar_type(), "rank_topk_cuda", [&] {

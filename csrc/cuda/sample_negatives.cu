@@ -6,9 +6,9 @@
 //            reject positives (binary search in the sorted CSR row); after kAliasMaxAttempts
 //            rejected attempts, the uniform draw with attempt = kAliasMaxAttempts.
 // Value errors (user outside [0, U), a bad indptr row, positives outside [0, N), a user with no
-// non-positive, alias id outside [0, N)) are recorded per draw and raised after the kernel with
-// the CPU kernel's messages. (Unlike the CPU kernel, indptr rows of users not in the batch are
-// not checked: the kernel reads only the batch's rows.)
+// non-positive, alias id outside [0, N)) are reported asynchronously per draw (cuda_utils.cuh)
+// with the CPU kernel's messages; the draw returns item 0. (Unlike the CPU kernel, indptr rows
+// of users not in the batch are not checked: the kernel reads only the batch's rows.)
 #include <torch/library.h>
 
 #include "autosample/checks.h"
@@ -29,22 +29,40 @@ __global__ void sample_negatives_kernel(const int64_t* __restrict__ indptr,
                                         int64_t B, int64_t S, int64_t N, uint64_t seed,
                                         uint64_t offset, const float* __restrict__ alias_prob,
                                         const int64_t* __restrict__ alias_idx,
-                                        int64_t* __restrict__ out, unsigned long long* err) {
+                                        int64_t* __restrict__ out, const ErrorSink err) {
   const int64_t total = B * S;
   for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < total;
        t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t b = t / S, s = t % S;
     const int64_t u = users[b];
-    if (u < 0 || u >= num_users) { report_error(err, t); out[t] = -1; continue; }
-    const int64_t begin = indptr[u];
-    const int64_t deg = indptr[u + 1] - begin;
-    if (begin < 0 || deg < 0 || begin + deg > nnz || deg >= N) {
-      report_error(err, t);
-      out[t] = -1;
+    if (u < 0 || u >= num_users) {
+      err.report(Err::kUserOutOfRange, b, u, b, num_users);
+      out[t] = 0;
+      continue;
+    }
+    const int64_t begin = indptr[u], end = indptr[u + 1];
+    const int64_t deg = end - begin;
+    if (begin < 0 || deg < 0 || end > nnz) {
+      err.report(Err::kCsrRowSpan, b, u, begin, end, nnz);
+      out[t] = 0;
       continue;
     }
     const int64_t* row = indices + begin;
-    if (deg > 0 && (row[0] < 0 || row[deg - 1] >= N)) { report_error(err, t); out[t] = -1; continue; }
+    if (deg > 0 && (row[0] < 0 || row[0] >= N)) {
+      err.report(Err::kCsrEntryRange, b, row[0], u, begin, N);
+      out[t] = 0;
+      continue;
+    }
+    if (deg > 0 && (row[deg - 1] < 0 || row[deg - 1] >= N)) {
+      err.report(Err::kCsrEntryRange, b, row[deg - 1], u, end - 1, N);
+      out[t] = 0;
+      continue;
+    }
+    if (deg >= N) {
+      err.report(Err::kNoNegative, b, u, b, deg, N);
+      out[t] = 0;
+      continue;
+    }
     const auto row32 = static_cast<uint32_t>(b), draw32 = static_cast<uint32_t>(s);
     int64_t item = -1;
     if (alias_prob != nullptr) {
@@ -52,7 +70,10 @@ __global__ void sample_negatives_kernel(const int64_t* __restrict__ indptr,
         const Words4 w = draw_words(seed, offset, row32, draw32, attempt);
         const auto col = static_cast<int64_t>(uniform_below(w.w[0], w.w[1], static_cast<uint64_t>(N)));
         const int64_t cand = uniform_unit(w.w[2]) < alias_prob[col] ? col : alias_idx[col];
-        if (cand < 0 || cand >= N) { report_error(err, t); break; }
+        if (cand < 0 || cand >= N) {
+          err.report(Err::kAliasIdx, B + b, cand, col, N);
+          break;
+        }
         if (!row_contains(row, deg, cand)) { item = cand; break; }
       }
     }
@@ -85,7 +106,7 @@ at::Tensor sample_negatives_cuda(const at::Tensor& indptr_in, const at::Tensor& 
     alias_prob = alias_prob_in->contiguous();
     alias_idx = alias_idx_in->contiguous();
   }
-  ErrorSlot err(users);
+  const ErrorSink err = begin_call(Op::kSampleNegatives, users);
   constexpr int threads = 256;
   sample_negatives_kernel<<<grid_for(B * num_samples, threads), threads, 0,
                             at::cuda::getCurrentCUDAStream()>>>(
@@ -93,33 +114,9 @@ at::Tensor sample_negatives_cuda(const at::Tensor& indptr_in, const at::Tensor& 
       indptr.size(0) - 1, indices.size(0), B, num_samples, num_items, static_cast<uint64_t>(seed),
       static_cast<uint64_t>(offset), alias_prob.defined() ? alias_prob.data_ptr<float>() : nullptr,
       alias_idx.defined() ? alias_idx.data_ptr<int64_t>() : nullptr, out.data_ptr<int64_t>(),
-      err.ptr());
+      err);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  const int64_t bad = err.read();
-  if (bad >= 0) {
-    const int64_t b = bad / num_samples;
-    const int64_t u = item_at(users, b);
-    const int64_t num_users = indptr.size(0) - 1;
-    TORCH_CHECK(u >= 0 && u < num_users, "autosample::sample_negatives: argument 'users' holds "
-                "user ", u, " at position ", b, ", outside [0, ", num_users, ")");
-    const int64_t begin = item_at(indptr, u), end = item_at(indptr, u + 1);
-    TORCH_CHECK(begin >= 0 && begin <= end && end <= indices.size(0), "autosample::"
-                "sample_negatives: argument 'indptr' must be non-decreasing within [0, "
-                "len(indices) = ", indices.size(0), "], got indptr[", u, "] = ", begin,
-                ", indptr[", u + 1, "] = ", end);
-    const int64_t deg = end - begin;
-    if (deg > 0) {
-      const int64_t first = item_at(indices, begin), last = item_at(indices, end - 1);
-      TORCH_CHECK(first >= 0 && last < num_items, "autosample::sample_negatives: argument "
-                  "'indices' holds item ids [", first, ", ", last, "] for user ", u,
-                  ", outside [0, num_items = ", num_items, ")");
-    }
-    TORCH_CHECK(deg < num_items, "autosample::sample_negatives: user ", u, " (argument 'users' "
-                "position ", b, ") has no non-positive item: ", deg, " positives of num_items = ",
-                num_items);
-    TORCH_CHECK(false, "autosample::sample_negatives: argument 'alias_idx' holds an item id "
-                "outside [0, ", num_items, ")");
-  }
+  end_call(err);
   return out;
 }
 

@@ -1,6 +1,7 @@
 // score_candidates on CUDA: out[b, m] = <user_emb[b], item_emb[cand[b, m]]>.
 // One warp per row; gathers and dot.h-order dot products as in scoring.cuh (bit-identical to the
-// CPU kernel). Ids outside [0, N) raise after the kernel.
+// CPU kernel). Ids outside [0, N) are reported asynchronously (cuda_utils.cuh) and scored as
+// item 0.
 #include <torch/library.h>
 
 #include "autosample/checks.h"
@@ -15,13 +16,13 @@ template <typename T, bool VEC>
 __global__ void score_candidates_kernel(const T* __restrict__ user, const T* __restrict__ items,
                                         const int64_t* __restrict__ cand, int64_t B, int64_t M,
                                         int64_t N, int64_t d, T* __restrict__ out,
-                                        unsigned long long* err) {
+                                        const ErrorSink err) {
   const int64_t b = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   if (b >= B) return;  // warp-uniform
   const T* u = user + b * d;
   for (int64_t m0 = 0; m0 < M; m0 += kWarp) {
     T s;
-    const ChunkScore cs = chunk_score<T, VEC>(u, items, cand + b * M, M, N, d, m0, b * M, err, &s);
+    const ChunkScore cs = chunk_score<T, VEC>(u, items, cand + b * M, b, M, N, d, m0, err, &s);
     if (cs.valid) out[b * M + m0 + threadIdx.x % kWarp] = s;
   }
 }
@@ -38,7 +39,7 @@ at::Tensor score_candidates_cuda(const at::Tensor& user_emb_in, const at::Tensor
   if (B == 0 || M == 0) return out;
   TORCH_CHECK(N > 0, "autosample::score_candidates: argument 'item_emb' has no rows but 'cand' holds ",
               B * M, " item ids");
-  ErrorSlot err(cand);
+  const ErrorSink err = begin_call(Op::kScoreCandidates, cand);
   constexpr int threads = 128;
   const auto blocks = static_cast<unsigned>(ceil_div(B * kWarp, threads));
   auto stream = at::cuda::getCurrentCUDAStream();
@@ -50,18 +51,15 @@ at::Tensor score_candidates_cuda(const at::Tensor& user_emb_in, const at::Tensor
     if (vec) {
       score_candidates_kernel<scalar_t, true><<<blocks, threads, 0, stream>>>(
           std::get<0>(args), std::get<1>(args), std::get<2>(args), B, M, N, d,
-          out.data_ptr<scalar_t>(), err.ptr());
+          out.data_ptr<scalar_t>(), err);
     } else {
       score_candidates_kernel<scalar_t, false><<<blocks, threads, 0, stream>>>(
           std::get<0>(args), std::get<1>(args), std::get<2>(args), B, M, N, d,
-          out.data_ptr<scalar_t>(), err.ptr());
+          out.data_ptr<scalar_t>(), err);
     }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  const int64_t bad = err.read();
-  TORCH_CHECK(bad < 0, "autosample::score_candidates: argument 'cand' holds item id ",
-              bad < 0 ? 0 : item_at(cand, bad), " at position (", bad / M, ", ", bad % M,
-              "), outside [0, ", N, ")");
+  end_call(err);
   return out;
 }
 

@@ -4,6 +4,8 @@
 // tie-break (canonical order), the item ids are read from cand at the end.
 // k > 128 (kMaxWarpK): the scores are written with score_candidates' kernel and a stable device
 // sort picks the top k (documented fallback; DNS uses k = 1).
+// Ids outside [0, N) are reported asynchronously (cuda_utils.cuh), also when k = 0; they are
+// scored as item 0 and returned as item 0.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
@@ -20,7 +22,7 @@ template <typename T, bool VEC, int KW>
 __global__ void score_topk_kernel(const T* __restrict__ user, const T* __restrict__ items,
                                   const int64_t* __restrict__ cand, int64_t B, int64_t M,
                                   int64_t N, int64_t d, int k, T* __restrict__ out_s,
-                                  int64_t* __restrict__ out_i, unsigned long long* err) {
+                                  int64_t* __restrict__ out_i, const ErrorSink err) {
   const int64_t b = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   if (b >= B) return;  // warp-uniform
   const T* u = user + b * d;
@@ -28,15 +30,28 @@ __global__ void score_topk_kernel(const T* __restrict__ user, const T* __restric
   WarpTopK<T, int64_t, KW> top(k);
   for (int64_t m0 = 0; m0 < M; m0 += kWarp) {
     T s;
-    const ChunkScore cs = chunk_score<T, VEC>(u, items, row, M, N, d, m0, b * M, err, &s);
+    const ChunkScore cs = chunk_score<T, VEC>(u, items, row, b, M, N, d, m0, err, &s);
     top.offer(s, m0 + top.lane, cs.valid);
   }
-  top.write(out_s + b * k, out_i + b * k, [row](int64_t p) { return row[p]; });
+  top.write(out_s + b * k, out_i + b * k, [row, N](int64_t p) {
+    const int64_t id = row[p];
+    return id >= 0 && id < N ? id : int64_t{0};
+  });
+}
+
+// k = 0: nothing to select, but the ids are still checked (as on the CPU).
+__global__ void check_cand_kernel(const int64_t* __restrict__ cand, int64_t B, int64_t M,
+                                  int64_t N, const ErrorSink err) {
+  for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < B * M;
+       t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t id = cand[t];
+    if (id < 0 || id >= N) err.report(Err::kCandOutOfRange, t, id, t / M, t % M, N);
+  }
 }
 
 template <typename T, bool VEC>
 void launch(const at::Tensor& user, const at::Tensor& items, const at::Tensor& cand, int64_t k,
-            at::Tensor& out_s, at::Tensor& out_i, unsigned long long* err) {
+            at::Tensor& out_s, at::Tensor& out_i, const ErrorSink& err) {
   const int64_t B = cand.size(0), M = cand.size(1), N = items.size(0), d = user.size(1);
   constexpr int threads = 128;
   const auto blocks = static_cast<unsigned>(ceil_div(B * kWarp, threads));
@@ -66,33 +81,38 @@ std::tuple<at::Tensor, at::Tensor> score_topk_cuda(const at::Tensor& user_emb_in
   const int64_t B = cand_in.size(0), M = cand_in.size(1);
   auto out_s = at::empty({B, k}, user_emb_in.options());
   auto out_i = at::empty({B, k}, cand_in.options());
-  if (B == 0 || k == 0) return {out_s, out_i};
-  if (k > kMaxWarpK) {
+  if (B == 0 || M == 0) return {out_s, out_i};
+  const int64_t N = item_emb_in.size(0);
+  TORCH_CHECK(N > 0, "autosample::score_topk: argument 'item_emb' has no rows but 'cand' holds ",
+              B * M, " item ids");
+  const auto cand = cand_in.contiguous();
+  const ErrorSink err = begin_call(Op::kScoreTopk, cand);
+  if (k == 0 || k > kMaxWarpK) {  // the ids are checked here, under this op's name
+    constexpr int threads = 256;
+    check_cand_kernel<<<grid_for(B * M, threads), threads, 0, at::cuda::getCurrentCUDAStream()>>>(
+        cand.data_ptr<int64_t>(), B, M, N, err);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    end_call(err);
+    if (k == 0) return {out_s, out_i};
     static const auto score_op =
         c10::Dispatcher::singleton()
             .findSchemaOrThrow("autosample::score_candidates", "")
             .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&)>();
-    const auto scores = score_op.call(user_emb_in, item_emb_in, cand_in);
+    const auto scores = score_op.call(user_emb_in.detach(), item_emb_in.detach(), cand);
     auto [values, positions] = sort_topk(scores, k);
-    return {values, at::gather(cand_in, 1, positions)};
+    const auto ids = at::gather(cand, 1, positions);
+    return {values, at::where(ids.ge(0).logical_and(ids.lt(N)), ids, at::zeros_like(ids))};
   }
   const auto user_emb = user_emb_in.contiguous();
   const auto item_emb = item_emb_in.contiguous();
-  const auto cand = cand_in.contiguous();
-  const int64_t d = user_emb.size(1), N = item_emb.size(0);
-  TORCH_CHECK(N > 0, "autosample::score_topk: argument 'item_emb' has no rows but 'cand' holds ",
-              B * M, " item ids");
-  ErrorSlot err(cand);
+  const int64_t d = user_emb.size(1);
   AT_DISPATCH_FLOATING_TYPES(user_emb.scalar_type(), "score_topk_cuda", [&] {
     const bool vec = can_vectorise<scalar_t>(user_emb.data_ptr(), d) &&
                      can_vectorise<scalar_t>(item_emb.data_ptr(), d);
-    if (vec) launch<scalar_t, true>(user_emb, item_emb, cand, k, out_s, out_i, err.ptr());
-    else launch<scalar_t, false>(user_emb, item_emb, cand, k, out_s, out_i, err.ptr());
+    if (vec) launch<scalar_t, true>(user_emb, item_emb, cand, k, out_s, out_i, err);
+    else launch<scalar_t, false>(user_emb, item_emb, cand, k, out_s, out_i, err);
   });
-  const int64_t bad = err.read();
-  TORCH_CHECK(bad < 0, "autosample::score_topk: argument 'cand' holds item id ",
-              bad < 0 ? 0 : item_at(cand, bad), " at position (", bad / M, ", ", bad % M,
-              "), outside [0, ", N, ")");
+  end_call(err);
   return {out_s, out_i};
 }
 

@@ -14,14 +14,16 @@ std::tuple<at::Tensor, at::Tensor> select_topk_cuda(const at::Tensor& keys, int6
   check_select_topk_args(keys, k);
   const c10::cuda::CUDAGuard guard(keys.device());
   const int64_t B = keys.size(0), M = keys.size(1);
-  if (k > kMaxWarpK) return sort_topk(keys, k);
+  if (k > kMaxWarpK) return sort_topk(keys.detach(), k);
   auto values = at::empty({B, k}, keys.options());
   auto positions = at::empty({B, k}, keys.options().dtype(at::kLong));
   if (B == 0 || k == 0) return {values, positions};
+  const ErrorSink err = begin_call(Op::kSelectTopk, keys);  // no value errors; raises earlier ones
   AT_DISPATCH_FLOATING_TYPES(keys.scalar_type(), "select_topk_cuda", [&] {
     launch_select_topk<scalar_t>(keys.data_ptr<scalar_t>(), B, M, keys.stride(0), keys.stride(1),
                                  k, values.data_ptr<scalar_t>(), positions.data_ptr<int64_t>());
   });
+  end_call(err);
   return {values, positions};
 }
 

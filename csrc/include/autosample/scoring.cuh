@@ -87,15 +87,14 @@ struct ChunkScore {
   bool valid;    // position m0 + lane < M
 };
 
-// Returns in *score the score of candidate m0 + lane of row `cand_row` (length M); ids outside
-// [0, N) are reported to err as flat index err_base + m and scored as item 0.
+// Returns in *score the score of candidate m0 + lane of row b's candidates `cand_row` (length
+// M); ids outside [0, N) are reported (kCandOutOfRange, index b * M + m) and scored as item 0.
 template <typename T, bool VEC>
 __device__ __forceinline__ ChunkScore chunk_score(const T* __restrict__ u,
                                                   const T* __restrict__ items,
-                                                  const int64_t* __restrict__ cand_row,
+                                                  const int64_t* __restrict__ cand_row, int64_t b,
                                                   int64_t M, int64_t N, int64_t d, int64_t m0,
-                                                  int64_t err_base, unsigned long long* err,
-                                                  T* score) {
+                                                  const ErrorSink& err, T* score) {
   constexpr int G = DotGroup<T, VEC>::lanes, per_step = kWarp / G;
   const int lane = threadIdx.x % kWarp, t = lane % G, grp = lane / G;
   const int64_t m = m0 + lane;
@@ -103,7 +102,7 @@ __device__ __forceinline__ ChunkScore chunk_score(const T* __restrict__ u,
   if (cs.valid) {
     cs.id = __ldg(cand_row + m);
     if (cs.id < 0 || cs.id >= N) {
-      report_error(err, err_base + m);
+      err.report(Err::kCandOutOfRange, b * M + m, cs.id, b, m, N);
       cs.id = 0;
     }
   }
