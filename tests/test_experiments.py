@@ -85,3 +85,50 @@ def test_report_only_needs_no_runs(tmp_path):
                  str(tmp_path / "rep")]) == 0
     assert (tmp_path / "rep" / "report.md").read_text().startswith("# Experiments")
     assert RunConfig().epochs == 300 and RunConfig().patience == 10
+
+
+def _metrics_without_times(path: Path) -> dict:
+    drop = {"seconds", "cpu_seconds", "wall_seconds", "search_seconds", "retrain_seconds",
+            "total_seconds", "costs", "_path"}
+
+    def clean(x):
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items() if k not in drop}
+        if isinstance(x, list):
+            return [clean(v) for v in x]
+        return x
+    return clean(json.loads((path / "metrics.json").read_text()))
+
+
+def test_an_interrupted_planned_run_is_resumed_to_the_same_result(tiny_file, tmp_path):
+    """What a killed experiments command leaves (a run directory with checkpoints, no
+    metrics.json) is resumed by the next one and ends as an uninterrupted run does."""
+    from autosample_ext.experiment import run
+    from autosample_ext.experiments.plan import run_planned
+    from autosample_ext.training import StopFlag, TrainingInterrupted
+
+    def item(root: Path, name: str):
+        cfg = ExperimentConfig(datasets=(str(tiny_file),), seeds=(0,), tables=("6",),
+                               runs=str(root), base=RunConfig(epochs=3, patience=2, dim=8,
+                                                              search_space=("rns", "dns")))
+        return next(i for i in plan(cfg) if i.name == name)
+
+    ref = item(tmp_path / "ref", "sh-tie0")
+    assert run_planned(ref, tmp_path / "ref") == "ran"
+    cut = item(tmp_path / "cut", "sh-tie0")
+    stop = StopFlag()
+
+    def fault(tag, step):
+        if tag == "seed0/sh-dns" and step == 2:
+            stop.request("test")
+
+    with pytest.raises(TrainingInterrupted):
+        run(cut.config, stop=stop, on_step=fault)
+    assert not (Path(cut.config.out) / "metrics.json").exists()
+    assert run_planned(cut, tmp_path / "cut") == "resumed"
+    assert _metrics_without_times(Path(cut.config.out)) == \
+        _metrics_without_times(Path(ref.config.out))
+    assert run_planned(cut, tmp_path / "cut") == "done already"
+    # Table 6 reuses the compare run's search: without it, the error names the missing file.
+    with pytest.raises(FileNotFoundError, match="seed0-search.pt.*'compare'"):
+        run_planned(item(tmp_path / "none", "retrain-random"), tmp_path / "none")

@@ -259,3 +259,38 @@ def test_budget_single_continues_the_single_run_exactly(tiny, tmp_path):
         (scratch.best_epoch, scratch.valid, scratch.test, scratch.epochs_run)
     strip = lambda log: [(e["epoch"], e["loss"], e.get("valid")) for e in log]  # noqa: E731
     assert strip(got.log) == strip(scratch.log)
+
+
+def test_race_state_resume_fills_options_added_later_and_refuses_another_anchor():
+    """A race state saved before ``tie_anchor`` existed resumes with the default ("last"); a
+    resume under another anchor is refused, naming the key."""
+    race = SuccessiveHalving(["rns", "dns"], lambda n: None, data=None, seed=0)
+    race.rungs = [3, 6]
+    race.survivors = ["dns"]
+    race.rungs_done = 1
+    old = race.state_dict()
+    del old["config"]["tie_anchor"]
+    again = SuccessiveHalving(["rns", "dns"], lambda n: None, data=None, seed=0)
+    again.rungs = [3, 6]
+    again.load_state_dict(old)
+    assert (again.rungs_done, again.survivors) == (1, ["dns"])
+    other = SuccessiveHalving(["rns", "dns"], lambda n: None, data=None, seed=0,
+                              config=HalvingConfig(tie_anchor="best"))
+    other.rungs = [3, 6]
+    with pytest.raises(ValueError, match="config=.*same setting"):
+        other.load_state_dict(old)
+
+
+def test_cli_sh_tie_anchor_reaches_the_race(tiny, tmp_path):
+    from autosample_ext.train import build_parser, config_from_args
+
+    cfg, given = config_from_args(build_parser().parse_args(["--search", "sh",
+                                                             "--sh-tie-anchor", "best"]))
+    assert cfg.sh_tie_anchor == "best" and given["sh_tie_anchor"] == "best"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--sh-tie-anchor", "worst"])
+    with pytest.raises(ValueError, match="sh_tie_anchor"):
+        RunConfig(sh_tie_anchor="worst")
+    run(_cfg(tmp_path, "best", search="sh", sh_tie_anchor="best", epochs=3), data=tiny)
+    state = load_checkpoint(tmp_path / "best" / "checkpoints" / "seed0-sh.pt")
+    assert state["config"]["tie_anchor"] == "best"

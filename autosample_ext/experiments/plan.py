@@ -36,7 +36,6 @@ from typing import Sequence
 
 from autosample_ext.experiment import DEFAULT_SEARCH_SPACE, RunConfig, run
 from autosample_ext.experiment.rundir import read_saved_config
-from autosample_ext.experiment.rundir import read_saved_config
 from autosample_ext.training import StopFlag
 
 log = logging.getLogger(__name__)
