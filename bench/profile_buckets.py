@@ -22,7 +22,7 @@ from pathlib import Path
 PHASES: list[tuple[str, tuple[str, ...]]] = [
     ("checkpoint (save)", ("save_checkpoint",)),
     ("imports", ("_find_and_load",)),
-    ("data loading", ("data/loader.py", "data/readers.py", "norm_adj")),
+    ("data loading", ("data/loader.py", "data/readers.py", "data/tables.py", "data/raw.py", "norm_adj")),
     ("evaluation", ("evaluate_model", "evaluate_full_ranking")),
     ("backward", ("backward (torch/_tensor.py", "run_backward", "_engine_run_backward")),
     ("forward propagation", ("propagate (", "layer_embeddings", "_layers (", "graph_propagate",

@@ -13,24 +13,21 @@ Formats (canonical name: what it reads):
 * ``recbole``: RecBole atomic ``.inter`` file: tab separated, header ``name:type`` per column.
 
 The integer formats are parsed by a vectorised byte tokenizer (no per-line Python loop); any
-byte other than digits and whitespace is an error naming the file, line and token.
+byte other than digits and whitespace is an error naming the file, line and token. The header
+formats (csv, tsv, recbole) are read by :mod:`autosample_ext.data.tables`.
 """
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from autosample_ext.data.errors import DataFormatError
-from autosample_ext.data.textcheck import check_text, check_utf8
-
-if TYPE_CHECKING:  # pandas is imported where a table is parsed (1 s on a busy machine)
-    import pandas as pd
+from autosample_ext.data.raw import RawTable, Source, read_bytes
+from autosample_ext.data.tables import ColumnSpec, read_table
 
 logger = logging.getLogger(__name__)
 
@@ -43,44 +40,8 @@ _ALIASES: dict[str, str] = {
     "ratings_dat": "ratings.dat", "u_data": "u.data",
     "inter": "recbole", ".inter": "recbole",
 }
-USER_COLUMNS = ("user", "user_id", "userid", "uid", "u", "user_idx", "reviewerid", "visitorid")
-ITEM_COLUMNS = ("item", "item_id", "itemid", "iid", "i", "item_idx", "movie", "movie_id",
-                "movieid", "product_id", "productid", "asin", "business_id", "track_id",
-                "artist_id", "book_id", "isbn")
-RATING_COLUMNS = ("rating", "ratings", "score", "rate", "stars", "value", "weight")
-TIMESTAMP_COLUMNS = ("timestamp", "time", "ts", "date", "datetime", "unix_time", "created_at")
 
 _MAX_DIGITS = 18  # int64 holds every 18-digit number
-
-
-@dataclass
-class RawTable:
-    """Interactions as read: one entry per record, ids not yet validated against a range.
-
-    ``users`` / ``items`` are int64 arrays for integer formats, object arrays of str otherwise.
-    ``lines`` holds the 1-based source line of each record (for error messages).
-    ``declared_users`` are users named with no items (``lines`` format only).
-    """
-
-    path: Path
-    format: str
-    users: np.ndarray
-    items: np.ndarray
-    lines: np.ndarray
-    ratings: np.ndarray | None = None
-    timestamps: np.ndarray | None = None
-    declared_users: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-
-    def __len__(self) -> int:
-        return int(self.users.shape[0])
-
-    def subset(self, keep: np.ndarray) -> "RawTable":
-        return RawTable(
-            self.path, self.format, self.users[keep], self.items[keep], self.lines[keep],
-            None if self.ratings is None else self.ratings[keep],
-            None if self.timestamps is None else self.timestamps[keep],
-            self.declared_users,
-        )
 
 
 def canonical_format(name: str) -> str:
@@ -167,17 +128,6 @@ def tokenize_ints(buf: bytes, path: Path, what: str = "id") -> IntTokens:
     return IntTokens(values.astype(np.int64), line, num_lines)
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        buf = path.read_bytes()
-    except OSError as exc:
-        raise DataFormatError(f"cannot read file: {exc.strerror or exc}", path) from exc
-    if not buf.strip():
-        raise DataFormatError("file is empty (no interactions)", path)
-    check_text(buf, path)
-    return buf
-
-
 def _fixed_width(tokens: IntTokens, width: int, path: Path, buf: bytes,
                  layout: str) -> tuple[np.ndarray, np.ndarray]:
     """Tokens as ``[records, width]`` plus each record's 1-based line; every non-blank line must
@@ -196,7 +146,7 @@ def _fixed_width(tokens: IntTokens, width: int, path: Path, buf: bytes,
 
 def read_lines(path: Path) -> RawTable:
     """``user item item ...`` lines: first token of a line is the user, the rest its items."""
-    buf = _read_bytes(path)
+    buf = read_bytes(path)
     tok = tokenize_ints(buf, path)
     first = np.ones(tok.values.size, dtype=bool)
     first[1:] = tok.line[1:] != tok.line[:-1]
@@ -208,13 +158,13 @@ def read_lines(path: Path) -> RawTable:
 
 
 def read_pairs(path: Path) -> RawTable:
-    buf = _read_bytes(path)
+    buf = read_bytes(path)
     rec, lines = _fixed_width(tokenize_ints(buf, path), 2, path, buf, "user<TAB>item")
     return RawTable(path, "pairs", rec[:, 0].copy(), rec[:, 1].copy(), lines)
 
 
 def read_udata(path: Path) -> RawTable:
-    buf = _read_bytes(path)
+    buf = read_bytes(path)
     rec, lines = _fixed_width(tokenize_ints(buf, path), 4, path, buf,
                               "user<TAB>item<TAB>rating<TAB>timestamp")
     return RawTable(path, "u.data", rec[:, 0].copy(), rec[:, 1].copy(), lines,
@@ -222,7 +172,7 @@ def read_udata(path: Path) -> RawTable:
 
 
 def read_ratings_dat(path: Path) -> RawTable:
-    buf = _read_bytes(path)
+    buf = read_bytes(path)
     if b"::" not in buf:
         raise DataFormatError("no '::' separators (ratings.dat is user::item::rating::timestamp)",
                               path, 1)
@@ -231,133 +181,6 @@ def read_ratings_dat(path: Path) -> RawTable:
                               "user::item::rating::timestamp")
     return RawTable(path, "ratings.dat", rec[:, 0].copy(), rec[:, 1].copy(), lines,
                     rec[:, 2].astype(np.float64), rec[:, 3].copy())
-
-
-# ----------------------------------------------------------------------------- tables with header
-
-@dataclass
-class ColumnSpec:
-    """Explicit column names for header formats; None picks from the known names."""
-
-    user: str | None = None
-    item: str | None = None
-    rating: str | None = None
-    timestamp: str | None = None
-
-
-def _strip_type(col: str) -> str:
-    return col.split(":", 1)[0].strip().lower()
-
-
-def _pick(header: list[str], wanted: str | None, candidates: tuple[str, ...], role: str,
-          path: Path, required: bool) -> str | None:
-    norm = {_strip_type(c): c for c in reversed(header)}
-    if wanted is not None:
-        if wanted in header:
-            return wanted
-        if _strip_type(wanted) in norm:
-            return norm[_strip_type(wanted)]
-        raise DataFormatError(f"missing {role} column {wanted!r} (--{role}-col); header has "
-                              f"{header}", path, 1)
-    for cand in candidates:
-        if cand in norm:
-            return norm[cand]
-    if required:
-        raise DataFormatError(
-            f"missing {role} column: header {header} names none of {list(candidates)} "
-            f"(name it: {role}_col=... in load(), --{role}-col on the command line)", path, 1)
-    return None
-
-
-def _to_ids(col: pd.Series, line_of: np.ndarray, path: Path, role: str) -> np.ndarray:
-    """Raw id column -> int64 when every value is an integer, else object array of str."""
-    import pandas as pd
-
-    values = col.to_numpy(dtype=object)
-    empty = pd.isna(col).to_numpy() | (col.astype(str).str.strip() == "").to_numpy()
-    if empty.any():
-        k = int(np.argmax(empty))
-        raise DataFormatError(f"missing {role} value", path, int(line_of[k]))
-    stripped = col.astype(str).str.strip()
-    is_int = stripped.str.fullmatch(r"[+-]?\d{1,18}").to_numpy()
-    if is_int.all():
-        ints = stripped.astype(np.int64).to_numpy()
-        if (ints < 0).any():
-            k = int(np.argmax(ints < 0))
-            raise DataFormatError(f"negative {role} id {ints[k]} (ids must be non-negative)", path,
-                                  int(line_of[k]))
-        return ints
-    return stripped.to_numpy(dtype=object) if values.size else values
-
-
-def _to_float(col: pd.Series, line_of: np.ndarray, path: Path, role: str) -> np.ndarray:
-    import pandas as pd
-
-    out = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
-    bad = np.isnan(out)
-    if bad.any():
-        k = int(np.argmax(bad))
-        raise DataFormatError(f"{role} {col.iloc[k]!r} is not a number", path, int(line_of[k]))
-    return out
-
-
-def _to_timestamp(col: pd.Series, line_of: np.ndarray, path: Path) -> np.ndarray:
-    import pandas as pd
-
-    num = pd.to_numeric(col, errors="coerce")
-    if num.notna().all():
-        return num.to_numpy(dtype=np.float64)
-    dt = pd.to_datetime(col, errors="coerce", utc=True)
-    bad = dt.isna().to_numpy()
-    if bad.any():
-        k = int(np.argmax(bad))
-        raise DataFormatError(f"timestamp {col.iloc[k]!r} is neither a number nor a date", path,
-                              int(line_of[k]))
-    return (dt.astype("int64") // 10**9).to_numpy(dtype=np.float64)
-
-
-def read_table(path: Path, fmt: str, sep: str | None = None,
-               columns: ColumnSpec | None = None) -> RawTable:
-    """CSV / TSV / RecBole ``.inter``: a header line, then one record per line."""
-    import pandas as pd
-
-    columns = columns or ColumnSpec()
-    buf = _read_bytes(path)
-    check_utf8(buf, path)
-    if sep is None:
-        first = buf.lstrip().split(b"\n", 1)[0]
-        if fmt in ("tsv", "recbole") or b"\t" in first:
-            sep = "\t"
-        elif b"," in first or fmt == "csv" and path.suffix.lower() == ".csv":
-            sep = ","
-        elif b";" in first:
-            sep = ";"
-        else:
-            sep = r"\s+"
-    try:
-        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False,
-                            skip_blank_lines=False, engine="c", on_bad_lines="error")
-    except pd.errors.ParserError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        raise DataFormatError(f"malformed line: {exc}", path,
-                              int(m.group(1)) if m else None) from exc
-    except pd.errors.EmptyDataError as exc:
-        raise DataFormatError("file is empty (no header)", path) from exc
-    header = [str(c) for c in frame.columns]
-    ucol = _pick(header, columns.user, USER_COLUMNS, "user", path, True)
-    icol = _pick(header, columns.item, ITEM_COLUMNS, "item", path, True)
-    rcol = _pick(header, columns.rating, RATING_COLUMNS, "rating", path, False)
-    tcol = _pick(header, columns.timestamp, TIMESTAMP_COLUMNS, "timestamp", path, False)
-    line_of = np.arange(len(frame), dtype=np.int64) + 2
-    blank = (frame.apply(lambda c: c.astype(str).str.strip()) == "").all(axis=1).to_numpy()
-    frame, line_of = frame.loc[~blank], line_of[~blank]
-    if len(frame) == 0:
-        raise DataFormatError("file has a header but no interactions", path)
-    users = _to_ids(frame[ucol], line_of, path, "user")
-    items = _to_ids(frame[icol], line_of, path, "item")
-    ratings = None if rcol is None else _to_float(frame[rcol], line_of, path, "rating")
-    stamps = None if tcol is None else _to_timestamp(frame[tcol], line_of, path)
-    return RawTable(path, fmt, users, items, line_of, ratings, stamps)
 
 
 # ----------------------------------------------------------------------------- detection
@@ -376,7 +199,7 @@ def sniff_file_format(path: Path) -> str:
         return "recbole"
     if suffix in (".csv", ".tsv"):
         return suffix[1:]
-    head = _read_bytes(path)[: 1 << 16]
+    head = read_bytes(path)[: 1 << 16]
     if len(head) == 1 << 16:
         head = head[: head.rfind(b"\n") + 1] or head
     rows = [r for r in head.splitlines() if r.strip()]
@@ -410,13 +233,6 @@ def read_file(path: Path, fmt: str | None, sep: str | None = None,
     return read_table(path, fmt, sep, columns)
 
 
-@dataclass
-class Source:
-    """Resolved input: tables per split name (``"all"`` for a single unsplit file)."""
-
-    name: str
-    format: str
-    tables: dict[str, RawTable]
-    default_remap: bool
-    num_users: int | None = None
-    num_items: int | None = None
+__all__ = ["FORMATS", "ColumnSpec", "RawTable", "Source", "canonical_format", "read_file",
+           "sniff_file_format", "tokenize_ints", "read_lines", "read_pairs", "read_udata",
+           "read_ratings_dat"]

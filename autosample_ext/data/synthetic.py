@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autosample_ext.data.readers import RawTable, Source
+from autosample_ext.data.raw import RawTable, Source
 from autosample_ext.data.splits import STREAM_SYNTHETIC, rng_for
 
 

@@ -107,7 +107,7 @@ class SRNSSampler(Sampler):
         return p_now + alpha * var.sqrt()
 
     def sample(self, ctx: SampleContext) -> Negatives:
-        opt, users = self.options, ctx.users
+        users = ctx.users
         item_table = ctx.item_table.contiguous()
         uniq, inverse = torch.unique(users, return_inverse=True)
         self.shard.check(uniq, "srns")
