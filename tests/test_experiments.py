@@ -132,3 +132,18 @@ def test_an_interrupted_planned_run_is_resumed_to_the_same_result(tiny_file, tmp
     # Table 6 reuses the compare run's search: without it, the error names the missing file.
     with pytest.raises(FileNotFoundError, match="seed0-search.pt.*'compare'"):
         run_planned(item(tmp_path / "none", "retrain-random"), tmp_path / "none")
+
+
+def test_a_run_locked_by_another_writer_is_a_clear_error(tiny_file, tmp_path, capsys):
+    from autosample_ext.experiment.lock import RunLock
+
+    folder = tmp_path / "runs" / "tiny-mf" / "compare"
+    folder.mkdir(parents=True)
+    lock = RunLock(folder).acquire()
+    try:
+        assert main(["--data", str(tiny_file), "--seeds", "0", "--epochs", "2",
+                     "--runs", str(tmp_path / "runs"), "--report", str(tmp_path / "rep")]) == 1
+    finally:
+        lock.release()
+    err = capsys.readouterr().err
+    assert "error:" in err and str(folder) in err and "Traceback" not in err
