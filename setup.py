@@ -6,6 +6,13 @@ CUDA sources are compiled when
     toolkit is found (CUDA_HOME).
 AUTOSAMPLE_WITH_CUDA=0 forces a CPU-only build. torch.cuda.is_available() is never consulted:
 wheel builders have no GPU. TORCH_CUDA_ARCH_LIST chooses the architectures (default 8.0;9.0).
+
+Build time (issue 12): the sources include ATen/core/Tensor.h + per-operator ATen/ops/*.h and
+torch/library.h rather than torch/extension.h / ATen/ATen.h, the module is made with the Python
+C API (no pybind11), and debug info is off (-g0: Python's own CFLAGS carry -g, which doubled
+the time of every file). Files compile in parallel (ninja; MAX_JOBS caps the jobs).
+-ffp-contract=off: no fused multiply-adds in the CPU kernels, whatever -march a host adds, so
+their dot products keep the CUDA kernels' bits (csrc/include/autosample/dot.h).
 """
 from __future__ import annotations
 
@@ -52,7 +59,7 @@ def extra_cuda_include_dirs() -> list[str]:
 def make_extension():
     with_cuda = want_cuda()
     sources = ["csrc/ops.cpp"] + sorted(glob.glob("csrc/cpu/*.cpp"))
-    cxx_flags = ["-O3", f'-DAUTOSAMPLE_VERSION="{VERSION}"']
+    cxx_flags = ["-O3", "-g0", "-ffp-contract=off", f'-DAUTOSAMPLE_VERSION="{VERSION}"']
     include_dirs = [str(ROOT / "csrc" / "include")]
     kwargs = {}
     if with_cuda:

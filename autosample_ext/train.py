@@ -270,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"successive halving: a dropped candidate within Z paired-bootstrap "
                         f"standard errors (validation users) of the last kept one is kept too; "
                         f"0 = off [default: {d.sh_tie_se}]")
+    g.add_argument("--sh-tie-anchor", choices=("last", "best"),
+                   help="successive halving: the tie rule compares a dropped candidate with the "
+                        "last kept one (the specified rule) or with the best one (keeps halving "
+                        f"a cluster of ties far behind the leader) [default: {d.sh_tie_anchor}]")
     g.add_argument("--num-negatives", type=int, metavar="T",
                    help=f"negatives per positive of single-sampler training (singles, grid, "
                         f"SH; the paper's Table 4 baselines) [default: {d.num_negatives}]")

@@ -1,7 +1,24 @@
-// Operator schemas (DESIGN.md §3) and the Python module holding build facts.
-// Kernels register themselves per device in cpu/<op>.cpp and cuda/<op>.cu.
-#include <torch/extension.h>
+// Operator schemas (DESIGN.md §3) and the Python module autosample_ext._C: build facts and the
+// two error-reporting functions. Kernels register themselves per device in cpu/<op>.cpp and
+// cuda/<op>.cu.
+// No pybind11: the module is made with the Python C API (torch/extension.h took ten times as
+// long to compile as this whole file). check_errors / set_sync_errors are plain module
+// functions, not torch operators: they take no tensor and act on process state (a sync, a
+// switch), which an operator schema cannot state (torch.compile would treat `() -> ()` as pure
+// and drop it); every tensor computation goes through torch.ops.autosample.
+#include <Python.h>
+#include <c10/util/Exception.h>
 #include <torch/library.h>
+
+#include <exception>
+#include <string>
+
+#ifndef AUTOSAMPLE_VERSION
+#define AUTOSAMPLE_VERSION "0.0.0"
+#endif
+#ifndef AUTOSAMPLE_CUDA_ARCHS
+#define AUTOSAMPLE_CUDA_ARCHS ""
+#endif
 
 #ifdef AUTOSAMPLE_WITH_CUDA
 namespace autosample {
@@ -38,7 +55,7 @@ TORCH_LIBRARY(autosample, m) {
   m.def(
       "sample_negatives(Tensor indptr, Tensor indices, Tensor users, int num_items, "
       "int num_samples, int seed, int offset, Tensor? alias_prob=None, "
-      "Tensor? alias_idx=None) -> Tensor");
+      "Tensor? alias_idx=None, bool validate=True) -> Tensor");
   m.def("score_candidates(Tensor user_emb, Tensor item_emb, Tensor cand) -> Tensor");
   m.def("score_topk(Tensor user_emb, Tensor item_emb, Tensor cand, int k) -> (Tensor, Tensor)");
   m.def("select_topk(Tensor keys, int k) -> (Tensor, Tensor)");
@@ -48,28 +65,86 @@ TORCH_LIBRARY(autosample, m) {
       "Tensor items, Tensor pos_scores, Tensor neg_scores, float alpha, float eps) -> ()");
   m.def(
       "rank_topk(Tensor user_emb, Tensor item_emb, Tensor excl_indptr, Tensor excl_indices, "
-      "int k) -> (Tensor, Tensor)");
+      "int k, bool validate=True) -> (Tensor, Tensor)");
   m.def("spmm(Tensor indptr, Tensor indices, Tensor values, Tensor x, bool symmetric=False) "
         "-> Tensor");
   m.def("graph_propagate(Tensor indptr, Tensor indices, Tensor values, Tensor x, "
         "int num_layers, bool symmetric=False) -> Tensor");
-  m.def("check_errors() -> ()", &check_errors);
-  m.def("set_sync_errors(bool enabled) -> bool", &set_sync_errors);
 }
 
-#ifndef AUTOSAMPLE_VERSION
-#define AUTOSAMPLE_VERSION "0.0.0"
-#endif
-#ifndef AUTOSAMPLE_CUDA_ARCHS
-#define AUTOSAMPLE_CUDA_ARCHS ""
-#endif
+// None of these ops is differentiable (samplers and evaluation use them on detached tables):
+// the autograd key falls through, so their outputs never require grad, even for inputs that do
+// (without this, torch gives them a grad_fn that backpropagates nothing, with a warning only).
+TORCH_LIBRARY_IMPL(autosample, Autograd, m) {
+  for (const char* op : {"sample_negatives", "score_candidates", "score_topk", "select_topk",
+                         "gdns_lookup", "gdns_update", "rank_topk"}) {
+    m.impl(op, torch::CppFunction::makeFallthrough());
+  }
+}
 
-PYBIND11_MODULE(_C, module) {
-  module.attr("__version__") = AUTOSAMPLE_VERSION;
+namespace {
+
+// Runs fn without the GIL (check_errors may wait for the devices); a C++ error becomes a Python
+// RuntimeError with the message torch.ops would give (no C++ backtrace).
+template <typename F>
+bool call_without_gil(F&& fn) {
+  std::string error;
+  Py_BEGIN_ALLOW_THREADS
+  try {
+    fn();
+  } catch (const c10::Error& e) {
+    error = e.what_without_backtrace();
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  Py_END_ALLOW_THREADS
+  if (error.empty()) return true;
+  PyErr_SetString(PyExc_RuntimeError, error.c_str());
+  return false;
+}
+
+PyObject* py_check_errors(PyObject*, PyObject*) {
+  if (!call_without_gil([] { check_errors(); })) return nullptr;
+  Py_RETURN_NONE;
+}
+
+PyObject* py_set_sync_errors(PyObject*, PyObject* arg) {
+  const int enabled = PyObject_IsTrue(arg);
+  if (enabled < 0) return nullptr;
+  bool previous = false;
+  if (!call_without_gil([&] { previous = set_sync_errors(enabled != 0); })) return nullptr;
+  return PyBool_FromLong(previous ? 1 : 0);
+}
+
+PyMethodDef g_methods[] = {
+    {"check_errors", py_check_errors, METH_NOARGS,
+     "check_errors() -> None: synchronise the devices, raise the earliest pending CUDA value error."},
+    {"set_sync_errors", py_set_sync_errors, METH_O,
+     "set_sync_errors(enabled) -> bool: every CUDA call synchronises and raises its own errors; "
+     "returns the previous setting."},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyModuleDef g_module = {PyModuleDef_HEAD_INIT, "_C",
+                        "autosample_ext._C: registers torch.ops.autosample.*, holds build facts and "
+                        "the error-reporting functions.",
+                        -1, g_methods, nullptr, nullptr, nullptr, nullptr};
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit__C() {
+  PyObject* module = PyModule_Create(&g_module);
+  if (module == nullptr) return nullptr;
 #ifdef AUTOSAMPLE_WITH_CUDA
-  module.attr("cuda_compiled") = true;
+  PyObject* cuda = Py_True;
 #else
-  module.attr("cuda_compiled") = false;
+  PyObject* cuda = Py_False;
 #endif
-  module.attr("cuda_arch_list") = AUTOSAMPLE_CUDA_ARCHS;
+  Py_INCREF(cuda);
+  if (PyModule_AddStringConstant(module, "__version__", AUTOSAMPLE_VERSION) < 0 ||
+      PyModule_AddObject(module, "cuda_compiled", cuda) < 0 ||
+      PyModule_AddStringConstant(module, "cuda_arch_list", AUTOSAMPLE_CUDA_ARCHS) < 0) {
+    Py_DECREF(module);
+    return nullptr;
+  }
+  return module;
 }

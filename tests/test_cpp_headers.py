@@ -26,4 +26,4 @@ def test_header_tests_build_and_pass(tmp_path: Path) -> None:
     tests = run("ctest", "--test-dir", str(build), "--output-on-failure")
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "100% tests passed" in tests.stdout
-    assert "0 tests failed out of 5" in tests.stdout
+    assert "0 tests failed out of 6" in tests.stdout

@@ -158,7 +158,7 @@ def scoring_inputs(B: int, M: int, N: int, d: int, dtype: torch.dtype, seed: int
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("d", [1, 3, 4, 8, 64, 130])
+@pytest.mark.parametrize("d", [1, 3, 4, 8, 32, 64, 130])
 def test_score_candidates_matches(dtype: torch.dtype, d: int) -> None:
     user, items, cand = scoring_inputs(37, 45, 101, d, dtype, seed=d, exact=False)
     out = ops.score_candidates(*to_dev(user, items, cand))

@@ -437,3 +437,24 @@ def test_failure_report_names_failed_and_gone_ranks(monkeypatch):
     assert "rank 2 failed: ValueError: rank 2's own error" in report
     assert "rank 3" not in report
     assert "rank 0" not in failures.peer_report(3, 4, wait_s=0.0)   # registered, alive
+
+
+def test_trainer_raises_asynchronous_op_errors_at_each_epoch_end(data, monkeypatch):
+    """CUDA ops report bad values asynchronously (ops.check_errors); the trainer checks once per
+    epoch, where it synchronises anyway, so an error of the epoch's last op is never lost."""
+    from autosample_ext import ops
+    from autosample_ext.training import trainer as trainer_module
+
+    calls = []
+    monkeypatch.setattr(ops, "check_errors", lambda: calls.append(1))
+    model, objective = W.build(data, DistContext(), "mf", ("rns",))
+    Trainer(data, model, objective, W.train_config(2)).fit()
+    assert trainer_module.ops is ops and len(calls) == 2
+
+    def pending() -> None:
+        raise RuntimeError("autosample::score_topk: argument 'cand' holds item id 99")
+
+    monkeypatch.setattr(ops, "check_errors", pending)
+    model, objective = W.build(data, DistContext(), "mf", ("rns",))
+    with pytest.raises(RuntimeError, match="holds item id 99"):
+        Trainer(data, model, objective, W.train_config(1)).fit()

@@ -32,16 +32,17 @@ def test_plan_shares_runs_between_tables():
                            subsets=(("rns", "dns"),), runs="R")
     items = plan(cfg)
     names = [(i.setting, i.name) for i in items]
-    assert names[:8] == [("lastfm-mf", n) for n in (
-        "compare", "sh-tie0", "negatives", "retrain-random", "space-0-as", "space-0-sh",
-        "schedule", "sh-schedules")]
+    assert names[:9] == [("lastfm-mf", n) for n in (
+        "compare", "sh-tie0", "sh-tiebest", "negatives", "retrain-random", "space-0-as",
+        "space-0-sh", "schedule", "sh-schedules")]
     by = {n: i.config for (s, n), i in zip(names, items) if s == "lastfm-mf"}
     assert by["compare"].mode == "compare" and by["negatives"].num_negatives == 4
     assert by["retrain-random"].retrain_init == "random"
     assert by["space-0-sh"].search == "sh" and by["space-0-sh"].search_space == ("rns", "dns")
     assert by["sh-schedules"].search_space[-1] == "aobpr@5+dns"
     assert by["sh-tie0"].sh_tie_se == 0 and by["sh-tie0"].search == "sh"
-    assert items[8].config.data is None and items[8].setting == "default-mf"
+    assert by["sh-tiebest"].sh_tie_anchor == "best"
+    assert items[9].config.data is None and items[9].setting == "default-mf"
     with pytest.raises(ValueError, match="--tables"):
         ExperimentConfig(datasets=("default",), tables=("7",))
 
@@ -54,7 +55,7 @@ def test_experiments_command_runs_reuses_and_reports(tiny_file, tmp_path, capsys
     root = tmp_path / "runs" / "tiny-mf"
     assert sorted(p.name for p in root.iterdir()) == [
         "compare", "negatives", "retrain-random", "schedule", "sh-schedules", "sh-tie0",
-        "space-0-as", "space-0-sh"]
+        "sh-tiebest", "space-0-as", "space-0-sh"]
     # Table 6 reused the search of the compare run: same alpha*, same pick.
     cmp = json.loads((root / "compare" / "metrics.json").read_text())
     rnd = json.loads((root / "retrain-random" / "metrics.json").read_text())
@@ -64,7 +65,7 @@ def test_experiments_command_runs_reuses_and_reports(tiny_file, tmp_path, capsys
         name = f"checkpoints/seed{seed}-search.pt"
         assert (root / "retrain-random" / name).read_bytes() == (root / "compare" / name).read_bytes()
     report = (tmp_path / "rep" / "report.md").read_text()
-    for title in ("SH without tie rule", "## Headline", "## Table 3", "## Table 4", "## Table 5", "## Table 6",
+    for title in ("SH without tie rule", "SH, ties vs the leader", "## Headline", "## Table 3", "## Table 4", "## Table 5", "## Table 6",
                   "## Schedules", "## Figure 3", "## Figure 4", "| rns@1+dns |"):
         assert title in report, title
     for png in ("fig3_search_cost.png", "fig4_alpha_tiny-mf.png"):
@@ -84,3 +85,65 @@ def test_report_only_needs_no_runs(tmp_path):
                  str(tmp_path / "rep")]) == 0
     assert (tmp_path / "rep" / "report.md").read_text().startswith("# Experiments")
     assert RunConfig().epochs == 300 and RunConfig().patience == 10
+
+
+def _metrics_without_times(path: Path) -> dict:
+    drop = {"seconds", "cpu_seconds", "wall_seconds", "search_seconds", "retrain_seconds",
+            "total_seconds", "costs", "_path"}
+
+    def clean(x):
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items() if k not in drop}
+        if isinstance(x, list):
+            return [clean(v) for v in x]
+        return x
+    return clean(json.loads((path / "metrics.json").read_text()))
+
+
+def test_an_interrupted_planned_run_is_resumed_to_the_same_result(tiny_file, tmp_path):
+    """What a killed experiments command leaves (a run directory with checkpoints, no
+    metrics.json) is resumed by the next one and ends as an uninterrupted run does."""
+    from autosample_ext.experiment import run
+    from autosample_ext.experiments.plan import run_planned
+    from autosample_ext.training import StopFlag, TrainingInterrupted
+
+    def item(root: Path, name: str):
+        cfg = ExperimentConfig(datasets=(str(tiny_file),), seeds=(0,), tables=("6",),
+                               runs=str(root), base=RunConfig(epochs=3, patience=2, dim=8,
+                                                              search_space=("rns", "dns")))
+        return next(i for i in plan(cfg) if i.name == name)
+
+    ref = item(tmp_path / "ref", "sh-tie0")
+    assert run_planned(ref, tmp_path / "ref") == "ran"
+    cut = item(tmp_path / "cut", "sh-tie0")
+    stop = StopFlag()
+
+    def fault(tag, step):
+        if tag == "seed0/sh-dns" and step == 2:
+            stop.request("test")
+
+    with pytest.raises(TrainingInterrupted):
+        run(cut.config, stop=stop, on_step=fault)
+    assert not (Path(cut.config.out) / "metrics.json").exists()
+    assert run_planned(cut, tmp_path / "cut") == "resumed"
+    assert _metrics_without_times(Path(cut.config.out)) == \
+        _metrics_without_times(Path(ref.config.out))
+    assert run_planned(cut, tmp_path / "cut") == "done already"
+    # Table 6 reuses the compare run's search: without it, the error names the missing file.
+    with pytest.raises(FileNotFoundError, match="seed0-search.pt.*'compare'"):
+        run_planned(item(tmp_path / "none", "retrain-random"), tmp_path / "none")
+
+
+def test_a_run_locked_by_another_writer_is_a_clear_error(tiny_file, tmp_path, capsys):
+    from autosample_ext.experiment.lock import RunLock
+
+    folder = tmp_path / "runs" / "tiny-mf" / "compare"
+    folder.mkdir(parents=True)
+    lock = RunLock(folder).acquire()
+    try:
+        assert main(["--data", str(tiny_file), "--seeds", "0", "--epochs", "2",
+                     "--runs", str(tmp_path / "runs"), "--report", str(tmp_path / "rep")]) == 1
+    finally:
+        lock.release()
+    err = capsys.readouterr().err
+    assert "error:" in err and str(folder) in err and "Traceback" not in err

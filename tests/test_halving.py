@@ -50,11 +50,12 @@ def test_paired_bootstrap_se_matches_the_analytic_se_and_is_seeded():
     assert paired_bootstrap_se(a, a, 100, np.random.default_rng(1)) == 0.0
 
 
-def _fake_race(values, per_user, tie_se=2.0, eta=2):
+def _fake_race(values, per_user, tie_se=2.0, eta=2, anchor="last"):
     """A race whose survivors have best values ``values`` and per-user arrays ``per_user``."""
     names = list(values)
     race = SuccessiveHalving(names, lambda n: None, data=None,
-                             config=HalvingConfig(eta=eta, tie_se=tie_se), seed=0)
+                             config=HalvingConfig(eta=eta, tie_se=tie_se, tie_anchor=anchor),
+                             seed=0)
     cfg = SimpleNamespace(metric="recall@20")
     race.trainers = {n: SimpleNamespace(best_value=values[n], config=cfg) for n in names}
     users = np.arange(len(next(iter(per_user.values()))))
@@ -80,6 +81,25 @@ def test_tie_rule_keeps_the_first_dropped_within_two_bootstrap_se():
     assert _fake_race(values, per)._decide(0, 3).kept == ["a", "b"]
     assert _fake_race(values, per, tie_se=0)._decide(0, 3).ties == []
     assert _fake_race(values, per, eta=3)._decide(0, 3).kept == ["a", "b"]   # ceil(4/3) = 2
+
+
+def test_tie_anchor_best_halves_a_cluster_of_ties_behind_the_leader():
+    rng = np.random.default_rng(1)
+    base = rng.random(800)
+    noise = 0.2 * rng.standard_normal(800)
+    noise -= noise.mean()
+    # a clear leader, then two candidates that cannot be told apart
+    per = {"lead": base + 0.3, "x": base + 0.1, "y": base + 0.1 - 0.002 + noise}
+    values = {n: float(v.mean()) for n, v in per.items()}
+    assert _fake_race(values, per)._decide(0, 6).kept == ["lead", "x", "y"]          # spec: ties kept
+    best = _fake_race(values, per, anchor="best")._decide(0, 6)
+    assert best.kept == ["lead", "x"] and best.ties[0]["kept"] == "lead"
+    # a dropped candidate close to the leader stays under either anchor
+    per2 = {"lead": base + 0.3, "x": base + 0.3 - 0.001 + noise, "y": base}
+    values2 = {n: float(v.mean()) for n, v in per2.items()}
+    assert _fake_race(values2, per2, eta=3, anchor="best")._decide(0, 6).kept == ["lead", "x"]
+    with pytest.raises(ValueError, match="tie_anchor"):
+        HalvingConfig(tie_anchor="worst")
 
 
 def _cfg(tmp_path, name, **kw):
@@ -239,3 +259,38 @@ def test_budget_single_continues_the_single_run_exactly(tiny, tmp_path):
         (scratch.best_epoch, scratch.valid, scratch.test, scratch.epochs_run)
     strip = lambda log: [(e["epoch"], e["loss"], e.get("valid")) for e in log]  # noqa: E731
     assert strip(got.log) == strip(scratch.log)
+
+
+def test_race_state_resume_fills_options_added_later_and_refuses_another_anchor():
+    """A race state saved before ``tie_anchor`` existed resumes with the default ("last"); a
+    resume under another anchor is refused, naming the key."""
+    race = SuccessiveHalving(["rns", "dns"], lambda n: None, data=None, seed=0)
+    race.rungs = [3, 6]
+    race.survivors = ["dns"]
+    race.rungs_done = 1
+    old = race.state_dict()
+    del old["config"]["tie_anchor"]
+    again = SuccessiveHalving(["rns", "dns"], lambda n: None, data=None, seed=0)
+    again.rungs = [3, 6]
+    again.load_state_dict(old)
+    assert (again.rungs_done, again.survivors) == (1, ["dns"])
+    other = SuccessiveHalving(["rns", "dns"], lambda n: None, data=None, seed=0,
+                              config=HalvingConfig(tie_anchor="best"))
+    other.rungs = [3, 6]
+    with pytest.raises(ValueError, match="config=.*same setting"):
+        other.load_state_dict(old)
+
+
+def test_cli_sh_tie_anchor_reaches_the_race(tiny, tmp_path):
+    from autosample_ext.train import build_parser, config_from_args
+
+    cfg, given = config_from_args(build_parser().parse_args(["--search", "sh",
+                                                             "--sh-tie-anchor", "best"]))
+    assert cfg.sh_tie_anchor == "best" and given["sh_tie_anchor"] == "best"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--sh-tie-anchor", "worst"])
+    with pytest.raises(ValueError, match="sh_tie_anchor"):
+        RunConfig(sh_tie_anchor="worst")
+    run(_cfg(tmp_path, "best", search="sh", sh_tie_anchor="best", epochs=3), data=tiny)
+    state = load_checkpoint(tmp_path / "best" / "checkpoints" / "seed0-sh.pt")
+    assert state["config"]["tie_anchor"] == "best"

@@ -129,3 +129,18 @@ def test_cli_accepts_schedules_and_rejects_bad_ones(capsys, tmp_path):
     assert config["config"]["sampler"] == ["pns@1+dns"]
     lines = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert [e["active"] for e in lines] == ["pns", "dns"]
+
+
+def test_autosample_search_and_grid_accept_schedules_as_candidates(tiny, tmp_path):
+    space = ("rns", "pns@1+dns")
+    for mode in ({}, {"search": "grid"}):
+        summary = run(RunConfig(out=str(tmp_path / f"r{len(mode)}"), epochs=2, patience=0, dim=8,
+                                batch_size=256, progress=False, search_space=space, **mode),
+                      data=tiny)
+        methods = {r.method for r in summary.records}
+        if mode:
+            assert {"rns", "pns@1+dns", "grid"} <= methods
+        else:
+            search = next(r for r in summary.records if r.method == "search")
+            assert set(search.result.log[-1]["alpha"]) == set(space)
+            assert summary.metrics["autosample"]["0"]["chosen"] in space

@@ -110,6 +110,7 @@ class RunConfig:
     sh_first_rung: int = 3
     sh_eta: int = 2
     sh_tie_se: float = 2.0
+    sh_tie_anchor: str = "last"
     num_negatives: int = 1
     budget_singles: bool = True
     retrain_init: str = "searched"
@@ -188,6 +189,8 @@ class RunConfig:
             raise ValueError(f"sh_eta must be >= 2, got {self.sh_eta}")
         if self.sh_tie_se < 0:
             raise ValueError(f"sh_tie_se must be >= 0, got {self.sh_tie_se}")
+        if self.sh_tie_anchor not in ("last", "best"):
+            raise ValueError(f"sh_tie_anchor must be 'last' or 'best', got {self.sh_tie_anchor!r}")
         if self.num_negatives < 1:
             raise ValueError(f"num_negatives must be >= 1, got {self.num_negatives}")
         for name in ("epochs", "dim", "layers", "batch_size"):

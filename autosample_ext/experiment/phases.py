@@ -236,7 +236,8 @@ def run_sh(ctx: RunContext, seed: int) -> PhaseRecord:
 
     race = SuccessiveHalving(cfg.search_space, make_trainer, data=ctx.data,
                              config=HalvingConfig(first_rung=cfg.sh_first_rung, eta=cfg.sh_eta,
-                                                 tie_se=cfg.sh_tie_se),
+                                                 tie_se=cfg.sh_tie_se,
+                                                 tie_anchor=cfg.sh_tie_anchor),
                              seed=seed_for(seed, 4000),
                              state_path=ctx.out.checkpoint(seed, SH), dist=ctx.dist)
 

@@ -20,6 +20,7 @@ from typing import Sequence
 import torch
 
 from autosample_ext.experiment import RunConfig
+from autosample_ext.experiment.lock import RunLocked
 from autosample_ext.experiments.plan import (DEFAULT_SCHEDULES, DEFAULT_SUBSETS, TABLES,
                                              ExperimentConfig, plan, run_planned)
 from autosample_ext.experiments.report import write_report
@@ -92,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except TrainingInterrupted as exc:
                 log.warning("%s; start the same command again to continue", exc)
                 return 130
-            except (ValueError, FileNotFoundError) as exc:
+            except (ValueError, FileNotFoundError, RunLocked) as exc:
                 print(f"{parser.prog}: error: {exc}", file=sys.stderr)
                 return 1
             log.info("%s/%s: %s", item.setting, item.name, what)

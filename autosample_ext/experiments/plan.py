@@ -11,6 +11,7 @@ run                 what                                                  serves
                     alone (= the grid), every candidate for AutoSample's  Table 6 (searched),
                     epochs; paired t-tests; costs                         Tables 4, 5 (singles)
 ``sh-tie0``         SH without the tie rule (``--sh-tie-se 0``)           Table 3, Figure 3
+``sh-tiebest``      SH, ties judged against the leader                   Table 3, Figure 3
 ``negatives``       every candidate alone with T = |space| negatives      Table 4
 ``retrain-random``  AutoSample's retrain from a random init, the search   Table 6
                     reused from ``compare`` (its checkpoints are copied)
@@ -101,6 +102,7 @@ def plan(cfg: ExperimentConfig) -> list[PlannedRun]:
 
             add("compare", compare=True)
             add("sh-tie0", search="sh", sh_tie_se=0.0)
+            add("sh-tiebest", search="sh", sh_tie_anchor="best")
             if "4" in cfg.tables:
                 add("negatives", sampler=space, num_negatives=len(space))
             if "6" in cfg.tables:

@@ -67,8 +67,9 @@ def _singles(metrics: dict[str, Any]) -> list[str]:
 def headline(runs: dict[str, dict[str, dict[str, Any]]], metric: str) -> str:
     """SH and AutoSample against the best single sampler, with costs, one row per setting."""
     lines = [f"| setting | best single ({metric}) | SH | SH within 1 std | SH picks | SH CPU / grid "
-             f"| AutoSample (paper) | AutoSample picks | AutoSample CPU / grid | grid picks |",
-             "|" + "---|" * 10]
+             f"| SH / grid, epoch-priced | AutoSample (paper) | AutoSample picks "
+             f"| AutoSample CPU / grid | grid picks |",
+             "|" + "---|" * 11]
     for setting, named in runs.items():
         m = named.get("compare")
         if m is None:
@@ -84,17 +85,22 @@ def headline(runs: dict[str, dict[str, dict[str, Any]]], metric: str) -> str:
         lines.append(
             f"| {setting} | {best.upper()} {fmt(singles[best])} | {fmt(sh)} | "
             f"{'yes' if within else 'NO'} ({sh.mean() - b_mean:+.4f}) | {chosen_list(m, 'sh')} | "
-            f"{ratios['sh']:.2f} | {fmt(auto)} | {chosen_list(m, 'autosample')} | "
+            f"{ratios['sh']:.2f} | {sh_epoch_weighted_ratio(m, m):.2f} | {fmt(auto)} | "
+            f"{chosen_list(m, 'autosample')} | "
             f"{ratios['autosample']:.2f} | {chosen_list(m, 'grid')} |")
-        alt = named.get("sh-tie0")
-        if alt is not None:
+        for alt_name, alt_label in (("sh-tie0", "SH without tie rule"),
+                                    ("sh-tiebest", "SH, ties vs the leader")):
+            alt = named.get(alt_name)
+            if alt is None:
+                continue
             fa = frame(alt)
             sh0 = fa.loc[fa.method == "sh", metric].to_numpy()
             ratio0 = sh0_ratio(m, alt)
             ok = abs(sh0.mean() - b_mean) <= b_std or sh0.mean() >= b_mean
-            lines.append(f"| {setting}, SH without tie rule | | {fmt(sh0)} | "
+            lines.append(f"| {setting}, {alt_label} | | {fmt(sh0)} | "
                          f"{'yes' if ok else 'NO'} ({sh0.mean() - b_mean:+.4f}) | "
-                         f"{chosen_list(alt, 'sh')} | {ratio0:.2f} | | | | |")
+                         f"{chosen_list(alt, 'sh')} | {ratio0:.2f} | "
+                         f"{sh_epoch_weighted_ratio(m, alt):.2f} | | | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -106,14 +112,38 @@ def sh0_ratio(compare: dict[str, Any], alt: dict[str, Any]) -> float:
                           for s in alt["sh"] if s in grid]))
 
 
+def sh_epoch_weighted_ratio(compare: dict[str, Any], race: dict[str, Any]) -> float:
+    """A load-independent estimate of SH's cost over the grid's: every candidate's epochs in the
+    race priced at its single run's CPU seconds per epoch (a candidate's race epochs are the
+    first epochs of its single run: same init, data order and negatives), over the grid's CPU
+    seconds; per seed, averaged. Rung decisions are not priced."""
+    ratios = []
+    for seed, block in race["sh"].items():
+        singles = {r["method"]: r for r in compare["runs"] if str(r["seed"]) == seed
+                   and r["method"] in {c["sampler"] for c in block["runs"]}}
+        if len(singles) != len(block["runs"]):
+            continue
+        price = {n: r["cpu_seconds"] / max(r["epochs_run"], 1) for n, r in singles.items()}
+        cost = sum(c["epochs_run"] * price[c["sampler"]] for c in block["runs"])
+        ratios.append(cost / sum(r["cpu_seconds"] for r in singles.values()))
+    return float(np.mean(ratios)) if ratios else float("nan")
+
+
 def table3(m: dict[str, Any]) -> str:
     """The compare run's own table.md (Table 3 layout with ranks and t-test marks, costs)."""
     path = Path(m["_path"]) / "table.md"
     picks = (f"Picks per seed: AutoSample {chosen_list(m, 'autosample')}; SH "
              f"{chosen_list(m, 'sh')}; grid {chosen_list(m, 'grid')}. Budget singles: "
              f"AutoSample's search + retrain epochs per seed: "
-             f"{[m['autosample'][str(s)]['epochs'] for s in _seeds(m)]}.\n")
+             f"{[m['autosample'][str(s)]['epochs'] for s in _seeds(m)]}. CPU seconds over the "
+             f"grid's per seed: SH {_ratios(m, 'sh')}, AutoSample {_ratios(m, 'autosample')}.\n")
     return path.read_text() + "\n" + picks
+
+
+def _ratios(m: dict[str, Any], method: str) -> str:
+    per = m["costs"]["per_seed"]
+    return ", ".join(f"{per[s][method]['cpu_seconds'] / per[s]['grid']['cpu_seconds']:.2f}"
+                     for s in per if method in per[s] and "grid" in per[s])
 
 
 def table4(named: dict[str, dict[str, Any]], metric: str) -> str | None:
@@ -221,15 +251,16 @@ def cost_series(named: dict[str, dict[str, Any]]) -> dict[str, list[float]]:
     per = m["costs"]["per_seed"]
     out = {label: [per[s][method]["cpu_seconds"] for s in per if method in per[s]]
            for method, label in (("autosample", "AutoSample (paper)"), ("sh", "SH"))}
-    if "sh-tie0" in named:
-        out["SH, no tie rule"] = [r["cpu_seconds"] for r in named["sh-tie0"]["sh"].values()]
+    for name, label in (("sh-tie0", "SH, no tie rule"), ("sh-tiebest", "SH, ties vs leader")):
+        if name in named:
+            out[label] = [r["cpu_seconds"] for r in named[name]["sh"].values()]
     out["grid"] = [per[s]["grid"]["cpu_seconds"] for s in per if "grid" in per[s]]
     return out
 
 
 def figure3(runs: dict[str, dict[str, dict[str, Any]]], path: Path) -> bool:
-    """Search cost: CPU seconds (mean over seeds, ± std) of each strategy, with the ratio to
-    the grid's mean above each bar."""
+    """Search cost: one panel per setting, CPU seconds (mean over seeds, ± std) of each
+    strategy, with the ratio of its mean to the grid's above the bar."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -238,27 +269,26 @@ def figure3(runs: dict[str, dict[str, dict[str, Any]]], path: Path) -> bool:
     settings = [s for s, named in runs.items() if "compare" in named]
     if not settings:
         return False
-    series = {s: cost_series(runs[s]) for s in settings}
-    labels = list(dict.fromkeys(label for s in settings for label in series[s]))
-    fig, ax = plt.subplots(figsize=(2.0 + 2.2 * len(settings), 3.8))
-    width = 0.8 / len(labels)
-    for j, label in enumerate(labels):
-        x = np.arange(len(settings)) + (j - (len(labels) - 1) / 2) * width
-        means = [np.mean(series[s].get(label, [np.nan])) for s in settings]
-        stds = [np.std(series[s][label], ddof=1) if len(series[s].get(label, [])) > 1 else 0.0
-                for s in settings]
-        bars = ax.bar(x, means, width, yerr=stds, label=label, capsize=2)
-        if label != "grid":
-            for b, s in zip(bars, settings):
-                if label in series[s]:
-                    ratio = np.mean(series[s][label]) / np.mean(series[s]["grid"])
-                    ax.annotate(f"{ratio:.2f}x", (b.get_x() + b.get_width() / 2, b.get_height()),
-                                ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(np.arange(len(settings)), settings)
-    ax.set_ylabel("CPU seconds of the whole search")
-    ax.set_title("Search cost (ratio of the means to the grid's)")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
+    fig, axes = plt.subplots(1, len(settings), figsize=(0.6 + 3.0 * len(settings), 3.6),
+                             squeeze=False)
+    colors = {"AutoSample (paper)": "C0", "SH": "C1", "SH, no tie rule": "C3",
+              "SH, ties vs leader": "C4", "grid": "C2"}
+    for ax, setting in zip(axes[0], settings):
+        series = cost_series(runs[setting])
+        labels = list(series)
+        means = [float(np.mean(series[k])) for k in labels]
+        stds = [float(np.std(series[k], ddof=1)) if len(series[k]) > 1 else 0.0 for k in labels]
+        bars = ax.bar(range(len(labels)), means, yerr=stds, capsize=2,
+                      color=[colors.get(k, "C7") for k in labels])
+        grid = float(np.mean(series["grid"]))
+        for b, mean in zip(bars, means):
+            ax.annotate(f"{mean / grid:.2f}x", (b.get_x() + b.get_width() / 2, b.get_height()),
+                        ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(range(len(labels)), [k.replace(", ", "\n") for k in labels], fontsize=7)
+        ax.set_title(setting, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("CPU seconds of the whole search")
+    fig.suptitle("Search cost (ratio to the grid's CPU seconds)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -295,7 +325,11 @@ def write_report(runs_root: str | Path, out: str | Path, command: str = "") -> P
                  f"{headline(runs, metric)}\n"
                  "'within 1 std': |SH - best single| <= the best single's std over seeds (or SH "
                  "above it). CPU / grid: the whole search's CPU seconds over the grid's (every "
-                 "candidate trained alone), per seed, averaged.\n")
+                 "candidate trained alone), per seed, averaged; measured side by side in one "
+                 "run per setting, on a shared machine whose load inflates CPU seconds unevenly. "
+                 "Epoch-priced: each candidate's race epochs priced at its own single run's CPU "
+                 "seconds per epoch (the race's epochs are the first epochs of the single runs), "
+                 "over the grid's: the same ratio without the load's noise.\n")
     sections = [("Table 3: every sampler, AutoSample (paper) and SH", lambda n: table3(n["compare"])
                  if "compare" in n else None),
                 ("Table 4 (RQ2): baselines with T negatives per positive", lambda n: table4(n, metric)),

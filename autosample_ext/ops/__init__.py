@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from autosample_ext import _C  # noqa: F401  (loads the operator library)
+from autosample_ext import _C  # loads the operator library; holds check_errors / set_sync_errors
 from autosample_ext.ops.graph import (
     csr_from_coo,
     csr_is_symmetric,
@@ -38,6 +38,8 @@ def sample_negatives(
     offset: int,
     alias_prob: torch.Tensor | None = None,
     alias_idx: torch.Tensor | None = None,
+    *,
+    validate: bool = True,
 ) -> torch.Tensor:
     """Draw ``num_samples`` negative item ids for each user of ``users``.
 
@@ -51,6 +53,12 @@ def sample_negatives(
             CUDA, a different offset (e.g. the training step) gives independent draws.
         alias_prob, alias_idx: optional ``[N]`` float32 / int64 alias table (see
             :func:`build_alias_table`); without it draws are uniform over the non-positives.
+        validate: check, in every call, the CSR rows of the batch's users (sorted ascending,
+            no duplicates, ids in ``[0, N)``: the binary searches assume it, and a bad row gives
+            positives or biased draws) and the alias table (``prob`` in ``[0, 1]``, no NaN;
+            ``alias`` in ``[0, N)``). Costs O(sum of the batch rows' degrees + N) per call; pass
+            ``False`` only for data checked once already (e.g. :func:`check_csr`). User ids,
+            row spans and "at least one non-positive item" are checked either way.
 
     Returns:
         ``[B, S]`` int64 item ids, never a positive of the row's user. Draws are independent
@@ -61,7 +69,7 @@ def sample_negatives(
     """
     return _ops.sample_negatives(
         indptr, indices, users, int(num_items), int(num_samples), int(seed), int(offset),
-        alias_prob, alias_idx,
+        alias_prob, alias_idx, bool(validate),
     )
 
 
@@ -135,15 +143,45 @@ def rank_topk(
     excl_indptr: torch.Tensor,
     excl_indices: torch.Tensor,
     k: int,
+    *,
+    validate: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Full ranking: the k best items of all ``N`` for each row, excluding a CSR list per row.
 
-    ``user_emb [B, d]``, ``item_emb [N, d]``, ``excl_indptr [B+1]`` int64, ``excl_indices``
-    int64 sorted and unique within each row. Returns ``(scores [B, k], items [B, k])`` in the
-    canonical order (ties to the smaller item id). ``k`` must not exceed the number of
-    non-excluded items of any row.
+    ``user_emb [B, d]``, ``item_emb [N, d]``, ``excl_indptr [B+1]`` int64 (need not start at
+    0: a slice of a larger CSR works), ``excl_indices`` int64 sorted and unique within each row.
+    Returns ``(scores [B, k], items [B, k])`` in the canonical order (ties to the smaller item
+    id). ``k`` must not exceed the number of non-excluded items of any row. ``validate=False``
+    skips the per-call O(nnz) check that the rows are sorted, unique and in ``[0, N)`` (row spans
+    and ``k`` are checked either way).
     """
-    return _ops.rank_topk(user_emb, item_emb, excl_indptr, excl_indices, int(k))
+    return _ops.rank_topk(user_emb, item_emb, excl_indptr, excl_indices, int(k), bool(validate))
+
+
+def check_csr(indptr: torch.Tensor, indices: torch.Tensor, num_items: int, what: str = "CSR") -> None:
+    """Raise ``ValueError`` unless every row of the CSR is sorted, unique and in ``[0, num_items)``.
+
+    The one-time check that lets a caller pass ``validate=False`` to :func:`sample_negatives` and
+    :func:`rank_topk` afterwards (the rule of csrc/include/autosample/validate.h). O(nnz), numpy.
+    """
+    ptr = np.asarray(indptr.detach().cpu(), dtype=np.int64)
+    idx = np.asarray(indices.detach().cpu(), dtype=np.int64)
+    if ptr.ndim != 1 or ptr.size == 0 or idx.ndim != 1:
+        raise ValueError(f"{what}: indptr must be 1-D and non-empty, indices 1-D")
+    if ptr[0] < 0 or ptr[-1] > idx.size or np.any(np.diff(ptr) < 0):
+        raise ValueError(f"{what}: indptr must be non-decreasing within [0, len(indices) = {idx.size}]")
+    used = idx[ptr[0]:ptr[-1]]
+    bad = np.flatnonzero((used < 0) | (used >= num_items))
+    if bad.size:
+        raise ValueError(f"{what}: indices[{ptr[0] + bad[0]}] = {used[bad[0]]} is outside [0, {num_items})")
+    rising = np.diff(used) > 0
+    starts = ptr[1:-1][(ptr[1:-1] > ptr[0]) & (ptr[1:-1] < ptr[-1])] - ptr[0]  # row boundaries
+    rising[starts - 1] = True
+    bad = np.flatnonzero(~rising)
+    if bad.size:
+        p = ptr[0] + bad[0] + 1
+        raise ValueError(f"{what}: rows must be sorted ascending without duplicates; indices[{p - 1}] = "
+                         f"{idx[p - 1]} is followed by {idx[p]}")
 
 
 def check_errors() -> None:
@@ -154,9 +192,11 @@ def check_errors() -> None:
     message the CPU kernel gives, by the next autosample call on that device once the kernel
     has finished, or by this function, which synchronises every device the operators used.
     Call it where the program synchronises anyway (after an epoch, after evaluation). On the
-    CPU the kernels raise in the call and this is a no-op.
+    CPU the kernels raise in the call and this is a no-op. A plain function, not a torch
+    operator (it takes no tensor and synchronises: under ``torch.compile`` it runs eagerly at a
+    graph break instead of being traced as a pure op and dropped).
     """
-    _ops.check_errors()
+    _C.check_errors()
 
 
 def set_sync_errors(enabled: bool) -> bool:
@@ -166,7 +206,7 @@ def set_sync_errors(enabled: bool) -> bool:
     a host synchronisation per call and breaks CUDA graph capture; use it to find the call that
     received a bad value. Returns the previous setting.
     """
-    return bool(_ops.set_sync_errors(bool(enabled)))
+    return bool(_C.set_sync_errors(bool(enabled)))
 
 
 def build_alias_table(weights: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -206,42 +246,122 @@ def build_alias_table(weights: torch.Tensor | np.ndarray) -> tuple[torch.Tensor,
 # ---------------------------------------------------------------------------------------------
 
 
+def _check_index(op: str, name: str, t: torch.Tensor, dim: int) -> None:
+    torch._check(t.dim() == dim, lambda: f"autosample::{op}: argument '{name}' must be {dim}-D, got shape "
+                                         f"{tuple(t.shape)}")
+    torch._check(t.dtype == torch.int64, lambda: f"autosample::{op}: argument '{name}' must be int64, got {t.dtype}")
+
+
+def _check_float(op: str, name: str, t: torch.Tensor, dim: int) -> None:
+    torch._check(t.dim() == dim, lambda: f"autosample::{op}: argument '{name}' must be {dim}-D, got shape "
+                                         f"{tuple(t.shape)}")
+    torch._check(t.dtype in (torch.float32, torch.float64),
+                 lambda: f"autosample::{op}: argument '{name}' must be float32 or float64, got {t.dtype}")
+
+
+def _check_devices(op: str, ref_name: str, ref: torch.Tensor, **others: torch.Tensor | None) -> None:
+    """As checks.h's check_same_device: the fake kernels must refuse what the real ones refuse
+    (a meta tensor among CPU ones dispatches here, and must not return uninitialised memory)."""
+    for name, t in others.items():
+        if t is not None:
+            torch._check(t.device == ref.device, lambda: f"autosample::{op}: argument '{name}' is on {t.device} "
+                                                         f"but the other arguments are on {ref.device}")
+
+
+def _check_same_dtype(op: str, ref: torch.Tensor, name: str, t: torch.Tensor) -> None:
+    torch._check(t.dtype == ref.dtype, lambda: f"autosample::{op}: argument '{name}' has dtype {t.dtype} but "
+                                               f"expected {ref.dtype}")
+
+
+def _check_scoring(op: str, user_emb, item_emb, cand) -> None:
+    _check_float(op, "user_emb", user_emb, 2)
+    _check_float(op, "item_emb", item_emb, 2)
+    _check_index(op, "cand", cand, 2)
+    _check_same_dtype(op, user_emb, "item_emb", item_emb)
+    _check_devices(op, "user_emb", user_emb, item_emb=item_emb, cand=cand)
+    torch._check(item_emb.shape[1] == user_emb.shape[1],
+                 lambda: f"autosample::{op}: argument 'item_emb' must have d = {user_emb.shape[1]} columns")
+    torch._check(cand.shape[0] == user_emb.shape[0],
+                 lambda: f"autosample::{op}: argument 'cand' must have B = {user_emb.shape[0]} rows")
+
+
 @torch.library.register_fake("autosample::sample_negatives")
-def _(indptr, indices, users, num_items, num_samples, seed, offset, alias_prob=None, alias_idx=None):
+def _(indptr, indices, users, num_items, num_samples, seed, offset, alias_prob=None, alias_idx=None,
+      validate=True):
+    op = "sample_negatives"
+    for name, t in (("indptr", indptr), ("indices", indices), ("users", users)):
+        _check_index(op, name, t, 1)
+    _check_devices(op, "indptr", indptr, indices=indices, users=users, alias_prob=alias_prob,
+                   alias_idx=alias_idx)
+    torch._check(num_samples >= 0, lambda: f"autosample::{op}: argument 'num_samples' must be non-negative")
+    if alias_prob is not None:
+        torch._check(alias_prob.dtype == torch.float32,
+                     lambda: f"autosample::{op}: argument 'alias_prob' must be float32, got {alias_prob.dtype}")
     return users.new_empty((users.shape[0], num_samples), dtype=torch.int64)
 
 
 @torch.library.register_fake("autosample::score_candidates")
 def _(user_emb, item_emb, cand):
+    _check_scoring("score_candidates", user_emb, item_emb, cand)
     return user_emb.new_empty(cand.shape)
 
 
 @torch.library.register_fake("autosample::score_topk")
 def _(user_emb, item_emb, cand, k):
-    torch._check(k <= cand.shape[1])
+    _check_scoring("score_topk", user_emb, item_emb, cand)
+    torch._check(0 <= k, lambda: f"autosample::score_topk: argument 'k' must be >= 0, got {k}")
+    torch._check(k <= cand.shape[1], lambda: f"autosample::score_topk: argument 'k' must be <= M")
     shape = (cand.shape[0], k)
     return user_emb.new_empty(shape), cand.new_empty(shape)
 
 
 @torch.library.register_fake("autosample::select_topk")
 def _(keys, k):
-    torch._check(k <= keys.shape[1])
+    _check_float("select_topk", "keys", keys, 2)
+    torch._check(0 <= k, lambda: f"autosample::select_topk: argument 'k' must be >= 0, got {k}")
+    torch._check(k <= keys.shape[1], lambda: f"autosample::select_topk: argument 'k' must be <= M")
     shape = (keys.shape[0], k)
     return keys.new_empty(shape), keys.new_empty(shape, dtype=torch.int64)
 
 
 @torch.library.register_fake("autosample::gdns_lookup")
 def _(slot_keys, slot_g, users, items):
+    op = "gdns_lookup"
+    _check_index(op, "slot_keys", slot_keys, 2)
+    _check_float(op, "slot_g", slot_g, 2)
+    _check_index(op, "users", users, 1)
+    _check_index(op, "items", items, 2)
+    _check_devices(op, "slot_keys", slot_keys, slot_g=slot_g, users=users, items=items)
     return slot_g.new_empty(items.shape)
 
 
 @torch.library.register_fake("autosample::gdns_update")
 def _(slot_keys, slot_h, slot_g, users, items, pos_scores, neg_scores, alpha, eps):
+    op = "gdns_update"
+    _check_index(op, "slot_keys", slot_keys, 2)
+    for name, t in (("slot_h", slot_h), ("slot_g", slot_g), ("pos_scores", pos_scores),
+                    ("neg_scores", neg_scores)):
+        _check_float(op, name, t, 2)
+        _check_same_dtype(op, slot_h, name, t)
+    _check_index(op, "users", users, 1)
+    _check_index(op, "items", items, 2)
+    _check_devices(op, "slot_keys", slot_keys, slot_h=slot_h, slot_g=slot_g, users=users, items=items,
+                   pos_scores=pos_scores, neg_scores=neg_scores)
     return None
 
 
 @torch.library.register_fake("autosample::rank_topk")
-def _(user_emb, item_emb, excl_indptr, excl_indices, k):
+def _(user_emb, item_emb, excl_indptr, excl_indices, k, validate=True):
+    op = "rank_topk"
+    _check_float(op, "user_emb", user_emb, 2)
+    _check_float(op, "item_emb", item_emb, 2)
+    _check_index(op, "excl_indptr", excl_indptr, 1)
+    _check_index(op, "excl_indices", excl_indices, 1)
+    _check_same_dtype(op, user_emb, "item_emb", item_emb)
+    _check_devices(op, "user_emb", user_emb, item_emb=item_emb, excl_indptr=excl_indptr,
+                   excl_indices=excl_indices)
+    torch._check(0 <= k, lambda: f"autosample::rank_topk: argument 'k' must be >= 0, got {k}")
+    torch._check(k <= item_emb.shape[0], lambda: f"autosample::rank_topk: argument 'k' must be <= N")
     shape = (user_emb.shape[0], k)
     return user_emb.new_empty(shape), user_emb.new_empty(shape, dtype=torch.int64)
 
@@ -255,6 +375,7 @@ __all__ = [
     "gdns_update",
     "rank_topk",
     "build_alias_table",
+    "check_csr",
     "spmm",
     "graph_propagate",
     "mean_of_layers",

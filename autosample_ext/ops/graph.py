@@ -98,16 +98,39 @@ def csr_is_symmetric(indptr: torch.Tensor, indices: torch.Tensor, values: torch.
 # ---------------------------------------------------------------------------------------------
 
 
+def _check_product_args(op: str, indptr, indices, values, x, square: bool) -> None:
+    """spmm_checks.h's host checks, for the fake kernels: a meta tensor among CPU ones dispatches
+    here, and must be refused as the real kernel refuses it (not answered with uninitialised
+    memory)."""
+    def check(cond, msg):
+        torch._check(cond, lambda: f"autosample::{op}: {msg}")
+
+    for name, t in (("indptr", indptr), ("indices", indices)):
+        check(t.dim() == 1, f"argument '{name}' must be 1-D, got shape {tuple(t.shape)}")
+        check(t.dtype == torch.int64, f"argument '{name}' must be int64, got {t.dtype}")
+    check(x.dim() == 2, f"argument 'x' must be 2-D, got shape {tuple(x.shape)}")
+    check(x.dtype in (torch.float32, torch.float64), f"argument 'x' must be float32 or float64, got {x.dtype}")
+    check(values.dim() == 1, f"argument 'values' must be 1-D, got shape {tuple(values.shape)}")
+    check(values.dtype == x.dtype, f"argument 'values' has dtype {values.dtype} but expected {x.dtype}")
+    for name, t in (("indptr", indptr), ("indices", indices), ("values", values)):
+        check(t.device == x.device, f"argument '{name}' is on {t.device} but the other arguments are on {x.device}")
+    check(indptr.shape[0] >= 1, "argument 'indptr' must have at least one element (rows + 1)")
+    check(values.shape[0] == indices.shape[0], "argument 'values' must have nnz, the length of 'indices'")
+    if square:
+        check(indptr.shape[0] - 1 == x.shape[0], "the matrix must be square with as many rows as 'x'")
+
+
 @torch.library.register_fake("autosample::spmm")
 def _(indptr, indices, values, x, symmetric=False):
-    torch._check(values.shape[0] == indices.shape[0])
+    _check_product_args("spmm", indptr, indices, values, x, symmetric)
     return x.new_empty((indptr.shape[0] - 1, x.shape[1]))
 
 
 @torch.library.register_fake("autosample::graph_propagate")
 def _(indptr, indices, values, x, num_layers, symmetric=False):
-    torch._check(indptr.shape[0] - 1 == x.shape[0])
-    torch._check(num_layers >= 0)
+    _check_product_args("graph_propagate", indptr, indices, values, x, True)
+    torch._check(num_layers >= 0, lambda: f"autosample::graph_propagate: argument 'num_layers' must be >= 0, "
+                                          f"got {num_layers}")
     return x.new_empty(x.shape)
 
 

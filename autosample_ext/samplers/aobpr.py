@@ -82,7 +82,8 @@ class AOBPRSampler(Sampler):
         # one ranking per distinct user of the batch (rows of one user share it)
         uniq, inverse = torch.unique(users, return_inverse=True)
         excl_ptr, excl_idx = self.train_rows(uniq)
-        _, head = ops.rank_topk(ctx.user_table[uniq], ctx.item_table.contiguous(), excl_ptr, excl_idx, k)
+        _, head = ops.rank_topk(ctx.user_table[uniq], ctx.item_table.contiguous(), excl_ptr, excl_idx, k,
+                                validate=False)  # rows of the CSR checked in __init__
         head = head[inverse]  # [B, k]
 
         cdf = exp_rank_cdf(k, lam, self.device)  # [k], unnormalised head weights
@@ -116,4 +117,4 @@ class AOBPRSampler(Sampler):
         torch.cumsum(counts, 0, out=indptr[1:])
         seed, offset = self.stream(step, 2)
         return ops.sample_negatives(indptr, keys % num_items, rows, num_items, self.num_negatives,
-                                    seed, offset)
+                                    seed, offset, validate=False)  # sorted unique keys: valid rows

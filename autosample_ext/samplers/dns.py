@@ -78,7 +78,8 @@ class DNSSampler(Sampler):
         """``[B, num_negatives * num_candidates]`` candidate ids of step ``step``."""
         seed, offset = self.stream(step, 0)
         return ops.sample_negatives(self.train_indptr, self.train_indices, users, self.data.num_items,
-                                    self.num_negatives * self.options.num_candidates, seed, offset)
+                                    self.num_negatives * self.options.num_candidates, seed, offset,
+                                    validate=False)
 
     def sample(self, ctx: SampleContext) -> Negatives:
         n, m, k = self.num_negatives, self.options.num_candidates, self.options.top_k

@@ -114,7 +114,7 @@ class GDNSSampler(Sampler):
         """``[B, M]`` uniform non-positive candidates of step ``step`` (stream 0)."""
         seed, offset = self.stream(step, 0)
         return ops.sample_negatives(self.train_indptr, self.train_indices, users, self.data.num_items,
-                                    self.options.num_candidates, seed, offset)
+                                    self.options.num_candidates, seed, offset, validate=False)
 
     def select(self, users: torch.Tensor, step: int, count: int) -> torch.Tensor:
         """``[B, count]``: the ``count`` highest-G of each row's candidates."""

@@ -75,7 +75,8 @@ class MixGCFSampler(Sampler):
     def candidates(self, users: torch.Tensor, step: int) -> torch.Tensor:
         seed, offset = self.stream(step, 0)
         return ops.sample_negatives(self.train_indptr, self.train_indices, users, self.data.num_items,
-                                    self.num_negatives * self.options.num_candidates, seed, offset)
+                                    self.num_negatives * self.options.num_candidates, seed, offset,
+                                    validate=False)
 
     def mixing_weights(self, batch: int, num_layers: int, step: int, dtype: torch.dtype) -> torch.Tensor:
         """``a [B, n, L+1]`` ~ U(0, 1) of step ``step``."""

@@ -65,5 +65,5 @@ class PNSSampler(Sampler):
         seed, offset = self.stream(ctx.step, 0)
         items = ops.sample_negatives(self.train_indptr, self.train_indices, ctx.users,
                                      self.data.num_items, self.num_negatives, seed, offset,
-                                     self.alias_prob, self.alias_idx)
+                                     self.alias_prob, self.alias_idx, validate=False)
         return Negatives(items)

@@ -35,5 +35,5 @@ class RNSSampler(Sampler):
     def sample(self, ctx: SampleContext) -> Negatives:
         seed, offset = self.stream(ctx.step, 0)
         items = ops.sample_negatives(self.train_indptr, self.train_indices, ctx.users,
-                                     self.data.num_items, self.num_negatives, seed, offset)
+                                     self.data.num_items, self.num_negatives, seed, offset, validate=False)
         return Negatives(items)

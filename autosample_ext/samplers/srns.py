@@ -82,7 +82,8 @@ class SRNSSampler(Sampler):
         init_users = init_users[shard.owns(init_users)]
         seed, offset = self.stream(0, 15)
         self.memory[shard.rows(init_users)] = ops.sample_negatives(
-            self.train_indptr, self.train_indices, init_users, data.num_items, s1, seed, offset)
+            self.train_indptr, self.train_indices, init_users, data.num_items, s1, seed, offset,
+            validate=False)
         self.history = torch.zeros(num_users, s1, t, dtype=torch.float32, device=self.device)
         self.history_len = torch.zeros(num_users, s1, dtype=torch.int64, device=self.device)
         self.last_period = torch.full((num_users,), -1, dtype=torch.int64, device=self.device)
@@ -149,7 +150,7 @@ class SRNSSampler(Sampler):
         opt = self.options
         seed, offset = self.stream(step, 0)
         fresh = ops.sample_negatives(self.train_indptr, self.train_indices, uniq, self.data.num_items,
-                                     opt.num_fresh, seed, offset)
+                                     opt.num_fresh, seed, offset, validate=False)
         fresh_scores = ops.score_candidates(user_emb, item_table, fresh).float()
         pool = torch.cat([memory, fresh], dim=1)
         pool_scores = torch.cat([scores, fresh_scores], dim=1)

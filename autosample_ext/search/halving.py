@@ -16,7 +16,10 @@ only the sampler differs. The race (:class:`SuccessiveHalving`):
    (``bootstrap_samples`` resamples of the users, numpy Generator seeded by (seed, rung, B's
    rank); "<=" so that two equal models, SE 0, are kept both); then the next dropped one is
    compared with A the same way, until one is clearly worse (default ``tie_se = 2``;
-   ``tie_se = 0`` turns the rule off);
+   ``tie_se = 0`` turns the rule off). ``tie_anchor = "best"`` (an option, not the issue's
+   rule) takes A = the leader instead: a dropped candidate stays only while it cannot be told
+   from the best one, so a cluster of candidates tied with each other far behind the leader is
+   still halved;
 4. once one candidate is left it trains on to ``max_epochs`` with early stopping as usual, and
    its best-validation model is the result (no retraining). If several are left when the rungs
    are used up (rung >= ``max_epochs``), they all train to the end and the best validation
@@ -52,6 +55,7 @@ from autosample_ext.training.trainer import Trainer
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
+TIE_ANCHORS: tuple[str, ...] = ("last", "best")
 
 
 @dataclass
@@ -60,13 +64,15 @@ class HalvingConfig:
 
     first_rung: epochs of the first rung (r0 >= 1).
     eta: reduction factor (>= 2): keep ``ceil(n / eta)`` per rung; rungs grow by ``eta``.
-    tie_se: keep a dropped candidate within ``tie_se`` paired-bootstrap SEs of the last kept.
+    tie_se: keep a dropped candidate within ``tie_se`` paired-bootstrap SEs of the anchor.
+    tie_anchor: ``"last"`` (the last kept candidate: the specified rule) or ``"best"``.
     bootstrap_samples: resamples of the validation users for the SE.
     """
 
     first_rung: int = 3
     eta: int = 2
     tie_se: float = 2.0
+    tie_anchor: str = "last"
     bootstrap_samples: int = 1000
 
     def __post_init__(self) -> None:
@@ -76,6 +82,9 @@ class HalvingConfig:
             raise ValueError(f"successive halving: eta must be >= 2, got {self.eta}")
         if self.tie_se < 0:
             raise ValueError(f"successive halving: tie_se must be >= 0, got {self.tie_se}")
+        if self.tie_anchor not in TIE_ANCHORS:
+            raise ValueError(f"successive halving: tie_anchor must be one of {TIE_ANCHORS}, "
+                             f"got {self.tie_anchor!r}")
         if self.bootstrap_samples < 2:
             raise ValueError(f"successive halving: bootstrap_samples must be >= 2, "
                              f"got {self.bootstrap_samples}")
@@ -221,9 +230,11 @@ class SuccessiveHalving:
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"successive halving: state version {state.get('version')} is not "
                              f"{STATE_VERSION}")
+        saved = dict(state)
+        saved["config"] = {**asdict(HalvingConfig()), **state["config"]}  # older states
         for key, mine in (("candidates", self.candidates), ("config", asdict(self.config)),
                           ("rungs", self.rungs)):
-            if state[key] != mine:
+            if saved[key] != mine:
                 raise ValueError(f"successive halving: the saved race has {key}={state[key]!r}, "
                                  f"this one {mine!r}; resume needs the same setting")
         self.rungs_done = int(state["rungs_done"])
@@ -293,7 +304,7 @@ class SuccessiveHalving:
         values = {n: float(self.trainer(n).best_value) for n in self.survivors}
         order = sorted(self.survivors, key=lambda n: -values[n])   # stable: candidate order
         keep = math.ceil(len(order) / self.config.eta)
-        anchor = order[keep - 1]
+        anchor = order[0] if self.config.tie_anchor == "best" else order[keep - 1]
         ties: list[dict[str, Any]] = []
         if self.config.tie_se > 0:
             users_a, per_a = self._per_user(anchor, metric)

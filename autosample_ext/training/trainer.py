@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from autosample_ext import ops
 from autosample_ext.data.interactions import InteractionData
 from autosample_ext.models.base import Recommender
 from autosample_ext.samplers.base import SampleContext
@@ -381,6 +382,9 @@ class Trainer:
                 self.save()
                 raise TrainingInterrupted(f"{self.tag or 'run'}: {self.stop.reason}; "
                                           f"checkpoint at epoch {epoch + 1}, step {self.batch}")
+        # A value error a CUDA op reported asynchronously during the epoch is raised here, where
+        # the epoch synchronises anyway (the loss is read next); no-op on the CPU.
+        ops.check_errors()
         self._guard_divergence(epoch)
 
     def _evaluate(self, split: str) -> dict[str, float]:

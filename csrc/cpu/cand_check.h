@@ -1,11 +1,14 @@
-// Value check of candidate ids, done row by row inside the kernels' parallel loops (the row is
-// read anyway); the error, raised after the loop, names the first bad entry in row-major order.
+// Value errors found inside the kernels' parallel loops: the smallest bad row is remembered and
+// its error raised after the loop, so the message names the first bad entry in row-major order
+// (the order the CUDA kernels report in). Also: the check of candidate ids (kCandOutOfRange).
 #pragma once
-#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
 
 #include <atomic>
 #include <cstdint>
 #include <limits>
+
+#include "autosample/checks.h"
 
 namespace autosample {
 namespace cpu {
@@ -30,15 +33,17 @@ class FirstBadRow {
     const int64_t b = row_.load();
     return b == std::numeric_limits<int64_t>::max() ? -1 : b;
   }
-  // Raises naming op, argument 'cand', the entry and its value if a row was flagged.
+  // Raises kCandOutOfRange (errors.h) for the first bad entry of the first flagged row.
   // cand: contiguous [B, M].
-  void raise_if_any(const char* op, const int64_t* cand, int64_t M, int64_t n) const {
-    const int64_t b = row_.load();
-    if (b == std::numeric_limits<int64_t>::max()) return;
+  void raise_if_any(Op op, const int64_t* cand, int64_t M, int64_t n) const {
+    const int64_t b = row();
+    if (b < 0) return;
     for (int64_t m = 0; m < M; ++m) {
       const int64_t v = cand[b * M + m];
-      TORCH_CHECK(v >= 0 && v < n, "autosample::", op, ": argument 'cand' must hold item ids in "
-                  "[0, N) with N = ", n, ", got cand[", b, ", ", m, "] = ", v);
+      if (v < 0 || v >= n) {
+        const int64_t vals[4] = {v, b, m, n};
+        raise_value_error(op, Err::kCandOutOfRange, vals);
+      }
     }
   }
 

@@ -4,9 +4,10 @@
 // gdns_update applies pairs in row-major order of items, each reading the previous write. Rows
 // of different users touch disjoint table rows, so rows are grouped by user (stable, keeping
 // their order) and each group is one task: the result equals the sequential rule exactly.
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -20,17 +21,21 @@
 namespace autosample {
 namespace {
 
-// users in [0, U) and item ids >= 0 (-1 is the empty-slot key, so it must never be looked up).
-void check_pairs(const char* op, const int64_t* users, const int64_t* items, int64_t batch,
-                 int64_t cols, int64_t num_users) {
+// Row by row, as the CUDA kernels: users[b] in [0, U) (also when the row has no items), then
+// the row's item ids >= 0 (-1 is the empty-slot key, so it must never be looked up).
+void check_pairs(Op op, const int64_t* users, const int64_t* items, int64_t batch, int64_t cols,
+                 int64_t num_users) {
   for (int64_t b = 0; b < batch; ++b) {
-    TORCH_CHECK(users[b] >= 0 && users[b] < num_users, "autosample::", op, ": argument 'users' "
-                "holds user ", users[b], " at position ", b, ", outside [0, ", num_users,
-                ") (the rows of slot_keys)");
-  }
-  for (int64_t i = 0; i < batch * cols; ++i) {
-    TORCH_CHECK(items[i] >= 0, "autosample::", op, ": argument 'items' holds item id ",
-                items[i], " at [", i / cols, ", ", i % cols, "]; item ids must be >= 0");
+    if (users[b] < 0 || users[b] >= num_users) {
+      const int64_t v[4] = {users[b], b, num_users, 0};
+      raise_value_error(op, Err::kUserOutOfRange, v);
+    }
+    for (int64_t m = 0; m < cols; ++m) {
+      if (items[b * cols + m] < 0) {
+        const int64_t v[4] = {items[b * cols + m], b, m, 0};
+        raise_value_error(op, Err::kItemNegative, v);
+      }
+    }
   }
 }
 
@@ -42,7 +47,7 @@ at::Tensor gdns_lookup_cpu(const at::Tensor& slot_keys, const at::Tensor& slot_g
   const int64_t batch = items.size(0), cols = items.size(1), num_slots = slot_keys.size(1);
   const int64_t* usr = users_c.data_ptr<int64_t>();
   const int64_t* itm = items_c.data_ptr<int64_t>();
-  check_pairs("gdns_lookup", usr, itm, batch, cols, slot_keys.size(0));
+  check_pairs(Op::kGdnsLookup, usr, itm, batch, cols, slot_keys.size(0));
   at::Tensor out = at::empty({batch, cols}, slot_g.options());
   if (out.numel() == 0) return out;
   const int64_t* keys = keys_c.data_ptr<int64_t>();
@@ -75,7 +80,7 @@ void gdns_update_cpu(const at::Tensor& slot_keys, const at::Tensor& slot_h,
   const int64_t num_slots = slot_keys.size(1);
   const int64_t* usr = users_c.data_ptr<int64_t>();
   const int64_t* itm = items_c.data_ptr<int64_t>();
-  check_pairs("gdns_update", usr, itm, batch, cols, slot_keys.size(0));
+  check_pairs(Op::kGdnsUpdate, usr, itm, batch, cols, slot_keys.size(0));
   if (batch == 0 || cols == 0) return;
 
   // Rows grouped by user, in their original order within a group: order[group_start[k] ..

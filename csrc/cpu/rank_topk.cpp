@@ -3,15 +3,18 @@
 // block) tiles with at::mm into a per-task scratch buffer (no [B, N] matrix), then each tile row
 // is scanned in increasing item id with the running top-k of stream_topk.h, walking the row's
 // exclusion list alongside. Order: topk.h (ties to the smaller item id).
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/mm.h>
 #include <torch/library.h>
 
 #include <tuple>
 #include <vector>
 
 #include "autosample/checks.h"
+#include "autosample/validate.h"
 #include "stream_topk.h"
 
 namespace autosample {
@@ -21,29 +24,16 @@ namespace {
 constexpr int64_t kUserBlock = 64;
 constexpr int64_t kItemBlock = 1024;
 
-// Checks the exclusion CSR against B rows and N items and that every row keeps >= k items.
+// Row by row (validate.h's rules, errors.h's messages, as the CUDA kernel): the span within
+// [0, nnz] (excl_indptr need not start at 0), [the entries: sorted, unique, in [0, N); skipped
+// when validate is false], then k <= N - |row|.
 void check_exclusions(const int64_t* ptr, const int64_t* ex, int64_t B, int64_t nnz, int64_t N,
-                      int64_t k) {
-  TORCH_CHECK(ptr[0] == 0, "autosample::rank_topk: argument 'excl_indptr' must start at 0, got "
-              "excl_indptr[0] = ", ptr[0]);
-  for (int64_t b = 0; b < B; ++b)
-    TORCH_CHECK(ptr[b + 1] >= ptr[b], "autosample::rank_topk: argument 'excl_indptr' must be "
-                "non-decreasing, got excl_indptr[", b, "] = ", ptr[b], " > excl_indptr[", b + 1,
-                "] = ", ptr[b + 1]);
-  TORCH_CHECK(ptr[B] == nnz, "autosample::rank_topk: argument 'excl_indptr' must end at "
-              "len(excl_indices) = ", nnz, ", got excl_indptr[", B, "] = ", ptr[B]);
+                      int64_t k, bool validate) {
   for (int64_t b = 0; b < B; ++b) {
-    for (int64_t e = ptr[b]; e < ptr[b + 1]; ++e) {
-      TORCH_CHECK(ex[e] >= 0 && ex[e] < N, "autosample::rank_topk: argument 'excl_indices' must "
-                  "hold item ids in [0, N) with N = ", N, ", got excl_indices[", e, "] = ", ex[e],
-                  " (row ", b, ")");
-      TORCH_CHECK(e == ptr[b] || ex[e] > ex[e - 1], "autosample::rank_topk: argument "
-                  "'excl_indices' must be sorted and unique within each row, got ", ex[e - 1],
-                  " then ", ex[e], " in row ", b);
-    }
-    const int64_t available = N - (ptr[b + 1] - ptr[b]);
-    TORCH_CHECK(k <= available, "autosample::rank_topk: argument 'k' = ", k, " exceeds the ",
-                available, " non-excluded items of row ", b);
+    ValueError e = check_csr_row(ptr + b, ex, nnz, N, b, validate);
+    if (!e && N - (ptr[b + 1] - ptr[b]) < k)
+      e = value_error(Err::kRankK, k, N - (ptr[b + 1] - ptr[b]), b);
+    if (e) raise_value_error(Op::kRankTopk, e.code, e.v);
   }
 }
 
@@ -90,7 +80,8 @@ void rank_block(const at::Tensor& user_emb, const at::Tensor& item_emb, at::Tens
 std::tuple<at::Tensor, at::Tensor> rank_topk_cpu(const at::Tensor& user_emb_in,
                                                  const at::Tensor& item_emb_in,
                                                  const at::Tensor& excl_indptr_in,
-                                                 const at::Tensor& excl_indices_in, int64_t k) {
+                                                 const at::Tensor& excl_indices_in, int64_t k,
+                                                 bool validate) {
   check_rank_topk_args(user_emb_in, item_emb_in, excl_indptr_in, excl_indices_in, k);
   // detached: the tiles are computed with at::mm_out, which refuses inputs requiring grad
   const at::Tensor user_emb = user_emb_in.detach().contiguous();
@@ -100,7 +91,7 @@ std::tuple<at::Tensor, at::Tensor> rank_topk_cpu(const at::Tensor& user_emb_in,
   const int64_t B = user_emb.size(0), N = item_emb.size(0);
   const int64_t* ptr = excl_indptr.data_ptr<int64_t>();
   const int64_t* ex = excl_indices.data_ptr<int64_t>();
-  check_exclusions(ptr, ex, B, excl_indices.numel(), N, k);
+  check_exclusions(ptr, ex, B, excl_indices.numel(), N, k, validate);
   at::Tensor scores = at::empty({B, k}, user_emb.options());
   at::Tensor items = at::empty({B, k}, excl_indptr.options());
   if (B == 0 || k == 0) return {scores, items};

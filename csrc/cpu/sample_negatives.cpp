@@ -5,9 +5,14 @@
 //   alias:   attempt a < 1024: col = uniform_below(w0, w1, N), item = (unit(w2) < prob[col]) ?
 //            col : alias_idx[col]; accepted when not a positive. Otherwise the uniform rule with
 //            attempt 1024.
-// Preconditions not re-verified per call (O(nnz)): each CSR row is sorted and unique.
-#include <ATen/ATen.h>
+// Value checks (validate.h, errors.h; the CUDA kernel applies the same), raised after the
+// parallel loop for the first bad entry: the alias table (prob in [0, 1], alias id in [0, N)),
+// then batch row by batch row: user in range, its row's span, its row sorted / unique / in
+// [0, N), at least one non-positive item. validate=false skips the O(N) alias scan and the
+// O(deg) row scans (the caller vouches for them); the O(1) checks always run.
+#include <ATen/core/Tensor.h>
 #include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <limits>
@@ -15,40 +20,37 @@
 #include "autosample/checks.h"
 #include "autosample/csr.h"
 #include "autosample/philox.h"
+#include "autosample/validate.h"
+#include "cand_check.h"
 
 namespace autosample {
 namespace {
 
 constexpr uint32_t kAliasMaxAttempts = 1024;  // = reference.ALIAS_MAX_ATTEMPTS
+constexpr Op kOp = Op::kSampleNegatives;
 
-// Value checks: indptr is a valid row-pointer array, every user is in range, the positives of
-// every batch user lie in [0, N) (rows are sorted, so their ends suffice) and leave at least one
-// non-positive item.
-void check_values(const int64_t* indptr, int64_t num_users, int64_t nnz, const int64_t* idx,
-                  const int64_t* users, int64_t batch, int64_t num_items) {
-  TORCH_CHECK(indptr[0] >= 0 && indptr[num_users] <= nnz, "autosample::sample_negatives: "
-              "argument 'indptr' must satisfy 0 <= indptr[0] and indptr[-1] <= len(indices) = ",
-              nnz, ", got indptr[0] = ", indptr[0], ", indptr[-1] = ", indptr[num_users]);
-  for (int64_t u = 0; u < num_users; ++u) {
-    TORCH_CHECK(indptr[u] <= indptr[u + 1], "autosample::sample_negatives: argument 'indptr' "
-                "must be non-decreasing, got indptr[", u, "] = ", indptr[u], " > indptr[", u + 1,
-                "] = ", indptr[u + 1]);
+// First bad alias entry, raised (validate.h's alias rule).
+void check_alias_table(const float* prob, const int64_t* alias, int64_t n) {
+  bool ok = true;
+  for (int64_t j = 0; j < n; ++j) ok &= alias_entry_ok(prob[j], alias[j], n);
+  if (ok) return;
+  for (int64_t j = 0; j < n; ++j) {
+    const ValueError e = alias_entry_error(prob[j], alias[j], j, n);
+    if (e) raise_value_error(kOp, e.code, e.v);
   }
-  for (int64_t b = 0; b < batch; ++b) {
-    const int64_t u = users[b];
-    TORCH_CHECK(u >= 0 && u < num_users, "autosample::sample_negatives: argument 'users' holds "
-                "user ", u, " at position ", b, ", outside [0, ", num_users, ")");
-    const int64_t begin = indptr[u], deg = indptr[u + 1] - begin;
-    if (deg > 0) {
-      TORCH_CHECK(idx[begin] >= 0 && idx[begin + deg - 1] < num_items, "autosample::"
-                  "sample_negatives: argument 'indices' holds item ids [", idx[begin], ", ",
-                  idx[begin + deg - 1], "] for user ", u, ", outside [0, num_items = ",
-                  num_items, ")");
-    }
-    TORCH_CHECK(deg < num_items, "autosample::sample_negatives: user ", u, " (argument 'users' "
-                "position ", b, ") has no non-positive item: ", deg, " positives of num_items = ",
-                num_items);
+}
+
+// The first error of batch row b (user u), or none.
+ValueError check_row(const int64_t* ptr, int64_t num_users, int64_t nnz, const int64_t* idx,
+                     int64_t u, int64_t b, int64_t n, bool entries) {
+  ValueError e = sample_row_head(ptr, num_users, nnz, u, b);
+  if (e) return e;
+  if (entries) {
+    const int64_t begin = ptr[u], len = ptr[u + 1] - begin;
+    if (!csr_row_ok(idx + begin, len, n))
+      return csr_entry_value_error(idx, begin, csr_first_bad(idx + begin, len, n), n, u);
   }
+  return sample_row_tail(ptr[u + 1] - ptr[u], u, b, n);
 }
 
 // The searches of csr.h for kLanes queries on one row at once, same results: a branchless
@@ -75,22 +77,18 @@ at::Tensor sample_negatives_cpu(const at::Tensor& indptr, const at::Tensor& indi
                                 const at::Tensor& users, int64_t num_items, int64_t num_samples,
                                 int64_t seed, int64_t offset,
                                 const std::optional<at::Tensor>& alias_prob,
-                                const std::optional<at::Tensor>& alias_idx) {
+                                const std::optional<at::Tensor>& alias_idx, bool validate) {
   check_sample_negatives_args(indptr, indices, users, num_items, num_samples, alias_prob,
                               alias_idx);
   const int64_t batch = users.size(0);
-  constexpr int64_t kMaxCounter = int64_t{1} << 32;
-  TORCH_CHECK(batch <= kMaxCounter && num_samples <= kMaxCounter, "autosample::sample_negatives:"
-              " batch size (", batch, ") and 'num_samples' (", num_samples, ") must be <= 2^32");
+  at::Tensor out = at::empty({batch, num_samples}, users.options());
+  if (batch == 0) return out;
   const at::Tensor ptr_c = indptr.contiguous(), idx_c = indices.contiguous();
   const at::Tensor users_c = users.contiguous();
   const int64_t* ptr = ptr_c.data_ptr<int64_t>();
   const int64_t* idx = idx_c.data_ptr<int64_t>();
   const int64_t* usr = users_c.data_ptr<int64_t>();
-  check_values(ptr, indptr.size(0) - 1, indices.size(0), idx, usr, batch, num_items);
-
-  at::Tensor out = at::empty({batch, num_samples}, users.options());
-  if (batch == 0 || num_samples == 0) return out;
+  const int64_t num_users = indptr.size(0) - 1, nnz = indices.size(0);
   int64_t* dst = out.data_ptr<int64_t>();
 
   at::Tensor prob_c, alias_c;
@@ -101,13 +99,19 @@ at::Tensor sample_negatives_cpu(const at::Tensor& indptr, const at::Tensor& indi
     alias_c = alias_idx->contiguous();
     prob = prob_c.data_ptr<float>();
     alias = alias_c.data_ptr<int64_t>();
+    if (validate) check_alias_table(prob, alias, num_items);
   }
   const uint64_t s_seed = static_cast<uint64_t>(seed), s_off = static_cast<uint64_t>(offset);
-  const int64_t grain = std::max<int64_t>(1, 4096 / num_samples);
+  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(num_samples, 1));
+  cpu::FirstBadRow bad;
 
   at::parallel_for(0, batch, grain, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t u = usr[b];
+      if (check_row(ptr, num_users, nnz, idx, u, b, num_items, validate)) {
+        bad.flag(b);
+        continue;
+      }
       const int64_t* row = idx + ptr[u];
       const int64_t deg = ptr[u + 1] - ptr[u];
       const uint64_t num_free = static_cast<uint64_t>(num_items - deg);
@@ -119,9 +123,10 @@ at::Tensor sample_negatives_cpu(const at::Tensor& indptr, const at::Tensor& indi
         const int64_t col = static_cast<int64_t>(
             uniform_below(w.w[0], w.w[1], static_cast<uint64_t>(num_items)));
         const int64_t item = uniform_unit(w.w[2]) < prob[col] ? col : alias[col];
-        TORCH_CHECK(item >= 0 && item < num_items, "autosample::sample_negatives: argument "
-                    "'alias_idx' holds ", item, " at position ", col,
-                    ", outside [0, num_items = ", num_items, ")");
+        if (item < 0 || item >= num_items) {  // only without validate (the scan found it before)
+          const int64_t v[4] = {item, col, num_items, 0};
+          raise_value_error(kOp, Err::kAliasIdx, v);
+        }
         return item;
       };
       // The whole rule for one draw, alias attempts from first_attempt on.
@@ -169,6 +174,11 @@ at::Tensor sample_negatives_cpu(const at::Tensor& indptr, const at::Tensor& indi
       for (; s < num_samples; ++s) o[s] = draw_one(static_cast<uint32_t>(s), 0);
     }
   });
+  const int64_t b = bad.row();
+  if (b >= 0) {
+    const ValueError e = check_row(ptr, num_users, nnz, idx, usr[b], b, num_items, validate);
+    raise_value_error(kOp, e.code, e.v);
+  }
   return out;
 }
 

@@ -1,7 +1,8 @@
 // score_candidates (CPU): out[b, m] = <user_emb[b], item_emb[cand[b, m]]>, fused gather + dot.
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include "autosample/checks.h"
@@ -46,7 +47,7 @@ at::Tensor score_candidates_cpu(const at::Tensor& user_emb_in, const at::Tensor&
       }
     });
   });
-  bad.raise_if_any(op, c, M, N);
+  bad.raise_if_any(Op::kScoreCandidates, c, M, N);
   return out;
 }
 

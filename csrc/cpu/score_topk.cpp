@@ -1,8 +1,9 @@
 // score_topk (CPU): per row, the k best of <user_emb[b], item_emb[cand[b, m]]> over m, fused:
 // gather + dot + running top-k, no [B, M] scores. Order: topk.h (ties to the smaller position).
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <tuple>
@@ -58,7 +59,7 @@ std::tuple<at::Tensor, at::Tensor> score_topk_cpu(const at::Tensor& user_emb_in,
       }
     });
   });
-  bad.raise_if_any(op, c, M, N);
+  bad.raise_if_any(Op::kScoreTopk, c, M, N);
   return {scores, items};
 }
 

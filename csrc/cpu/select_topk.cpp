@@ -1,8 +1,9 @@
 // select_topk (CPU): per row of keys [B, M] (any strides), the k best (value, position) pairs
 // in the canonical order of topk.h (ties to the smaller position, NaN first).
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <algorithm>

@@ -5,11 +5,15 @@
 // user is checked even when its row has no items.
 // lookup: one thread per (b, m) plus one per row for the user check; G or 1 (also for bad pairs).
 // update: race-free and equal to the sequential row-major semantics. Rows are grouped by user
-//   with a stable device sort of `users` (rows of one user keep their order); one thread per
-//   group applies that user's rows one after another, columns left to right, each pair reading
-//   what the previous wrote (a repeated pair is updated twice). Different users own disjoint
+//   with a stable device sort of `users` (rows of one user keep their order); one warp per
+//   group computes the H_new of 32 pairs at once and applies that user's pairs one after
+//   another, columns left to right, each pair reading what the previous wrote (a repeated pair
+//   is updated twice). Different users own disjoint
 //   table rows, so groups never race. A first kernel validates every pair and sets a per-call
 //   device flag that the update kernel reads, so a bad call leaves the table untouched.
+#include <ATen/ops/empty.h>
+#include <ATen/ops/sort.h>
+#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include "autosample/checks.h"
@@ -93,40 +97,55 @@ at::Tensor gdns_lookup_cuda(const at::Tensor& slot_keys_in, const at::Tensor& sl
   return out;
 }
 
-// Thread i of the sorted order starts a group when sorted_users[i] differs from its left
-// neighbour; it then applies rows order[i], order[i+1], ... of that user.
+// One warp per position i of the sorted order (8 warps, 256 threads per block); the warp whose
+// position starts a user's group applies that user's rows in order. For each row, lane n
+// computes H_new of pair n (its P sigmoids in order, accumulated in double: the CPU kernel's
+// arithmetic) for 32 pairs at once; then lane 0 applies the pairs one after another
+// (find-or-claim, write), each reading what the previous wrote, as the CPU kernel does.
+constexpr int kUpdateThreads = 256;
+
 template <typename T>
-__global__ void gdns_update_kernel(int64_t* __restrict__ keys, T* __restrict__ h,
-                                   T* __restrict__ g, int64_t S,
-                                   const int64_t* __restrict__ sorted_users,
-                                   const int64_t* __restrict__ order,
-                                   const int64_t* __restrict__ items,
-                                   const T* __restrict__ pos, const T* __restrict__ neg,
-                                   int64_t B, int64_t N, int64_t P, T alpha, T eps,
-                                   const int* __restrict__ bad) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= B || *bad != 0) return;
+__global__ void __launch_bounds__(kUpdateThreads)
+gdns_update_kernel(int64_t* __restrict__ keys, T* __restrict__ h, T* __restrict__ g, int64_t S,
+                   const int64_t* __restrict__ sorted_users, const int64_t* __restrict__ order,
+                   const int64_t* __restrict__ items, const T* __restrict__ pos,
+                   const T* __restrict__ neg, int64_t B, int64_t N, int64_t P, T alpha, T eps,
+                   const int* __restrict__ bad) {
+  __shared__ T h_new[kUpdateThreads / kWarp][kWarp];
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  const int64_t i = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
+  if (i >= B || *bad != 0) return;  // warp-uniform
   const int64_t u = sorted_users[i];
-  if (i > 0 && sorted_users[i - 1] == u) return;
+  if (i > 0 && sorted_users[i - 1] == u) return;  // not the first row of its user
   int64_t* krow = keys + u * S;
   T* hrow = h + u * S;
   T* grow = g + u * S;
   for (int64_t j = i; j < B && sorted_users[j] == u; ++j) {
     const int64_t b = order[j];
     const T* pb = pos + b * P;
-    for (int64_t n = 0; n < N; ++n) {
-      const int64_t item = items[b * N + n];
-      const T nv = neg[b * N + n];
-      double acc = 0.0;  // as the CPU kernel: H_new accumulated in double
-      for (int64_t p = 0; p < P; ++p) acc += sigmoid<T>(nv - pb[p]);
-      const T h_new = static_cast<T>(acc / static_cast<double>(P));
-      bool found = false;
-      const int64_t slot = gdns_find_or_claim(krow, grow, S, item, &found);
-      const T h_old = found ? hrow[slot] : T(1);
-      const T g_old = found ? grow[slot] : T(1);
-      krow[slot] = item;
-      grow[slot] = gdns_next_gain(g_old, h_old, h_new, alpha, eps);
-      hrow[slot] = h_new;
+    for (int64_t n0 = 0; n0 < N; n0 += kWarp) {
+      const int64_t n = n0 + lane;
+      if (n < N) {
+        const T nv = neg[b * N + n];
+        double acc = 0.0;
+        for (int64_t p = 0; p < P; ++p) acc += sigmoid<T>(nv - pb[p]);
+        h_new[warp][lane] = static_cast<T>(acc / static_cast<double>(P));
+      }
+      __syncwarp();
+      if (lane == 0) {
+        const int64_t count = N - n0 < kWarp ? N - n0 : kWarp;
+        for (int64_t c = 0; c < count; ++c) {
+          const int64_t item = items[b * N + n0 + c];
+          bool found = false;
+          const int64_t slot = gdns_find_or_claim(krow, grow, S, item, &found);
+          const T h_old = found ? hrow[slot] : T(1);
+          const T g_old = found ? grow[slot] : T(1);
+          krow[slot] = item;
+          grow[slot] = gdns_next_gain(g_old, h_old, h_new[warp][c], alpha, eps);
+          hrow[slot] = h_new[warp][c];
+        }
+      }
+      __syncwarp();  // h_new is rewritten next
     }
   }
 }
@@ -160,8 +179,8 @@ void gdns_update_cuda(const at::Tensor& slot_keys, const at::Tensor& slot_h,
   const auto sorted_users = std::get<0>(sorted).contiguous();
   const auto order = std::get<1>(sorted).contiguous();
   AT_DISPATCH_FLOATING_TYPES(slot_h.scalar_type(), "gdns_update_cuda", [&] {
-    gdns_update_kernel<scalar_t><<<static_cast<unsigned>(ceil_div(B, threads)), threads, 0,
-                                   stream>>>(
+    gdns_update_kernel<scalar_t><<<static_cast<unsigned>(ceil_div(B * kWarp, kUpdateThreads)),
+                                   kUpdateThreads, 0, stream>>>(
         slot_keys.data_ptr<int64_t>(), slot_h.data_ptr<scalar_t>(), slot_g.data_ptr<scalar_t>(),
         S, sorted_users.data_ptr<int64_t>(), order.data_ptr<int64_t>(),
         items.data_ptr<int64_t>(), pos.data_ptr<scalar_t>(), neg.data_ptr<scalar_t>(), B, N, P,

@@ -8,11 +8,19 @@
 // offers it to its users' register top-k lists (warp_topk.cuh). Exclusions: each (warp, user)
 // keeps a cursor into the user's sorted excluded list and merges the entries that fall in the
 // item block into a bit mask (loads, ballots and an OR-reduction); no score tile is stored.
-// With several splits, each writes its partial list and a merge kernel (same order) reduces them.
-// Validation (row spans within [0, nnz], excluded ids in [0, N), sorted and unique,
-// k <= N - |excl|) runs first on the device and reports asynchronously (cuda_utils.cuh); the
+// With several splits, each writes its partial list and a merge kernel (same order) reduces them;
+// the split count fills whole waves of resident blocks (choose_splits). Staging is
+// bank-conflict-free (stage(), kPad) and the register cap gives 3 blocks per SM for k <= 32.
+// Validation (row spans within [0, nnz], [excluded ids in [0, N), sorted and unique: skipped
+// when validate is false], k <= N - |excl|) runs first on the device and reports asynchronously (cuda_utils.cuh); the
 // ranking kernels then treat a row with a bad span as empty and never read out of bounds, and
 // positions no valid item filled are returned as item 0 with score -inf.
+#include <ATen/ops/cat.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/gather.h>
+#include <ATen/ops/matmul.h>
+#include <ATen/ops/sort.h>
+#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include "autosample/checks.h"
@@ -27,13 +35,26 @@ namespace {
 
 constexpr int kTU = 32, kTI = 128, kDC = 32, kThreads = 256;
 constexpr int kUsersPerWarp = kTU / (kThreads / kWarp);  // 4
+// Blocks per SM the register budget must allow (ptxas -v, sm_90, no cap: float 112 / 120 / 142
+// registers for KW = 1 / 2 / 4, double 148 / 162 / 188). float KW = 1 (k <= 32: evaluation,
+// DNS) is capped at 80 registers, 3 blocks per SM instead of 2 (12 bytes of spill stores, 4 of
+// loads); the others at 128 where that spills nothing.
+template <typename T, int KW>
+constexpr int kRankMinBlocks = sizeof(T) == 4 ? (KW == 1 ? 3 : 2) : (KW == 1 ? 2 : 1);
+
+// Shared-memory row padding (elements): rows of kTU and kTI elements plus kPad<T> keep every
+// row 16-byte aligned (for the 16-byte loads of load4) and make the staging stores of stage()
+// conflict-free: float, stride = 4 words mod 32, so the 32 stores of a warp (8 d-rows x 4
+// columns) hit banks 4 * (d % 8) + column, all distinct; double, stride = 2 doubles mod 16,
+// distinct bank pairs within each half-warp.
+template <typename T> constexpr int kPad = sizeof(T) == 4 ? 4 : 2;
 constexpr int32_t kNoItem = std::numeric_limits<int32_t>::max();
 constexpr int64_t kPastEnd = std::numeric_limits<int64_t>::max();  // no excluded entry left
 
 // One warp per row b: span, entries (validate.h), then k <= N - |excl| (the CPU kernel's order).
 __global__ void rank_validate_kernel(const int64_t* __restrict__ indptr,
                                      const int64_t* __restrict__ excl, int64_t nnz, int64_t B,
-                                     int64_t N, int64_t k, const ErrorSink err) {
+                                     int64_t N, int64_t k, bool entries, const ErrorSink err) {
   const int64_t b = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   if (b >= B) return;  // warp-uniform
   const int lane = threadIdx.x % kWarp;
@@ -42,7 +63,7 @@ __global__ void rank_validate_kernel(const int64_t* __restrict__ indptr,
     if (lane == 0) err.report(Err::kCsrRowSpan, b, b, begin, end, nnz);
     return;
   }
-  if (!warp_check_csr_row(excl, begin, end, N, b, b, err)) return;
+  if (entries && !warp_check_csr_row(excl, begin, end, N, b, b, err)) return;
   if (N - (end - begin) < k && lane == 0) err.report(Err::kRankK, b, k, N - (end - begin), b);
 }
 
@@ -67,19 +88,36 @@ __device__ __forceinline__ void load4(const T* p, T (&v)[4]) {
   }
 }
 
+// Copies rows [r0, r0 + R) x columns [d0, d0 + kDC) of src (row-major, d columns; rows >= rend
+// or columns >= d read as 0) into dst[kDC][R + kPad<T>], transposed. Lane l of a warp moves
+// column d0 + 8 * (chunk % 4) + l % 8 of row 4 * (chunk / 4) + l / 8: the global reads are four
+// 32-byte runs (as many sectors as one 128-byte row) and the shared stores are conflict-free
+// (kPad).
+template <typename T, int R>
+__device__ __forceinline__ void stage(T (*dst)[R + kPad<T>], const T* __restrict__ src, int64_t r0,
+                                      int64_t rend, int64_t d0, int64_t d) {
+  constexpr int kChunks = R * kDC / kWarp;  // 32 (users) or 128 (items)
+  const int lane = threadIdx.x % kWarp;
+  for (int chunk = threadIdx.x / kWarp; chunk < kChunks; chunk += kThreads / kWarp) {
+    const int r = 4 * (chunk / (kDC / 8)) + lane / 8, c = 8 * (chunk % (kDC / 8)) + lane % 8;
+    const int64_t row = r0 + r, col = d0 + c;
+    dst[c][r] = (row < rend && col < d) ? src[row * d + col] : T(0);
+  }
+}
+
 // Block: kTU = 32 users (warp w owns users 4w..4w+3) x the items of split blockIdx.y, in item
 // blocks of kTI = 128. Lane l of warp w accumulates the 4 x 4 scores of its users and of items
 // i0 + 4l .. i0 + 4l + 3 over d (chunks of kDC staged transposed in shared memory, read as
 // 16-byte vectors), then offers them to its users' WarpTopK lists, masked by the exclusions of
 // [i0, i0 + kTI) (a 128-bit mask merged from each user's sorted list, cursor in registers).
 template <typename T, int KW>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, kRankMinBlocks<T, KW>)
 rank_topk_kernel(const T* __restrict__ user, const T* __restrict__ items,
                  const int64_t* __restrict__ indptr, const int64_t* __restrict__ excl, int64_t B,
                  int64_t nnz, int64_t N, int64_t d, int64_t span, int k, T* __restrict__ out_s,
                  int64_t* __restrict__ out_i, int64_t out_stride, int64_t empty_id) {
-  __shared__ __align__(16) T us[kDC][kTU + 4];
-  __shared__ __align__(16) T is[kDC][kTI + 4];
+  __shared__ __align__(16) T us[kDC][kTU + kPad<T>];
+  __shared__ __align__(16) T is[kDC][kTI + kPad<T>];
   const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp;
   const int64_t u0 = static_cast<int64_t>(blockIdx.x) * kTU;
   const int64_t istart = static_cast<int64_t>(blockIdx.y) * span;
@@ -89,31 +127,26 @@ rank_topk_kernel(const T* __restrict__ user, const T* __restrict__ items,
                                                  WarpTopK<T, int32_t, KW>(k),
                                                  WarpTopK<T, int32_t, KW>(k),
                                                  WarpTopK<T, int32_t, KW>(k)};
-  int64_t cur[kUsersPerWarp], cend[kUsersPerWarp];
+  int64_t cur[kUsersPerWarp];  // next excluded entry of each user at or after the item block
+  int rem[kUsersPerWarp];      // entries left in its row (< N < 2^31)
 #pragma unroll
   for (int q = 0; q < kUsersPerWarp; ++q) {
     const int64_t b = u0 + warp * kUsersPerWarp + q;
-    cur[q] = cend[q] = 0;
+    cur[q] = 0;
+    rem[q] = 0;
     if (b < B) {
-      int64_t begin;
-      safe_span(indptr, b, nnz, &begin, &cend[q]);
-      cur[q] = begin + lower_bound(excl + begin, cend[q] - begin, istart);
+      int64_t begin, end;
+      safe_span(indptr, b, nnz, &begin, &end);
+      cur[q] = begin + lower_bound(excl + begin, end - begin, istart);
+      rem[q] = static_cast<int>(end - cur[q]);
     }
   }
 
   for (int64_t i0 = istart; i0 < iend; i0 += kTI) {
     T acc[kUsersPerWarp][4] = {};
     for (int64_t d0 = 0; d0 < d; d0 += kDC) {
-      for (int e = tid; e < kTU * kDC; e += kThreads) {
-        const int uu = e / kDC, dd = e % kDC;
-        const int64_t b = u0 + uu, c = d0 + dd;
-        us[dd][uu] = (b < B && c < d) ? user[b * d + c] : T(0);
-      }
-      for (int e = tid; e < kTI * kDC; e += kThreads) {
-        const int ii = e / kDC, dd = e % kDC;
-        const int64_t i = i0 + ii, c = d0 + dd;
-        is[dd][ii] = (i < iend && c < d) ? items[i * d + c] : T(0);
-      }
+      stage<T, kTU>(us, user, u0, B, d0, d);
+      stage<T, kTI>(is, items, i0, iend, d0, d);
       __syncthreads();
 #pragma unroll 4
       for (int dd = 0; dd < kDC; ++dd) {
@@ -133,12 +166,12 @@ rank_topk_kernel(const T* __restrict__ user, const T* __restrict__ items,
       if (u0 + warp * kUsersPerWarp + q >= B) continue;  // warp-uniform
       // Excluded ids in [i0, i0 + kTI) are the next entries from cur[q]: at most kTI of them.
       unsigned mask[kTI / kWarp] = {};
-      if (cur[q] < cend[q] && excl[cur[q]] < i0 + kTI) {
+      if (rem[q] > 0 && excl[cur[q]] < i0 + kTI) {
         int taken = 0;
 #pragma unroll
         for (int r = 0; r < kTI / kWarp; ++r) {
-          const int64_t j = cur[q] + r * kWarp + lane;
-          const int64_t e = j < cend[q] ? excl[j] : kPastEnd;
+          const int jr = r * kWarp + lane;
+          const int64_t e = jr < rem[q] ? excl[cur[q] + jr] : kPastEnd;
           const bool in = e < i0 + kTI;
           const int off = in ? static_cast<int>(e - i0) : 0;
 #pragma unroll
@@ -153,6 +186,7 @@ rank_topk_kernel(const T* __restrict__ user, const T* __restrict__ items,
           for (int off = 16; off > 0; off /= 2) mask[w] |= __shfl_xor_sync(kFullMask, mask[w], off);
         }
         cur[q] += taken;
+        rem[q] -= taken;
       }
       // Lane l's items i0 + 4l + j sit in mask word l / 8, bits 4 (l % 8) + j.
       unsigned mine = 0;
@@ -197,15 +231,37 @@ __global__ void rank_merge_kernel(const T* __restrict__ part_s, const int64_t* _
             [](int32_t i) { return i == kNoItem ? int64_t{0} : int64_t{i}; });
 }
 
+// Blocks of `kernel` the whole device holds at once (SMs x blocks per SM, from the occupancy
+// calculator: registers and shared memory as compiled).
+template <typename Kernel>
+int64_t resident_blocks(Kernel kernel) {
+  int per_sm = 0;
+  C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0));
+  const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  return std::max<int64_t>(1, static_cast<int64_t>(per_sm) * sms);
+}
+
+// Item splits per user tile: the s in [1, min(64, N / 512)] with the least time per block of
+// work, ceil(tiles * s / wave) waves of blocks that each scan N / s items, i.e. the smallest
+// ceil(tiles * s / wave) / s (ties: fewer splits, less merging). A grid of 2.15 waves (ML-1M,
+// 2 blocks per SM, 3 splits) leaves the last wave 15% full; this picks full waves.
+int64_t choose_splits(int64_t tiles, int64_t N, int64_t wave) {
+  const int64_t most = std::max<int64_t>(1, std::min<int64_t>(64, ceil_div(N, 4 * kTI)));
+  int64_t best = 1;
+  for (int64_t s = 2; s <= most; ++s) {
+    // ceil(tiles*s/wave)/s < ceil(tiles*best/wave)/best, in integers
+    if (ceil_div(tiles * s, wave) * best < ceil_div(tiles * best, wave) * s) best = s;
+  }
+  return best;
+}
+
 template <typename T, int KW>
 void launch_rank(const at::Tensor& user, const at::Tensor& items, const at::Tensor& indptr,
                  const at::Tensor& excl, int64_t k, at::Tensor& out_s, at::Tensor& out_i) {
   const int64_t B = user.size(0), N = items.size(0), d = user.size(1);
   auto stream = at::cuda::getCurrentCUDAStream();
   const int64_t tiles = ceil_div(B, kTU);
-  const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  int64_t splits = ceil_div(4 * static_cast<int64_t>(sms), tiles);
-  splits = std::max<int64_t>(1, std::min<int64_t>({splits, ceil_div(N, 4 * kTI), 64}));
+  int64_t splits = choose_splits(tiles, N, resident_blocks(rank_topk_kernel<T, KW>));
   const int64_t span = ceil_div(ceil_div(N, splits), kTI) * kTI;
   splits = ceil_div(N, span);
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(splits));
@@ -250,17 +306,20 @@ __global__ void exclusion_mask_kernel(const int64_t* __restrict__ indptr,
 
 // k > kMaxWarpK: users in batches of at most 2^24 / N rows; scores, excluded set to -inf, then
 // a stable sort on (excluded, canonical order) as reference.rank_topk (writes [batch, N]).
-// No host synchronisation: the batches are cut from B and N alone.
+// No host synchronisation: the batches are cut from B and N alone. The scores come from a
+// float64 product rounded to T: never TF32, whatever torch.backends.cuda.matmul.allow_tf32 says
+// (TF32 would rank by 10-bit mantissas, unlike the CPU kernel and the k <= 128 path).
 std::tuple<at::Tensor, at::Tensor> rank_topk_sorted(const at::Tensor& user, const at::Tensor& items,
                                                     const at::Tensor& indptr,
                                                     const at::Tensor& excl, int64_t k) {
   const int64_t B = user.size(0), N = items.size(0);
   const int64_t rows = std::max<int64_t>(1, (int64_t{1} << 24) / std::max<int64_t>(N, 1));
   auto stream = at::cuda::getCurrentCUDAStream();
+  const auto items_t = items.to(at::kDouble).t();
   std::vector<at::Tensor> vs, is;
   for (int64_t r0 = 0; r0 < B; r0 += rows) {
     const int64_t R = std::min(B, r0 + rows) - r0;
-    auto scores = at::matmul(user.narrow(0, r0, R), items.t());
+    auto scores = at::matmul(user.narrow(0, r0, R).to(at::kDouble), items_t).to(user.scalar_type());
     auto mask = at::zeros({R, N}, indptr.options().dtype(at::kByte));
     exclusion_mask_kernel<<<static_cast<unsigned>(ceil_div(R * kWarp, 128)), 128, 0, stream>>>(
         indptr.data_ptr<int64_t>(), excl.data_ptr<int64_t>(), excl.size(0), r0, R, N,
@@ -279,7 +338,8 @@ std::tuple<at::Tensor, at::Tensor> rank_topk_sorted(const at::Tensor& user, cons
 std::tuple<at::Tensor, at::Tensor> rank_topk_cuda(const at::Tensor& user_in,
                                                   const at::Tensor& items_in,
                                                   const at::Tensor& indptr_in,
-                                                  const at::Tensor& excl_in, int64_t k) {
+                                                  const at::Tensor& excl_in, int64_t k,
+                                                  bool validate) {
   check_rank_topk_args(user_in, items_in, indptr_in, excl_in, k);
   const c10::cuda::CUDAGuard guard(user_in.device());
   const int64_t B = user_in.size(0), N = items_in.size(0);
@@ -295,7 +355,7 @@ std::tuple<at::Tensor, at::Tensor> rank_topk_cuda(const at::Tensor& user_in,
   const ErrorSink err = begin_call(Op::kRankTopk, indptr);
   rank_validate_kernel<<<static_cast<unsigned>(ceil_div(B * kWarp, 128)), 128, 0,
                          at::cuda::getCurrentCUDAStream()>>>(
-      indptr.data_ptr<int64_t>(), excl.data_ptr<int64_t>(), excl.size(0), B, N, k, err);
+      indptr.data_ptr<int64_t>(), excl.data_ptr<int64_t>(), excl.size(0), B, N, k, validate, err);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   end_call(err);
   if (k == 0) return {out_s, out_i};

@@ -2,6 +2,7 @@
 // One warp per row; gathers and dot.h-order dot products as in scoring.cuh (bit-identical to the
 // CPU kernel). Ids outside [0, N) are reported asynchronously (cuda_utils.cuh) and scored as
 // item 0.
+#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include "autosample/checks.h"
@@ -12,19 +13,17 @@ namespace autosample {
 namespace cuda {
 namespace {
 
-template <typename T, bool VEC>
+template <typename T, bool VEC, int NB>
 __global__ void score_candidates_kernel(const T* __restrict__ user, const T* __restrict__ items,
                                         const int64_t* __restrict__ cand, int64_t B, int64_t M,
                                         int64_t N, int64_t d, T* __restrict__ out,
                                         const ErrorSink err) {
   const int64_t b = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   if (b >= B) return;  // warp-uniform
-  const T* u = user + b * d;
-  for (int64_t m0 = 0; m0 < M; m0 += kWarp) {
-    T s;
-    const ChunkScore cs = chunk_score<T, VEC>(u, items, cand + b * M, b, M, N, d, m0, err, &s);
-    if (cs.valid) out[b * M + m0 + threadIdx.x % kWarp] = s;
-  }
+  score_row<T, VEC, NB>(user + b * d, items, cand + b * M, b, M, N, d, err,
+                        [&](int64_t m0, const ChunkScore& cs, T s) {
+                          if (cs.valid) out[b * M + m0 + threadIdx.x % kWarp] = s;
+                        });
 }
 
 at::Tensor score_candidates_cuda(const at::Tensor& user_emb_in, const at::Tensor& item_emb_in,
@@ -46,16 +45,19 @@ at::Tensor score_candidates_cuda(const at::Tensor& user_emb_in, const at::Tensor
   AT_DISPATCH_FLOATING_TYPES(user_emb.scalar_type(), "score_candidates_cuda", [&] {
     const bool vec = can_vectorise<scalar_t>(user_emb.data_ptr(), d) &&
                      can_vectorise<scalar_t>(item_emb.data_ptr(), d);
-    auto args = std::make_tuple(user_emb.data_ptr<scalar_t>(), item_emb.data_ptr<scalar_t>(),
-                                cand.data_ptr<int64_t>());
-    if (vec) {
-      score_candidates_kernel<scalar_t, true><<<blocks, threads, 0, stream>>>(
-          std::get<0>(args), std::get<1>(args), std::get<2>(args), B, M, N, d,
-          out.data_ptr<scalar_t>(), err);
+    const scalar_t* up = user_emb.data_ptr<scalar_t>();
+    const scalar_t* ip = item_emb.data_ptr<scalar_t>();
+    const int64_t* cp = cand.data_ptr<int64_t>();
+    scalar_t* op = out.data_ptr<scalar_t>();
+    const int nb = fixed_blocks<scalar_t>(up, ip, d);
+    if (nb == 8) {
+      score_candidates_kernel<scalar_t, true, 8><<<blocks, threads, 0, stream>>>(up, ip, cp, B, M, N, d, op, err);
+    } else if (nb == 4) {
+      score_candidates_kernel<scalar_t, true, 4><<<blocks, threads, 0, stream>>>(up, ip, cp, B, M, N, d, op, err);
+    } else if (vec) {
+      score_candidates_kernel<scalar_t, true, 0><<<blocks, threads, 0, stream>>>(up, ip, cp, B, M, N, d, op, err);
     } else {
-      score_candidates_kernel<scalar_t, false><<<blocks, threads, 0, stream>>>(
-          std::get<0>(args), std::get<1>(args), std::get<2>(args), B, M, N, d,
-          out.data_ptr<scalar_t>(), err);
+      score_candidates_kernel<scalar_t, false, 0><<<blocks, threads, 0, stream>>>(up, ip, cp, B, M, N, d, op, err);
     }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });

@@ -1,12 +1,18 @@
 // score_topk on CUDA: fused gather + dot + top-k, the [B, M] scores never written (k <= 128).
 // One warp per row: each chunk of 32 candidates is scored as in scoring.cuh (16-byte gathers
-// when d and the pointers allow) and offered to a WarpTopK held in registers; positions are the
+// when d and the pointers allow; for d = 32 / 64 the user row in registers and all of a dot's
+// loads in flight at once) and offered to a WarpTopK held in registers; positions are the
 // tie-break (canonical order), the item ids are read from cand at the end.
 // k > 128 (kMaxWarpK): the scores are written with score_candidates' kernel and a stable device
 // sort picks the top k (documented fallback; DNS uses k = 1).
 // Ids outside [0, N) are reported asynchronously (cuda_utils.cuh), also when k = 0; they are
 // scored as item 0 and returned as item 0.
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/gather.h>
+#include <ATen/ops/where.h>
+#include <ATen/ops/zeros_like.h>
+#include <ATen/ops/sort.h>
 #include <torch/library.h>
 
 #include "autosample/checks.h"
@@ -18,7 +24,7 @@ namespace autosample {
 namespace cuda {
 namespace {
 
-template <typename T, bool VEC, int KW>
+template <typename T, bool VEC, int NB, int KW>
 __global__ void score_topk_kernel(const T* __restrict__ user, const T* __restrict__ items,
                                   const int64_t* __restrict__ cand, int64_t B, int64_t M,
                                   int64_t N, int64_t d, int k, T* __restrict__ out_s,
@@ -28,11 +34,9 @@ __global__ void score_topk_kernel(const T* __restrict__ user, const T* __restric
   const T* u = user + b * d;
   const int64_t* row = cand + b * M;
   WarpTopK<T, int64_t, KW> top(k);
-  for (int64_t m0 = 0; m0 < M; m0 += kWarp) {
-    T s;
-    const ChunkScore cs = chunk_score<T, VEC>(u, items, row, b, M, N, d, m0, err, &s);
+  score_row<T, VEC, NB>(u, items, row, b, M, N, d, err, [&](int64_t m0, const ChunkScore& cs, T s) {
     top.offer(s, m0 + top.lane, cs.valid);
-  }
+  });
   top.write(out_s + b * k, out_i + b * k, [row, N](int64_t p) {
     const int64_t id = row[p];
     return id >= 0 && id < N ? id : int64_t{0};
@@ -49,7 +53,7 @@ __global__ void check_cand_kernel(const int64_t* __restrict__ cand, int64_t B, i
   }
 }
 
-template <typename T, bool VEC>
+template <typename T, bool VEC, int NB>
 void launch(const at::Tensor& user, const at::Tensor& items, const at::Tensor& cand, int64_t k,
             at::Tensor& out_s, at::Tensor& out_i, const ErrorSink& err) {
   const int64_t B = cand.size(0), M = cand.size(1), N = items.size(0), d = user.size(1);
@@ -63,11 +67,11 @@ void launch(const at::Tensor& user, const at::Tensor& items, const at::Tensor& c
   int64_t* op = out_i.data_ptr<int64_t>();
   const int kk = static_cast<int>(k);
   if (k <= 32) {
-    score_topk_kernel<T, VEC, 1><<<blocks, threads, 0, stream>>>(up, ip, cp, B, M, N, d, kk, sp, op, err);
+    score_topk_kernel<T, VEC, NB, 1><<<blocks, threads, 0, stream>>>(up, ip, cp, B, M, N, d, kk, sp, op, err);
   } else if (k <= 64) {
-    score_topk_kernel<T, VEC, 2><<<blocks, threads, 0, stream>>>(up, ip, cp, B, M, N, d, kk, sp, op, err);
+    score_topk_kernel<T, VEC, NB, 2><<<blocks, threads, 0, stream>>>(up, ip, cp, B, M, N, d, kk, sp, op, err);
   } else {
-    score_topk_kernel<T, VEC, 4><<<blocks, threads, 0, stream>>>(up, ip, cp, B, M, N, d, kk, sp, op, err);
+    score_topk_kernel<T, VEC, NB, 4><<<blocks, threads, 0, stream>>>(up, ip, cp, B, M, N, d, kk, sp, op, err);
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
@@ -109,8 +113,11 @@ std::tuple<at::Tensor, at::Tensor> score_topk_cuda(const at::Tensor& user_emb_in
   AT_DISPATCH_FLOATING_TYPES(user_emb.scalar_type(), "score_topk_cuda", [&] {
     const bool vec = can_vectorise<scalar_t>(user_emb.data_ptr(), d) &&
                      can_vectorise<scalar_t>(item_emb.data_ptr(), d);
-    if (vec) launch<scalar_t, true>(user_emb, item_emb, cand, k, out_s, out_i, err);
-    else launch<scalar_t, false>(user_emb, item_emb, cand, k, out_s, out_i, err);
+    const int nb = fixed_blocks<scalar_t>(user_emb.data_ptr(), item_emb.data_ptr(), d);
+    if (nb == 8) launch<scalar_t, true, 8>(user_emb, item_emb, cand, k, out_s, out_i, err);
+    else if (nb == 4) launch<scalar_t, true, 4>(user_emb, item_emb, cand, k, out_s, out_i, err);
+    else if (vec) launch<scalar_t, true, 0>(user_emb, item_emb, cand, k, out_s, out_i, err);
+    else launch<scalar_t, false, 0>(user_emb, item_emb, cand, k, out_s, out_i, err);
   });
   end_call(err);
   return {out_s, out_i};

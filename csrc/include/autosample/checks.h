@@ -1,13 +1,21 @@
 // Host-side argument validation shared by the CPU and CUDA implementations of each op.
-// Checks here depend only on shapes, dtypes and devices (no data reads); checks on values
-// (ids in range, users with no non-positive item, ...) live with each kernel.
-// Every message names the op, the argument and the offending value.
+// Checks here depend only on shapes, dtypes, devices and scalars (no data reads); the rules on
+// values (ids in range, sorted CSR rows, ...) are in validate.h and their messages in errors.h,
+// shared by the kernels of both devices. Every message names the op, the argument and the value.
 #pragma once
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#include <c10/util/Exception.h>
 
 #include <optional>
 
+#include "autosample/errors.h"
+
 namespace autosample {
+
+// CPU kernels: raise a value error at once (CUDA kernels report it asynchronously).
+[[noreturn]] inline void raise_value_error(Op op, Err code, const int64_t v[4]) {
+  C10_THROW_ERROR(Error, format_value_error(op, code, v));
+}
 
 inline void check_dim(const char* op, const char* name, const at::Tensor& t, int64_t dim) {
   TORCH_CHECK(t.dim() == dim, "autosample::", op, ": argument '", name, "' must be ", dim,
@@ -68,6 +76,10 @@ inline void check_sample_negatives_args(const at::Tensor& indptr, const at::Tens
               "'num_items' must be < 2^31, got ", num_items);
   TORCH_CHECK(num_samples >= 0, "autosample::sample_negatives: argument 'num_samples' must be "
               "non-negative, got ", num_samples);
+  constexpr int64_t kMaxCounter = int64_t{1} << 32;  // Philox counter words
+  TORCH_CHECK(users.size(0) <= kMaxCounter && num_samples <= kMaxCounter, "autosample::"
+              "sample_negatives: batch size (", users.size(0), ") and 'num_samples' (",
+              num_samples, ") must be <= 2^32");
   TORCH_CHECK(alias_prob.has_value() == alias_idx.has_value(), "autosample::sample_negatives: "
               "arguments 'alias_prob' and 'alias_idx' must be given together");
   if (alias_prob.has_value()) {
@@ -92,6 +104,8 @@ inline void check_scoring_args(const char* op, const at::Tensor& user_emb,
   check_same_device(op, user_emb, "cand", cand);
   check_size(op, "item_emb", item_emb, 1, user_emb.size(1), "the embedding size d of user_emb");
   check_size(op, "cand", cand, 0, user_emb.size(0), "the batch size B of user_emb");
+  TORCH_CHECK(item_emb.size(0) > 0 || cand.numel() == 0, "autosample::", op, ": argument "
+              "'item_emb' has no rows but 'cand' holds ", cand.numel(), " item ids");
 }
 
 inline void check_select_topk_args(const at::Tensor& keys, int64_t k) {

@@ -8,7 +8,7 @@
 // without waiting. The error is raised, with the CPU kernels' message, by
 //   * the next autosample call on that device once the faulty kernel has finished: the kernel
 //     also sets a flag in pinned host memory, which every call reads (a host load, no sync);
-//   * autosample_ext.ops.check_errors() (torch.ops.autosample.check_errors): synchronises the
+//   * autosample_ext.ops.check_errors() (a plain function of autosample_ext._C): synchronises the
 //     devices and raises a pending error; call it where the program synchronises anyway
 //     (end of an epoch, after evaluation);
 //   * every call itself when sync mode is on (AUTOSAMPLE_SYNC_ERRORS=1 or
@@ -21,6 +21,7 @@
 // Among several reports the one of the earliest call wins, then the smallest index (the CPU
 // kernels' row-major order), then the smallest code.
 #pragma once
+#include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>

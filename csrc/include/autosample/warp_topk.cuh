@@ -8,6 +8,8 @@
 // (the threshold) are inserted one by one, each insertion a ballot (position) plus a one-lane
 // shift by shuffles. After the first few chunks almost every chunk is rejected by one ballot.
 #pragma once
+#include <ATen/ops/sort.h>
+
 #include <limits>
 
 #include "autosample/cuda_utils.cuh"
@@ -104,39 +106,42 @@ struct WarpTopK {
   }
 };
 
-// select_topk: one warp per row of keys (element (b, m) at keys[b*sb + m*sm]); writes
-// values [B, k] and positions [B, k] (contiguous). 1 <= k <= 32*KW.
+// select_topk: one warp per row of keys (element (b, m) at keys[b*sb + m], rows contiguous:
+// the host makes them so, each warp load is one 128-byte run); writes values [B, k] and
+// positions [B, k] (contiguous). 1 <= k <= 32*KW. The next chunk's keys are loaded before the
+// current chunk is offered, so a load is in flight while the ballots run.
 template <typename T, int KW>
 __global__ void select_topk_kernel(const T* __restrict__ keys, int64_t B, int64_t M, int64_t sb,
-                                   int64_t sm, int k, T* __restrict__ out_v,
-                                   int64_t* __restrict__ out_p) {
+                                   int k, T* __restrict__ out_v, int64_t* __restrict__ out_p) {
   const int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   if (row >= B) return;  // warp-uniform
   WarpTopK<T, int64_t, KW> top(k);
   const T* rk = keys + row * sb;
+  T next = top.lane < M ? __ldg(rk + top.lane) : T(0);
   for (int64_t m0 = 0; m0 < M; m0 += kWarp) {
     const int64_t m = m0 + top.lane;
-    const bool valid = m < M;
-    const T v = valid ? rk[m * sm] : T(0);
-    top.offer(v, m, valid);
+    const T v = next;
+    next = m + kWarp < M ? __ldg(rk + m + kWarp) : T(0);
+    top.offer(v, m, m < M);
   }
   top.write(out_v + row * k, out_p + row * k, [](int64_t p) { return p; });
 }
 
-// Launches select_topk_kernel on the current stream; requires 1 <= k <= kMaxWarpK.
+// Launches select_topk_kernel on the current stream; requires 1 <= k <= kMaxWarpK and rows
+// with unit stride.
 template <typename T>
-inline void launch_select_topk(const T* keys, int64_t B, int64_t M, int64_t sb, int64_t sm,
-                               int64_t k, T* out_v, int64_t* out_p) {
+inline void launch_select_topk(const T* keys, int64_t B, int64_t M, int64_t sb, int64_t k,
+                               T* out_v, int64_t* out_p) {
   constexpr int threads = 128;
   const auto blocks = static_cast<unsigned>(ceil_div(B * kWarp, threads));
   auto stream = at::cuda::getCurrentCUDAStream();
   const int kk = static_cast<int>(k);
   if (k <= 32) {
-    select_topk_kernel<T, 1><<<blocks, threads, 0, stream>>>(keys, B, M, sb, sm, kk, out_v, out_p);
+    select_topk_kernel<T, 1><<<blocks, threads, 0, stream>>>(keys, B, M, sb, kk, out_v, out_p);
   } else if (k <= 64) {
-    select_topk_kernel<T, 2><<<blocks, threads, 0, stream>>>(keys, B, M, sb, sm, kk, out_v, out_p);
+    select_topk_kernel<T, 2><<<blocks, threads, 0, stream>>>(keys, B, M, sb, kk, out_v, out_p);
   } else {
-    select_topk_kernel<T, 4><<<blocks, threads, 0, stream>>>(keys, B, M, sb, sm, kk, out_v, out_p);
+    select_topk_kernel<T, 4><<<blocks, threads, 0, stream>>>(keys, B, M, sb, kk, out_v, out_p);
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
