@@ -18,13 +18,9 @@ from typing import Any, Callable, Sequence
 import torch
 
 from autosample_ext.data.readers import FORMATS, canonical_format
-from autosample_ext.experiment.lock import RunLocked
-from autosample_ext.experiment.phases import has_valid_share
-from autosample_ext.experiment.rundir import RunDirError, read_saved_config
-from autosample_ext.experiment.validate import check_config
+from autosample_ext.data.splits import SPLIT_ROUNDINGS
 from autosample_ext.training.distributed import (DEFAULT_TIMEOUT_S, DistributedError, RemoteError,
                                                   init_from_env, shutdown)
-from autosample_ext.training.guard import TrainingDiverged
 from autosample_ext.experiment import (
     DEFAULT_SEARCH_SPACE,
     MODELS,
@@ -35,10 +31,17 @@ from autosample_ext.experiment import (
     run,
     summary_text,
 )
+from autosample_ext.experiment.lock import RunLocked
+from autosample_ext.experiment.phases import has_valid_share
+from autosample_ext.experiment.protocols import PROTOCOL_SPECS, protocol_spec
+from autosample_ext.experiment.rundir import RunDirError, read_saved_config
+from autosample_ext.experiment.validate import check_config
 from autosample_ext.models._init import INIT_SCHEMES
 from autosample_ext.models.lightgcn import PROPAGATIONS
 from autosample_ext.search.retrain import RETRAIN_INITS
 from autosample_ext.training import StopFlag, TrainingInterrupted
+from autosample_ext.training.config import EVAL_PROTOCOLS, FULL_METRICS, OPTIMIZERS, SAMPLED_METRICS
+from autosample_ext.training.guard import TrainingDiverged
 
 log = logging.getLogger("autosample_ext.train")
 
@@ -128,6 +131,31 @@ def _name_list(text: str, what: str) -> tuple[str, ...]:
     return names
 
 
+def _sampler_opts(texts: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``--sampler-opt`` values (``dns.num_candidates=8``, repeatable) -> ``{sampler: {field:
+    value}}``, each converted to its field's type and range-checked by the sampler's options."""
+    from autosample_ext.samplers.registry import check_sampler_options, parse_sampler_opt
+
+    out: dict[str, dict[str, Any]] = {}
+    for text in texts:
+        try:
+            name, field, value = parse_sampler_opt(text)
+        except ValueError as exc:
+            raise CLIError(f"--sampler-opt {text}: {exc}") from None
+        if field in out.get(name, {}):
+            raise CLIError(f"--sampler-opt {text}: {name}.{field} is given twice "
+                           f"(first {out[name][field]!r})")
+        out.setdefault(name, {})[field] = value
+    try:
+        return check_sampler_options(out)
+    except ValueError as exc:
+        raise CLIError(f"--sampler-opt {exc}") from None
+
+
+def _protocol_help() -> str:
+    return "; ".join(f"{p.name}: {p.summary}" for p in PROTOCOL_SPECS.values())
+
+
 def check_device(device: str) -> str:
     """Validate ``--device``: cpu, or cuda[:i] with a CUDA build and a visible GPU."""
     import autosample_ext
@@ -183,8 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
                         f"[default: {d.split}]")
     g.add_argument("--split-seed", type=int, metavar="N",
                    help=f"seed of the data split, fixed across --seeds [default: {d.split_seed}]")
+    g.add_argument("--split-rounding", choices=SPLIT_ROUNDINGS,
+                   help="per-user sizes of a ratio split: half_up (round(n * share)), or floor "
+                        "(RecBole: valid and test floored, a share in (0, 1) item gets one while "
+                        f"train keeps more than one) [default: {d.split_rounding}]")
+    g.add_argument("--min-rating", type=float, metavar="R",
+                   help="keep interactions rated >= R as positives (the data must have ratings) "
+                        "[default: keep all]")
     g = p.add_argument_group("model")
-    g.add_argument("--model", choices=MODELS, help=f"recommender [default: {d.model}]")
+    g.add_argument("--model", choices=MODELS,
+                   help=f"recommender (gmf: GDNS's generalised MF) [default: {d.model}]")
     g.add_argument("--dim", type=int, metavar="D", help=f"embedding width [default: {d.dim}]")
     g.add_argument("--layers", type=int, metavar="K",
                    help=f"propagation layers of LightGCN/NGCF [default: {d.layers}]")
@@ -194,8 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "and stacked layers, the research code's path; the benchmark baseline) "
                         f"[default: {d.propagation}]")
     g.add_argument("--init", choices=INIT_SCHEMES,
-                   help="embedding initialisation: normal (N(0, 0.1^2), LightGCN's code) or "
-                        "xavier (Xavier-uniform, NGCF's and DENS's code) [default: the model's]")
+                   help="embedding initialisation: normal (N(0, 0.1^2), LightGCN's code), "
+                        "xavier (Xavier-uniform, NGCF's and DENS's code) or xavier_normal "
+                        "(RecBole's) [default: the model's]")
     g = p.add_argument_group("what to run")
     g.add_argument("--search-space", metavar="S1,S2,...",
                    help=f"candidate samplers of the search; a candidate may be a schedule "
@@ -204,6 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sampler", metavar="NAME[,NAME]",
                    help="train these samplers (or schedules, aobpr@5+dns) alone, each from "
                         "scratch (no search)")
+    g.add_argument("--sampler-opt", action="append", metavar="SAMPLER.FIELD=VALUE",
+                   help="an option of a sampler wherever it is trained (alone, inside a "
+                        "schedule, as a search or racing candidate, in the grid), e.g. "
+                        "dns.num_candidates=8, mixgcf.num_candidates=16, gdns.group_size=32, "
+                        "dns.rank_lambda=none; repeatable; any field of the sampler's options "
+                        "(see the README's sampler table); a protocol's pool sizes are set "
+                        "this way")
     g.add_argument("--search", choices=SEARCHES,
                    help="search strategy over --search-space: autosample = the paper's "
                         "Algorithm 1 + retrain; sh = successive halving on the validation "
@@ -239,11 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"retraining starts from the searched weights or a random init "
                         f"(ablation) [default: {d.retrain_init}]")
     g.add_argument("--protocol", choices=PROTOCOLS,
-                   help="autosample: 3:1:1 split, epoch chosen on validation, test reported; "
-                        "dens: the DENS protocol (LightGCN 3 layers, dim 64, Xavier init, Adam 1e-3, "
-                        "batch 2048, DENS's L2 1e-4 = our 5e-5, given train/test files, test "
-                        "every 5 epochs, best test value; default samplers rns,dns,mixgcf) "
-                        f"[default: {d.protocol}]")
+                   help="settings that reproduce a peer's experiments exactly; an option you "
+                        "give that the protocol fixes to another value is an error. "
+                        + _protocol_help().replace("%", "%%") + f" [default: {d.protocol}]")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, metavar="N",
                    help=f"maximum epochs of each training stage [default: {d.epochs}]")
@@ -254,16 +296,30 @@ def build_parser() -> argparse.ArgumentParser:
                         f"[default: {d.patience}]")
     g.add_argument("--eval-every", type=int, metavar="E",
                    help=f"validate every E epochs [default: {d.eval_every}]")
-    g.add_argument("--lr", type=float, help=f"Adam learning rate of the model [default: {d.lr}]")
+    g.add_argument("--eval-start", type=int, metavar="N",
+                   help="validate after epochs N, N+E, N+2E, ... only (DENS: 1, 6, 11, ...) "
+                        "[default: after E, 2E, ... and the last epoch]")
+    g.add_argument("--ties-improve", action="store_true",
+                   help="a validation value equal to the best resets the patience and becomes "
+                        "the best (DENS's and RecBole's early stopping)")
+    g.add_argument("--eval-protocol", choices=EVAL_PROTOCOLS,
+                   help="full: rank all items; sampled: rank the held-out item among its 100 "
+                        f"fixed negatives (needs --split loo) [default: {d.eval_protocol}]")
+    g.add_argument("--optimizer", choices=OPTIMIZERS,
+                   help=f"optimiser of the model [default: {d.optimizer}]")
+    g.add_argument("--lr", type=float, help=f"learning rate of the model [default: {d.lr}]")
     g.add_argument("--alpha-lr", type=float,
                    help=f"Adam learning rate of the sampler weights alpha [default: {d.alpha_lr}]")
     g.add_argument("--tau", type=float,
                    help=f"Gumbel-softmax temperature of the search [default: {d.tau}]")
     g.add_argument("--batch-size", type=int, metavar="B",
                    help=f"(user, positive) pairs per step [default: {d.batch_size}]")
+    g.add_argument("--drop-last", action="store_true",
+                   help="drop the last partial batch of each epoch (DENS)")
     g.add_argument("--l2", type=float,
                    help=f"L2 weight on the batch embeddings [default: {d.l2}]")
-    g.add_argument("--metric", help=f"validation criterion [default: {d.metric}]")
+    g.add_argument("--metric", help="validation criterion: recall@K, ndcg@K, precision@K, "
+                                     f"hit@K or mrr@K (sampled: ndcg@K, recall@K) [default: {d.metric}]")
     g.add_argument("--ks", metavar="K1,K2", help="metric cut-offs [default: 20]")
     g.add_argument("--seeds", metavar="S1,S2,...",
                    help="training seeds; several give mean, std and the paired t-test [default: 0]")
@@ -338,26 +394,38 @@ def config_from_args(ns: argparse.Namespace) -> tuple[RunConfig, dict[str, Any]]
             raise CLIError(f"--{key.replace('_', '-')}: must be > 0, got {value}")
         elif key == "l2" and value < 0:
             raise CLIError(f"--l2: must be >= 0, got {value}")
+        elif key == "eval_start" and value < 1:
+            raise CLIError(f"--eval-start: must be >= 1, got {value}")
+        elif key == "sampler_opt":
+            key, value = "sampler_options", _sampler_opts(value)
         given[key] = value
     check_more_args(ns, given)
     if getattr(ns, "no_progress", False):
         given["progress"] = False
     try:
         cfg = RunConfig(**given)
-        check_config(cfg.resolved())
     except ValueError as exc:
         raise CLIError(str(exc)) from None
-    if "valid_fraction" in given and cfg.resolved().protocol == "dens":
-        raise CLIError("--valid-fraction: the DENS protocol evaluates on test and has no "
-                       "validation split")
+    if "valid_fraction" in given and protocol_spec(cfg.protocol).best_test:
+        raise CLIError(f"--valid-fraction: the {cfg.protocol.upper()} protocol evaluates on test "
+                       "and has no validation split")
+    if "metric" in given:
+        name, _, k = cfg.metric.partition("@")
+        if name not in FULL_METRICS or not k.isdigit() or int(k) < 1:
+            raise CLIError(f"--metric: expected recall@K, ndcg@K, precision@K, hit@K or mrr@K, "
+                           f"got {cfg.metric!r}")
+    try:
+        cfg = cfg.resolved(explicit=given)  # ProtocolConflict, unused --sampler-opt, ...
+        check_config(cfg)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     if "valid_fraction" in given and (cfg.split == "loo" or has_valid_share(cfg.split)):
         raise CLIError(f"--valid-fraction {given['valid_fraction']}: --split {cfg.split} already "
                        f"gives validation pairs; use a train:test ratio (e.g. 8:2) or --split "
                        f"given with it")
-    if "metric" in given:
-        name, _, k = cfg.metric.partition("@")
-        if name not in ("recall", "ndcg", "precision", "hit") or not k.isdigit() or int(k) < 1:
-            raise CLIError(f"--metric: expected recall@K, ndcg@K, precision@K or hit@K, got {cfg.metric!r}")
+    name, _, _ = cfg.metric.partition("@")
+    if cfg.eval_protocol == "sampled" and name not in SAMPLED_METRICS:
+        raise CLIError(f"--metric: the sampled protocol reports ndcg@K and recall@K, got {cfg.metric!r}")
     return cfg, given
 
 
@@ -383,6 +451,8 @@ def resume_config(ns: argparse.Namespace, given: dict[str, Any]) -> RunConfig:
         if key in _RESUME_MAY_CHANGE:
             continue
         plain = json.loads(json.dumps(value))
+        if key == "sampler_options":  # as resolved: with the protocol's defaults merged in
+            plain = RunConfig(**given).resolved(explicit=given).to_json()[key]
         if saved_plain.get(key) != plain:
             raise CLIError(f"--resume: --{key.replace('_', '-')} {plain} differs from the saved "
                            f"run's {saved_plain.get(key)}; resume uses the saved config")

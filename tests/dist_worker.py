@@ -7,7 +7,8 @@ torchrun itself:
 * ``train FOLDER``: every training scenario of :data:`SCENARIOS` on ``FOLDER/tiny.txt``
   through the Trainer API (each rank records its rows and negatives per step), the sharded
   evaluations beside one process's, a stop requested on rank 1 only and the resume from the
-  checkpoint, then the CLI reference run ``FOLDER/ref`` (:data:`CLI_ARGS`). Rank 0 saves
+  checkpoint, the sampled (leave-one-out) evaluation sharded beside one process's, then the
+  CLI reference run ``FOLDER/ref`` (:data:`CLI_ARGS`). Rank 0 saves
   everything to ``FOLDER/results.pt``.
 * ``cli-kill FOLDER``: the CLI run ``FOLDER/killed`` with :data:`CLI_ARGS`, rank 1 killed with
   SIGKILL after :data:`KILL_AT_STEP` optimiser steps.
@@ -41,6 +42,8 @@ SCENARIOS: dict[str, tuple[str, tuple[str, ...], str, int, int]] = {
     "mf-autosample-tiny-batches": ("mf", ("rns", "pns"), "auto", 3, 1),
 }
 EPOCHS, BATCH, DIM = 2, 48, 8
+#: fixed negatives per held-out item of the sampled-protocol scenario (tiny.txt: 60 items)
+SAMPLED_NEGATIVES = 20
 KS = (5, 20)
 #: the CLI run every mode goes through (AutoSample + retrain, SH, grid, budget singles)
 CLI_ARGS = ["--compare", "--search-space", "rns,srns", "--epochs", "2", "--sh-first-rung", "1",
@@ -150,6 +153,30 @@ def interrupted_and_resumed(data, dist: DistContext, folder: Path) -> dict[str, 
     return out
 
 
+def sampled(folder: Path, dist: DistContext) -> dict[str, Any]:
+    """The sampled (leave-one-out) protocol under 2 ranks: MF trained 2 epochs with
+    ``eval_protocol="sampled"`` (the Trainer's validation sharded), then the final model's valid
+    and test metrics and per-user NDCG@3 sharded beside one process's."""
+    data = load(folder / "tiny.txt", split="loo", num_negatives=SAMPLED_NEGATIVES, seed=1)
+    dist.grad_exchange = "auto"
+    model, objective = build(data, dist, "mf", ("rns",))
+    config = TrainConfig(epochs=2, batch_size=BATCH, lr=0.05, eval_every=1, patience=0,
+                         ks=(1, 3), metric="ndcg@3", eval_protocol="sampled", progress=False,
+                         seed=3)
+    trainer = Trainer(data, model, objective, config, dist=dist)
+    trainer.train_until(2)
+    out: dict[str, Any] = {"log": trainer.log,
+                           "model": {k: v.clone() for k, v in model.state_dict().items()}}
+    for split in ("valid", "test"):
+        out[f"sharded_{split}"] = evaluate_model(model, data, split, (1, 3), protocol="sampled",
+                                                 dist=dist)
+        out[f"single_{split}"] = evaluate_model(model, data, split, (1, 3), protocol="sampled")
+    out["per_user"] = per_user_metric(model, data, "valid", "ndcg@3", dist=dist,
+                                      protocol="sampled")
+    out["per_user_single"] = per_user_metric(model, data, "valid", "ndcg@3", protocol="sampled")
+    return out
+
+
 def train(folder: Path) -> None:
     from autosample_ext.train import main
 
@@ -159,6 +186,7 @@ def train(folder: Path) -> None:
     for name in SCENARIOS:
         results[name] = scenario(data, dist, name)
     results["resume"] = interrupted_and_resumed(data, dist, folder)
+    results["sampled"] = sampled(folder, dist)
     gathered = dist.gather_object(results)
     status = main(["--data", str(folder / "tiny.txt"), "--out", str(folder / "ref"), *CLI_ARGS])
     if dist.is_main:

@@ -304,6 +304,46 @@ def test_sharded_evaluation_equals_one_process(results, name):
         assert (users == users1).all() and values == pytest.approx(values1, rel=1e-12)
 
 
+def test_sampled_evaluation_sharded_equals_one_process(results):
+    """The leave-one-out protocol (held-out item among fixed negatives) under 2 ranks: each rank
+    ranks the users it owns and the sums are all-reduced, so every rank reports one process's
+    NDCG@K / Recall@K (not its own half's), during training and after it; the per-user values
+    gathered in user order are one process's too."""
+    for rank in results["ranks"]:
+        out = rank["sampled"]
+        for split in ("valid", "test"):
+            single = out[f"single_{split}"]
+            assert set(single) == {"ndcg@1", "ndcg@3", "recall@1", "recall@3"}
+            assert 0.0 < single["recall@3"] < 1.0       # a trained model, not a constant
+            assert out[f"sharded_{split}"] == pytest.approx(single, rel=1e-12, abs=1e-15)
+        assert out["log"][-1]["valid"] == pytest.approx(out["single_valid"], rel=1e-12)
+        (users, values), (users1, values1) = out["per_user"], out["per_user_single"]
+        assert len(users) == len(users1) > 0
+        assert (users == users1).all() and values == pytest.approx(values1, rel=1e-12)
+    # the ranks report the same numbers
+    a, b = (r["sampled"] for r in results["ranks"])
+    assert a["sharded_test"] == b["sharded_test"]
+
+
+def test_sampled_evaluation_of_an_owned_half_differs(results, folder):
+    """Guard for the test above: one rank's own users alone give other numbers than the
+    all-reduced means (so equality with one process is not a coincidence of the data)."""
+    from autosample_ext.data import load as load_data
+    from autosample_ext.eval import evaluate_sampled
+    from autosample_ext.models import build_model
+
+    loo = load_data(folder / "tiny.txt", split="loo",
+                    num_negatives=W.SAMPLED_NEGATIVES, seed=1)
+    model = build_model("mf", loo, dim=W.DIM, seed=5)
+    model.load_state_dict(results["ranks"][0]["sampled"]["model"])
+    u, i = (t.detach() for t in model.propagate())
+    whole = evaluate_sampled(u, i, loo, (1, 3), split="test").to_dict()
+    half = evaluate_sampled(u, i, loo, (1, 3), split="test",
+                            users=torch.arange(0, loo.num_users, 2)).to_dict()
+    assert whole == pytest.approx(results["ranks"][0]["sampled"]["sharded_test"], rel=1e-12)
+    assert half != pytest.approx(whole, rel=1e-6)
+
+
 def test_stop_on_one_rank_checkpoints_both_and_resume_is_identical(results):
     """Rank 1 alone asked to stop at step 20: both ranks stopped at the same step boundary (the
     request travels with the gradients); fresh objects resumed from rank 0's checkpoint (with

@@ -64,6 +64,8 @@ def test_full_ranking_hand_example():
         # K = 5: user 0 hits at ranks 0 and 3; user 2 hits at 0, 1, 4; user 3 hit at 4
         "recall@5": [1, 1, 1], "precision@5": [2 / 5, 3 / 5, 1 / 5], "hit@5": [1, 1, 1],
         "ndcg@5": [(1 + lg(5)) / (1 + lg(3)), (1 + lg(3) + lg(6)) / (1 + lg(3) + lg(4)), lg(6)],
+        # MRR: users 0 and 2 hit at rank 0; user 3's first hit is at rank 4 (1/5 from K = 5)
+        "mrr@2": [1, 1, 0], "mrr@3": [1, 1, 0], "mrr@5": [1, 1, 1 / 5],
     }
     assert set(m.values) == set(expected)
     for key, per in expected.items():
@@ -96,7 +98,8 @@ def test_test_item_also_in_train_cannot_be_hit():
 
 
 def brute_force(scores: np.ndarray, excluded: list[set], targets: list[set], ks) -> dict[str, list]:
-    out: dict[str, list] = {f"{m}@{k}": [] for m in ("recall", "precision", "ndcg", "hit") for k in ks}
+    out: dict[str, list] = {f"{m}@{k}": [] for m in ("recall", "precision", "ndcg", "hit", "mrr")
+                            for k in ks}
     for u in range(scores.shape[0]):
         if not targets[u]:
             continue
@@ -111,6 +114,7 @@ def brute_force(scores: np.ndarray, excluded: list[set], targets: list[set], ks)
             out[f"precision@{k}"].append(h / k)
             out[f"ndcg@{k}"].append(dcg / idcg)
             out[f"hit@{k}"].append(float(h > 0))
+            out[f"mrr@{k}"].append(next((1 / (j + 1) for j, r in enumerate(rel) if r), 0.0))
     return out
 
 
@@ -285,6 +289,35 @@ def test_sampled_protocol_on_generated_loo_split_equals_brute_force():
     for k in (1, 3, 10):
         np.testing.assert_allclose(m.per_user[f"recall@{k}"], (ranks < k).astype(float))
         np.testing.assert_allclose(m.per_user[f"ndcg@{k}"], np.where(ranks < k, 1 / np.log2(ranks + 2), 0))
+
+
+def test_sampled_subset_and_per_user_metric_use_the_sampled_protocol():
+    """``evaluate_sampled(users=...)`` keeps those users' values; ``per_user_metric(...,
+    protocol="sampled")`` (successive halving's paired test) gives the sampled protocol's values,
+    not full ranking's (which differ on this data)."""
+    from autosample_ext.data import SyntheticConfig, default_dataset
+    from autosample_ext.models import build_model
+    from autosample_ext.training.evaluate import evaluate_model as train_eval, per_user_metric
+
+    data = default_dataset(seed=3, config=SyntheticConfig(num_users=150, num_items=200,
+                                                          mean_interactions=12.0), split="loo")
+    model = build_model("mf", data, dim=8, seed=1)
+    ut, it = (t.detach() for t in model.propagate())
+    whole = evaluate_sampled(ut, it, data, ks=(3,), split="valid", per_user=True)
+    odd = evaluate_sampled(ut, it, data, ks=(3,), split="valid", per_user=True,
+                           users=torch.arange(1, data.num_users, 2))
+    keep = whole.users % 2 == 1
+    assert odd.users.tolist() == whole.users[keep].tolist()
+    np.testing.assert_array_equal(odd.per_user["ndcg@3"], whole.per_user["ndcg@3"][keep])
+    users, values = per_user_metric(model, data, "valid", "ndcg@3", protocol="sampled")
+    assert users.tolist() == whole.users.tolist()
+    np.testing.assert_array_equal(values, whole.per_user["ndcg@3"])
+    full = train_eval(model, data, "valid", (3,))["ndcg@3"]
+    assert values.mean() == pytest.approx(train_eval(model, data, "valid", (3,),
+                                                     protocol="sampled")["ndcg@3"])
+    assert abs(values.mean() - full) > 1e-3
+    with pytest.raises(ValueError, match="protocol must be 'full' or 'sampled'"):
+        per_user_metric(model, data, "valid", "ndcg@3", protocol="loo")
 
 
 def test_lastfm_popularity_equals_independent_computation(data_dir):

@@ -213,7 +213,7 @@ def test_best_validation_state_and_early_stopping(tiny):
     from autosample_ext.training import evaluate_model
 
     assert evaluate_model(model, tiny, "valid", (20,))["recall@20"] == pytest.approx(values[best])
-    assert set(result.test) == {"recall@20", "ndcg@20", "precision@20", "hit@20"}
+    assert set(result.test) == {"recall@20", "ndcg@20", "precision@20", "hit@20", "mrr@20"}
 
 
 # ---------------------------------------------------------------------------------------------

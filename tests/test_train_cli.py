@@ -50,9 +50,10 @@ def test_bad_seeds(capsys, seeds):
 def test_other_bad_arguments(capsys, tmp_path):
     _fails(capsys, ["--epochs", "0"], "--epochs")
     _fails(capsys, ["--tau", "-1"], "--tau")
-    _fails(capsys, ["--metric", "mrr@5"], "--metric")
+    _fails(capsys, ["--metric", "auc@5"], "--metric")
     _fails(capsys, ["--grid", "--sampler", "rns"], "one of --sampler, --grid, --compare")
-    _fails(capsys, ["--protocol", "dens", "--compare"], "DENS protocol")
+    _fails(capsys, ["--protocol", "dens", "--compare"], "--protocol dens", "compare",
+           "no validation split")
     _fails(capsys, ["--resume"], "--resume needs --out")
     _fails(capsys, ["--resume", "--out", str(tmp_path)], "nothing to resume")
     with pytest.raises(SystemExit) as exc:
@@ -120,7 +121,7 @@ def test_end_to_end_on_embedded_data_writes_every_file(capsys, tmp_path):
     assert [r["seed"] for r in autos] == [0, 1]
     for r in autos:
         assert r["sampler"] in ("rns", "pns", "dns", "aobpr")
-        assert set(r["test"]) == {"recall@20", "ndcg@20", "precision@20", "hit@20"}
+        assert set(r["test"]) == {"recall@20", "ndcg@20", "precision@20", "hit@20", "mrr@20"}
     agg = metrics["aggregate"]["autosample"]["recall@20"]
     assert agg["n"] == 2
     values = [r["test"]["recall@20"] for r in autos]

@@ -60,7 +60,11 @@ class LoadOptions:
       otherwise), ``"random"`` ignores timestamps.
     remap: renumber ids contiguously from their sorted raw values (raw ids kept in
       ``raw_user_ids`` / ``raw_item_ids``); None = per format (no for lines/pairs, yes otherwise).
-    min_rating: keep records with ``rating >= min_rating`` (error if the data has no rating).
+    min_rating: keep records with ``rating >= min_rating`` (error if the data has no rating,
+      unless ``min_rating_optional``: then a warning, ``info["min_rating_applied"] = False`` and
+      every record is kept).
+    split_rounding: ``"half_up"`` (default) or ``"floor"`` (RecBole's per-user sizes) for ratio
+      splits; see ``autosample_ext.data.splits``.
     kcore: keep the largest subgraph where every user and item has >= kcore interactions.
     num_users / num_items: declared id ranges (no remapping): ids beyond them are errors.
     """
@@ -72,6 +76,8 @@ class LoadOptions:
     loo_valid: bool = True
     loo_by: str = "time"
     min_rating: float | None = None
+    min_rating_optional: bool = False
+    split_rounding: str = "half_up"
     kcore: int = 0
     remap: bool | None = None
     num_users: int | None = None
@@ -89,6 +95,9 @@ class LoadOptions:
             raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
         if self.num_negatives <= 0:
             raise ValueError(f"num_negatives must be positive, got {self.num_negatives}")
+        if self.split_rounding not in S.SPLIT_ROUNDINGS:
+            raise ValueError(f"split_rounding must be one of {S.SPLIT_ROUNDINGS}, got "
+                             f"{self.split_rounding!r}")
         if self.loo_by not in ("time", "random"):
             raise ValueError(f"loo_by must be 'time' or 'random', got {self.loo_by!r}")
         for name in ("num_users", "num_items"):
@@ -301,7 +310,14 @@ def build(source: Source, opts: LoadOptions) -> InteractionData:
     info: dict[str, Any] = {"name": source.name, "format": source.format,
                             "files": {s: str(t.path) for s, t in tables.items()},
                             "rows_read": {s: len(t) for s, t in tables.items()}}
-    if opts.min_rating is not None:
+    unrated = [t for t in tables.values() if t.ratings is None]
+    if opts.min_rating is not None and opts.min_rating_optional and unrated:
+        logger.warning("%s: min_rating=%s not applied: %s (%s) has no rating column; every "
+                       "interaction is a positive", source.name, opts.min_rating,
+                       unrated[0].path, unrated[0].format)
+        info["min_rating_applied"] = False
+    elif opts.min_rating is not None:
+        info["min_rating_applied"] = True
         dropped = {}
         for s, t in tables.items():
             if t.ratings is None:
@@ -356,7 +372,8 @@ def build(source: Source, opts: LoadOptions) -> InteractionData:
             info["loo_by"] = "time" if by_time else "random"
         else:
             ratio = S.parse_ratio(split)
-            assign = S.ratio_split(users, items, nu, ratio, opts.seed)
+            assign = S.ratio_split(users, items, nu, ratio, opts.seed, opts.split_rounding)
+            info["split_rounding"] = opts.split_rounding
         csr = {s: CSR.from_pairs(users[assign == code], items[assign == code], nu, ni)
                for s, code in (("train", S.TRAIN), ("valid", S.VALID), ("test", S.TEST))}
         if split == "loo":

@@ -7,11 +7,19 @@ per-pair assignment (``TRAIN`` / ``VALID`` / ``TEST``, int8). Results depend onl
 
 Users with few interactions (a user always keeps at least one training item):
 
-* ratio split ``a:b:c`` (train:valid:test): per user with ``n`` interactions,
-  ``n_test = round(n * c / (a+b+c))`` and ``n_valid = round(n * b / (a+b+c))`` (round half up),
-  then ``n = 1``: train only; ``n = 2``: one test item (no validation); ``n >= 3``: at least one
-  test and, when ``b > 0``, one validation item; if train would be empty, validation then test
-  give items back until train holds one.
+* ratio split ``a:b:c`` (train:valid:test), ``rounding="half_up"`` (default): per user with
+  ``n`` interactions, ``n_test = round(n * c / (a+b+c))`` and ``n_valid = round(n * b / (a+b+c))``
+  (round half up), then ``n = 1``: train only; ``n = 2``: one test item (no validation);
+  ``n >= 3``: at least one test and, when ``b > 0``, one validation item; if train would be
+  empty, validation then test give items back until train holds one.
+* ratio split, ``rounding="floor"``: RecBole's ``Dataset._calcu_split_ids`` (RecBole 1.2.1)
+  exactly: with ``r_v, r_t`` the normalised ratios (float64, as RecBole computes them),
+  ``n_valid = floor(r_v * n)``, ``n_test = floor(r_t * n)``, train the rest; then for test and
+  then validation: stop as soon as train holds <= 1 item, otherwise a part with
+  ``0 < r * n < 1`` gets one item from train. So n = 1: (1, 0, 0); n = 2: (1, 0, 1); 8:1:1 with
+  3 <= n <= 9: (n - 2, 1, 1); n = 10..19: (n - 2, 1, 1); n = 20: (16, 2, 2).
+  The items of each part are a uniformly random subset, as RecBole's shuffle ("RO") then
+  in-order slicing per user gives.
 * leave-one-out: ``n = 1``: train only (no test item: the user is skipped by evaluation);
   ``n = 2``: one test item; ``n >= 3``: one test and, when ``valid=True``, one validation item.
   The held-out items are the latest by timestamp when timestamps are given (ties broken at
@@ -83,14 +91,41 @@ def _round_half_up(x: np.ndarray) -> np.ndarray:
     return np.floor(x + 0.5).astype(np.int64)
 
 
+SPLIT_ROUNDINGS: tuple[str, ...] = ("half_up", "floor")
+
+
+def floor_split_sizes(n: np.ndarray, ratio: tuple[float, float, float]
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """``(n_valid, n_test)`` per user of RecBole's ``_calcu_split_ids`` (module docstring)."""
+    total = float(ratio[0]) + float(ratio[1]) + float(ratio[2])
+    rv, rt = float(ratio[1]) / total, float(ratio[2]) / total
+    n = np.asarray(n, dtype=np.int64)
+    n_valid = np.floor(rv * n.astype(np.float64)).astype(np.int64)
+    n_test = np.floor(rt * n.astype(np.float64)).astype(np.int64)
+    n_train = n - n_valid - n_test
+    for part, r in ((n_test, rt), (n_valid, rv)):       # RecBole: the last part first
+        x = r * n.astype(np.float64)
+        give = (n_train > 1) & (x > 0) & (x < 1)
+        part += give
+        n_train = n_train - give
+    return n_valid, n_test
+
+
 def ratio_split(users: np.ndarray, items: np.ndarray, num_users: int,
-                ratio: tuple[float, float, float], seed: int) -> np.ndarray:
-    """Random per-user ``train:valid:test`` split; see the module docstring for small users."""
+                ratio: tuple[float, float, float], seed: int,
+                rounding: str = "half_up") -> np.ndarray:
+    """Random per-user ``train:valid:test`` split; see the module docstring for the rounding
+    and small users."""
+    if rounding not in SPLIT_ROUNDINGS:
+        raise ValueError(f"split rounding must be one of {SPLIT_ROUNDINGS}, got {rounding!r}")
     _, fv, ft = ratio
     canon = _canonical(users, items)
     u = users[canon]
     rank = _rank_within_user(u, num_users, _random_positions(rng_for(seed, STREAM_SPLIT), u.size))
     n = np.bincount(u, minlength=num_users)
+    if rounding == "floor":
+        n_valid, n_test = floor_split_sizes(n, ratio)
+        return _assign(u, canon, rank, n_test[u], n_valid[u])
     n_test = _round_half_up(n * ft)
     n_valid = _round_half_up(n * fv)
     n_test = np.where(n >= 2, np.maximum(n_test, 1), 0)
@@ -101,7 +136,13 @@ def ratio_split(users: np.ndarray, items: np.ndarray, num_users: int,
     give = np.minimum(excess, np.maximum(n_test - 1, 0))
     n_test, excess = n_test - give, excess - give
     n_valid = n_valid - np.minimum(excess, n_valid)
-    nt, nv = n_test[u], n_valid[u]
+    return _assign(u, canon, rank, n_test[u], n_valid[u])
+
+
+def _assign(u: np.ndarray, canon: np.ndarray, rank: np.ndarray, nt: np.ndarray,
+            nv: np.ndarray) -> np.ndarray:
+    """Per pair (input order): TEST for the ``nt`` lowest ranks of its user, VALID for the next
+    ``nv``, TRAIN for the rest."""
     out = np.full(u.size, TRAIN, dtype=np.int8)
     out[rank < nt + nv] = VALID
     out[rank < nt] = TEST

@@ -14,7 +14,7 @@ from autosample_ext.data.interactions import CSR, InteractionData
 
 logger = logging.getLogger(__name__)
 
-FULL_RANKING_METRICS: tuple[str, ...] = ("recall", "precision", "ndcg", "hit")
+FULL_RANKING_METRICS: tuple[str, ...] = ("recall", "precision", "ndcg", "hit", "mrr")
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 
 
@@ -138,6 +138,8 @@ def evaluate_full_ranking(
 
         recall@K = hits / |T_u|        precision@K = hits / K        hit@K = [hits > 0]
         ndcg@K   = sum_{j<K, item_j in T_u} 1/log2(j+2) / sum_{j<min(|T_u|,K)} 1/log2(j+2)
+        mrr@K    = 1 / (j* + 1), j* the 0-based position of the first hit, 0 without a hit in
+                   the top K (RecBole's MRR@K)
 
     Ranking order is ``rank_topk``'s: larger score first, ties to the smaller item id.
     """
@@ -189,6 +191,7 @@ def evaluate_full_ranking(
             n_tgt = tgt.degrees().to(device=device, dtype=torch.float64)
             dcg = torch.cumsum(hit * discount, 1)
             hits = torch.cumsum(hit, 1)
+            first = torch.argmax(hit, 1).to(torch.float64)   # first hit (0 when none: masked)
             for k in ks:
                 h = hits[:, k - 1]
                 idcg = ideal[torch.clamp(n_tgt, max=k).long() - 1]
@@ -196,6 +199,8 @@ def evaluate_full_ranking(
                 chunks[f"precision@{k}"].append(h / k)
                 chunks[f"ndcg@{k}"].append(dcg[:, k - 1] / idcg)
                 chunks[f"hit@{k}"].append((h > 0).to(torch.float64))
+                chunks[f"mrr@{k}"].append(torch.where(h > 0, 1.0 / (first + 1.0),
+                                                      torch.zeros_like(first)))
 
     arrays = {key: torch.cat(parts).cpu().numpy() for key, parts in chunks.items()}
     values = {key: float(arr.mean()) for key, arr in arrays.items()}

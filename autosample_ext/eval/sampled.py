@@ -32,6 +32,7 @@ def evaluate_sampled(
     *,
     split: str = "test",
     per_user: bool = False,
+    users: torch.Tensor | np.ndarray | None = None,
 ) -> RankingMetrics:
     """NDCG@K and Recall@K of the leave-one-out protocol (GDNS / SRNS): NDCG@1, NDCG@3, Recall@3.
 
@@ -43,7 +44,8 @@ def evaluate_sampled(
 
     Users without an item in ``split`` are skipped; a user with more than one raises (this
     protocol has exactly one held-out item per user). Returns keys ``ndcg@K`` and
-    ``recall@K`` for every K in ``ks``.
+    ``recall@K`` for every K in ``ks``. ``users``: restrict to these user ids (still only those
+    with an item in ``split``; none left raises, as for a split without held-out items).
     """
     fn = "evaluate_sampled"
     if data.eval_negatives is None:
@@ -62,7 +64,12 @@ def evaluate_sampled(
         bad = int(torch.nonzero(deg > 1)[0])
         raise ValueError(f"{fn}: user {bad} has {int(deg[bad])} items in split {split!r}; the "
                          f"sampled protocol needs at most one per user")
-    users = torch.nonzero(deg == 1).flatten()
+    held = deg == 1
+    if users is not None:
+        chosen = torch.zeros_like(held)
+        chosen[torch.as_tensor(users, dtype=torch.long)] = True
+        held &= chosen
+    users = torch.nonzero(held).flatten()
     if users.numel() == 0:
         raise ValueError(f"{fn}: no user of {data.name!r} has an item in split {split!r}")
     device = user_table.device

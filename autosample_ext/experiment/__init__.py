@@ -10,6 +10,7 @@ from autosample_ext.experiment.config import (
     RunConfig,
 )
 from autosample_ext.experiment.driver import RunSummary, run
+from autosample_ext.experiment.protocols import PROTOCOL_SPECS, Protocol, ProtocolConflict
 from autosample_ext.experiment.phases import AUTOSAMPLE, PhaseRecord
 from autosample_ext.experiment.reporting import (
     aggregate,
@@ -24,4 +25,5 @@ __all__ = [
     "DEFAULT_SEARCH_SPACE", "DENS_DEFAULT_SAMPLERS", "DENS_SETTINGS", "MODELS", "PROTOCOLS", "SEARCHES",
     "RunConfig", "RunSummary", "run", "AUTOSAMPLE", "PhaseRecord", "aggregate", "metrics_frame",
     "paired_ttests", "render_table", "summary_text", "RunDir", "default_out_dir",
+    "PROTOCOL_SPECS", "Protocol", "ProtocolConflict",
 ]

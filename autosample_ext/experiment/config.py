@@ -4,29 +4,35 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import asdict, dataclass
+import logging
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from autosample_ext.data.splits import SPLIT_ROUNDINGS
+from autosample_ext.experiment.protocols import (
+    DENS,
+    PROTOCOLS,
+    ProtocolConflict,
+    find_conflicts,
+    protocol_spec,
+)
 from autosample_ext.models._init import INIT_SCHEMES
 from autosample_ext.models.lightgcn import PROPAGATIONS
 from autosample_ext.search.retrain import RETRAIN_INITS
-from autosample_ext.training.config import TrainConfig
+from autosample_ext.training.config import EVAL_PROTOCOLS, OPTIMIZERS, TrainConfig
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SEARCH_SPACE: tuple[str, ...] = ("rns", "pns", "dns", "aobpr")
-PROTOCOLS: tuple[str, ...] = ("autosample", "dens")
 #: search strategies: the paper's AutoSample (default), successive halving, grid search
 SEARCHES: tuple[str, ...] = ("autosample", "sh", "grid")
-MODELS: tuple[str, ...] = ("mf", "lightgcn", "ngcf")
+MODELS: tuple[str, ...] = ("mf", "gmf", "lightgcn", "ngcf")
 
-# The DENS protocol (DENS repository; ../shared/data/README.md): LightGCN, 3 layers, dim 64,
-# Adam 1e-3, batch 2048, L2 1e-4, train on all of train.txt, test every 5 epochs with train
-# masked, best test value reported.
-# The DENS code's L2 term is 0.5 * ||e||^2 / batch and ours is ||e||^2 / batch: its 1e-4 is our
-# 5e-5. It initialises the embeddings Xavier-uniform (LightGCN's reference code: N(0, 0.1^2)).
-DENS_SETTINGS: dict[str, Any] = dict(model="lightgcn", layers=3, dim=64, lr=1e-3, batch_size=2048,
-                                     l2=5e-5, init="xavier", split="given", eval_every=5,
-                                     ks=(20,))
-DENS_DEFAULT_SAMPLERS: tuple[str, ...] = ("rns", "dns", "mixgcf")
+# Kept for callers of the earlier API: the DENS protocol's fixed settings and samplers
+# (autosample_ext.experiment.protocols.DENS holds the whole protocol).
+DENS_SETTINGS: dict[str, Any] = dict(DENS.fixed)
+DENS_DEFAULT_SAMPLERS: tuple[str, ...] = tuple(DENS.default_samplers or ())
 
 
 def _names(value: Any, field: str) -> tuple[str, ...]:
@@ -69,9 +75,19 @@ class RunConfig:
     (``aobpr@5+dns``). ``num_negatives`` is the negatives per positive of single-sampler runs
     (singles, grid, successive halving; the paper's Table 4 baselines); the AutoSample search
     and its retraining use one per candidate.
-    ``protocol="dens"`` replaces the split, model and schedule by :data:`DENS_SETTINGS`
-    (evaluation on test, best test value; single / grid modes only, the samplers
-    :data:`DENS_DEFAULT_SAMPLERS` when none is named).
+    ``protocol``: ``autosample`` (default, fixes nothing), ``dens``, ``gdns`` or ``recbole``
+    (:mod:`autosample_ext.experiment.protocols`): :meth:`resolved` applies the protocol's fixed
+    settings, and raises :class:`ProtocolConflict` for explicit values that differ from them.
+
+    ``sampler_options``: ``{sampler: {option field: value}}`` (``--sampler-opt dns.num_candidates=8``),
+    validated against each sampler's options dataclass; they apply wherever that sampler is
+    trained (alone, inside a schedule, as a search or racing candidate, in the grid, in the
+    retrain). ``resolved()`` adds the protocol's defaults for the samplers of the run, so
+    ``config.json`` holds the values used.
+    Training-loop fields (see :class:`~autosample_ext.training.TrainConfig`): ``optimizer``,
+    ``eval_start``, ``drop_last``, ``ties_improve``, ``eval_protocol`` (``"sampled"`` needs the
+    leave-one-out split); data fields: ``split_rounding`` (``"floor"``: RecBole's sizes),
+    ``min_rating``.
     """
 
     data: str | None = None
@@ -114,6 +130,14 @@ class RunConfig:
     out: str | None = None
     protocol: str = "autosample"
     progress: bool = True
+    sampler_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    optimizer: str = "adam"
+    eval_start: int | None = None
+    drop_last: bool = False
+    ties_improve: bool = False
+    eval_protocol: str = "full"
+    split_rounding: str = "half_up"
+    min_rating: float | None = None
     propagation: str = "ops"
     checkpoint_every: int | None = None
 
@@ -122,10 +146,21 @@ class RunConfig:
         self.sampler = _names(self.sampler, "sampler")
         self.seeds = _ints(self.seeds, "seeds")
         self.ks = _ints(self.ks, "ks")
+        from autosample_ext.samplers.registry import check_sampler_options
+
+        self.sampler_options = check_sampler_options(self.sampler_options)
         if self.valid_fraction is not None and not 0.0 < self.valid_fraction < 1.0:
             raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.eval_protocol not in EVAL_PROTOCOLS:
+            raise ValueError(f"eval_protocol must be one of {EVAL_PROTOCOLS}, got {self.eval_protocol!r}")
+        if self.split_rounding not in SPLIT_ROUNDINGS:
+            raise ValueError(f"split_rounding must be one of {SPLIT_ROUNDINGS}, got {self.split_rounding!r}")
+        if self.eval_start is not None and self.eval_start < 1:
+            raise ValueError(f"eval_start must be None or >= 1, got {self.eval_start}")
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
         if self.propagation not in PROPAGATIONS:
@@ -148,9 +183,6 @@ class RunConfig:
             self.search = "grid"
         if sum([bool(self.sampler), self.search != "autosample", self.compare]) > 1:
             raise ValueError("choose one of --sampler, --grid, --compare, --search sh|grid")
-        if self.protocol == "dens" and self.search == "sh":
-            raise ValueError("the DENS protocol has no validation split to race on; "
-                             "use --sampler or --grid with it")
         if self.sh_first_rung < 1:
             raise ValueError(f"sh_first_rung must be >= 1, got {self.sh_first_rung}")
         if self.sh_eta < 2:
@@ -161,9 +193,6 @@ class RunConfig:
             raise ValueError(f"sh_tie_anchor must be 'last' or 'best', got {self.sh_tie_anchor!r}")
         if self.num_negatives < 1:
             raise ValueError(f"num_negatives must be >= 1, got {self.num_negatives}")
-        if self.protocol == "dens" and self.compare:
-            raise ValueError("the DENS protocol has no validation split to search on; "
-                             "use --sampler (default rns,dns,mixgcf) or --grid with it")
         for name in ("epochs", "dim", "layers", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -178,21 +207,94 @@ class RunConfig:
             return "compare"
         return self.search
 
-    def resolved(self) -> "RunConfig":
-        """The config with the protocol's fixed settings applied."""
-        if self.protocol != "dens":
-            return self
-        changes = dict(DENS_SETTINGS)
-        if not self.sampler and self.search != "grid":
-            changes["sampler"] = DENS_DEFAULT_SAMPLERS
-        return dataclasses.replace(self, **changes)
+    def explicit_fields(self) -> set[str]:
+        """The fields whose value differs from the dataclass default (what a library caller
+        evidently chose; the CLI passes the options actually given instead)."""
+        default = RunConfig()
+        return {f.name for f in dataclasses.fields(self)
+                if getattr(self, f.name) != getattr(default, f.name)}
+
+    def trained_samplers(self) -> tuple[str, ...]:
+        """Every sampler this run trains, in order (alone, as candidates, in the grid, inside a
+        schedule such as ``aobpr@5+dns``)."""
+        from autosample_ext.search.schedule import is_schedule, parse_schedule
+
+        names: list[str] = []
+        for name in (self.sampler if self.mode == "single" else self.search_space):
+            names += list(parse_schedule(name).samplers) if is_schedule(name) else [name]
+        return tuple(dict.fromkeys(names))
+
+    def resolved(self, explicit: Iterable[str] | None = None) -> "RunConfig":
+        """The config with the protocol applied: its fixed settings, its default samplers (when
+        no sampler, search space, grid or comparison is asked for), its sampler option defaults
+        for the samplers of the run (explicit ``sampler_options`` win).
+
+        ``explicit``: the fields the user set (the CLI's given options); default
+        :meth:`explicit_fields` (a library caller who sets a fixed field to the dataclass
+        default cannot be told from one who left it: that value is replaced, and logged).
+        An explicit value that differs from a fixed one raises :class:`ProtocolConflict`
+        listing each. Idempotent. Also checks what only the resolved
+        config can tell: the mode is allowed, every ``sampler_options`` entry names a sampler of
+        the run, the sampled evaluation has the leave-one-out split it needs.
+        """
+        spec = protocol_spec(self.protocol)
+        given = set(self.explicit_fields() if explicit is None else explicit)
+        conflicts = find_conflicts(spec, {f.name: getattr(self, f.name)
+                                          for f in dataclasses.fields(self)}, given)
+        if conflicts:
+            raise ProtocolConflict(self.protocol, conflicts)
+        changes: dict[str, Any] = dict(spec.fixed)
+        if spec.default_samplers and not (self.sampler or self.search != "autosample"
+                                          or self.compare or "search_space" in given):
+            changes["sampler"] = spec.default_samplers
+        replaced = {k: v for k, v in changes.items() if getattr(self, k) != v}
+        if replaced:
+            log.info("--protocol %s sets %s", self.protocol,
+                     ", ".join(f"{k}={v!r}" for k, v in replaced.items()))
+        out = dataclasses.replace(self, **changes)
+        if out.mode not in spec.modes:
+            raise ValueError(f"--protocol {self.protocol} does not allow the {out.mode} mode "
+                             f"(allowed: {', '.join(spec.modes)})"
+                             + ("; it has no validation split to search on" if spec.best_test
+                                else ""))
+        trained = out.trained_samplers()
+        unused = [n for n in out.sampler_options if n not in trained]
+        if unused:
+            opts = ", ".join(f"{n}.{k}" for n in unused for k in out.sampler_options[n])
+            raise ValueError(f"--sampler-opt {opts}: sampler {', '.join(map(repr, unused))} is not "
+                             f"trained in this run (samplers: {', '.join(trained)})")
+        options = {n: dict(d) for n, d in spec.sampler_defaults.items() if n in trained}
+        for n, d in out.sampler_options.items():
+            options.setdefault(n, {}).update(d)
+        out.sampler_options = options
+        from autosample_ext.samplers.registry import check_sampler_options
+
+        check_sampler_options(out.sampler_options)
+        if out.eval_protocol == "sampled" and out.split != "loo":
+            raise ValueError(f"--eval-protocol sampled needs the leave-one-out split with its fixed "
+                             f"negatives (--split loo), got --split {out.split}")
+        if out.eval_start is not None and out.eval_start > out.epochs:
+            raise ValueError(f"--eval-start {out.eval_start} is after the last epoch "
+                             f"(--epochs {out.epochs}): nothing would be evaluated")
+        return out
+
+    @property
+    def best_test(self) -> bool:
+        """The protocol has no validation split: the best test value is reported (DENS)."""
+        return protocol_spec(self.protocol).best_test
+
+    def sampler_kwargs(self, name: str) -> dict[str, Any]:
+        """The options of sampler ``name`` in this run (keyword arguments of ``build_sampler``)."""
+        return dict(self.sampler_options.get(name, {}))
 
     def train_config(self, seed: int, epochs: int | None = None) -> TrainConfig:
         return TrainConfig(epochs=epochs or self.epochs, batch_size=self.batch_size, lr=self.lr,
                            l2=self.l2, eval_every=self.eval_every, patience=self.patience,
                            metric=self.metric, ks=self.ks,
-                           eval_split="test" if self.protocol == "dens" else "valid",
-                           seed=seed, progress=self.progress,
+                           eval_split="test" if self.best_test else "valid",
+                           seed=seed, progress=self.progress, optimizer=self.optimizer,
+                           eval_start=self.eval_start, drop_last=self.drop_last,
+                           ties_improve=self.ties_improve, eval_protocol=self.eval_protocol,
                            checkpoint_every=self.checkpoint_every)
 
     def to_json(self) -> dict[str, Any]:

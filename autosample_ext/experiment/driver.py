@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from autosample_ext.data.interactions import InteractionData
 from autosample_ext.experiment.config import RunConfig
+from autosample_ext.experiment.protocols import protocol_spec
 from autosample_ext.experiment.phases import (
     AUTOSAMPLE,
     GRID,
@@ -119,12 +120,14 @@ def run(cfg: RunConfig, *, resume: bool = False, data: InteractionData | None = 
     cfg = dataclasses.replace(cfg, out=str(out_path))
     if cfg.data is not None:
         facts["path"] = str(Path(cfg.data).resolve())
+    facts.update(data_facts(data))
 
     def open_dir() -> RunDir:
         out = RunDir(out_path, new=not resume)
         try:
             out.write_json(CONFIG_NAME, {"config": config_record(cfg, out_path), "mode": cfg.mode,
-                                         "data": facts, "world_size": dist.world_size,
+                                         "samplers": sampler_settings(cfg), "data": facts,
+                                         "world_size": dist.world_size,
                                          "launch": dist.launch_record()})
         except BaseException:
             out.close()
@@ -184,31 +187,65 @@ def run_seed(ctx: RunContext, seed: int) -> list[PhaseRecord]:
     return records
 
 
+def sampler_settings(cfg: RunConfig) -> dict[str, dict[str, Any]]:
+    """Every option of every sampler the run trains (defaults included), as used."""
+    from autosample_ext.samplers.registry import resolved_options
+
+    return {name: resolved_options(name, cfg.sampler_kwargs(name))
+            for name in cfg.trained_samplers()}
+
+
+def data_facts(data: InteractionData) -> dict[str, Any]:
+    """What the loader did that changes the experiment (rating filter, split, rounding)."""
+    keys = ("split", "split_rounding", "loo_by", "num_negatives", "min_rating_applied",
+            "dropped_below_min_rating")
+    return {k: data.info[k] for k in keys if k in data.info}
+
+
 def popularity_metrics(data: InteractionData, cfg: RunConfig) -> dict[str, dict[str, float]]:
-    """The popularity ranking (training interactions per item) on the reported split: a floor
-    every trained model should clear."""
-    from autosample_ext.eval import evaluate_full_ranking, popularity_tables
+    """The popularity ranking (training interactions per item) on the reported split, by the
+    run's evaluation protocol: a floor every trained model should clear."""
+    from autosample_ext.eval import evaluate_full_ranking, evaluate_sampled, popularity_tables
 
     split = "test"
-    metrics = evaluate_full_ranking(*popularity_tables(data), data, split, cfg.ks)
+    if cfg.eval_protocol == "sampled":
+        metrics = evaluate_sampled(*popularity_tables(data), data, cfg.ks, split=split)
+    else:
+        metrics = evaluate_full_ranking(*popularity_tables(data), data, split, cfg.ks)
     return {split: metrics.to_dict()}
+
+
+def table_columns(cfg: RunConfig) -> list[str]:
+    """The metric columns of the run's table: the protocol's, else R/N/P/H@K (full ranking)
+    or N/R@K (sampled) at the first cut-off."""
+    spec = protocol_spec(cfg.protocol)
+    if spec.table is not None:
+        return list(spec.table)
+    k = cfg.ks[0]
+    if cfg.eval_protocol == "sampled":
+        return [f"ndcg@{k}", f"recall@{k}"]
+    return [f"{m}@{k}" for m in ("recall", "ndcg", "precision", "hit")]
 
 
 def _write_outputs(cfg: RunConfig, data: InteractionData, out: RunDir,
                    records: list[PhaseRecord], seconds: float) -> RunSummary:
-    split = "valid" if cfg.protocol == "dens" else "test"  # DENS: the best test value
+    split = "valid" if cfg.best_test else "test"  # DENS: the best test value
     k = cfg.ks[0]
+    columns = table_columns(cfg)
+    # t-tests: every cut-off's R/N/P/H by default, the table's columns for protocol tables
+    custom = protocol_spec(cfg.protocol).table is not None or cfg.eval_protocol == "sampled"
+    tested = columns if custom else None
     frame = metrics_frame(records, split)
     several = frame["method"].nunique() > 1
-    ttests = paired_ttests(frame, cfg.ks) if several else {}
-    sh_ttests = paired_ttests(frame, cfg.ks, SH) if several else {}
+    ttests = paired_ttests(frame, cfg.ks, columns=tested) if several else {}
+    sh_ttests = paired_ttests(frame, cfg.ks, SH, columns=tested) if several else {}
     per_run = []
     for rec in records:
         entry = {"seed": rec.seed, "method": rec.method, "sampler": rec.sampler,
                  "best_epoch": rec.result.best_epoch, "epochs_run": rec.result.epochs_run,
                  "stopped_early": rec.result.stopped_early, "seconds": rec.result.seconds,
                  "cpu_seconds": rec.result.cpu_seconds}
-        if cfg.protocol == "dens":
+        if cfg.best_test:
             entry["best_test"] = rec.result.valid
         else:
             entry["valid"] = rec.result.valid
@@ -217,8 +254,11 @@ def _write_outputs(cfg: RunConfig, data: InteractionData, out: RunDir,
         per_run.append(entry)
     metrics: dict[str, Any] = {
         "protocol": cfg.protocol, "mode": cfg.mode, "reported_split":
-            "best test epoch (DENS protocol)" if cfg.protocol == "dens"
+            "best test epoch (DENS protocol)" if cfg.best_test
             else "test at the best validation epoch",
+        "evaluation": "sampled: the held-out item among its 100 fixed negatives"
+            if cfg.eval_protocol == "sampled" else "full ranking over all items",
+        "table_columns": columns,
         "runs": per_run, "aggregate": aggregate(records, split)}
     if ttests:
         metrics["ttest_vs_best_single"] = ttests
@@ -261,11 +301,13 @@ def _write_outputs(cfg: RunConfig, data: InteractionData, out: RunDir,
     if not alpha.empty:
         alpha.to_csv(out.path / "alpha.csv", index=False)
         write_alpha_plot(alpha, out.path / "alpha.png")
-    table = render_table(records, split, k, ttests, sh_ttests)
+    table = render_table(records, split, k, ttests, sh_ttests, columns)
     cost_table = render_cost_table(costs) if costs else ""
     if frame["method"].nunique() > 1 or len(cfg.seeds) > 1:
-        note = ("Best test value over epochs (DENS protocol)." if cfg.protocol == "dens"
+        note = ("Best test value over epochs (DENS protocol)." if cfg.best_test
                 else "Test metrics at the best validation epoch.")
+        if cfg.eval_protocol == "sampled":
+            note += " Sampled protocol: each user's held-out item ranked among its 100 fixed negatives."
         if len(cfg.seeds) > 1:
             note += f" Mean ± std over seeds {list(cfg.seeds)}."
         if ttests or sh_ttests:

@@ -65,7 +65,13 @@ def load_data(cfg: RunConfig) -> InteractionData:
     """The dataset of ``cfg`` (embedded default data when ``cfg.data`` is None)."""
     from autosample_ext import data as D
 
-    opts: dict[str, Any] = {"split": cfg.split, "seed": cfg.split_seed}
+    opts: dict[str, Any] = {"split": cfg.split, "seed": cfg.split_seed,
+                            "split_rounding": cfg.split_rounding}
+    if cfg.min_rating is not None:
+        # The GDNS protocol's "ratings >= 4" applies where the data has ratings; an explicit
+        # --min-rating on data without ratings is an error.
+        opts["min_rating"] = cfg.min_rating
+        opts["min_rating_optional"] = cfg.protocol == "gdns"
     if cfg.data is None:
         return with_validation(cfg, D.load(None, **opts, **data_options(cfg)))
     path = Path(cfg.data)
@@ -85,7 +91,7 @@ def with_validation(cfg: RunConfig, data: InteractionData) -> InteractionData:
     gives none and the protocol needs one (not with --valid-fraction: that drew already)."""
     from autosample_ext import data as D
 
-    if (cfg.valid_fraction is None and cfg.protocol != "dens" and data.valid.nnz == 0
+    if (cfg.valid_fraction is None and not cfg.best_test and data.valid.nnz == 0
             and data.train.nnz and not has_valid_share(cfg.split)):
         data = D.with_valid_from_train(data, AUTO_VALID_FRACTION, cfg.split_seed)
         log.warning("%s: the split gives no validation pairs; drew %g of each user's training "
@@ -114,11 +120,19 @@ def build_model(cfg: RunConfig, data: InteractionData, seed: int):
 
 
 def build_sampler(name: str, data: InteractionData, seed: int, device: str,
-                  num_negatives: int = 1, shard=None):
-    """A sampler or a schedule (``aobpr@5+dns``) by name; ``shard``: this process's users in a
-    distributed run."""
+                  num_negatives: int = 1, options: dict[str, dict[str, Any]] | None = None,
+                  shard=None):
+    """A sampler or a schedule (``aobpr@5+dns``) by name; ``options``: per sampler name, its
+    options (``RunConfig.sampler_options``), applied to the sampler or to the schedule's parts;
+    ``shard``: this process's users in a distributed run."""
+    from autosample_ext.search.schedule import is_schedule
+
+    options = options or {}
+    if is_schedule(name):
+        return build_candidate(name, data, seed=seed, device=device, num_negatives=num_negatives,
+                               shard=shard, options=options)
     return build_candidate(name, data, seed=seed, device=device, num_negatives=num_negatives,
-                           shard=shard)
+                           shard=shard, **options.get(name, {}))
 
 
 @dataclass
@@ -171,7 +185,7 @@ def single_objective(ctx: RunContext, seed: int, name: str) -> SamplerObjective:
     run, a grid, a successive-halving race or a budget run."""
     cfg = ctx.cfg
     sampler = build_sampler(name, ctx.data, seed_for(seed, 100, name_stream(name)), cfg.device,
-                            cfg.num_negatives, shard=ctx.dist.shard)
+                            cfg.num_negatives, cfg.sampler_options, shard=ctx.dist.shard)
     return SamplerObjective(sampler, l2=cfg.l2)
 
 
@@ -246,7 +260,7 @@ def run_autosample(ctx: RunContext, seed: int) -> list[PhaseRecord]:
     cfg = ctx.cfg
     model = build_model(cfg, ctx.data, seed)
     samplers = [build_sampler(name, ctx.data, seed_for(seed, 1000, name_stream(name)), cfg.device,
-                              shard=ctx.dist.shard)
+                              options=cfg.sampler_options, shard=ctx.dist.shard)
                 for name in cfg.search_space]
     objective = AutoSampleObjective(samplers, cfg.search_space, tau=cfg.tau,
                                     alpha_lr=cfg.alpha_lr, l2=cfg.l2, seed=seed,
@@ -261,7 +275,7 @@ def run_autosample(ctx: RunContext, seed: int) -> list[PhaseRecord]:
     retrain_model = init_retrain_model(build_model(cfg, ctx.data, seed_for(seed, 2000)),
                                        searched_state, cfg.retrain_init)
     sampler = build_sampler(chosen, ctx.data, seed_for(seed, 3000), cfg.device,
-                            shard=ctx.dist.shard)
+                            options=cfg.sampler_options, shard=ctx.dist.shard)
     retrain = _run_trainer(ctx, seed, "retrain", retrain_model,
                            SamplerObjective(sampler, l2=cfg.l2),
                            cfg.train_config(seed, cfg.retrain_epochs or cfg.epochs))

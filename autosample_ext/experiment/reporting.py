@@ -15,7 +15,13 @@ if TYPE_CHECKING:  # pandas is imported when a run reports, not when the CLI sta
     from autosample_ext.experiment.driver import RunSummary
 
 TABLE_METRICS: tuple[str, ...] = ("recall", "ndcg", "precision", "hit")
-TABLE_ABBREV = {"recall": "R", "ndcg": "N", "precision": "P", "hit": "H"}
+TABLE_ABBREV = {"recall": "R", "ndcg": "N", "precision": "P", "hit": "H", "mrr": "MRR"}
+
+
+def column_label(metric: str) -> str:
+    """``"recall@20"`` -> ``"R@20"``."""
+    name, _, k = metric.partition("@")
+    return f"{TABLE_ABBREV.get(name, name)}@{k}"
 #: methods that search (tested against the best single sampler) and the grid's pick
 SEARCH_METHODS: tuple[str, ...] = (AUTOSAMPLE, SH)
 NOT_SINGLE: frozenset[str] = frozenset({AUTOSAMPLE, SH, GRID, "search"})
@@ -128,10 +134,11 @@ def metrics_frame(records: Sequence[PhaseRecord], split: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def paired_ttests(frame: pd.DataFrame, ks: Sequence[int], method: str = AUTOSAMPLE
-                  ) -> dict[str, dict[str, Any]]:
+def paired_ttests(frame: pd.DataFrame, ks: Sequence[int], method: str = AUTOSAMPLE,
+                  columns: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
     """``method`` (AutoSample, SH) vs the best single sampler (by mean, per metric), paired over
-    seeds. Single samplers: every method that is not a search, a grid pick or a budget run."""
+    seeds. Single samplers: every method that is not a search, a grid pick or a budget run.
+    ``columns``: the metrics tested (default R/N/P/H at every k of ``ks``)."""
     from scipy import stats
 
     out: dict[str, dict[str, Any]] = {}
@@ -141,46 +148,48 @@ def paired_ttests(frame: pd.DataFrame, ks: Sequence[int], method: str = AUTOSAMP
     if not singles:
         return out
     auto = frame[frame["method"] == method].set_index("seed")
-    for k in ks:
-        for name in TABLE_METRICS:
-            metric = f"{name}@{k}"
-            means = {m: frame.loc[frame["method"] == m, metric].mean() for m in singles}
-            best = max(means, key=lambda m: means[m])
-            base = frame[frame["method"] == best].set_index("seed")
-            seeds = sorted(set(auto.index) & set(base.index))
-            entry: dict[str, Any] = {"baseline": best, "n": len(seeds),
-                                     "mean_diff": float(auto.loc[seeds, metric].mean()
-                                                        - base.loc[seeds, metric].mean())}
-            if len(seeds) >= 2:
-                diff = auto.loc[seeds, metric].to_numpy() - base.loc[seeds, metric].to_numpy()
-                if np.allclose(diff, diff[0]):
-                    entry["p_value"] = 0.0 if diff[0] != 0 else 1.0
-                else:
-                    res = stats.ttest_rel(auto.loc[seeds, metric].to_numpy(),
-                                          base.loc[seeds, metric].to_numpy())
-                    entry["t"] = float(res.statistic)
-                    entry["p_value"] = float(res.pvalue)
-                entry["significant"] = bool(entry["p_value"] < 0.05)
-            out[metric] = entry
+    if columns is None:
+        columns = [f"{name}@{k}" for k in ks for name in TABLE_METRICS]
+    for metric in columns:
+        means = {m: frame.loc[frame["method"] == m, metric].mean() for m in singles}
+        best = max(means, key=lambda m: means[m])
+        base = frame[frame["method"] == best].set_index("seed")
+        seeds = sorted(set(auto.index) & set(base.index))
+        entry: dict[str, Any] = {"baseline": best, "n": len(seeds),
+                                 "mean_diff": float(auto.loc[seeds, metric].mean()
+                                                    - base.loc[seeds, metric].mean())}
+        if len(seeds) >= 2:
+            diff = auto.loc[seeds, metric].to_numpy() - base.loc[seeds, metric].to_numpy()
+            if np.allclose(diff, diff[0]):
+                entry["p_value"] = 0.0 if diff[0] != 0 else 1.0
+            else:
+                res = stats.ttest_rel(auto.loc[seeds, metric].to_numpy(),
+                                      base.loc[seeds, metric].to_numpy())
+                entry["t"] = float(res.statistic)
+                entry["p_value"] = float(res.pvalue)
+            entry["significant"] = bool(entry["p_value"] < 0.05)
+        out[metric] = entry
     return out
 
 
 def render_table(records: Sequence[PhaseRecord], split: str, k: int,
                  ttests: dict[str, dict[str, Any]] | None = None,
-                 sh_ttests: dict[str, dict[str, Any]] | None = None) -> str:
+                 sh_ttests: dict[str, dict[str, Any]] | None = None,
+                 columns: Sequence[str] | None = None) -> str:
     """Markdown table in the layout of the paper's Table 3.
 
-    Rows: methods; columns: R/N/P/H@k as mean (± std over seeds) with the rank of the row in
-    that metric (1 = best), then the average rank. AutoSample vs the best single sampler of the
+    Rows: methods; columns: R/N/P/H@k (or ``columns``, metric keys such as ``"ndcg@3"``) as
+    mean (± std over seeds) with the rank of the row in that metric (1 = best), then the
+    average rank. AutoSample vs the best single sampler of the
     metric, paired t-test over seeds, p < 0.05: ``*`` significantly better, ``†`` significantly
     worse (``ttests``); the same for SH (``sh_ttests``).
     """
     frame = metrics_frame(records, split)
-    cols = [f"{m}@{k}" for m in TABLE_METRICS]
+    cols = list(columns) if columns is not None else [f"{m}@{k}" for m in TABLE_METRICS]
     grouped = frame.groupby("method", sort=False)[cols]
     mean, std, count = grouped.mean(), grouped.std(ddof=1).fillna(0.0), grouped.count()
     ranks = mean.rank(ascending=False, method="min")
-    header = ["Sampler"] + [f"{TABLE_ABBREV[m]}@{k}" for m in TABLE_METRICS] + ["Avg rank"]
+    header = ["Sampler"] + [column_label(c) for c in cols] + ["Avg rank"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     several = int(count.max().max()) > 1
     for method in mean.index:

@@ -23,10 +23,8 @@ class DataValidationError(ValueError):
 
 
 def trained_samplers(cfg: "RunConfig") -> tuple[str, ...]:
-    """Every sampler name the run will train with, in mode order."""
-    if cfg.mode == "single":
-        return tuple(cfg.sampler)
-    return tuple(cfg.search_space)
+    """Every sampler name the run will train with, in mode order (schedules expanded)."""
+    return cfg.trained_samplers()
 
 
 def check_config(cfg: "RunConfig") -> None:
@@ -84,7 +82,7 @@ def check_data(cfg: "RunConfig", data: InteractionData) -> None:
             f"{data_files(data, 'train')}: user {raw_user(data, u)} has every one of the "
             f"{data.num_items} items as a training positive, so no negative item can be drawn "
             f"for it ({full.size} such user(s)); remove such users or add items")
-    needs_valid = cfg.protocol != "dens"
+    needs_valid = not cfg.best_test
     all_deg = (train_deg + data.valid.degrees().numpy() + data.test.degrees().numpy())
     if needs_valid and data.valid.nnz == 0:
         max_deg = int(all_deg.max(initial=0))

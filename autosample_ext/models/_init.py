@@ -6,8 +6,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-InitScheme = Literal["normal", "xavier"]
-INIT_SCHEMES: tuple[str, ...] = ("normal", "xavier")
+InitScheme = Literal["normal", "xavier", "xavier_normal"]
+INIT_SCHEMES: tuple[str, ...] = ("normal", "xavier", "xavier_normal")
 
 
 def make_generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator:
@@ -26,12 +26,15 @@ def make_generator(seed: int | None, generator: torch.Generator | None) -> torch
 
 
 def init_embedding(table: nn.Embedding, scheme: str, std: float, gen: torch.Generator) -> None:
-    """``normal``: N(0, std^2) (LightGCN's init, std 0.1); ``xavier``: Xavier-uniform (NGCF's)."""
+    """``normal``: N(0, std^2) (LightGCN's init, std 0.1); ``xavier``: Xavier-uniform (NGCF's,
+    DENS's); ``xavier_normal``: Xavier-normal, N(0, 2 / (rows + dim)) (RecBole's)."""
     with torch.no_grad():
         if scheme == "normal":
             nn.init.normal_(table.weight, 0.0, std, generator=gen)
         elif scheme == "xavier":
             nn.init.xavier_uniform_(table.weight, generator=gen)
+        elif scheme == "xavier_normal":
+            nn.init.xavier_normal_(table.weight, generator=gen)
         else:
             raise ValueError(f"models: init must be one of {INIT_SCHEMES}, got {scheme!r}")
 

@@ -5,8 +5,9 @@ from autosample_ext.samplers.dns import DNSOptions, DNSSampler
 from autosample_ext.samplers.gdns import GDNSGroups, GDNSOptions, GDNSSampler
 from autosample_ext.samplers.mixgcf import MixGCFOptions, MixGCFSampler
 from autosample_ext.samplers.pns import PNSOptions, PNSSampler
-from autosample_ext.samplers.registry import (SAMPLERS, build_sampler, sampler_class, sampler_names,
-                                              sampler_options)
+from autosample_ext.samplers.registry import (SAMPLERS, build_sampler, check_sampler_options,
+                                              option_types, parse_sampler_opt, resolved_options,
+                                              sampler_class, sampler_names, sampler_options)
 from autosample_ext.samplers.rns import RNSOptions, RNSSampler
 from autosample_ext.samplers.srns import SRNSOptions, SRNSSampler
 
@@ -15,5 +16,6 @@ __all__ = [
     "RNSSampler", "PNSSampler", "DNSSampler", "AOBPRSampler", "SRNSSampler", "MixGCFSampler", "GDNSSampler",
     "RNSOptions", "PNSOptions", "DNSOptions", "AOBPROptions", "SRNSOptions", "MixGCFOptions", "GDNSOptions",
     "GDNSGroups", "SAMPLERS", "build_sampler", "sampler_class", "sampler_names", "sampler_options",
+    "check_sampler_options", "option_types", "parse_sampler_opt", "resolved_options",
 ]
 __all__ += ["UserShard"]

@@ -46,10 +46,14 @@ class Negatives:
     items: ``[B, n]`` int64 negative item ids, never a training positive of the row's user.
     embeddings: for samplers that synthesise negatives (MixGCF), ``[B, n, d]`` final negative
         embeddings WITH autograd, used for scoring instead of the item table; else None.
+    reg_embeddings: ``[B, n, d]`` ego-layer embeddings (WITH autograd) that the L2 term covers
+        instead of the ego rows of ``items`` (MixGCF's authors' code regularises the layer-0
+        slice of the synthesised negative); None: the ego rows of ``items``.
     """
 
     items: torch.Tensor
     embeddings: torch.Tensor | None = None
+    reg_embeddings: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,11 @@ per layer l = 0..L:
   autograd from the model's per-layer tables, so the loss gradient reaches the positive's and
   the chosen candidates' embeddings (the choice itself is not differentiated).
 
-``Negatives.items`` holds ``c_{m*_L}``, the candidate chosen at the last layer (for logging and
-the L2 term; the synthesised embedding is what the loss scores).
+``Negatives.items`` holds ``c_{m*_L}``, the candidate chosen at the last layer (for logging;
+the synthesised embedding is what the loss scores). The L2 term covers the ego embedding of that
+candidate (``l2_target="candidate"``, default) or, as the authors' code (MixGCF, DENS) does, the
+layer-0 slice of the synthesised negative ``a_0 e_{i,0} + (1 - a_0) e_{c_{m*_0},0}``
+(``l2_target="mixed"``, ``Negatives.reg_embeddings``).
 
 The per-layer tables are ``ctx.layers`` when the trainer passes them, else
 ``ctx.model.layer_embeddings()`` (a second propagation). Pass them for models with message
@@ -39,12 +42,17 @@ from autosample_ext.samplers.base import Negatives, SampleContext, Sampler, User
 class MixGCFOptions:
     """num_candidates: M (64, the authors' ``n_negs`` in their LightGCN runs).
     hop_score: ``"auto"`` (pooled user embedding when its width is the layer width, else the
-    layer's), ``"pooled"`` (error when the widths differ) or ``"layer"``."""
+    layer's), ``"pooled"`` (error when the widths differ) or ``"layer"``.
+    l2_target: what the L2 term covers for the negative: ``"candidate"`` (the ego embedding of
+    the last layer's choice) or ``"mixed"`` (the layer-0 synthesised embedding, the authors')."""
 
     num_candidates: int = 64
     hop_score: Literal["auto", "pooled", "layer"] = "auto"
+    l2_target: Literal["candidate", "mixed"] = "candidate"
 
     def __post_init__(self) -> None:
+        if self.l2_target not in ("candidate", "mixed"):
+            raise ValueError(f"mixgcf: l2_target must be 'candidate' or 'mixed', got {self.l2_target!r}")
         if self.num_candidates < 1:
             raise ValueError(f"mixgcf: num_candidates must be >= 1, got {self.num_candidates}")
         if self.hop_score not in ("auto", "pooled", "layer"):
@@ -110,4 +118,6 @@ class MixGCFSampler(Sampler):
             e_pos = item_layers[layer][pos].unsqueeze(1)  # [B, 1, d]
             e_cand = item_layers[layer][chosen[layer]]  # [B, n, d]
             synthesised.append(a * e_pos + (1 - a) * e_cand)
-        return Negatives(items=chosen[-1], embeddings=ctx.model.pool(synthesised))
+        reg = synthesised[0] if self.options.l2_target == "mixed" else None
+        return Negatives(items=chosen[-1], embeddings=ctx.model.pool(synthesised),
+                         reg_embeddings=reg)

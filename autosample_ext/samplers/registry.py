@@ -1,8 +1,14 @@
-"""The samplers by name: ``build_sampler("dns", data, seed=0, num_candidates=64)``."""
+"""The samplers by name: ``build_sampler("dns", data, seed=0, num_candidates=64)``, and the
+sampler options given as text (``--sampler-opt dns.num_candidates=8``)."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import difflib
+import math
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
 import torch
 
@@ -52,3 +58,115 @@ def build_sampler(name: str, data: InteractionData, *, seed: int = 0, num_negati
     cls = sampler_class(name)
     return cls(data, seed=seed, num_negatives=num_negatives, device=device,
                options=sampler_options(name, **options), shard=shard)
+
+
+# -- options given as text (the CLI's ``--sampler-opt NAME.FIELD=VALUE``) ----------------------
+
+def option_types(name: str) -> dict[str, Any]:
+    """The fields of sampler ``name``'s options dataclass and their (resolved) type hints."""
+    cls = sampler_class(name)
+    hints = typing.get_type_hints(cls.Options)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls.Options)}
+
+
+def _unknown_field(cls: type[Sampler], field: str, fields: Iterable[str]) -> str:
+    fields = sorted(fields)
+    if not fields:
+        return f"sampler {cls.name!r} has no options"
+    close = difflib.get_close_matches(field, fields, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"sampler {cls.name!r} has no option {field!r}{hint}; its options are {', '.join(fields)}"
+
+
+def _parse_scalar(text: str, kind: Any) -> Any:
+    """``text`` as a value of type ``kind`` (int, float, bool, str, None, a Literal or a union
+    of these); raises ValueError saying what was expected."""
+    origin = typing.get_origin(kind)
+    if origin is typing.Union or origin is types.UnionType:
+        args = typing.get_args(kind)
+        if type(None) in args and text.strip().lower() in ("none", "null"):
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _parse_scalar(text, arg)
+            except ValueError as exc:
+                errors.append(str(exc))
+        raise ValueError(" or ".join(errors) + (" or none" if type(None) in args else ""))
+    if origin is Literal:
+        choices = typing.get_args(kind)
+        if text not in choices:
+            raise ValueError(f"expected one of {', '.join(map(str, choices))}")
+        return text
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered in ("true", "yes", "1", "on"):
+            return True
+        if lowered in ("false", "no", "0", "off"):
+            return False
+        raise ValueError("expected true or false")
+    if kind is int:
+        try:
+            return int(text.strip())
+        except ValueError:
+            raise ValueError("expected an integer") from None
+    if kind is float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise ValueError("expected a number") from None
+        if math.isnan(value):
+            raise ValueError("expected a number, not nan")
+        return value
+    if kind is str:
+        return text
+    raise ValueError(f"options of type {kind} cannot be given as text")
+
+
+def parse_sampler_opt(text: str) -> tuple[str, str, Any]:
+    """``"dns.num_candidates=8"`` -> ``("dns", "num_candidates", 8)``, the value converted to the
+    field's type. Raises ValueError naming the sampler, the field and the value."""
+    head, eq, value = text.partition("=")
+    name, dot, field = head.strip().partition(".")
+    name, field = name.strip().lower(), field.strip()
+    if not eq or not dot or not name or not field or not value.strip():
+        raise ValueError(f"expected SAMPLER.FIELD=VALUE such as dns.num_candidates=8, got {text!r}")
+    cls = sampler_class(name)
+    types_ = option_types(name)
+    if field not in types_:
+        raise ValueError(_unknown_field(cls, field, types_))
+    try:
+        parsed = _parse_scalar(value.strip(), types_[field])
+    except ValueError as exc:
+        raise ValueError(f"{name}.{field}={value.strip()}: {exc}") from None
+    return name, field, parsed
+
+
+def check_sampler_options(options: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Validate ``{sampler: {field: value}}`` by building each options dataclass (its own range
+    checks run); returns a plain copy with lower-case sampler names. Raises ValueError naming
+    the sampler, the field and the value."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, fields in options.items():
+        cls = sampler_class(str(name))
+        if not isinstance(fields, Mapping):
+            raise ValueError(f"sampler options of {cls.name!r} must be a mapping field -> value, "
+                             f"got {fields!r}")
+        types_ = option_types(cls.name)
+        for field in fields:
+            if field not in types_:
+                raise ValueError(_unknown_field(cls, field, types_))
+        try:
+            cls.Options(**fields)
+        except (TypeError, ValueError) as exc:
+            given = ", ".join(f"{cls.name}.{k}={v}" for k, v in fields.items())
+            raise ValueError(f"{given}: {exc}") from None
+        out.setdefault(cls.name, {}).update(dict(fields))
+    return out
+
+
+def resolved_options(name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every field of sampler ``name``'s options with ``options`` applied (plain values)."""
+    return dataclasses.asdict(sampler_options(name, **dict(options or {})))

@@ -294,7 +294,8 @@ class SuccessiveHalving:
         try:
             model.load_state_dict(t.best_model)
             return per_user_metric(model, self.data, t.config.eval_split, metric,
-                                   batch_size=t.config.eval_batch_size, dist=self.dist)
+                                   batch_size=t.config.eval_batch_size, dist=self.dist,
+                                   protocol=t.config.eval_protocol)
         finally:
             model.load_state_dict(current)
 

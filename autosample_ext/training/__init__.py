@@ -20,13 +20,13 @@ from autosample_ext.training.objectives import (
     candidate_losses,
     score_and_loss,
 )
-from autosample_ext.training.trainer import Trainer, epoch_permutation, make_adam
+from autosample_ext.training.trainer import Trainer, epoch_permutation, make_adam, make_optimizer
 
 __all__ = [
     "check_plain", "cpu_state", "load_checkpoint", "save_checkpoint", "StopFlag", "TrainConfig",
     "TrainingInterrupted", "TrainResult", "evaluate_model", "Objective", "SamplerObjective",
     "StepOutput", "candidate_losses", "score_and_loss", "Trainer", "epoch_permutation",
-    "make_adam",
+    "make_adam", "make_optimizer",
 ]
 __all__ += ["TrainingDiverged", "check_divergence", "CheckpointError"]
 __all__ += ["DistContext", "DistributedError", "RemoteError", "init_from_env"]

@@ -7,6 +7,12 @@ from typing import Any
 import torch
 
 
+OPTIMIZERS: tuple[str, ...] = ("adam", "adagrad")
+EVAL_PROTOCOLS: tuple[str, ...] = ("full", "sampled")
+FULL_METRICS: tuple[str, ...] = ("recall", "ndcg", "precision", "hit", "mrr")
+SAMPLED_METRICS: tuple[str, ...] = ("ndcg", "recall")
+
+
 @dataclass
 class TrainConfig:
     """Settings of one training run (one model, one objective). The defaults equal
@@ -27,6 +33,17 @@ class TrainConfig:
     eval_split: ``"valid"`` (default: pick the epoch on validation, then test once) or
         ``"test"`` (DENS protocol: evaluate test with train masked, report the best test value).
     seed: data order, sampler streams and Gumbel noise derive from it.
+    optimizer: ``"adam"`` (PyTorch defaults) or ``"adagrad"`` (the GDNS paper's), at ``lr``.
+    eval_start: None = evaluate after epochs E, 2E, ... (E = ``eval_every``) and after the last
+        epoch; N = evaluate after epochs N, N+E, N+2E, ... only (DENS: 1, 6, 11, ...: it tests
+        when its 0-based epoch % 5 == 0), no extra evaluation after the last epoch.
+    drop_last: drop the last partial batch of each epoch (DENS's ``while s + B <= n`` loop:
+        ``floor(n / B)`` steps) instead of training on it (``ceil(n / B)`` steps).
+    ties_improve: an evaluation equal to the best so far counts as an improvement (patience
+        reset, the later epoch becomes the best), as DENS's and RecBole's early stopping do;
+        default: only a strictly better value does.
+    eval_protocol: ``"full"`` (full ranking over all items) or ``"sampled"`` (the test / valid
+        item ranked among the dataset's fixed ``eval_negatives``: NDCG@K, Recall@K; GDNS/SRNS).
     checkpoint_every: epoch-end checkpoint cadence. None (default): after every epoch that
         evaluates; N >= 1: after every N-th epoch; 0: none at epoch ends. Whatever the cadence,
         a checkpoint is also written at the step boundary after a stop request and when the run
@@ -48,6 +65,11 @@ class TrainConfig:
     eval_batch_size: int = 1024
     seed: int = 0
     progress: bool = True
+    optimizer: str = "adam"
+    eval_start: int | None = None
+    drop_last: bool = False
+    ties_improve: bool = False
+    eval_protocol: str = "full"
     checkpoint_every: int | None = None
 
     def __post_init__(self) -> None:
@@ -70,9 +92,20 @@ class TrainConfig:
             raise ValueError(f"train: checkpoint_every must be >= 0 or None, got {self.checkpoint_every}")
         if self.eval_split not in ("valid", "test"):
             raise ValueError(f"train: eval_split must be 'valid' or 'test', got {self.eval_split!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"train: optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.eval_start is not None and self.eval_start < 1:
+            raise ValueError(f"train: eval_start must be None or >= 1, got {self.eval_start}")
+        if self.eval_start is not None and self.eval_start > self.epochs:
+            raise ValueError(f"train: eval_start={self.eval_start} is after the last epoch "
+                             f"({self.epochs}): nothing would be evaluated")
+        if self.eval_protocol not in EVAL_PROTOCOLS:
+            raise ValueError(f"train: eval_protocol must be one of {EVAL_PROTOCOLS}, got {self.eval_protocol!r}")
         name, _, k = self.metric.partition("@")
-        if name not in ("recall", "ndcg", "precision", "hit") or not k.isdigit():
-            raise ValueError(f"train: metric must look like recall@20 (recall/ndcg/precision/hit), got {self.metric!r}")
+        allowed = SAMPLED_METRICS if self.eval_protocol == "sampled" else FULL_METRICS
+        if name not in allowed or not k.isdigit():
+            raise ValueError(f"train: metric must look like {allowed[0]}@20 ({'/'.join(allowed)} "
+                             f"with eval_protocol={self.eval_protocol!r}), got {self.metric!r}")
         if int(k) not in self.ks:
             self.ks = tuple(sorted(set(self.ks) | {int(k)}))
 

@@ -80,6 +80,9 @@ def score_and_loss(ctx: SampleContext, user_table: torch.Tensor, item_table: tor
     if l2:
         if rows is not None and tables_are_ego(ctx.model, user_table, item_table):
             reg = (u.pow(2).sum() + rows.pow(2).sum()) / max(int(ctx.users.shape[0]), 1)
+        elif negatives.reg_embeddings is not None:
+            reg = ctx.model.l2_regulariser(ctx.users, ctx.pos_items) \
+                + negatives.reg_embeddings.pow(2).sum() / max(int(ctx.users.shape[0]), 1)
         else:
             reg = ctx.model.l2_regulariser(ctx.users, ctx.pos_items, negatives.items)
         value = value + l2 * reg

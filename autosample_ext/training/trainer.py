@@ -62,6 +62,16 @@ def make_adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr, fused=device.type in ("cpu", "cuda"))
 
 
+def make_optimizer(name: str, params, lr: float, device: torch.device) -> torch.optim.Optimizer:
+    """The model's optimiser: ``"adam"`` (:func:`make_adam`) or ``"adagrad"`` (PyTorch
+    defaults: initial accumulator 0, eps 1e-10; the GDNS paper's optimiser)."""
+    if name == "adam":
+        return make_adam(params, lr, device)
+    if name == "adagrad":
+        return torch.optim.Adagrad(params, lr=lr)
+    raise ValueError(f"train: unknown optimizer {name!r}")
+
+
 def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
     """The order of the ``n`` training pairs in ``epoch``: a function of (seed, epoch) only."""
     state = np.random.SeedSequence([int(seed), int(epoch), 0x0DA7A]).generate_state(2)
@@ -129,7 +139,7 @@ class Trainer:
         self.first_loss: float | None = None  # loss of step 0, the divergence guard's scale
         self.tag = tag
         self.device = next(model.parameters()).device
-        self.optimizer = make_adam(model.parameters(), config.lr, self.device)
+        self.optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr, self.device)
         self.dist = dist or DistContext()
         self.reducer: GradientReducer | None = None
         if self.dist.distributed:
@@ -143,7 +153,14 @@ class Trainer:
         users, items = data.train.pairs()
         self.train_users = users.to(self.device)
         self.train_items = items.to(self.device)
-        self.num_batches = math.ceil(users.shape[0] / config.batch_size)
+        if config.drop_last:
+            self.num_batches = users.shape[0] // config.batch_size
+            if self.num_batches == 0:
+                raise ValueError(f"train: dataset {data.name!r} has {users.shape[0]} training pairs, "
+                                 f"fewer than one batch of {config.batch_size}; with drop_last "
+                                 "(the DENS protocol) no step would be taken")
+        else:
+            self.num_batches = math.ceil(users.shape[0] / config.batch_size)
         # progress
         self.epoch = 0            # next epoch to run
         self.batch = 0            # next batch within self.epoch
@@ -373,21 +390,28 @@ class Trainer:
     def _evaluate(self, split: str) -> dict[str, float]:
         return evaluate_model(self.model, self.data, split, self.config.ks,
                               batch_size=self.config.eval_batch_size, progress=self.config.progress,
-                              dist=self.dist)
+                              protocol=self.config.eval_protocol, dist=self.dist)
+
+    def evaluates_after(self, epoch: int) -> bool:
+        """Whether the schedule evaluates after (1-based) ``epoch`` (``TrainConfig.eval_start``)."""
+        cfg = self.config
+        if cfg.eval_start is None:
+            return epoch % cfg.eval_every == 0 or epoch == cfg.epochs
+        return epoch >= cfg.eval_start and (epoch - cfg.eval_start) % cfg.eval_every == 0
 
     def _end_epoch(self, epoch: int) -> None:
         """Log line, evaluation, best state, early stopping; adds its time to the epoch's."""
         t0, c0 = time.perf_counter(), time.process_time()
         cfg = self.config
         entry: dict[str, Any] = {"run": self.tag, "epoch": epoch + 1,
-                                 "loss": float(self.loss_sum) / self.num_batches}
+                                 "loss": float(self.loss_sum) / self.num_batches,
+                                 "steps": self.num_batches}
         entry.update(self.objective.epoch_fields())
-        last = epoch + 1 == cfg.epochs
-        if (epoch + 1) % cfg.eval_every == 0 or last:
+        if self.evaluates_after(epoch + 1):
             metrics = self._evaluate(cfg.eval_split)
             entry[cfg.eval_split] = metrics
             value = metrics[cfg.metric]
-            if value > self.best_value:
+            if value > self.best_value or (cfg.ties_improve and value == self.best_value):
                 self.best_value = value
                 self.best_epoch = epoch + 1
                 self.best_metrics = dict(metrics)
@@ -415,7 +439,7 @@ class Trainer:
         if epoch + 1 >= limit:
             return True
         if cfg.checkpoint_every is None:
-            return (epoch + 1) % cfg.eval_every == 0
+            return self.evaluates_after(epoch + 1)
         return cfg.checkpoint_every > 0 and (epoch + 1) % cfg.checkpoint_every == 0
 
     @property
