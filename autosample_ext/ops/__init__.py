@@ -310,7 +310,7 @@ def _(user_emb, item_emb, cand):
 def _(user_emb, item_emb, cand, k):
     _check_scoring("score_topk", user_emb, item_emb, cand)
     torch._check(0 <= k, lambda: f"autosample::score_topk: argument 'k' must be >= 0, got {k}")
-    torch._check(k <= cand.shape[1], lambda: f"autosample::score_topk: argument 'k' must be <= M")
+    torch._check(k <= cand.shape[1], lambda: "autosample::score_topk: argument 'k' must be <= M")
     shape = (cand.shape[0], k)
     return user_emb.new_empty(shape), cand.new_empty(shape)
 
@@ -319,7 +319,7 @@ def _(user_emb, item_emb, cand, k):
 def _(keys, k):
     _check_float("select_topk", "keys", keys, 2)
     torch._check(0 <= k, lambda: f"autosample::select_topk: argument 'k' must be >= 0, got {k}")
-    torch._check(k <= keys.shape[1], lambda: f"autosample::select_topk: argument 'k' must be <= M")
+    torch._check(k <= keys.shape[1], lambda: "autosample::select_topk: argument 'k' must be <= M")
     shape = (keys.shape[0], k)
     return keys.new_empty(shape), keys.new_empty(shape, dtype=torch.int64)
 
@@ -361,7 +361,7 @@ def _(user_emb, item_emb, excl_indptr, excl_indices, k, validate=True):
     _check_devices(op, "user_emb", user_emb, item_emb=item_emb, excl_indptr=excl_indptr,
                    excl_indices=excl_indices)
     torch._check(0 <= k, lambda: f"autosample::rank_topk: argument 'k' must be >= 0, got {k}")
-    torch._check(k <= item_emb.shape[0], lambda: f"autosample::rank_topk: argument 'k' must be <= N")
+    torch._check(k <= item_emb.shape[0], lambda: "autosample::rank_topk: argument 'k' must be <= N")
     shape = (user_emb.shape[0], k)
     return user_emb.new_empty(shape), user_emb.new_empty(shape, dtype=torch.int64)
 

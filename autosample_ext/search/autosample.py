@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from autosample_ext.samplers.base import SampleContext, Sampler
 from autosample_ext.training.objectives import Objective, StepOutput, candidate_losses
-from autosample_ext.training.trainer import make_adam
+from autosample_ext.training.optim import make_adam
 
 
 def gumbel_softmax_st(logits: torch.Tensor, tau: float, generator: torch.Generator

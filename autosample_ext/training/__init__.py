@@ -20,7 +20,8 @@ from autosample_ext.training.objectives import (
     candidate_losses,
     score_and_loss,
 )
-from autosample_ext.training.trainer import Trainer, epoch_permutation, make_adam, make_optimizer
+from autosample_ext.training.optim import make_adam, make_optimizer
+from autosample_ext.training.trainer import Trainer, epoch_permutation
 
 __all__ = [
     "check_plain", "cpu_state", "load_checkpoint", "save_checkpoint", "StopFlag", "TrainConfig",
