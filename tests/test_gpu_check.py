@@ -145,7 +145,8 @@ def test_the_real_test_files_and_graph_benchmarks(tmp_path: Path) -> None:
     assert st["tests"] == "ok" and st["bench-bench_gpu_graph-1"] == "ok" and st["bench-bench_gpu-1"] == "failed"
     (run,) = (tmp_path / "results").glob("gpu_*_*/")
     suite = (run / "tests.xml").read_text()
-    for name in ("test_cuda_ops", "test_cuda_async", "test_cuda_review", "test_cuda_graph_ops"):
+    for name in ("test_cuda_ops", "test_cuda_ops_gdns_rank", "test_cuda_async", "test_cuda_review",
+                 "test_cuda_graph_ops"):
         assert f"tests.{name}" in suite, name  # collected
     summary = json.loads(next((tmp_path / "out").glob("gpu_*.json")).read_text())
     tests = summary["tests"]["tests"]
