@@ -126,3 +126,19 @@ def test_trainer_raises_asynchronous_op_errors_at_each_epoch_end(data, monkeypat
     model, objective = W.build(data, DistContext(), "mf", ("rns",))
     with pytest.raises(RuntimeError, match="holds item id 99"):
         Trainer(data, model, objective, W.train_config(1)).fit()
+
+
+def test_one_process_commands_refuse_torchrun(monkeypatch, capsys):
+    """The experiments command plans many runs in one process: under torchrun every rank would
+    run (and write) all of them, so it stops with exit 2 and says how to launch instead."""
+    from autosample_ext.experiments.__main__ import main as experiments_main
+    from autosample_ext.training.distributed import single_process_error
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert single_process_error("x", "advice") is None
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert single_process_error("x", "advice") == \
+        "x: error: this command runs in one process (WORLD_SIZE=2); advice"
+    assert experiments_main(["--runs", "unused"]) == 2
+    err = capsys.readouterr().err
+    assert "one process (WORLD_SIZE=2)" in err and "-m autosample_ext.train" in err

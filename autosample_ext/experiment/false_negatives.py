@@ -33,7 +33,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,16 +43,13 @@ import torch
 
 from autosample_ext import ops
 from autosample_ext.data.interactions import CSR, InteractionData
+from autosample_ext.experiment.false_negatives_report import (BINS, render_report,
+                                                              write_density_plot,
+                                                              write_selection_plot)
 from autosample_ext.samplers.base import Negatives, SampleContext, Sampler
+from autosample_ext.training.distributed import single_process_error
 
 log = logging.getLogger(__name__)
-
-from autosample_ext.experiment.false_negatives_report import (
-    BINS,
-    render_report,
-    write_density_plot,
-    write_selection_plot,
-)
 
 
 # -- planting ----------------------------------------------------------------------------------
@@ -297,10 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch threads")
     p.add_argument("--no-progress", action="store_true")
     ns = p.parse_args(argv)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        # every rank would train the same thing and write the same files: one process only
-        print(f"{p.prog}: error: this command runs in one process (WORLD_SIZE="
-              f"{os.environ['WORLD_SIZE']}); start it with python, not torchrun", file=sys.stderr)
+    refused = single_process_error(p.prog, "start it with python, not torchrun")
+    if refused:
+        print(refused, file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")

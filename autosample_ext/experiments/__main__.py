@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import shlex
 import signal
 import sys
@@ -25,6 +24,7 @@ from autosample_ext.experiments.plan import (DEFAULT_SCHEDULES, DEFAULT_SUBSETS,
                                              ExperimentConfig, plan, run_planned)
 from autosample_ext.experiments.report import write_report
 from autosample_ext.training import StopFlag, TrainingInterrupted
+from autosample_ext.training.distributed import single_process_error
 
 log = logging.getLogger("autosample_ext.experiments")
 
@@ -63,9 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        print(f"{parser.prog}: error: this command runs in one process; under torchrun start "
-              f"the runs themselves: torchrun ... -m autosample_ext.train", file=sys.stderr)
+    refused = single_process_error(parser.prog, "under torchrun start the runs themselves: "
+                                   "torchrun ... -m autosample_ext.train")
+    if refused:
+        print(refused, file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")

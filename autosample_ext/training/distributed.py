@@ -351,6 +351,15 @@ def _raise_if(problem: str) -> None:
         raise ValueError(problem)
 
 
+def single_process_error(prog: str, advice: str) -> str | None:
+    """The error line of a command that must run in one process when torchrun started it
+    (``WORLD_SIZE`` > 1: every rank would do the same work and write the same files), else None."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return None
+    return f"{prog}: error: this command runs in one process (WORLD_SIZE={world}); {advice}"
+
+
 def init_from_env(timeout_s: float = DEFAULT_TIMEOUT_S) -> DistContext:
     """This process's context. Under torchrun (``WORLD_SIZE`` > 1 in the environment, with
     ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) the default process group is
