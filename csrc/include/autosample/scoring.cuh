@@ -31,6 +31,25 @@ struct DotGroup {
   static constexpr int lanes = VEC ? 8 / Vec16<T>::width : 8;
 };
 
+// The total over a group of the per-lane partial sums s[0..W), in dot.h's order. W = 4 (float,
+// G = 2 lanes): lane 0 holds s0..s3, lane 1 holds s4..s7. W = 2 (double, G = 4 lanes): lane h
+// holds s_{2h}, s_{2h+1}; lanes 0/2 pair into (s0+s4, s1+s5), lanes 1/3 into (s2+s6, s3+s7).
+// Every lane of the group returns the same bits.
+template <typename T, int W>
+__device__ __forceinline__ T group_total(const T (&s)[W]) {
+  if constexpr (W == 4) {
+    T p[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) p[j] = s[j] + __shfl_xor_sync(kFullMask, s[j], 1);
+    return (p[0] + p[1]) + (p[2] + p[3]);
+  } else {
+    const T p0 = s[0] + __shfl_xor_sync(kFullMask, s[0], 2);
+    const T p1 = s[1] + __shfl_xor_sync(kFullMask, s[1], 2);
+    const T q = p0 + p1;
+    return q + __shfl_xor_sync(kFullMask, q, 1);
+  }
+}
+
 // <u, v> over d elements in dot.h's order, by the G = DotGroup<T, VEC>::lanes lanes of an aligned
 // group; t = lane % G. Every lane of the group returns the same bits.
 template <typename T, bool VEC>
@@ -59,20 +78,7 @@ __device__ __forceinline__ T group_dot(const T* __restrict__ u, const T* __restr
         s[1] = add_rn(s[1], mul_rn(a.y, b.y));
       }
     }
-    if constexpr (W == 4) {
-      // lane 0 holds s0..s3, lane 1 holds s4..s7.
-      T p[4];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) p[j] = s[j] + __shfl_xor_sync(kFullMask, s[j], 1);
-      total = (p[0] + p[1]) + (p[2] + p[3]);
-    } else {
-      // lane h holds s_{2h}, s_{2h+1}: lanes 0/2 pair into (s0+s4, s1+s5), lanes 1/3 into
-      // (s2+s6, s3+s7).
-      const T p0 = s[0] + __shfl_xor_sync(kFullMask, s[0], 2);
-      const T p1 = s[1] + __shfl_xor_sync(kFullMask, s[1], 2);
-      const T q = p0 + p1;
-      total = q + __shfl_xor_sync(kFullMask, q, 1);
-    }
+    total = group_total<T, W>(s);
   } else {
     T s = T(0);
 #pragma unroll 4
@@ -125,18 +131,7 @@ __device__ __forceinline__ T group_dot_fixed(const UserRegs<T, NB>& ur, const T*
       s[1] = add_rn(s[1], mul_rn(a.y, b[m].y));
     }
   }
-  T total;
-  if constexpr (W == 4) {
-    T p[4];
-#pragma unroll
-    for (int j = 0; j < 4; ++j) p[j] = s[j] + __shfl_xor_sync(kFullMask, s[j], 1);
-    total = (p[0] + p[1]) + (p[2] + p[3]);
-  } else {
-    const T p0 = s[0] + __shfl_xor_sync(kFullMask, s[0], 2);
-    const T p1 = s[1] + __shfl_xor_sync(kFullMask, s[1], 2);
-    const T q = p0 + p1;
-    total = q + __shfl_xor_sync(kFullMask, q, 1);
-  }
+  const T total = group_total<T, W>(s);
   return add_rn(total, T(0));  // dot.h adds its (empty) tail: -0 becomes +0 there too
 }
 
