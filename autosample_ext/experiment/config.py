@@ -19,6 +19,7 @@ from autosample_ext.experiment.protocols import (
 )
 from autosample_ext.models._init import INIT_SCHEMES
 from autosample_ext.models.lightgcn import PROPAGATIONS
+from autosample_ext.search.halving import HalvingConfig
 from autosample_ext.search.retrain import RETRAIN_INITS
 from autosample_ext.training.config import EVAL_PROTOCOLS, OPTIMIZERS, TrainConfig
 
@@ -183,14 +184,10 @@ class RunConfig:
             self.search = "grid"
         if sum([bool(self.sampler), self.search != "autosample", self.compare]) > 1:
             raise ValueError("choose one of --sampler, --grid, --compare, --search sh|grid")
-        if self.sh_first_rung < 1:
-            raise ValueError(f"sh_first_rung must be >= 1, got {self.sh_first_rung}")
-        if self.sh_eta < 2:
-            raise ValueError(f"sh_eta must be >= 2, got {self.sh_eta}")
-        if self.sh_tie_se < 0:
-            raise ValueError(f"sh_tie_se must be >= 0, got {self.sh_tie_se}")
-        if self.sh_tie_anchor not in ("last", "best"):
-            raise ValueError(f"sh_tie_anchor must be 'last' or 'best', got {self.sh_tie_anchor!r}")
+        try:  # the race's own rules; its fields are these without the sh_ prefix
+            self.halving_config()
+        except ValueError as exc:
+            raise ValueError("sh_" + str(exc).removeprefix("successive halving: ")) from None
         if self.num_negatives < 1:
             raise ValueError(f"num_negatives must be >= 1, got {self.num_negatives}")
         for name in ("epochs", "dim", "layers", "batch_size"):
@@ -286,6 +283,11 @@ class RunConfig:
     def sampler_kwargs(self, name: str) -> dict[str, Any]:
         """The options of sampler ``name`` in this run (keyword arguments of ``build_sampler``)."""
         return dict(self.sampler_options.get(name, {}))
+
+    def halving_config(self) -> HalvingConfig:
+        """The successive-halving race's settings (``--search sh``)."""
+        return HalvingConfig(first_rung=self.sh_first_rung, eta=self.sh_eta, tie_se=self.sh_tie_se,
+                             tie_anchor=self.sh_tie_anchor)
 
     def train_config(self, seed: int, epochs: int | None = None) -> TrainConfig:
         return TrainConfig(epochs=epochs or self.epochs, batch_size=self.batch_size, lr=self.lr,

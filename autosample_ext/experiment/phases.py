@@ -22,7 +22,7 @@ from autosample_ext.data.interactions import InteractionData
 from autosample_ext.experiment.config import RunConfig
 from autosample_ext.experiment.rundir import RunDir
 from autosample_ext.search.autosample import AutoSampleObjective
-from autosample_ext.search.halving import HalvingConfig, SuccessiveHalving
+from autosample_ext.search.halving import SuccessiveHalving
 from autosample_ext.search.retrain import chosen_sampler, init_retrain_model
 from autosample_ext.search.schedule import build_candidate
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainResult
@@ -235,9 +235,7 @@ def run_sh(ctx: RunContext, seed: int) -> PhaseRecord:
                              single_objective(ctx, seed, name), train_cfg)
 
     race = SuccessiveHalving(cfg.search_space, make_trainer, data=ctx.data,
-                             config=HalvingConfig(first_rung=cfg.sh_first_rung, eta=cfg.sh_eta,
-                                                 tie_se=cfg.sh_tie_se,
-                                                 tie_anchor=cfg.sh_tie_anchor),
+                             config=cfg.halving_config(),
                              seed=seed_for(seed, 4000),
                              state_path=ctx.out.checkpoint(seed, SH), dist=ctx.dist)
 
