@@ -65,7 +65,7 @@ def worker(args: argparse.Namespace) -> None:
     from autosample_ext.models import build_model
     from autosample_ext.samplers import build_sampler
     from autosample_ext.training import SamplerObjective, TrainConfig, Trainer, TrainingInterrupted
-    from autosample_ext.training.distributed import init_from_env, shutdown
+    from autosample_ext.training.launch import init_from_env, shutdown
     from autosample_ext.training.evaluate import evaluate_model
 
     torch.set_num_threads(args.threads)
@@ -114,7 +114,7 @@ def worker(args: argparse.Namespace) -> None:
 def exchange_worker(args: argparse.Namespace) -> None:
     """One rank of the exchange micro-benchmark: a ``[users, 64]`` table whose gradient has
     ``rows`` non-zero rows (a step's batch), reduced densely and as rows, interleaved."""
-    from autosample_ext.training.distributed import init_from_env, shutdown
+    from autosample_ext.training.launch import init_from_env, shutdown
     from autosample_ext.training.reducer import GradientReducer
 
     torch.set_num_threads(1)

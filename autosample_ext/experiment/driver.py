@@ -62,7 +62,8 @@ from autosample_ext.experiment.rundir import (
 from autosample_ext.experiment.validate import check_config, check_data
 from autosample_ext.search.grid import pick_best
 from autosample_ext.training.config import StopFlag
-from autosample_ext.training.distributed import DistContext, check_world_size, current_context
+from autosample_ext.training.distributed import DistContext
+from autosample_ext.training.launch import check_world_size, current_context
 
 
 @dataclass

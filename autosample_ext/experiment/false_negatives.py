@@ -47,7 +47,7 @@ from autosample_ext.experiment.false_negatives_report import (BINS, render_repor
                                                               write_density_plot,
                                                               write_selection_plot)
 from autosample_ext.samplers.base import Negatives, SampleContext, Sampler
-from autosample_ext.training.distributed import single_process_error
+from autosample_ext.training.launch import single_process_error
 
 log = logging.getLogger(__name__)
 

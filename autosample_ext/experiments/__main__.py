@@ -24,7 +24,7 @@ from autosample_ext.experiments.plan import (DEFAULT_SCHEDULES, DEFAULT_SUBSETS,
                                              ExperimentConfig, plan, run_planned)
 from autosample_ext.experiments.report import write_report
 from autosample_ext.training import StopFlag, TrainingInterrupted
-from autosample_ext.training.distributed import single_process_error
+from autosample_ext.training.launch import single_process_error
 
 log = logging.getLogger("autosample_ext.experiments")
 

@@ -105,7 +105,7 @@ def load_for_rank(path: str | os.PathLike, dist: Any) -> dict[str, Any] | None:
     the top level (``objective``, ``rng``, ``epoch_cpu_seconds``). A checkpoint written by
     another number of processes raises ValueError on every rank.
     """
-    from autosample_ext.training.distributed import check_world_size
+    from autosample_ext.training.launch import check_world_size
 
     path = Path(path)
 

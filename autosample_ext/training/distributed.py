@@ -1,6 +1,6 @@
 """Training beyond one process: torch.distributed data parallelism (DESIGN.md §8).
 
-Launch: ``torchrun --nproc_per_node=N [--nnodes=M ...] -m autosample_ext.train <flags>``; every
+Launch (:mod:`autosample_ext.training.launch` starts and stops the process group): ``torchrun --nproc_per_node=N [--nnodes=M ...] -m autosample_ext.train <flags>``; every
 flag means what it means for one process, in every mode (single samplers, AutoSample search +
 retrain, successive halving, grid). ``--device cpu`` runs gloo; ``--device cuda`` gives local
 rank k the GPU ``cuda:k`` and runs the tensor collectives over NCCL (objects and checkpoint
@@ -41,7 +41,7 @@ Contract, with R processes (ranks) and B = ``--batch-size``:
   process); a checkpoint holds the replicated state once and each other rank's own state
   (sampler shards, RNG, CPU time) under ``"rank_states"``; on resume rank 0 reads it and sends
   each rank its part. ``config.json`` records ``"world_size"``; a run resumes only with the same
-  number of processes (:func:`check_world_size`).
+  number of processes (:func:`~autosample_ext.training.launch.check_world_size`).
 * **Failures**: every collective has the process group's timeout (``--dist-timeout``); a
   collective that fails or times out raises :class:`DistributedError` naming this rank and, when
   it can tell, the rank that died (a rank that raises records its error in the rendezvous
@@ -78,21 +78,6 @@ class DistributedError(RuntimeError):
 class RemoteError(RuntimeError):
     """Raised on the other ranks when work that rank 0 does alone (run directory, checkpoints),
     or that every rank does (loading the data), failed on some rank; names that rank."""
-
-
-def check_world_size(saved: int, current: int, where: str, hint: str = "") -> None:
-    """Raise ValueError when a run (or checkpoint) written by ``saved`` processes is continued
-    by ``current``: the per-rank batches, sampler streams and user-sharded sampler states
-    depend on the number of processes."""
-    if int(saved) == int(current):
-        return
-    launch = (f"torchrun --nproc_per_node={saved} -m autosample_ext.train" if saved > 1
-              else "python -m autosample_ext.train")
-    raise ValueError(
-        f"{where} was trained by {saved} process{'es' if saved != 1 else ''} (world_size "
-        f"{saved}); this job has {current}. A distributed run continues only with the same "
-        f"number of processes (each rank's share of the batches, its sampler streams and its "
-        f"users' sampler state depend on it): resume it with {hint or launch} --resume")
 
 
 @dataclass
@@ -349,53 +334,3 @@ class DistContext:
 def _raise_if(problem: str) -> None:
     if problem:
         raise ValueError(problem)
-
-
-def single_process_error(prog: str, advice: str) -> str | None:
-    """The error line of a command that must run in one process when torchrun started it
-    (``WORLD_SIZE`` > 1: every rank would do the same work and write the same files), else None."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return None
-    return f"{prog}: error: this command runs in one process (WORLD_SIZE={world}); {advice}"
-
-
-def init_from_env(timeout_s: float = DEFAULT_TIMEOUT_S) -> DistContext:
-    """This process's context. Under torchrun (``WORLD_SIZE`` > 1 in the environment, with
-    ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) the default process group is
-    created (gloo; :meth:`DistContext.bind_device` adds NCCL for GPUs) with the collective
-    timeout ``timeout_s``; otherwise one process."""
-    if not timeout_s > 0:
-        raise ValueError(f"--dist-timeout: must be > 0 seconds, got {timeout_s}")
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistContext(timeout_s=timeout_s)
-    if not tdist.is_available():
-        raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
-    if not tdist.is_initialized():
-        tdist.init_process_group(backend="gloo", timeout=timedelta(seconds=timeout_s))
-    ctx = current_context(timeout_s)
-    ctx._register()
-    return ctx
-
-
-def current_context(timeout_s: float = DEFAULT_TIMEOUT_S) -> DistContext:
-    """The context of the default process group when one is initialised (library use inside a
-    torchrun worker), else one process."""
-    if not (tdist.is_available() and tdist.is_initialized()) or tdist.get_world_size() == 1:
-        return DistContext(timeout_s=timeout_s)
-    world = tdist.get_world_size()
-    return DistContext(rank=tdist.get_rank(), world_size=world,
-                       local_rank=int(os.environ.get("LOCAL_RANK", tdist.get_rank())),
-                       local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", world)),
-                       backend=str(tdist.get_backend()), timeout_s=timeout_s)
-
-
-def shutdown(ctx: DistContext) -> None:
-    """Destroy the process group (at the end of a run, also a failed one: a group left to the
-    interpreter's exit can abort the process). Errors of a group whose peers died are ignored."""
-    if ctx.distributed and tdist.is_initialized():
-        try:
-            tdist.destroy_process_group()
-        except Exception as exc:  # noqa: BLE001 - the process is ending anyway
-            log.debug("destroy_process_group: %s", exc)
