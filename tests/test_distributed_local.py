@@ -1,6 +1,6 @@
 """The distributed pieces that need no launch (training/distributed.py, launch.py, reducer.py,
-failures.py, samplers' user shards): one process, fast. The 2-process runs are in test_distributed.py. Also the
-trainer's once-per-epoch check of asynchronous op errors."""
+failures.py, samplers' user shards): one process, fast. The 2-process runs are in
+test_distributed.py. Also the trainer's once-per-epoch check of asynchronous op errors."""
 from __future__ import annotations
 
 import os
