@@ -29,7 +29,7 @@ class Problem:
     state: list[torch.Tensor]
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def copy(self, device: str | torch.device | None = None) -> "Problem":
+    def copy(self, device: str | torch.device | None = None) -> Problem:
         def mv(t):
             return None if t is None else t.detach().clone().to(device or t.device)
         return Problem(mv(self.indptr), mv(self.indices), mv(self.users), mv(self.pos), mv(self.P),
@@ -73,8 +73,8 @@ def make_problem(*, users: int = 12, items: int = 40, rows: int = 70, dim: int =
     return Problem(indptr, indices, u, pos, P, Q, w, state, extra)
 
 
-HYPER = dict(seed=1234, offset=7, offset_stride=16, lr=0.05, l2=0.01, beta1=0.9, beta2=0.999,
-             eps=1e-8)
+HYPER = {"seed": 1234, "offset": 7, "offset_stride": 16, "lr": 0.05, "l2": 0.01, "beta1": 0.9, "beta2": 0.999,
+             "eps": 1e-8}
 
 
 def run_op(p: Problem, optimizer: str, batch_size: int = 16, opt_step: int = 0,

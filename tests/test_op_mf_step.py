@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from mfkit import SAMPLER_CASES, make_problem, run_op, run_reference
 
 from autosample_ext import ops
 from autosample_ext.ops import reference
 from autosample_ext.ops.reference_mf import lazy_adam_rows
-from mfkit import SAMPLER_CASES, make_problem, run_op, run_reference
 
 OPTIMIZERS = ["sgd", "adagrad", "adam"]
 
@@ -192,3 +192,36 @@ def test_opcheck(sampler: str, opts: dict, optimizer: str) -> None:
 
 def test_reference_is_exported() -> None:
     assert reference.mf_bpr_train is not None
+
+
+_ISA_SCRIPT = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+from mfkit import make_problem, run_op
+out = {{}}
+for sampler, opts in [("rns", {{}}), ("pns", {{}}), ("dns", {{"M": 6, "k": 2}})]:
+    p = make_problem(sampler=sampler, optimizer="adam", dtype=torch.float32, gmf=True, rows=200, **opts)
+    out[sampler] = [run_op(p, "adam", batch_size=32)] + p.tables()
+torch.save(out, {path!r})
+"""
+
+
+def test_avx2_and_baseline_kernels_give_the_same_bits(tmp_path) -> None:
+    """The kernel built for AVX2 (chosen at run time) and the baseline build agree bit for bit
+    (AUTOSAMPLE_CPU_ISA=baseline forces the latter); on a CPU without AVX2 both runs use the
+    baseline."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    results = {}
+    for isa in ("auto", "baseline"):
+        path = tmp_path / f"{isa}.pt"
+        code = _ISA_SCRIPT.format(tests=str(Path(__file__).parent), path=str(path))
+        env = {**os.environ, "AUTOSAMPLE_CPU_ISA": isa}
+        subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+        results[isa] = torch.load(path)
+    for sampler, tensors in results["auto"].items():
+        for a, b in zip(tensors, results["baseline"][sampler], strict=True):
+            assert torch.equal(a, b), sampler

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import torch
+from mfkit import make_problem, run_op
 
 import autosample_ext
 from autosample_ext import ops
-from mfkit import make_problem, run_op
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() and autosample_ext.cuda_compiled() else [])
 
@@ -48,8 +48,8 @@ CASES = [
     ("given negative out of range", lambda d: call(d, sampler="given", mutate=extra("negatives", (4, 1), -3)),
      r"mf_bpr_train: argument 'negatives' holds item id -3 at position \(4, 1\), outside \[0, 40\)"),
     ("unsorted CSR row", lambda d: call(d, mutate=set_("indices", slice(0, 2), torch.tensor([9, 2]))),
-     r"mf_bpr_train: argument 'indices': row 0 must be sorted ascending without duplicates, got 9 "
-     r"then 2"),
+     (r"mf_bpr_train: argument 'indices': row 0 must be sorted ascending without duplicates, got 9 "
+     r"then 2")),
     ("alias probability > 1", lambda d: call(d, sampler="pns", mutate=extra("alias_prob", 5, 1.5)),
      r"mf_bpr_train: argument 'alias_prob' holds 1.500000 at position 5"),
     ("unknown sampler", lambda d: call(d, op_args={"sampler": "aobpr"}),
@@ -57,14 +57,14 @@ CASES = [
     ("unknown optimizer", lambda d: call(d, op_args={"optimizer": "rmsprop"}),
      r"mf_bpr_train: argument 'optimizer' must be one of sgd, adagrad, adam, got 'rmsprop'"),
     ("state of another optimiser", lambda d: call(d, op_args={"optimizer": "adagrad"}),
-     r"mf_bpr_train: argument 'state' must hold 1 tensor\(s\) per table for optimizer 'adagrad' "
-     r"\(3 tables\), got 6"),
+     (r"mf_bpr_train: argument 'state' must hold 1 tensor\(s\) per table for optimizer 'adagrad' "
+     r"\(3 tables\), got 6")),
     ("top_k > num_candidates", lambda d: call(d, sampler="dns", top_k=5),
-     r"mf_bpr_train: argument 'top_k' must satisfy 1 <= top_k <= num_candidates \(= 4\), got "
-     r"top_k = 5"),
+     (r"mf_bpr_train: argument 'top_k' must satisfy 1 <= top_k <= num_candidates \(= 4\), got "
+     r"top_k = 5")),
     ("dns top_k > 1 without uniforms", lambda d: call(d, sampler="dns", uniforms=None),
-     r"mf_bpr_train: arguments 'cdf' and 'uniforms' must be given exactly when sampler is 'dns' "
-     r"with top_k > 1"),
+     (r"mf_bpr_train: arguments 'cdf' and 'uniforms' must be given exactly when sampler is 'dns' "
+     r"with top_k > 1")),
     ("lr <= 0", lambda d: call(d, lr=0.0), r"mf_bpr_train: argument 'lr' must be > 0, got 0"),
     ("beta1 = 1", lambda d: call(d, beta1=1.0),
      r"mf_bpr_train: arguments 'beta1' and 'beta2' must lie in \[0, 1\), got 1 and 0.999"),

@@ -31,60 +31,53 @@ AS_HD T bpr_softplus_backward(T a, T x) {
 // g (rows not in the batch are not visited: "lazy").
 enum class SparseOpt : int { kSgd = 0, kAdagrad = 1, kAdam = 2 };
 
-// Per-step constants of the update (computed once per step on the host, in double).
+// Per-step constants of the update, in the tables' type T (computed once per step on the host,
+// in double): the loops then read no memory besides the rows.
+template <typename T>
 struct OptStep {
-  double lr;
-  double eps;
-  double beta1;
-  double beta2;
-  double step_size;  // Adam: lr / (1 - beta1^t)
-  double bc2_sqrt;   // Adam: sqrt(1 - beta2^t)
+  T lr;
+  T eps;
+  T beta1, one_minus_beta1;
+  T beta2, one_minus_beta2;
+  T step_size;     // Adam: lr / (1 - beta1^t)
+  T inv_bc2_sqrt;  // Adam: 1 / sqrt(1 - beta2^t)
 };
 
-inline OptStep opt_step_constants(double lr, double eps, double beta1, double beta2, int64_t t) {
-  OptStep s{lr, eps, beta1, beta2, 0.0, 1.0};
+template <typename T>
+inline OptStep<T> opt_step_constants(double lr, double eps, double beta1, double beta2,
+                                     int64_t t) {
   const double bc1 = 1.0 - std::pow(beta1, static_cast<double>(t));
-  s.step_size = lr / bc1;
-  s.bc2_sqrt = std::sqrt(1.0 - std::pow(beta2, static_cast<double>(t)));
-  return s;
+  const double bc2 = 1.0 - std::pow(beta2, static_cast<double>(t));
+  return OptStep<T>{static_cast<T>(lr),           static_cast<T>(eps),
+                    static_cast<T>(beta1),        static_cast<T>(1.0 - beta1),
+                    static_cast<T>(beta2),        static_cast<T>(1.0 - beta2),
+                    static_cast<T>(lr / bc1),     static_cast<T>(1.0 / std::sqrt(bc2))};
 }
 
 // SGD: p -= lr g.
 template <typename T>
-AS_HD void sgd_update(T* p, T g, const OptStep& c) {
-  *p -= static_cast<T>(c.lr) * g;
+AS_HD void sgd_update(T* p, T g, const OptStep<T>& c) {
+  *p -= c.lr * g;
 }
 
 // AdaGrad (torch.optim.Adagrad, no decay): s += g^2; p -= lr g / (sqrt(s) + eps).
 template <typename T>
-AS_HD void adagrad_update(T* p, T* s, T g, const OptStep& c) {
+AS_HD void adagrad_update(T* p, T* s, T g, const OptStep<T>& c) {
   const T acc = *s + g * g;
   *s = acc;
-  *p -= static_cast<T>(c.lr) * g / (std::sqrt(acc) + static_cast<T>(c.eps));
+  *p -= c.lr * g / (std::sqrt(acc) + c.eps);
 }
 
 // Lazy Adam, torch.optim.Adam's formula on the row: m = b1 m + (1 - b1) g,
-// v = b2 v + (1 - b2) g^2, p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+// v = b2 v + (1 - b2) g^2, p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+// (the division by sqrt(1 - b2^t) as a product with its inverse).
 template <typename T>
-AS_HD void adam_update(T* p, T* m, T* v, T g, const OptStep& c) {
-  const T mt = *m * static_cast<T>(c.beta1) + g * static_cast<T>(1.0 - c.beta1);
-  const T vt = *v * static_cast<T>(c.beta2) + g * g * static_cast<T>(1.0 - c.beta2);
+AS_HD void adam_update(T* p, T* m, T* v, T g, const OptStep<T>& c) {
+  const T mt = *m * c.beta1 + g * c.one_minus_beta1;
+  const T vt = *v * c.beta2 + g * g * c.one_minus_beta2;
   *m = mt;
   *v = vt;
-  *p -= static_cast<T>(c.step_size) * mt /
-        (std::sqrt(vt) / static_cast<T>(c.bc2_sqrt) + static_cast<T>(c.eps));
-}
-
-// One element of a touched row: s0 / s1 are the row's state elements (unused ones may be null).
-template <typename T>
-AS_HD void sparse_update(SparseOpt opt, T* p, T* s0, T* s1, T g, const OptStep& c) {
-  if (opt == SparseOpt::kSgd) {
-    sgd_update(p, g, c);
-  } else if (opt == SparseOpt::kAdagrad) {
-    adagrad_update(p, s0, g, c);
-  } else {
-    adam_update(p, s0, s1, g, c);
-  }
+  *p -= c.step_size * mt / (std::sqrt(vt) * c.inv_bc2_sqrt + c.eps);
 }
 
 }  // namespace autosample
