@@ -61,29 +61,6 @@ inline void prefetch_write(const void* p, int64_t bytes) {
 #endif
 }
 
-// The inputs of every step, raw.
-template <typename T>
-struct Tables {
-  T* P;  // [U, d] user table
-  T* Q;  // [N, d] item table
-  T* w;  // [d] GMF weight or nullptr
-  T* st[3][2];  // per table its optimiser state rows (nullptr when unused)
-  int64_t U, N, d;
-};
-
-struct Draw {
-  MfSampler sampler;
-  const int64_t* ptr;
-  const int64_t* idx;
-  const float* prob;
-  const int64_t* alias;
-  const double* cdf;
-  const double* uniforms;  // [T, n]
-  const int64_t* given;    // [T, n]
-  int64_t n, M, k;
-  uint64_t seed;
-};
-
 // Working memory of one step (sized for a full batch).
 template <typename T>
 struct StepBuffers {
@@ -102,7 +79,7 @@ struct StepBuffers {
 };
 
 template <typename T>
-void check_rows(const Tables<T>& tb, const Draw& dr, const int64_t* users, const int64_t* pos,
+void check_rows(const MfTables<T>& tb, const MfDraw& dr, const int64_t* users, const int64_t* pos,
                 int64_t T_rows, int64_t nnz, bool validate) {
   if (dr.prob != nullptr && validate) cpu::check_alias_table(kOp, dr.prob, dr.alias, tb.N);
   const bool draws = dr.sampler != MfSampler::kGiven;
@@ -112,8 +89,8 @@ void check_rows(const Tables<T>& tb, const Draw& dr, const int64_t* users, const
       const int64_t u = users[r];
       const bool in = u >= 0 && u < tb.U;
       const int64_t uu = in ? u : 0, b = dr.ptr[uu], e = dr.ptr[uu + 1];
-      ok &= in & (pos[r] >= 0) & (pos[r] < tb.N) &
-            (!draws | ((b >= 0) & (b <= e) & (e <= nnz) & (e - b < tb.N)));
+      const bool row_ok = (b >= 0) & (b <= e) & (e <= nnz) & (e - b < tb.N);
+      ok &= in & (pos[r] >= 0) & (pos[r] < tb.N) & (draws ? row_ok : true);
     }
     if (!draws)
       for (int64_t i = 0; i < T_rows * dr.n; ++i) ok &= (dr.given[i] >= 0) & (dr.given[i] < tb.N);
@@ -129,7 +106,7 @@ void check_rows(const Tables<T>& tb, const Draw& dr, const int64_t* users, const
 
 // The rows the update of table row `row` of table t (0 users, 1 items) writes.
 template <typename T>
-void prefetch_slot(const Tables<T>& tb, int t, int64_t row, int64_t d) {
+void prefetch_slot(const MfTables<T>& tb, int t, int64_t row, int64_t d) {
   T* table = t == 0 ? tb.P : tb.Q;
   prefetch_write(table + row * d, d * static_cast<int64_t>(sizeof(T)));
   for (T* st : tb.st[t])
@@ -154,7 +131,7 @@ void update_row(SparseOpt opt, T* __restrict__ p, T* __restrict__ s0, T* __restr
 // rows when drawn already, else (DNS) the user's CSR row (the draws' binary searches; evenly
 // spread lines of a long row).
 template <typename T>
-void prefetch_batch_row(const Tables<T>& tb, const Draw& dr, const int64_t* neg, int64_t u,
+void prefetch_batch_row(const MfTables<T>& tb, const MfDraw& dr, const int64_t* neg, int64_t u,
                         int64_t p) {
   cpu::prefetch_row(tb.P + u * tb.d, tb.d);
   cpu::prefetch_row(tb.Q + p * tb.d, tb.d);
@@ -171,7 +148,7 @@ void prefetch_batch_row(const Tables<T>& tb, const Draw& dr, const int64_t* neg,
 // RNS / PNS: the negatives of batch rows [lo, hi) (global row r0 + b), cpu::kLanes rows at a
 // time (negatives_row.h's draw_lanes: the items of sample_negatives).
 template <typename T>
-void draw_batch_rows(const Tables<T>& tb, const Draw& dr, uint64_t offset, const int64_t* users,
+void draw_batch_rows(const MfTables<T>& tb, const MfDraw& dr, uint64_t offset, const int64_t* users,
                      int64_t r0, int64_t lo, int64_t hi, int64_t* neg) {
   const int64_t n = dr.n;
   for (int64_t b0 = lo; b0 < hi; b0 += cpu::kLanes) {
@@ -194,7 +171,7 @@ void draw_batch_rows(const Tables<T>& tb, const Draw& dr, uint64_t offset, const
 
 // Step 1 for row b of the step (global row r): negatives, scores, coefficients, shares.
 template <typename T>
-void row_pass(const Tables<T>& tb, const Draw& dr, uint64_t offset, int64_t r, int64_t b,
+void row_pass(const MfTables<T>& tb, const MfDraw& dr, uint64_t offset, int64_t r, int64_t b,
               int64_t u, int64_t p, T inv_bn, T r2, bool single, SparseOpt opt,
               const OptStep<T>& oc, StepBuffers<T>& buf, T* ut_scratch, T* ug_scratch,
               int64_t* cand, T* top_keys, int64_t* top_idx) {
@@ -292,7 +269,7 @@ void list_contributions(const int64_t* keys, int64_t count, std::vector<int32_t>
 }
 
 template <typename T>
-double run_step(const Tables<T>& tb, const Draw& dr, SparseOpt opt, const OptStep<T>& oc,
+double run_step(const MfTables<T>& tb, const MfDraw& dr, SparseOpt opt, const OptStep<T>& oc,
                 const int64_t* users, const int64_t* pos, int64_t r0, int64_t rows,
                 uint64_t offset, double l2, StepBuffers<T>& buf) {
   const int64_t d = tb.d, n = dr.n;
@@ -349,15 +326,7 @@ double run_step(const Tables<T>& tb, const Draw& dr, SparseOpt opt, const OptSte
       for (int64_t k = 0; k < d; ++k) g[k] = T(0);
       for (int64_t c = buf.i_start[s]; c < buf.i_start[s + 1]; ++c) {
         const int64_t e = buf.i_list[c], b = e / (n + 1), jj = e % (n + 1);
-        const T* coef = buf.coef.data() + b * n;
-        T a;
-        if (jj == 0) {  // the positive: -sum_j c_bj
-          a = T(0);
-          for (int64_t j = 0; j < n; ++j) a += coef[j];
-          a = -a;
-        } else {
-          a = coef[jj - 1];
-        }
+        const T a = entry_coef(buf.coef.data() + b * n, n, jj);
         const T* ut = buf.urow.data() + b * d;  // P_u (GMF: P_u * w)
         for (int64_t k = 0; k < d; ++k) g[k] += a * ut[k] + r2t * q[k];
       }
@@ -394,69 +363,20 @@ double run_step(const Tables<T>& tb, const Draw& dr, SparseOpt opt, const OptSte
   return softplus_sum / static_cast<double>(rows * n) + l2 * reg_sum / static_cast<double>(rows);
 }
 
-at::Tensor mf_bpr_train_impl(const at::Tensor& user_emb, const at::Tensor& item_emb,
-                            const std::optional<at::Tensor>& weight, at::TensorList state,
-                            const at::Tensor& indptr_in, const at::Tensor& indices_in,
-                            const at::Tensor& users_in, const at::Tensor& pos_in,
-                            const std::optional<at::Tensor>& negatives, int64_t batch_size,
-                            int64_t num_negatives, c10::string_view sampler,
-                            int64_t num_candidates, int64_t top_k,
-                            const std::optional<at::Tensor>& alias_prob,
-                            const std::optional<at::Tensor>& alias_idx,
-                            const std::optional<at::Tensor>& cdf,
-                            const std::optional<at::Tensor>& uniforms, int64_t seed,
-                            int64_t offset, int64_t offset_stride, double lr, double l2,
-                            c10::string_view optimizer, double beta1, double beta2, double eps,
-                            int64_t opt_step, bool validate) {
-  const MfArgs a = check_mf_bpr_train_args(
-      user_emb, item_emb, weight, state, indptr_in, indices_in, users_in, pos_in, negatives,
-      batch_size, num_negatives, std::string(sampler), num_candidates, top_k, alias_prob,
-      alias_idx, cdf, uniforms, lr, l2, std::string(optimizer), beta1, beta2, eps, opt_step);
-  at::Tensor losses = at::empty({a.steps}, user_emb.options().dtype(at::kDouble));
-  const int64_t total = users_in.size(0);
+at::Tensor mf_bpr_train_impl(const MfCall& c) {
+  const MfArgs a = check_mf_bpr_train_args(c);
+  at::Tensor losses = at::empty({a.steps}, c.user_emb.options().dtype(at::kDouble));
+  const int64_t total = c.users.size(0);
   if (total == 0) return losses;
-  const at::Tensor indptr = indptr_in.contiguous(), indices = indices_in.contiguous();
-  const at::Tensor users = users_in.contiguous(), pos = pos_in.contiguous();
-  at::Tensor given, prob_c, alias_c, cdf_c, unif_c;
-  Draw dr{};
-  dr.sampler = a.sampler;
-  dr.ptr = indptr.data_ptr<int64_t>();
-  dr.idx = indices.data_ptr<int64_t>();
-  dr.n = num_negatives;
-  dr.M = a.sampler == MfSampler::kDns ? num_candidates : 1;
-  dr.k = a.sampler == MfSampler::kDns ? top_k : 1;
-  dr.seed = static_cast<uint64_t>(seed);
-  if (negatives.has_value()) {
-    given = negatives->contiguous();
-    dr.given = given.data_ptr<int64_t>();
-  }
-  if (alias_prob.has_value()) {
-    prob_c = alias_prob->contiguous();
-    alias_c = alias_idx->contiguous();
-    dr.prob = prob_c.data_ptr<float>();
-    dr.alias = alias_c.data_ptr<int64_t>();
-  }
-  if (cdf.has_value()) {
-    cdf_c = cdf->contiguous();
-    unif_c = uniforms->contiguous();
-    dr.cdf = cdf_c.data_ptr<double>();
-    dr.uniforms = unif_c.data_ptr<double>();
-  }
-  const int64_t* usr = users.data_ptr<int64_t>();
-  const int64_t* ps = pos.data_ptr<int64_t>();
+  const MfInputs in = prepare_mf_inputs(c, a);
+  const MfDraw& dr = in.draw;
+  const int64_t batch_size = c.batch_size;
+  const int64_t* usr = in.users.data_ptr<int64_t>();
+  const int64_t* ps = in.pos.data_ptr<int64_t>();
   double* out = losses.data_ptr<double>();
-  AT_DISPATCH_FLOATING_TYPES(user_emb.scalar_type(), "mf_bpr_train_cpu", [&] {
-    Tables<scalar_t> tb{};
-    tb.P = user_emb.data_ptr<scalar_t>();
-    tb.Q = item_emb.data_ptr<scalar_t>();
-    tb.w = weight.has_value() ? weight->data_ptr<scalar_t>() : nullptr;
-    for (int64_t t = 0; t < a.num_tables; ++t)
-      for (int64_t i = 0; i < a.per_table; ++i)
-        tb.st[t][i] = state[t * a.per_table + i].data_ptr<scalar_t>();
-    tb.U = user_emb.size(0);
-    tb.N = item_emb.size(0);
-    tb.d = user_emb.size(1);
-    check_rows(tb, dr, usr, ps, total, indices.numel(), validate);
+  AT_DISPATCH_FLOATING_TYPES(c.user_emb.scalar_type(), "mf_bpr_train_cpu", [&] {
+    const MfTables<scalar_t> tb = mf_tables<scalar_t>(c, a);
+    check_rows(tb, dr, usr, ps, total, dr.nnz, c.validate);
     StepBuffers<scalar_t> buf;
     const int64_t B = std::min(batch_size, total);
     buf.neg.resize(B * dr.n);
@@ -470,10 +390,11 @@ at::Tensor mf_bpr_train_impl(const at::Tensor& user_emb, const at::Tensor& item_
     buf.slot_i.assign(tb.N, -1);
     for (int64_t s = 0; s < a.steps; ++s) {
       const int64_t r0 = s * batch_size, rows = std::min(batch_size, total - r0);
-      const auto oc = opt_step_constants<scalar_t>(lr, eps, beta1, beta2, opt_step + s + 1);
-      const uint64_t off = static_cast<uint64_t>(offset) +
-                           static_cast<uint64_t>(s) * static_cast<uint64_t>(offset_stride);
-      out[s] = run_step(tb, dr, a.opt, oc, usr, ps, r0, rows, off, l2, buf);
+      const auto oc = opt_step_constants<scalar_t>(c.lr, c.eps, c.beta1, c.beta2,
+                                                   c.opt_step + s + 1);
+      const uint64_t off = static_cast<uint64_t>(c.offset) +
+                           static_cast<uint64_t>(s) * static_cast<uint64_t>(c.offset_stride);
+      out[s] = run_step(tb, dr, a.opt, oc, usr, ps, r0, rows, off, c.l2, buf);
     }
   });
   return losses;

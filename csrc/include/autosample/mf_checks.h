@@ -15,6 +15,58 @@
 
 namespace autosample {
 
+// The operator's arguments, as the kernels of both devices receive them.
+struct MfCall {
+  const at::Tensor& user_emb;
+  const at::Tensor& item_emb;
+  const std::optional<at::Tensor>& weight;
+  at::TensorList state;
+  const at::Tensor& indptr;
+  const at::Tensor& indices;
+  const at::Tensor& users;
+  const at::Tensor& pos_items;
+  const std::optional<at::Tensor>& negatives;
+  int64_t batch_size;
+  int64_t num_negatives;
+  c10::string_view sampler;
+  int64_t num_candidates;
+  int64_t top_k;
+  const std::optional<at::Tensor>& alias_prob;
+  const std::optional<at::Tensor>& alias_idx;
+  const std::optional<at::Tensor>& cdf;
+  const std::optional<at::Tensor>& uniforms;
+  int64_t seed;
+  int64_t offset;
+  int64_t offset_stride;
+  double lr;
+  double l2;
+  c10::string_view optimizer;
+  double beta1;
+  double beta2;
+  double eps;
+  int64_t opt_step;
+  bool validate;
+};
+
+// The kernel of a device in the operator's signature: its arguments, as one MfCall, to `impl`.
+template <at::Tensor (*impl)(const MfCall&)>
+at::Tensor mf_bpr_train_entry(
+    const at::Tensor& user_emb, const at::Tensor& item_emb, const std::optional<at::Tensor>& weight,
+    at::TensorList state, const at::Tensor& indptr, const at::Tensor& indices,
+    const at::Tensor& users, const at::Tensor& pos_items, const std::optional<at::Tensor>& negatives,
+    int64_t batch_size, int64_t num_negatives, c10::string_view sampler, int64_t num_candidates,
+    int64_t top_k, const std::optional<at::Tensor>& alias_prob,
+    const std::optional<at::Tensor>& alias_idx, const std::optional<at::Tensor>& cdf,
+    const std::optional<at::Tensor>& uniforms, int64_t seed, int64_t offset,
+    int64_t offset_stride, double lr, double l2, c10::string_view optimizer, double beta1,
+    double beta2, double eps, int64_t opt_step, bool validate) {
+  return impl(MfCall{user_emb,  item_emb,    weight,    state,         indptr,    indices,
+                     users,     pos_items,   negatives, batch_size,    num_negatives,
+                     sampler,   num_candidates, top_k,  alias_prob,    alias_idx, cdf,
+                     uniforms,  seed,        offset,    offset_stride, lr,        l2,
+                     optimizer, beta1,       beta2,     eps,           opt_step,  validate});
+}
+
 // The arguments of one call, checked, with the sampler and optimiser parsed.
 struct MfArgs {
   MfSampler sampler;
@@ -50,15 +102,20 @@ inline void check_in_place(const char* name, const at::Tensor& ref, const at::Te
               "' is updated in place and must be contiguous");
 }
 
-inline MfArgs check_mf_bpr_train_args(
-    const at::Tensor& user_emb, const at::Tensor& item_emb, const std::optional<at::Tensor>& weight,
-    at::TensorList state, const at::Tensor& indptr, const at::Tensor& indices,
-    const at::Tensor& users, const at::Tensor& pos_items, const std::optional<at::Tensor>& negatives,
-    int64_t batch_size, int64_t num_negatives, const std::string& sampler, int64_t num_candidates,
-    int64_t top_k, const std::optional<at::Tensor>& alias_prob,
-    const std::optional<at::Tensor>& alias_idx, const std::optional<at::Tensor>& cdf,
-    const std::optional<at::Tensor>& uniforms, double lr, double l2, const std::string& optimizer,
-    double beta1, double beta2, double eps, int64_t opt_step) {
+inline MfArgs check_mf_bpr_train_args(const MfCall& c) {
+  const at::Tensor& user_emb = c.user_emb;
+  const at::Tensor& item_emb = c.item_emb;
+  const std::optional<at::Tensor>& weight = c.weight;
+  const at::TensorList state = c.state;
+  const at::Tensor &indptr = c.indptr, &indices = c.indices, &users = c.users;
+  const at::Tensor& pos_items = c.pos_items;
+  const std::optional<at::Tensor>&negatives = c.negatives, &alias_prob = c.alias_prob,
+      &alias_idx = c.alias_idx, &cdf = c.cdf, &uniforms = c.uniforms;
+  const int64_t batch_size = c.batch_size, num_negatives = c.num_negatives,
+                num_candidates = c.num_candidates, top_k = c.top_k;
+  const std::string sampler(c.sampler), optimizer(c.optimizer);
+  const double lr = c.lr, l2 = c.l2, beta1 = c.beta1, beta2 = c.beta2, eps = c.eps;
+  const int64_t opt_step = c.opt_step;
   const char* op = "mf_bpr_train";
   MfArgs a{};
   a.sampler = parse_mf_sampler(sampler);
@@ -168,6 +225,61 @@ inline MfArgs check_mf_bpr_train_args(
   TORCH_CHECK(opt_step >= 0, "autosample::mf_bpr_train: argument 'opt_step' must be >= 0, got ",
               opt_step);
   return a;
+}
+
+// The inputs of a call made contiguous (kept alive here) and their raw view.
+struct MfInputs {
+  at::Tensor indptr, indices, users, pos, given, prob, alias, cdf, uniforms;
+  MfDraw draw{};
+};
+
+inline MfInputs prepare_mf_inputs(const MfCall& c, const MfArgs& a) {
+  MfInputs in;
+  in.indptr = c.indptr.contiguous();
+  in.indices = c.indices.contiguous();
+  in.users = c.users.contiguous();
+  in.pos = c.pos_items.contiguous();
+  MfDraw& dr = in.draw;
+  dr.sampler = a.sampler;
+  dr.ptr = in.indptr.data_ptr<int64_t>();
+  dr.idx = in.indices.data_ptr<int64_t>();
+  dr.nnz = in.indices.numel();
+  dr.n = c.num_negatives;
+  dr.M = a.sampler == MfSampler::kDns ? c.num_candidates : 1;
+  dr.k = a.sampler == MfSampler::kDns ? c.top_k : 1;
+  dr.seed = static_cast<uint64_t>(c.seed);
+  if (c.negatives.has_value()) {
+    in.given = c.negatives->contiguous();
+    dr.given = in.given.data_ptr<int64_t>();
+  }
+  if (c.alias_prob.has_value()) {
+    in.prob = c.alias_prob->contiguous();
+    in.alias = c.alias_idx->contiguous();
+    dr.prob = in.prob.data_ptr<float>();
+    dr.alias = in.alias.data_ptr<int64_t>();
+  }
+  if (c.cdf.has_value()) {
+    in.cdf = c.cdf->contiguous();
+    in.uniforms = c.uniforms->contiguous();
+    dr.cdf = in.cdf.data_ptr<double>();
+    dr.uniforms = in.uniforms.data_ptr<double>();
+  }
+  return in;
+}
+
+// The tables and their optimiser state (contiguous: checked), raw.
+template <typename T>
+MfTables<T> mf_tables(const MfCall& c, const MfArgs& a) {
+  MfTables<T> tb{};
+  tb.P = c.user_emb.data_ptr<T>();
+  tb.Q = c.item_emb.data_ptr<T>();
+  tb.w = c.weight.has_value() ? c.weight->data_ptr<T>() : nullptr;
+  for (int64_t t = 0; t < a.num_tables; ++t)
+    for (int64_t i = 0; i < a.per_table; ++i) tb.st[t][i] = c.state[t * a.per_table + i].data_ptr<T>();
+  tb.U = c.user_emb.size(0);
+  tb.N = c.item_emb.size(0);
+  tb.d = c.user_emb.size(1);
+  return tb;
 }
 
 }  // namespace autosample

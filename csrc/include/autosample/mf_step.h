@@ -8,6 +8,30 @@ namespace autosample {
 
 enum class MfSampler : int { kRns = 0, kPns = 1, kDns = 2, kGiven = 3 };
 
+// The draw inputs of a call, raw pointers into contiguous tensors of one device.
+struct MfDraw {
+  MfSampler sampler;
+  const int64_t* ptr;      // [U + 1] training CSR
+  const int64_t* idx;      // [nnz]
+  const float* prob;       // [N] alias table (pns) or null
+  const int64_t* alias;    // [N]
+  const double* cdf;       // [k] (dns, top_k > 1) or null
+  const double* uniforms;  // [T, n] (dns, top_k > 1) or null
+  const int64_t* given;    // [T, n] (given) or null
+  int64_t n, M, k, nnz;    // negatives per row, DNS pool and top_k (1 otherwise), len(indices)
+  uint64_t seed;
+};
+
+// The tables a call updates, raw: per table (users, items, GMF weight) its optimiser state rows.
+template <typename T>
+struct MfTables {
+  T* P;  // [U, d]
+  T* Q;  // [N, d]
+  T* w;  // [d] or null
+  T* st[3][2];
+  int64_t U, N, d;
+};
+
 // The value checks of row r (global position in 'users'), in this order: the user (in range;
 // for a sampler that draws: its CSR row's span, [its entries when `entries`], at least one
 // non-positive item), the positive (pos_items[r] in [0, N)), the given negatives (row r of
@@ -40,6 +64,16 @@ AS_HD ValueError mf_row_error(const int64_t* indptr, const int64_t* indices, int
     }
   }
   return ValueError{};
+}
+
+// The coefficient of item entry jj of a batch row in its item's gradient (times the row's user
+// vector): the positive (jj = 0) gets -sum_j c_j, negative j (jj = 1 + j) gets c_j.
+template <typename T>
+AS_HD T entry_coef(const T* coef, int64_t n, int64_t jj) {
+  if (jj > 0) return coef[jj - 1];
+  T a = T(0);
+  for (int64_t j = 0; j < n; ++j) a += coef[j];
+  return -a;
 }
 
 // DNS with top_k > 1: the local rank drawn by uniform u in [0, 1) against the unnormalised
