@@ -29,11 +29,10 @@ import functools
 import os
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import torch
-
 from interleave import THREADS, bench_threads, need_dataset  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("bench_threads")

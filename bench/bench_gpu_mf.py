@@ -19,8 +19,8 @@ import functools
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -29,7 +29,7 @@ from autosample_ext import ops
 from autosample_ext.ops.fused import new_state
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_groups import Case, run_main  # noqa: E402
+from gpu_groups import Case, run_main  # noqa: E402  (after the sys.path insert)
 
 log = logging.getLogger("bench_gpu_mf")
 
@@ -56,8 +56,8 @@ def problem(name: str, device: str, small: bool):
     P = torch.randn(users, D, generator=g) * 0.1
     Q = torch.randn(items, D, generator=g) * 0.1
     rows = BATCH * STEPS
-    return {k: v.to(device) for k, v in dict(indptr=indptr, indices=i, users=u[order][:rows].contiguous(),
-                                              pos=i[order][:rows].contiguous(), P=P, Q=Q).items()}
+    return {k: v.to(device) for k, v in {"indptr": indptr, "indices": i, "users": u[order][:rows].contiguous(),
+                                              "pos": i[order][:rows].contiguous(), "P": P, "Q": Q}.items()}
 
 
 def fused_call(pb: dict, sampler: str) -> Callable[[], object]:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from cudakit import _no_pending_device_error  # noqa: F401 (autouse: no asynchronous error left behind)
-from cudakit import DEV
+from cudakit import (
+    DEV,
+    _no_pending_device_error,  # noqa: F401 (autouse: no asynchronous error left behind)
+)
 from mfkit import SAMPLER_CASES, make_problem, run_op, run_reference
 
 from autosample_ext import ops
