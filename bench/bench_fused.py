@@ -6,7 +6,9 @@ Sides, each timed over the same number of samples (about 800 k: one ml-1m epoch,
 epochs):
 
   * ``fused_rns`` / ``fused_dns32``: this toolkit's Trainer with the fused engine (its default:
-    MF d = 64, batch 2048, lazy Adam, L2 1e-4), RNS / DNS with pools of 32;
+    MF d = 64, batch 2048, Adam (dense: the autograd path's results), L2 1e-4), RNS / DNS with
+    pools of 32;
+  * ``fused_rns_lazy`` / ``fused_dns32_lazy``: the same with lazy (sparse) Adam;
   * ``fused_rns_sgd``: the same with SGD, implicit's optimiser;
   * ``autograd_rns`` / ``autograd_dns32``: the same Trainer with ``engine="autograd"`` (dense
     Adam over the tables, the path before the fused engine);
@@ -118,6 +120,8 @@ def test_fused_vs_implicit_and_autograd(benchmark, name):
     sides: dict[str, Callable[[], None]] = {
         "fused_rns": trainer_side(data, "rns", "fused", "adam", epochs),
         "fused_dns32": trainer_side(data, "dns", "fused", "adam", epochs),
+        "fused_rns_lazy": trainer_side(data, "rns", "fused", "lazy_adam", epochs),
+        "fused_dns32_lazy": trainer_side(data, "dns", "fused", "lazy_adam", epochs),
         "fused_rns_sgd": trainer_side(data, "rns", "fused", "sgd", epochs),
         "autograd_rns": trainer_side(data, "rns", "autograd", "adam", epochs),
         "autograd_dns32": trainer_side(data, "dns", "autograd", "adam", epochs),

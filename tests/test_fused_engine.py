@@ -49,7 +49,7 @@ SAMPLERS = [("rns", {}), ("pns", {}), ("dns", {}), ("dns", {"top_k": 3, "rank_la
             ("aobpr", {"rank_lambda": 2.0})]
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adagrad"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad", "adam"])
 @pytest.mark.parametrize("sampler,options", SAMPLERS)
 @pytest.mark.parametrize("model", ["mf", "gmf"])
 def test_fused_equals_autograd_float64(tiny, optimizer, sampler, options, model):
@@ -81,16 +81,44 @@ def test_chunk_size_does_not_change_the_result(tiny, monkeypatch):
         assert torch.equal(one_call[key], chunks[key])
 
 
-def test_fused_adam_is_lazy_adam(tiny):
-    """Under the fused engine "adam" is lazy Adam: rows a step does not touch keep their values
-    (dense Adam keeps moving them with its decayed moments)."""
-    f, _ = trained(tiny, "fused", optimizer="adam", epochs=1, dtype=torch.float32)
-    state = f.optimizer.state_dict()
-    assert state["engine"] == "fused" and state["steps"] == f.num_batches
-    assert sorted(state["state"]) == ["item_exp_avg", "item_exp_avg_sq", "user_exp_avg",
-                                      "user_exp_avg_sq"]
-    # items never drawn nor positive in the epoch keep a zero second moment
-    assert bool((state["state"]["item_exp_avg_sq"] >= 0).all())
+def test_lazy_adam_moves_the_batch_rows_only(tiny):
+    """optimizer="lazy_adam" (fused engine only): after two steps, the users of neither batch
+    keep their initial rows and zero moments (dense Adam would have moved the first batch's
+    users again in the second step); the state is the checkpointed optimiser state."""
+    from autosample_ext.training.trainer import epoch_permutation
+
+    net = build_model("mf", tiny, 8, seed=0)
+    init = net.user_embedding.weight.detach().clone()
+    t = Trainer(tiny, net, SamplerObjective(build_sampler("rns", tiny, seed=5), l2=1e-3),
+                TrainConfig(batch_size=32, optimizer="lazy_adam", progress=False),
+                on_step=lambda step: None)  # one step per operator call
+    perm = epoch_permutation(0, 0, t.train_users.shape[0])
+    t.fused.train_steps(t, 0, perm, 0)
+    first = net.user_embedding.weight.detach().clone()
+    t.fused.train_steps(t, 0, perm, 1)
+    state = t.optimizer.state_dict()
+    assert (state["engine"], state["optimizer"], state["steps"]) == ("fused", "lazy_adam", 2)
+    in_second = torch.isin(torch.arange(tiny.num_users), t.train_users[perm[32:64]])
+    in_any = in_second | torch.isin(torch.arange(tiny.num_users), t.train_users[perm[:32]])
+    after = net.user_embedding.weight.detach()
+    assert torch.equal(after[~in_any], init[~in_any])
+    assert bool((state["state"]["user_exp_avg"][~in_any] == 0).all())
+    assert torch.equal(after[~in_second], first[~in_second])  # no momentum tail
+    assert not torch.equal(after[in_second], first[in_second])
+
+
+def test_lazy_adam_needs_the_fused_engine(tiny):
+    with pytest.raises(ValueError, match="lazy_adam' needs the fused engine, which does not train "
+                                         "the LightGCN model"):
+        Trainer(tiny, build_model("lightgcn", tiny, 8, seed=0),
+                SamplerObjective(build_sampler("rns", tiny, seed=0), l2=1e-4),
+                TrainConfig(epochs=1, optimizer="lazy_adam", progress=False))
+    with pytest.raises(ValueError, match="--optimizer lazy_adam: lazy Adam needs the fused engine, "
+                                         "and gdns train"):
+        RunConfig(sampler=("rns", "gdns"), optimizer="lazy_adam").resolved()
+    with pytest.raises(ValueError, match="the AutoSample search"):
+        RunConfig(optimizer="lazy_adam").resolved()
+    assert RunConfig(search="sh", optimizer="lazy_adam").resolved().optimizer == "lazy_adam"
 
 
 @pytest.mark.parametrize("what", ["lightgcn", "gdns", "search", "autograd"])

@@ -12,7 +12,7 @@ from autosample_ext import ops
 from autosample_ext.ops import reference
 from autosample_ext.ops.reference_mf import lazy_adam_rows
 
-OPTIMIZERS = ["sgd", "adagrad", "adam"]
+OPTIMIZERS = ["sgd", "adagrad", "adam", "lazy_adam"]
 
 
 def assert_same_tables(a, b, **tol) -> None:
@@ -42,14 +42,17 @@ def test_equals_reference_float32(optimizer: str, sampler: str, opts: dict) -> N
     assert_same_tables(p, q, rtol=1e-4, atol=1e-5)
 
 
-def test_the_tables_move_and_untouched_rows_stay() -> None:
-    p = make_problem(optimizer="adam", users=30, rows=10)
+def test_lazy_adam_moves_the_batch_rows_only_and_dense_adam_every_row() -> None:
+    p = make_problem(optimizer="lazy_adam", users=30, rows=10)
     before = p.copy()
-    run_op(p, "adam", batch_size=10, lr=0.1)
+    run_op(p, "lazy_adam", batch_size=10, lr=0.1)
     moved = (p.P != before.P).any(1)
     assert torch.equal(moved, torch.isin(torch.arange(30), p.users))
-    for s, s0 in zip(p.state[:2], before.state[:2]):  # lazy Adam: untouched rows keep their moments
+    for s, s0 in zip(p.state[:2], before.state[:2]):  # untouched rows keep their moments
         assert torch.equal(s[~moved], s0[~moved])
+    q = before.copy()  # the same state under dense Adam: every row moves, every moment decays
+    run_op(q, "adam", batch_size=10, lr=0.1)
+    assert bool((q.P != before.P).any(1).all()) and bool((q.state[0] != before.state[0]).all())
 
 
 @pytest.mark.parametrize("sampler", ["rns", "pns"])
@@ -110,7 +113,7 @@ def test_same_result_on_any_number_of_threads() -> None:
     p = make_problem(sampler="dns", M=6, optimizer="adam", users=50, items=80, rows=300, gmf=True)
     q = p.copy()
     old = torch.get_num_threads()
-    try:
+    try:  # dense Adam: the idle rows' pass is parallel too
         torch.set_num_threads(1)
         a = run_op(p, "adam", batch_size=128)
         torch.set_num_threads(2)
@@ -156,11 +159,12 @@ def test_lazy_adam_agrees_with_torch_sparse_adam() -> None:
     torch.testing.assert_close(param, sparse_param.detach(), rtol=1e-6, atol=1e-9)
 
 
-def test_kernel_lazy_adam_matches_reference_over_many_steps() -> None:
-    p = make_problem(optimizer="adam", sampler="rns", users=20, items=30, rows=400, n=1)
+@pytest.mark.parametrize("optimizer", ["adam", "lazy_adam"])
+def test_kernel_adam_matches_reference_over_many_steps(optimizer) -> None:
+    p = make_problem(optimizer=optimizer, sampler="rns", users=20, items=30, rows=400, n=1)
     q = p.copy()
-    run_op(p, "adam", batch_size=20, opt_step=3)
-    run_reference(q, "adam", batch_size=20, opt_step=3)
+    run_op(p, optimizer, batch_size=20, opt_step=3)
+    run_reference(q, optimizer, batch_size=20, opt_step=3)
     assert_same_tables(p, q, rtol=1e-10, atol=1e-12)
 
 
@@ -178,7 +182,7 @@ def test_empty_rows_and_validate_false() -> None:
 
 @pytest.mark.parametrize("sampler,opts", [("rns", {}), ("pns", {}), ("dns", {"M": 3, "k": 2}),
                                           ("given", {})])
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "lazy_adam"])
 def test_opcheck(sampler: str, opts: dict, optimizer: str) -> None:
     p = make_problem(sampler=sampler, optimizer=optimizer, gmf=True, rows=20, **opts)
     kw = {"negatives": None, "num_candidates": 1, "top_k": 1, "alias_prob": None,
@@ -199,9 +203,9 @@ import sys, torch
 sys.path.insert(0, {tests!r})
 from mfkit import make_problem, run_op
 out = {{}}
-for sampler, opts in [("rns", {{}}), ("pns", {{}}), ("dns", {{"M": 6, "k": 2}})]:
-    p = make_problem(sampler=sampler, optimizer="adam", dtype=torch.float32, gmf=True, rows=200, **opts)
-    out[sampler] = [run_op(p, "adam", batch_size=32)] + p.tables()
+for sampler, opts, opt in [("rns", {{}}, "adam"), ("pns", {{}}, "lazy_adam"), ("dns", {{"M": 6, "k": 2}}, "adam")]:
+    p = make_problem(sampler=sampler, optimizer=opt, dtype=torch.float32, gmf=True, rows=200, **opts)
+    out[sampler] = [run_op(p, opt, batch_size=32)] + p.tables()
 torch.save(out, {path!r})
 """
 

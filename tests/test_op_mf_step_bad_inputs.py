@@ -55,7 +55,7 @@ CASES = [
     ("unknown sampler", lambda d: call(d, op_args={"sampler": "aobpr"}),
      r"mf_bpr_train: argument 'sampler' must be one of rns, pns, dns, given, got 'aobpr'"),
     ("unknown optimizer", lambda d: call(d, op_args={"optimizer": "rmsprop"}),
-     r"mf_bpr_train: argument 'optimizer' must be one of sgd, adagrad, adam, got 'rmsprop'"),
+     r"mf_bpr_train: argument 'optimizer' must be one of sgd, adagrad, adam, lazy_adam, got 'rmsprop'"),
     ("state of another optimiser", lambda d: call(d, op_args={"optimizer": "adagrad"}),
      (r"mf_bpr_train: argument 'state' must hold 1 tensor\(s\) per table for optimizer 'adagrad' "
      r"\(3 tables\), got 6")),

@@ -279,6 +279,16 @@ class RunConfig:
         if out.eval_protocol == "sampled" and out.split != "loo":
             raise ValueError(f"--eval-protocol sampled needs the leave-one-out split with its fixed "
                              f"negatives (--split loo), got --split {out.split}")
+        if out.optimizer == "lazy_adam":
+            from autosample_ext.experiment.engine import engine_plan
+
+            plan = engine_plan(out)
+            slow = [n for n, e in plan["samplers"].items() if e == "autograd"]
+            slow += ["the AutoSample search"] if plan.get("search") == "autograd" else []
+            if slow:
+                raise ValueError(f"--optimizer lazy_adam: lazy Adam needs the fused engine, and "
+                                 f"{', '.join(slow)} train(s) with autograd here "
+                                 f"({plan['notice'] or '--engine autograd'}); use --optimizer adam")
         if out.eval_start is not None and out.eval_start > out.epochs:
             raise ValueError(f"--eval-start {out.eval_start} is after the last epoch "
                              f"(--epochs {out.epochs}): nothing would be evaluated")

@@ -4,8 +4,9 @@ One call runs ``ceil(T / batch_size)`` consecutive steps over ``users`` / ``pos_
 already in training order): per step it draws the negatives with ``sample_negatives``' Philox
 streams (RNS, PNS through the alias table, DNS's candidate pools scored and selected in the
 operator, or takes them from ``negatives``), computes the BPR loss with the L2 term and its
-gradient, and updates only the touched rows of the tables with SGD, AdaGrad or lazy (sparse)
-Adam. The pure-PyTorch oracle is :func:`autosample_ext.ops.reference.mf_bpr_train`; the trainer's
+gradient, and updates the touched rows of the tables with SGD, AdaGrad or lazy (sparse) Adam, or
+every row with dense Adam (torch.optim.Adam: the untouched rows with a zero gradient). The
+pure-PyTorch oracle is :func:`autosample_ext.ops.reference.mf_bpr_train`; the trainer's
 fused engine (:mod:`autosample_ext.training.fused`) drives it.
 """
 from __future__ import annotations
@@ -68,8 +69,10 @@ def mf_bpr_train(
             ``num_candidates`` per negative; ``top_k > 1`` draws the rank with ``uniforms [T, n]``
             against ``cdf [top_k]``, both float64) or ``"given"`` (``negatives [T, n]``).
         lr, l2: learning rate; weight of the L2 term ``(sum |P_u|^2 + |Q_pos|^2 + sum |Q_neg|^2) / B``.
-        optimizer: ``"sgd"``, ``"adagrad"`` (eps) or ``"adam"`` (lazy: beta1, beta2, eps; bias
-            corrections with the global step ``opt_step + s + 1``).
+        optimizer: ``"sgd"``, ``"adagrad"`` (eps), ``"adam"`` (torch.optim.Adam: every row of the
+            tables at every step, a zero gradient for the rows not in the batch) or
+            ``"lazy_adam"`` (the batch's rows only); beta1, beta2, eps, bias corrections with the
+            global step ``opt_step + s + 1``.
         validate: scan the CSR rows of the call's users and the alias table (see
             ``sample_negatives``); the O(1) id checks always run.
 
@@ -89,7 +92,7 @@ def mf_bpr_train(
 def new_state(optimizer: str, user_emb: torch.Tensor, item_emb: torch.Tensor,
               weight: torch.Tensor | None = None) -> list[torch.Tensor]:
     """Zero optimiser state for :func:`mf_bpr_train` (:func:`state_names` order)."""
-    per = {"sgd": 0, "adagrad": 1, "adam": 2}[optimizer]
+    per = len(state_names(optimizer, False)) // 2
     tables = [user_emb, item_emb] + ([weight] if weight is not None else [])
     return [torch.zeros_like(t, memory_format=torch.contiguous_format) for t in tables
             for _ in range(per)]

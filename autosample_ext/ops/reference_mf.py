@@ -12,11 +12,14 @@ Philox offset ``offset + s * offset_stride``):
   ``uniforms`` against ``cdf`` (the DNS sampler's ``draw_from_cdf``); ``"given"``: ``negatives``.
 * loss ``mean_{b,j} softplus(r_bj - r_b) + l2 * (sum_b |P_u|^2 + |Q_pos|^2 + sum_j |Q_neg_j|^2) / B_s``
   with ``r = <P_u (. w), Q_i>`` (the trainer's BPR + L2), its gradient by autograd;
-* update of the touched rows only (the batch's users, positives and negatives; ``w`` every step):
-  ``"sgd"`` ``p -= lr g``; ``"adagrad"`` ``s += g^2, p -= lr g / (sqrt(s) + eps)``; ``"adam"``
-  (lazy / sparse Adam) ``m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
-  p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`` with ``t = opt_step + s + 1``
-  (torch.optim.Adam's formula; rows not in the batch keep their moments: not decayed).
+* the update: ``"sgd"`` ``p -= lr g`` and ``"adagrad"`` ``s += g^2, p -= lr g / (sqrt(s) + eps)``
+  on the touched rows (the batch's users, positives and negatives; ``w`` every step: the other
+  rows have a zero gradient, which changes nothing); ``"adam"``: torch.optim.Adam on every row,
+  ``m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
+  p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`` with ``t = opt_step + s + 1`` and
+  ``g = 0`` for rows not in the batch (their moments decay and they keep moving, as dense Adam
+  does); ``"lazy_adam"`` (lazy / sparse Adam): the same formula on the touched rows only (the other
+  rows keep their moments, not decayed, and do not move).
 """
 from __future__ import annotations
 
@@ -24,7 +27,9 @@ import torch
 import torch.nn.functional as F
 
 SAMPLERS = ("rns", "pns", "dns", "given")
-OPTIMIZERS = ("sgd", "adagrad", "adam")
+OPTIMIZERS = ("sgd", "adagrad", "adam", "lazy_adam")
+_STATE = {"sgd": [], "adagrad": ["sum"], "adam": ["exp_avg", "exp_avg_sq"],
+          "lazy_adam": ["exp_avg", "exp_avg_sq"]}
 
 
 def draw_from_cdf(cdf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -35,7 +40,7 @@ def draw_from_cdf(cdf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 def state_names(optimizer: str, gmf: bool) -> list[str]:
     """The order of the ``state`` list: per table (users, items[, weight]) its state tensors."""
-    per = {"sgd": [], "adagrad": ["sum"], "adam": ["exp_avg", "exp_avg_sq"]}[optimizer]
+    per = _STATE[optimizer]
     tables = ["user", "item"] + (["weight"] if gmf else [])
     return [f"{t}_{p}" for t in tables for p in per]
 
@@ -63,7 +68,7 @@ def _update(optimizer: str, param: torch.Tensor, states: list[torch.Tensor], row
         acc = states[0][rows] + grad * grad
         states[0][rows] = acc
         param[rows] -= lr * grad / (acc.sqrt() + eps)
-    else:
+    else:  # adam on the rows given (all of them for dense Adam), lazy_adam on the touched ones
         lazy_adam_rows(param, states[0], states[1], rows, grad, lr, beta1, beta2, eps, step)
 
 
@@ -100,7 +105,7 @@ def mf_bpr_train(user_emb: torch.Tensor, item_emb: torch.Tensor, weight: torch.T
     if sampler not in SAMPLERS or optimizer not in OPTIMIZERS:
         raise ValueError(f"mf_bpr_train: sampler {sampler!r} / optimizer {optimizer!r}")
     n = num_negatives
-    per = {"sgd": 0, "adagrad": 1, "adam": 2}[optimizer]
+    per = len(_STATE[optimizer])
     tables = [user_emb, item_emb] + ([weight] if weight is not None else [])
     states = [state[i * per:(i + 1) * per] for i in range(len(tables))]
     losses = []
@@ -128,6 +133,8 @@ def mf_bpr_train(user_emb: torch.Tensor, item_emb: torch.Tensor, weight: torch.T
         t = opt_step + s + 1
         with torch.no_grad():
             touched = [torch.unique(u_ids), torch.unique(torch.cat([p_ids, neg.reshape(-1)]))]
+            if optimizer == "adam":  # dense: every row, a zero gradient for the others
+                touched = [torch.arange(t.shape[0], device=users.device) for t in tables[:2]]
             if weight is not None:
                 touched.append(torch.zeros(1, dtype=torch.int64, device=users.device))
             for table, leaf, st, idx in zip(tables, leaves, states, touched):

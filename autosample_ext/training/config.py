@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 
-OPTIMIZERS: tuple[str, ...] = ("adam", "adagrad", "sgd")
+OPTIMIZERS: tuple[str, ...] = ("adam", "adagrad", "sgd", "lazy_adam")
 ENGINES: tuple[str, ...] = ("fused", "autograd")
 EVAL_PROTOCOLS: tuple[str, ...] = ("full", "sampled")
 FULL_METRICS: tuple[str, ...] = ("recall", "ndcg", "precision", "hit", "mrr")
@@ -34,9 +34,10 @@ class TrainConfig:
     eval_split: ``"valid"`` (default: pick the epoch on validation, then test once) or
         ``"test"`` (DENS protocol: evaluate test with train masked, report the best test value).
     seed: data order, sampler streams and Gumbel noise derive from it.
-    optimizer: ``"adam"`` (PyTorch defaults), ``"adagrad"`` (the GDNS paper's) or ``"sgd"``, at
-        ``lr``. Under the fused engine ``"adam"`` is lazy (sparse) Adam: only the batch's rows
-        are updated (README, "Fused training engine").
+    optimizer: ``"adam"`` (PyTorch defaults), ``"adagrad"`` (the GDNS paper's), ``"sgd"``, at
+        ``lr``, on either engine with the same results; ``"lazy_adam"`` (lazy / sparse Adam:
+        only the batch's rows are updated; README, "Fused training engine") needs the fused
+        engine.
     engine: ``"fused"`` (default): MF / GMF with RNS, PNS, DNS or AOBPR train with the
         ``mf_bpr_train`` operator (training/fused.py); everything else, and ``"autograd"``,
         with autograd and a torch optimiser.

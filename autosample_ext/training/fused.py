@@ -3,11 +3,12 @@
 
 Per step the operator does what the autograd path does (same batches in the same order, the same
 negatives: the samplers' Philox streams, DNS's scores and selection, AOBPR's ranking; the same
-BPR + L2 loss) but computes the gradient of the batch's rows directly and updates only those rows.
-With ``optimizer="sgd"`` or ``"adagrad"`` the parameters equal the autograd path's to float
-rounding (tested); ``"adam"`` becomes lazy (sparse) Adam: rows not in a batch keep their moments
-and are not moved, where dense Adam decays the moments of every row at every step and keeps
-moving rows with zero gradient (README, "Fused training engine"). The engine's optimiser state
+BPR + L2 loss) but computes the gradient of the batch's rows directly, without autograd and
+without dense gradient tables. With ``optimizer="sgd"``, ``"adagrad"`` or ``"adam"`` (dense Adam:
+the batch's rows with their gradient, every other row with a zero gradient, as torch.optim.Adam)
+the parameters equal the autograd path's to float rounding (tested); ``"lazy_adam"`` (lazy /
+sparse Adam, this engine only) updates the batch's rows only: rows not in a batch keep their
+moments and do not move (README, "Fused training engine"). The engine's optimiser state
 (:class:`FusedOptimizer`) goes into the trainer's checkpoints like a torch optimiser's.
 
 RNS, PNS and DNS run whole chunks of consecutive steps in one operator call (:data:`STEPS_PER_CALL`;
@@ -79,7 +80,7 @@ class FusedOptimizer:
     :func:`~autosample_ext.ops.fused.state_names` order) and the number of steps taken."""
 
     def __init__(self, name: str, tables: list[torch.Tensor], lr: float) -> None:
-        if name not in ("sgd", "adagrad", "adam"):
+        if name not in ("sgd", "adagrad", "adam", "lazy_adam"):
             raise ValueError(f"fused engine: unknown optimizer {name!r}")
         self.name = name
         self.lr = float(lr)
@@ -187,7 +188,7 @@ class FusedEngine:
             kw.update(sampler="pns", alias_prob=sampler.alias_prob, alias_idx=sampler.alias_idx)
         else:
             kw["sampler"] = "rns"
-        if opt.name == "adam":
+        if opt.name in ("adam", "lazy_adam"):
             kw.update(beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1], eps=ADAM_EPS)
         elif opt.name == "adagrad":
             kw["eps"] = ADAGRAD_EPS

@@ -19,4 +19,7 @@ def make_optimizer(name: str, params, lr: float, device: torch.device) -> torch.
         return torch.optim.Adagrad(params, lr=lr)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr)
+    if name == "lazy_adam":
+        raise ValueError("train: optimizer 'lazy_adam' (lazy / sparse Adam) needs the fused engine "
+                         "(MF / GMF with RNS, PNS, DNS or AOBPR, one process); use 'adam' otherwise")
     raise ValueError(f"train: unknown optimizer {name!r}")

@@ -115,6 +115,9 @@ class Trainer(TrainerCheckpoints):
             self.fused = FusedEngine(model, objective, config.optimizer, config.lr)
             self.optimizer = self.fused.optimizer
         else:
+            if config.optimizer == "lazy_adam":
+                raise ValueError(f"train: optimizer 'lazy_adam' needs the fused engine, which does "
+                                 f"not train {self.autograd_reason}; use 'adam'")
             if config.engine == "fused":
                 log.debug("%s: trains with the autograd engine: the fused engine does not train %s",
                           tag or "run", self.autograd_reason)

@@ -18,7 +18,8 @@
 //      (row b: the positive, then negative j);
 //   3. items in parallel: each sums its contributions in that order (from the rows' copies of
 //      the user vectors) and updates its row and optimiser state; then the users of several
-//      rows from their shares in row order; then the GMF weight from the rows' shares.
+//      rows from their shares in row order; then the GMF weight from the rows' shares;
+//   4. dense Adam only: every row of the tables not touched by the step, with a zero gradient.
 // Every sum runs in a fixed order that does not depend on the number of threads, so the result
 // is deterministic (no Hogwild). A step's gradients are all taken at the step's starting point:
 // items read the copies of the user vectors, users' shares are computed before any item moves.
@@ -125,6 +126,23 @@ void update_row(SparseOpt opt, T* __restrict__ p, T* __restrict__ s0, T* __restr
   } else {
     for (int64_t k = 0; k < d; ++k) adam_update(p + k, s0 + k, s1 + k, g[k], c);
   }
+}
+
+// Dense Adam's update of the rows a step did not touch (slot -1): zero gradient (bpr.h's
+// adam_idle), rows in parallel.
+template <typename T>
+void idle_rows(T* table, T* m, T* v, const std::vector<int32_t>& slot_of, int64_t d,
+               const OptStep<T> c) {
+  const int64_t rows = static_cast<int64_t>(slot_of.size());
+  at::parallel_for(0, rows, 256, [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) {
+      if (slot_of[r] >= 0) continue;
+      T* __restrict__ p = table + r * d;
+      T* __restrict__ mr = m + r * d;
+      T* __restrict__ vr = v + r * d;
+      for (int64_t k = 0; k < d; ++k) adam_idle(p + k, mr + k, vr + k, c);
+    }
+  });
 }
 
 // What row_pass will read of batch row b: the user's and the positive's rows, the negatives'
@@ -357,6 +375,10 @@ double run_step(const MfTables<T>& tb, const MfDraw& dr, SparseOpt opt, const Op
     for (int64_t b = 1; b < rows; ++b)
       for (int64_t k = 0; k < d; ++k) g[k] += buf.wg[b * d + k];
     update_row(opt, tb.w, tb.st[2][0], tb.st[2][1], g.data(), d, oc);
+  }
+  if (opt == SparseOpt::kAdam) {  // dense Adam: every row not in the batch, with g = 0
+    idle_rows(tb.P, tb.st[0][0], tb.st[0][1], buf.slot_u, d, oc);
+    idle_rows(tb.Q, tb.st[1][0], tb.st[1][1], buf.slot_i, d, oc);
   }
   for (int64_t user : buf.users_of) buf.slot_u[user] = -1;
   for (int64_t item : buf.items_of) buf.slot_i[item] = -1;

@@ -11,7 +11,9 @@
 //   3. mf_item_kernel / mf_user_kernel, one warp per table row (the first position of its
 //      group): the gradient summed over its contributions in batch order (as the CPU kernel
 //      sums), then bpr.h's optimiser rule on the row; mf_weight_kernel for GMF's weight;
-//   4. mf_loss_kernel: the step's loss from the rows' terms, in a fixed order.
+//   4. dense Adam only: mf_idle_kernel updates every row the step did not touch (marked by
+//      mf_row_kernel) with a zero gradient;
+//   5. mf_loss_kernel: the step's loss from the rows' terms, in a fixed order.
 // Every sum has a fixed order: the result does not depend on scheduling (deterministic).
 // Value checks: the rules of the CPU kernel (mf_step.h, validate.h), reported asynchronously with
 // the CPU's messages (cuda_utils.cuh) by mf_validate_rows_kernel / mf_validate_alias_kernel; the
@@ -82,6 +84,8 @@ struct StepBufs {
   int64_t* ikeys;    // [B, n + 1]
   T* cand_score;     // [B, n, M] (DNS)
   int64_t* cand_id;  // [B, n, M] (DNS)
+  uint8_t* touched_u;  // [U] dense Adam: 1 for the step's users (null otherwise)
+  uint8_t* touched_i;  // [N] dense Adam: 1 for the step's items
 };
 
 // The value checks of every row of the call, reported with index N + r * (n + 2) + sub (the
@@ -241,6 +245,11 @@ mf_row_kernel(MfTables<T> tb, MfDraw dr, uint64_t offset, const int64_t* __restr
       buf.ukeys[b] = u;
       ikeys[0] = p;
       for (int64_t j = 0; j < n; ++j) ikeys[1 + j] = neg[j];
+      if (buf.touched_u != nullptr) {  // several rows may write the same 1
+        buf.touched_u[u] = 1;
+        buf.touched_i[p] = 1;
+        for (int64_t j = 0; j < n; ++j) buf.touched_i[neg[j]] = 1;
+      }
     }
   }
 }
@@ -297,6 +306,17 @@ mf_user_kernel(MfTables<T> tb, SparseOpt opt, OptStep<T> oc, const int64_t* __re
     for (int64_t j = i + 1; j < rows && keys[j] == user; ++j) g += buf.ug[order[j] * d + k];
     update_element(opt, tb.P + user * d + k, tb.st[0][0] ? tb.st[0][0] + user * d + k : nullptr,
                    tb.st[0][1] ? tb.st[0][1] + user * d + k : nullptr, g, oc);
+  }
+}
+
+// Dense Adam: every element of the rows the step did not touch, with a zero gradient.
+template <typename T>
+__global__ void mf_idle_kernel(T* __restrict__ table, T* __restrict__ m, T* __restrict__ v,
+                               const uint8_t* __restrict__ touched, int64_t rows, int64_t d,
+                               OptStep<T> oc) {
+  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < rows * d;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    if (touched[e / d] == 0) adam_idle(table + e, m + e, v + e, oc);
   }
 }
 
@@ -376,6 +396,9 @@ at::Tensor mf_bpr_train_cuda(const MfCall& c) {
   at::Tensor row_loss = at::empty({B}, f64), row_reg = at::empty({B}, f64);
   const int64_t cands = a.sampler == MfSampler::kDns ? B * n * dr.M : 0;
   at::Tensor cand_score = at::empty({cands}, fp), cand_id = at::empty({cands}, i64);
+  const bool dense = a.opt == SparseOpt::kAdam;
+  const auto u8 = users.options().dtype(at::kByte);
+  at::Tensor touched_u = at::empty({dense ? U : 0}, u8), touched_i = at::empty({dense ? N : 0}, u8);
   double* out = losses.data_ptr<double>();
   AT_DISPATCH_FLOATING_TYPES(user_emb.scalar_type(), "mf_bpr_train_cuda", [&] {
     using T = scalar_t;
@@ -385,7 +408,9 @@ at::Tensor mf_bpr_train_cuda(const MfCall& c) {
                     row_loss.data_ptr<double>(), row_reg.data_ptr<double>(),
                     ukeys.data_ptr<int64_t>(), ikeys.data_ptr<int64_t>(),
                     cands ? cand_score.data_ptr<T>() : nullptr,
-                    cands ? cand_id.data_ptr<int64_t>() : nullptr};
+                    cands ? cand_id.data_ptr<int64_t>() : nullptr,
+                    dense ? touched_u.data_ptr<uint8_t>() : nullptr,
+                    dense ? touched_i.data_ptr<uint8_t>() : nullptr};
     for (int64_t s = 0; s < a.steps; ++s) {
       const int64_t r0 = s * batch_size, rows = std::min(batch_size, total - r0);
       const auto oc = opt_step_constants<T>(c.lr, c.eps, c.beta1, c.beta2, c.opt_step + s + 1);
@@ -393,6 +418,10 @@ at::Tensor mf_bpr_train_cuda(const MfCall& c) {
                            static_cast<uint64_t>(s) * static_cast<uint64_t>(c.offset_stride);
       const T inv_bn = T(1) / static_cast<T>(rows * n);
       const T r2 = static_cast<T>(2.0 * c.l2 / static_cast<double>(rows));
+      if (dense) {
+        C10_CUDA_CHECK(cudaMemsetAsync(buf.touched_u, 0, U, stream));
+        C10_CUDA_CHECK(cudaMemsetAsync(buf.touched_i, 0, N, stream));
+      }
       mf_row_kernel<T><<<blocks_for_warps(rows), kThreads, 0, stream>>>(
           tb, dr, off, usr, ps, r0, rows, inv_bn, r2, buf, err);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -410,6 +439,14 @@ at::Tensor mf_bpr_train_cuda(const MfCall& c) {
       mf_user_kernel<T><<<blocks_for_warps(rows), kThreads, 0, stream>>>(
           tb, a.opt, oc, uk.data_ptr<int64_t>(), uo.data_ptr<int64_t>(), rows, buf);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
+      if (dense) {
+        mf_idle_kernel<T><<<grid_for(U * d, kThreads), kThreads, 0, stream>>>(
+            tb.P, tb.st[0][0], tb.st[0][1], buf.touched_u, U, d, oc);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        mf_idle_kernel<T><<<grid_for(N * d, kThreads), kThreads, 0, stream>>>(
+            tb.Q, tb.st[1][0], tb.st[1][1], buf.touched_i, N, d, oc);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+      }
       if (tb.w != nullptr) {
         mf_weight_kernel<T><<<grid_for(d, kThreads), kThreads, 0, stream>>>(tb, a.opt, oc, rows,
                                                                              buf);

@@ -28,8 +28,10 @@ AS_HD T bpr_softplus_backward(T a, T x) {
 }
 
 // The optimisers of the fused step; each updates one element of a touched row from its gradient
-// g (rows not in the batch are not visited: "lazy").
-enum class SparseOpt : int { kSgd = 0, kAdagrad = 1, kAdam = 2 };
+// g. kAdam (torch.optim.Adam) also updates every row not in the batch with g = 0 (adam_idle);
+// kLazyAdam does not visit them (lazy / sparse Adam). SGD and AdaGrad leave a row with g = 0
+// unchanged, so they visit the touched rows only.
+enum class SparseOpt : int { kSgd = 0, kAdagrad = 1, kAdam = 2, kLazyAdam = 3 };
 
 // Per-step constants of the update, in the tables' type T (computed once per step on the host,
 // in double): the loops then read no memory besides the rows.
@@ -68,7 +70,7 @@ AS_HD void adagrad_update(T* p, T* s, T g, const OptStep<T>& c) {
   *p -= c.lr * g / (std::sqrt(acc) + c.eps);
 }
 
-// Lazy Adam, torch.optim.Adam's formula on the row: m = b1 m + (1 - b1) g,
+// Adam, torch.optim.Adam's formula on an element: m = b1 m + (1 - b1) g,
 // v = b2 v + (1 - b2) g^2, p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 // (the division by sqrt(1 - b2^t) as a product with its inverse).
 template <typename T>
@@ -78,6 +80,13 @@ AS_HD void adam_update(T* p, T* m, T* v, T g, const OptStep<T>& c) {
   *m = mt;
   *v = vt;
   *p -= c.step_size * mt / (std::sqrt(vt) * c.inv_bc2_sqrt + c.eps);
+}
+
+// Adam on an element whose gradient is zero (a row not in the batch, dense Adam): the moments
+// decay and the parameter keeps moving; adam_update with g = 0.
+template <typename T>
+AS_HD void adam_idle(T* p, T* m, T* v, const OptStep<T>& c) {
+  adam_update(p, m, v, T(0), c);
 }
 
 }  // namespace autosample

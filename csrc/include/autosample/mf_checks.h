@@ -89,8 +89,9 @@ inline SparseOpt parse_sparse_opt(const std::string& s) {
   if (s == "sgd") return SparseOpt::kSgd;
   if (s == "adagrad") return SparseOpt::kAdagrad;
   if (s == "adam") return SparseOpt::kAdam;
+  if (s == "lazy_adam") return SparseOpt::kLazyAdam;
   TORCH_CHECK(false, "autosample::mf_bpr_train: argument 'optimizer' must be one of sgd, adagrad, "
-              "adam, got '", s, "'");
+              "adam, lazy_adam, got '", s, "'");
 }
 
 // A tensor updated in place: contiguous, on the tables' device, with their dtype.
