@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import torch
 
+from autosample_ext.cli_common import finite_floats
 from autosample_ext.data.readers import FORMATS, canonical_format
 from autosample_ext.data.splits import SPLIT_ROUNDINGS
 from autosample_ext.experiment import DEFAULT_SEARCH_SPACE, MODELS, PROTOCOLS, SEARCHES, RunConfig
@@ -22,6 +23,8 @@ DEFAULTS = RunConfig()
 # One thread unless --threads says otherwise: runs are usually many processes on a shared
 # machine, where extra threads oversubscribe the cores (bench/bench_threads.py, README).
 DEFAULT_THREADS = 1
+#: the longest --dist-timeout: a year (torch's timedelta-based timeouts overflow far above it)
+MAX_TIMEOUT_S = 365 * 24 * 3600.0
 
 
 class CLIError(ValueError):
@@ -61,8 +64,9 @@ def check_more_args(ns: argparse.Namespace, given: dict[str, Any]) -> None:
     --valid-fraction."""
     if "threads" in ns and ns.threads < 1:
         raise CLIError(f"--threads: must be >= 1, got {ns.threads}")
-    if "dist_timeout" in ns and not ns.dist_timeout > 0:
-        raise CLIError(f"--dist-timeout: must be > 0 seconds, got {ns.dist_timeout}")
+    if "dist_timeout" in ns and not 0 < ns.dist_timeout <= MAX_TIMEOUT_S:
+        raise CLIError(f"--dist-timeout: must be > 0 and at most {MAX_TIMEOUT_S:g} seconds (a "
+                       f"year), got {ns.dist_timeout}")
     if "format" in given:
         try:
             canonical_format(given["format"])
@@ -312,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--resume", action="store_true",
                    help="continue the run in the folder --out from its checkpoints, from any "
                         "working directory (the saved config; --data if the dataset moved)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (they are off anyway when stderr is not a terminal)")
     g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    return p
+    return finite_floats(p)  # every float option: NaN and infinity are argument errors
