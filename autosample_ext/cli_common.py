@@ -55,20 +55,21 @@ def finite_floats(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def check_output_dir(path: str | Path, option: str) -> Path:
     """Raise :class:`OutputDirError` when folder ``path`` (given with ``option``) cannot be
     created or written: an existing file at or above it, a read-only file system, no
-    permission. Writes nothing: the nearest existing ancestor is probed with a folder that is
-    removed at once. Returns the resolved path."""
+    permission. Writes nothing: the first folder of the path that is missing (or a hidden one in
+    the existing folder) is created and removed at once. Returns the resolved path."""
     target = Path(path).expanduser()
     resolved = target.resolve()
     if resolved.exists() and not resolved.is_dir():
         raise OutputDirError(f"{option} {path}: {resolved} is a file, not a folder; choose "
                              f"another {option}")
-    ancestor = resolved
+    ancestor, first_missing = resolved, None
     while not ancestor.exists():
-        ancestor = ancestor.parent
+        ancestor, first_missing = ancestor.parent, ancestor
     if not ancestor.is_dir():
         raise OutputDirError(f"{option} {path}: {ancestor} is a file, so the folder {resolved} "
                              f"cannot be created; choose another {option}")
-    probe = ancestor / f".autosample-write-probe-{os.getpid()}"
+    # the folder the command would create first (or a hidden one inside an existing target)
+    probe = first_missing or resolved / f".autosample-write-probe-{os.getpid()}"
     try:
         probe.mkdir()
         probe.rmdir()

@@ -23,6 +23,8 @@ DEFAULTS = RunConfig()
 # One thread unless --threads says otherwise: runs are usually many processes on a shared
 # machine, where extra threads oversubscribe the cores (bench/bench_threads.py, README).
 DEFAULT_THREADS = 1
+#: the most --threads: torch takes a C int, and thousands of threads on one process help no one
+MAX_THREADS = 4096
 #: the longest --dist-timeout: a year (torch's timedelta-based timeouts overflow far above it)
 MAX_TIMEOUT_S = 365 * 24 * 3600.0
 
@@ -59,11 +61,22 @@ def _check_split(text: str) -> str:
     return text
 
 
+def check_seed(value: int, option: str) -> int:
+    """A seed: torch's and numpy's generators take 0 <= seed < 2^63."""
+    if not 0 <= value < 2**63:
+        raise CLIError(f"{option}: must be >= 0 and below 2^63, got {value}")
+    return value
+
+
 def check_more_args(ns: argparse.Namespace, given: dict[str, Any]) -> None:
-    """Values argparse cannot check: --threads, --dist-timeout, --format, --split,
-    --valid-fraction."""
-    if "threads" in ns and ns.threads < 1:
-        raise CLIError(f"--threads: must be >= 1, got {ns.threads}")
+    """Values argparse cannot check: --threads, --dist-timeout, --seeds, --split-seed,
+    --format, --split, --valid-fraction."""
+    if "threads" in ns and not 1 <= ns.threads <= MAX_THREADS:
+        raise CLIError(f"--threads: must be >= 1 and at most {MAX_THREADS}, got {ns.threads}")
+    for key in ("seeds", "split_seed"):
+        values = given.get(key, ())
+        for value in values if isinstance(values, tuple) else (values,):
+            check_seed(value, f"--{key.replace('_', '-')}")
     if "dist_timeout" in ns and not 0 < ns.dist_timeout <= MAX_TIMEOUT_S:
         raise CLIError(f"--dist-timeout: must be > 0 and at most {MAX_TIMEOUT_S:g} seconds (a "
                        f"year), got {ns.dist_timeout}")

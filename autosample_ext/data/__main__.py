@@ -19,7 +19,7 @@ from autosample_ext.cli_common import fail, finite_floats, train_checked, usage_
 from autosample_ext.data.errors import DataFormatError
 from autosample_ext.data.loader import load
 from autosample_ext.data.splits import NotEnoughNegatives
-from autosample_ext.train_parser import CLIError, int_list
+from autosample_ext.train_parser import CLIError, check_seed
 
 
 def _jsonable(obj):
@@ -58,7 +58,7 @@ def check_args(args: argparse.Namespace) -> None:
         raise CLIError(f"PATH: {args.path} does not exist")
     if args.kcore < 0:
         raise CLIError(f"--kcore: must be >= 0, got {args.kcore}")
-    int_list(str(args.seed), "--seed")
+    check_seed(args.seed, "--seed")
 
 
 def main(argv: list[str] | None = None) -> int:

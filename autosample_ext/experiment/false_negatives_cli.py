@@ -27,7 +27,7 @@ from autosample_ext.cli_common import (
     train_checked,
     usage_error,
 )
-from autosample_ext.train_parser import CLIError, int_list, name_list
+from autosample_ext.train_parser import CLIError, check_seed, int_list, name_list
 from autosample_ext.training.launch import single_process_error
 
 PROG = "python -m autosample_ext.experiment.false_negatives"
@@ -64,11 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
     return finite_floats(p)
 
 
-def _one(value: int, option: str) -> int:
-    """A seed, checked with train's rule for --seeds (an integer >= 0)."""
-    return int_list(str(value), option)[0]
-
-
 def check_args(ns: argparse.Namespace) -> dict[str, Any]:
     """The analysis's arguments, each checked (``CLIError``: exit 2); returns the keyword
     arguments of :func:`~.false_negatives.run_analysis` with the data and format to load."""
@@ -90,7 +85,7 @@ def check_args(ns: argparse.Namespace) -> dict[str, Any]:
         raise CLIError("--from-json: only with --report-only (it redraws a saved analysis)")
     if ns.data is None:
         raise CLIError("--data: required (the dataset to analyse)")
-    seed = _one(ns.seed, "--seed")
+    seed = check_seed(ns.seed, "--seed")
     options = {"data": ns.data, "epochs": ns.epochs}
     if ns.format is not None:
         options["format"] = ns.format
@@ -115,8 +110,8 @@ def check_args(ns: argparse.Namespace) -> dict[str, Any]:
     else:
         snaps = sorted({1, max(1, ns.epochs // 4), max(1, ns.epochs // 2), ns.epochs})
     return {"samplers": names, "epochs": ns.epochs, "seed": seed,
-            "plant_seed": _one(ns.plant_seed, "--plant-seed"),
-            "split_seed": _one(ns.split_seed, "--split-seed"), "snapshot_epochs": snaps,
+            "plant_seed": check_seed(ns.plant_seed, "--plant-seed"),
+            "split_seed": check_seed(ns.split_seed, "--split-seed"), "snapshot_epochs": snaps,
             "progress": not ns.no_progress, "config": cfg}
 
 

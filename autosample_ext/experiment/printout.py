@@ -35,14 +35,22 @@ def _metric_legend(columns: Iterable[str]) -> str:
     return "; ".join(parts)
 
 
-def _sampler_names(runs: Iterable[dict[str, Any]]) -> list[str]:
+def _sampler_names(metrics: dict[str, Any]) -> list[str]:
+    """Every sampler the printout names: the rows', AutoSample's candidates (alpha*), the
+    race's and the grid's candidates; schedules by their parts."""
     from autosample_ext.search.schedule import is_schedule, parse_schedule
 
+    given = [str(r.get("sampler", "")) for r in metrics.get("runs", ())]
+    for block in metrics.get("autosample", {}).values():
+        given += list(block.get("alpha_star", {}))
+    for block in metrics.get("sh", {}).values():
+        given += [str(c.get("sampler", "")) for c in block.get("runs", ())]
+    for block in metrics.get("grid", {}).values():
+        given += list(block.get("valid", {}))
     names: list[str] = []
-    for r in runs:
-        sampler = str(r.get("sampler", ""))
-        names += list(parse_schedule(sampler).samplers) if is_schedule(sampler) else [sampler]
-    return [n for n in dict.fromkeys(names) if n in SAMPLER_WORDS]
+    for name in given:
+        names += list(parse_schedule(name).samplers) if is_schedule(name) else [name]
+    return [n for n in SAMPLER_WORDS if n in names]
 
 
 def legend_line(metrics: dict[str, Any]) -> str:
@@ -54,7 +62,7 @@ def legend_line(metrics: dict[str, Any]) -> str:
                      "validation epoch (the retrain trains their argmax)")
     if metrics.get("sh"):
         parts.append("SH = successive halving on the validation metric")
-    names = _sampler_names(metrics.get("runs", ()))
+    names = _sampler_names(metrics)
     if names:
         parts.append("samplers: " + ", ".join(f"{n.upper()} {SAMPLER_WORDS[n]}" for n in names))
     return "; ".join(parts) + "."
