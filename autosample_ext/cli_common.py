@@ -10,9 +10,11 @@ commands call them rather than restating them.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +90,22 @@ def train_checked(**options: Any) -> RunConfig:
     from autosample_ext.train import config_from_args
 
     return config_from_args(argparse.Namespace(**options))[0]
+
+
+def parse_one_process(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
+                      advice: str) -> argparse.Namespace | int:
+    """Parse ``argv`` for a command that runs in one process and set up its INFO logging; the
+    exit status 2 instead when torchrun started it (``advice``: what to do instead)."""
+    from autosample_ext.training.launch import single_process_error
+
+    ns = parser.parse_args(argv)
+    refused = single_process_error(parser.prog, advice)
+    if refused:
+        print(refused, file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(level=logging.INFO, datefmt="%H:%M:%S",
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return ns
 
 
 def usage_error(parser: argparse.ArgumentParser, message: object) -> int:

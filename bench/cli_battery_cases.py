@@ -8,14 +8,28 @@ the same option comes later and wins, and a case a checkout wrongly accepts ends
 """
 from __future__ import annotations
 
-import gzip
 import json
 import re
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from faultdata import s_binary as binary
+from faultdata import s_full_user as full_user
+from faultdata import s_given_folder as given_folder
+from faultdata import s_gzip as gzipped
+from faultdata import s_huge_ids as huge_ids
+from faultdata import s_latin1_csv as latin1
+from faultdata import s_odd_columns as odd_columns
+from faultdata import s_one_by_one as one_by_one
+from faultdata import s_one_user as one_user
+from faultdata import s_pairs_of_two as pairs_of_two
+from faultdata import s_ratings_dat as ratings_dat
+from faultdata import skewed_lines, write
 
 MODULES = {"train": "autosample_ext.train", "experiments": "autosample_ext.experiments",
            "fn": "autosample_ext.experiment.false_negatives", "data": "autosample_ext.data"}
@@ -39,23 +53,10 @@ class Case:
 
 # -- inputs ------------------------------------------------------------------------------------
 
-def write(path: Path, content: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content)
-    return path
-
-
 def lines_file(path: Path, users: int, items: int, per_user: int, seed: int = 0) -> Path:
     """``user item item ...`` lines, popularity ~ 1/rank^1.5 (a strong popularity floor)."""
-    rng = np.random.default_rng(seed)
-    p = 1.0 / np.arange(1, items + 1) ** 1.5
-    p /= p.sum()
-    rows = [" ".join(map(str, [u, *sorted(rng.choice(items, size=per_user, replace=False, p=p).tolist())]))
-            for u in range(users)]
-    return write(path, "\n".join(rows) + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return skewed_lines(path, users, items, per_user, seed)
 
 
 def tiny(tmp: Path) -> None:
@@ -70,18 +71,6 @@ def few_items(tmp: Path) -> None:  # 6 items: below the RecBole protocol's fixed
     lines_file(tmp / "few.txt", 40, 6, 4, seed=2)
 
 
-def binary(tmp: Path) -> None:
-    write(tmp / "blob.bin", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
-
-
-def gzipped(tmp: Path) -> None:
-    write(tmp / "data.txt", gzip.compress(b"0 1 2\n1 2 3\n"))
-
-
-def latin1(tmp: Path) -> None:
-    write(tmp / "r.csv", "user,item\nal,x\nb\xe9a,y\n".encode("latin-1"))
-
-
 def negative_id(tmp: Path) -> None:
     write(tmp / "neg.txt", "0 1\n1 -2\n")
 
@@ -92,52 +81,6 @@ def empty(tmp: Path) -> None:
 
 def header_only(tmp: Path) -> None:
     write(tmp / "h.csv", "user,item\n")
-
-
-def one_user(tmp: Path) -> None:
-    write(tmp / "one.txt", "0 " + " ".join(map(str, range(12))) + "\n")
-
-
-def pairs_of_two(tmp: Path) -> None:
-    write(tmp / "two.txt", "".join(f"{u} {u % 7} {(u % 7) + 1}\n" for u in range(30)))
-
-
-def one_by_one(tmp: Path) -> None:
-    write(tmp / "1x1.txt", "0\t0\n")
-
-
-def full_user(tmp: Path) -> None:
-    write(tmp / "full" / "train.txt", "0 0 1 2\n1 0\n2 1\n")
-    write(tmp / "full" / "valid.txt", "1 2\n2 0\n")
-    write(tmp / "full" / "test.txt", "1 1\n2 2\n")
-
-
-def huge_ids(tmp: Path) -> None:
-    rows = [f"{u * 10**12}\t{(u * 7 + k) % 30 + 10**12}" for u in range(40) for k in range(5)]
-    write(tmp / "huge.tsv.txt", "\n".join(rows) + "\n")
-
-
-def odd_columns(tmp: Path) -> None:
-    rows = ["who,what"] + [f"u{u},i{(u * 3 + k) % 25}" for u in range(40) for k in range(6)]
-    write(tmp / "odd.csv", "\n".join(rows) + "\n")
-
-
-def given_folder(tmp: Path) -> None:
-    rng = np.random.default_rng(1)
-    train, test = [], []
-    for u in range(60):
-        items = sorted(rng.choice(30, size=8, replace=False).tolist())
-        train.append(" ".join(map(str, [u, *items[:6]])))
-        test.append(" ".join(map(str, [u, *items[6:]])))
-    write(tmp / "given" / "train.txt", "\n".join(train) + "\n")
-    write(tmp / "given" / "test.txt", "\n".join(test) + "\n")
-
-
-def ratings_dat(tmp: Path) -> None:
-    rng = np.random.default_rng(2)
-    rows = [f"{u + 1}::{i + 1}::5::{u * 100 + i}" for u in range(40)
-            for i in rng.choice(30, size=8, replace=False)]
-    write(tmp / "ml.txt", "\n".join(rows) + "\n")
 
 
 def rated_csv(tmp: Path) -> None:  # ratings and timestamps, 150 items: the GDNS protocol's input

@@ -7,15 +7,14 @@ and its value (or the folder). Every row is refused before any data is read or a
 from __future__ import annotations
 
 import argparse
-import errno
 import json
-import pathlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
+from faultdata import read_only_folders, skewed_lines, write
 
 from autosample_ext.data.__main__ import build_parser as data_parser
 from autosample_ext.data.__main__ import main as data_main
@@ -25,7 +24,6 @@ from autosample_ext.experiments.__main__ import build_parser as exp_parser
 from autosample_ext.experiments.__main__ import main as exp_main
 from autosample_ext.train import main as train_main
 from autosample_ext.train_parser import build_parser as train_parser
-from faultdata import skewed_lines, write
 
 ROOT = Path(__file__).resolve().parents[1]
 MAINS = {"train": train_main, "experiments": exp_main, "fn": fn_main, "data": data_main}
@@ -42,14 +40,7 @@ def s_file(tmp: Path, mp) -> None:
 
 
 def s_read_only(tmp: Path, mp) -> None:
-    real_mkdir = pathlib.Path.mkdir
-
-    def mkdir(self, *args, **kwargs):
-        if "ro" in self.parts:
-            raise OSError(errno.EROFS, "Read-only file system", str(self))
-        return real_mkdir(self, *args, **kwargs)
-
-    mp.setattr(pathlib.Path, "mkdir", mkdir)
+    read_only_folders(mp)
 
 
 def s_run_folder(tmp: Path, mp) -> None:
@@ -161,13 +152,13 @@ def test_side_command_bad_input(case: Case, tmp_path, monkeypatch, capsys):
     skewed_lines(tmp_path / "d.txt")
     if case.setup is not None:
         case.setup(tmp_path, monkeypatch)
-    fill = lambda s: s.replace("{tmp}", str(tmp_path))  # noqa: E731
+    fill = lambda s: s.replace("{tmp}", str(tmp_path))
     argv = [fill(a) for a in QUICK[case.cmd] + case.argv]
     try:
         code = MAINS[case.cmd](argv)
     except SystemExit as exc:  # argparse's own errors
         code = exc.code
-    out, err = capsys.readouterr()
+    err = capsys.readouterr().err
     assert code == case.code, (code, err[-2000:])
     for needle in case.needles:
         assert fill(needle) in err, (needle, err)
@@ -191,7 +182,11 @@ def test_no_option_takes_a_plain_float(make):
 
 def test_memory_check_names_the_option_and_the_estimate():
     from autosample_ext.experiment import RunConfig
-    from autosample_ext.experiment.memory import MemoryLimitError, check_memory, run_needs
+    from autosample_ext.experiment.memory import (
+        MemoryLimitError,
+        check_memory,
+        run_needs,
+    )
 
     cfg = RunConfig(sampler=("dns",), sampler_options={"dns": {"num_candidates": 1000}})
     gib = (2**30, "test")
@@ -215,9 +210,9 @@ def test_memory_check_names_the_option_and_the_estimate():
 
 
 def test_run_config_refuses_non_finite_numbers():
+    from autosample_ext.data.loader import load
     from autosample_ext.experiment import RunConfig
     from autosample_ext.samplers import build_sampler
-    from autosample_ext.data.loader import load
 
     with pytest.raises(ValueError, match="sh_tie_se must be a finite number, got nan"):
         RunConfig(sh_tie_se=float("nan"))
@@ -231,7 +226,7 @@ def test_readme_has_no_absolute_paths():
     """Commands in the README run from the repository (data under ../shared/data): no path of
     a particular machine. System locations (/usr/..., /proc/...) are fine."""
     text = (ROOT / "README.md").read_text()
-    found = re.findall(r"(?:^|[\s`'\"(=,])(/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.@-]+)+)", text, re.M)
+    found = re.findall(r"(?:^|[\s`'\"(=,])(/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.@-]+)+)", text, re.MULTILINE)
     allowed = ("/usr/", "/proc/", "/dev/", "/sys/", "/etc/")
     assert [p for p in found if not p.startswith(allowed)] == []
     reproduce = text[text.index("Reproduce (resumable"):][:400]

@@ -11,8 +11,6 @@ figures and the report of an earlier analysis from its ``false_negatives.json``.
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,11 +22,11 @@ from autosample_ext.cli_common import (
     check_output_dir,
     fail,
     finite_floats,
+    parse_one_process,
     train_checked,
     usage_error,
 )
 from autosample_ext.train_parser import CLIError, check_seed, int_list, name_list
-from autosample_ext.training.launch import single_process_error
 
 PROG = "python -m autosample_ext.experiment.false_negatives"
 
@@ -147,13 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from autosample_ext.experiment.rundir import RunDirError
 
     parser = build_parser()
-    ns = parser.parse_args(argv)
-    refused = single_process_error(parser.prog, "start it with python, not torchrun")
-    if refused:
-        print(refused, file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
+    ns = parse_one_process(parser, argv, "start it with python, not torchrun")
+    if isinstance(ns, int):
+        return ns
     try:
         args = check_args(ns)
         check_out(ns)

@@ -69,9 +69,10 @@ def write_alpha_plot(frame: pd.DataFrame, path: Path, *, title: str = "",
     for ax, seed in zip(axes[0], seeds):
         sub = frame[frame["seed"] == seed].sort_values("epoch")
         every = max(1, len(sub) // 12)
-        for i, cand in enumerate(candidates):
-            ax.plot(sub["epoch"], sub[cand], markersize=4.5, markevery=every, linewidth=1.4,
-                    label=cand.upper(), **line_style(i))
+        for i, cand in enumerate(candidates):  # markers staggered: lines on top of each other
+            start = (i * max(1, every // len(candidates))) % every  # still show every marker
+            ax.plot(sub["epoch"], sub[cand], markersize=4.5, markevery=(start, every),
+                    linewidth=1.4, label=cand.upper(), **line_style(i))
         best = (best_epochs or {}).get(seed)
         heading = f"seed {seed}"
         if best is not None and best in set(sub["epoch"]):

@@ -31,6 +31,7 @@ from autosample_ext.cli_common import (
     check_output_dir,
     fail,
     finite_floats,
+    parse_one_process,
     train_checked,
     usage_error,
 )
@@ -52,7 +53,6 @@ from autosample_ext.experiments.report import load_runs, replot_from_json, write
 from autosample_ext.train_parser import CLIError, name_list
 from autosample_ext.training import StopFlag, TrainingInterrupted
 from autosample_ext.training.guard import TrainingDiverged
-from autosample_ext.training.launch import single_process_error
 
 log = logging.getLogger("autosample_ext.experiments")
 
@@ -202,14 +202,10 @@ def run_all_planned(items: list[PlannedRun], runs: str, parser: argparse.Argumen
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    ns = parser.parse_args(argv)
-    refused = single_process_error(parser.prog, "under torchrun start the runs themselves: "
-                                   "torchrun ... -m autosample_ext.train")
-    if refused:
-        print(refused, file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
+    ns = parse_one_process(parser, argv, "under torchrun start the runs themselves: "
+                                         "torchrun ... -m autosample_ext.train")
+    if isinstance(ns, int):
+        return ns
     try:
         if ns.from_json and not ns.report_only:
             raise CLIError("--from-json: only with --report-only (it redraws a saved report)")
@@ -229,8 +225,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_report(cfg.runs, ns.report, command=_command(argv))
     except CLIError as exc:
         return usage_error(parser, exc)
-    except (ValueError, OSError, KeyError) as exc:
+    except (ValueError, OSError) as exc:
         return fail(parser, exc)
+    except KeyError as exc:  # a metrics.json of another kind of run under --runs
+        return fail(parser, f"--runs {ns.runs}: a run's metrics.json lacks {exc}; the report "
+                            f"reads the runs this command makes")
     print(f"report: {path}")
     return 0
 

@@ -96,14 +96,18 @@ def replot_from_json(runs: Runs, out: str | Path, *, source: str = "report.json"
     out.mkdir(parents=True, exist_ok=True)
     if not isinstance(runs, dict) or not all(isinstance(v, dict) for v in runs.values()):
         raise ValueError(f"{source}: not a report.json (expected {{setting: {{run: metrics}}}})")
-    drawn = ["fig3_search_cost.png"] if figure3(runs, out / "fig3_search_cost.png") else []
-    for setting, named in runs.items():
-        name = f"fig4_alpha_{setting}.png"
-        if figure4(setting, named, out / name):
-            drawn.append(name)
-        elif "compare" in named:
-            log.warning("%s: %s has no alpha trajectories for %s; %s not redrawn", source,
-                        setting, "compare", name)
+    try:
+        drawn = ["fig3_search_cost.png"] if figure3(runs, out / "fig3_search_cost.png") else []
+        for setting, named in runs.items():
+            name = f"fig4_alpha_{setting}.png"
+            if figure4(setting, named, out / name):
+                drawn.append(name)
+            elif "compare" in named:
+                log.warning("%s: %s has no alpha trajectories for %s; %s not redrawn", source,
+                            setting, "compare", name)
+    except (KeyError, TypeError, IndexError) as exc:
+        raise ValueError(f"{source}: not a report.json as the experiments write it (no "
+                         f"{exc} where a figure needs it)") from None
     if not drawn:
         raise ValueError(f"{source}: no figure can be drawn from it (no compare run with costs "
                          f"or alpha trajectories)")
