@@ -156,10 +156,10 @@ def check_device(device: str) -> str:
     if dev.type != "cuda":
         raise CLIError(f"--device: {device!r} is not supported (use cpu or cuda[:index])")
     if not autosample_ext.cuda_compiled():
-        raise CLIError("--device cuda: this build of autosample_ext has no CUDA kernels "
+        raise CLIError(f"--device {device}: this build of autosample_ext has no CUDA kernels "
                        "(it was compiled without CUDA; rebuild with AUTOSAMPLE_WITH_CUDA=1)")
     if not torch.cuda.is_available():
-        raise CLIError("--device cuda: no CUDA device is visible on this machine")
+        raise CLIError(f"--device {device}: no CUDA device is visible on this machine")
     if dev.index is not None and dev.index >= torch.cuda.device_count():
         raise CLIError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible")
     return str(dev)

@@ -256,16 +256,18 @@ for opt, bad in [("--threads", ["0", "-2", "x", "1.5", BIG]),
                  ("--ks", ["0", "x", "", "5,5"])]:
     for value in bad:
         E(f"train{opt}={value or 'empty'}"[:60], "train", [opt, value], 2, [opt])
-for opt, bad in [("--lr", ["0", "-1", "nan", "inf", "-inf", "x"]),
+for opt, bad in [("--lr", ["0", "-1", "nan", "inf", "x"]),
                  ("--alpha-lr", ["0", "nan", "inf"]),
                  ("--tau", ["0", "-1", "nan", "inf"]),
                  ("--l2", ["-1", "inf"]),
                  ("--sh-tie-se", ["-1", "inf", "x"]),
                  ("--valid-fraction", ["0", "1", "1.5", "nan", "-0.1"]),
                  ("--min-rating", ["nan", "inf"]),
-                 ("--dist-timeout", ["-1", "nan", "inf", "1e300"])]:
+                 ("--dist-timeout", ["-1", "nan", "inf", "1e+300"])]:
     for value in bad:
         E(f"train{opt}={value}", "train", [opt, value], 2, [opt, value])
+E("train--lr=-inf", "train", ["--lr=-inf"], 2, ["--lr", "-inf"])
+E("train--lr -inf", "train", ["--lr", "-inf"], 2, ["--lr", "expected one argument"])
 E("train-l2-nan", "train", ["--l2", "nan"], 2, ["--l2", "nan"], issue=True)
 E("train-sh-tie-se-nan", "train", ["--search", "sh", "--sh-tie-se", "nan"], 2,
   ["--sh-tie-se", "nan"], issue=True)
@@ -310,7 +312,7 @@ for i, (args, needles) in enumerate([
         (["--protocol", "gdns", "--dim", "64"], ["--dim", "gdns"]),
         (["--protocol", "bogus"], ["--protocol", "'bogus'"]),
         (["--protocol", "gdns", "--metric", "precision@3"], ["--metric", "precision@3"]),
-        (["--resume"], ["--resume needs --out"]),
+
         (["--search-sp", "rns,dns"], ["--search-sp"]),
         (["--epoch", "3"], ["--epoch"]),
         (["--bogus-option"], ["--bogus-option"]),
@@ -350,6 +352,7 @@ E("train-mixgcf-pool-1e12", "train", ["--model", "lightgcn", "--sampler", "mixgc
 E("train-dim-1e10", "train", ["--dim", "10000000000"], 2, ["--dim", "available"])
 E("train-num-negatives-1e13", "train", ["--sampler", "rns", "--num-negatives", "10000000000000"],
   2, ["--num-negatives", "available"])
+E("train-resume-needs-out", "train", ["--resume"], 2, ["--resume needs --out"], bare=True)
 E("train-resume-nothing", "train", ["--resume", "--out", "{tmp}/none"], 2,
   ["--resume", "nothing to resume"])
 E("train-resume-other-dim", "train", ["--resume", "--out", "{tmp}/saved", "--dim", "16"], 2,
@@ -375,7 +378,6 @@ for i, (args, needles, setup) in enumerate([
         (["--data", "{tmp}/huge.tsv.txt"], ["{tmp}/huge.tsv.txt", "--remap"], huge_ids),
         (["--data", "{tmp}/odd.csv"], ["{tmp}/odd.csv", "--user-col"], odd_columns),
         (["--data", "{tmp}/odd.csv", "--user-col", "nobody"], ["{tmp}/odd.csv", "'nobody'"], odd_columns),
-        (["--data", "{tmp}/given"], ["{tmp}/given", "validation"], given_folder),
         (["--data", "{tmp}/tiny.txt", "--min-rating", "4"], ["{tmp}/tiny.txt", "rating"], tiny),
         (["--data", "{tmp}/tiny.txt", "--ks", "50", "--metric", "recall@50"], ["cut-off 50", "--ks"], tiny),
         (["--data", "{tmp}/tiny.txt", "--dim", "200000000"], ["--dim", "available"], tiny),
@@ -403,7 +405,7 @@ E("train-lr-diverges", "train", ["--data", "{tmp}/tiny.txt", "--sampler", "rns",
 # ---- train: runs that must work, with what they print ----------------------------------------
 OK("train-rns-tiny", "train", ["--data", "{tmp}/tiny.txt", "--sampler", "rns", "--out", "{tmp}/r",
                                *TRAIN_FAST], ["RNS"], tiny,
-   all_of(table_printed, files("r/metrics.json", "r/table.md", "r/config.json")))
+   all_of(table_printed, files("r/metrics.json", "r/log.jsonl", "r/config.json")))
 OK("train-compare-below-floor-summary", "train",
    ["--data", "{tmp}/tiny.txt", "--compare", "--seeds", "0,1", "--lr", "1e-7", "--ks", "5",
     "--metric", "recall@5", "--search-space", "rns,dns", "--out", "{tmp}/c", *TRAIN_FAST],
@@ -458,6 +460,9 @@ OK("train-huge-batch", "train", ["--data", "{tmp}/tiny.txt", "--sampler", "rns",
                                  "{tmp}/hb", *TRAIN_FAST, "--batch-size", BIG], ["RNS"], tiny)
 OK("train-ratings-dat", "train", ["--data", "{tmp}/ml.txt", "--format", "ratings_dat", "--sampler",
                                   "rns", "--out", "{tmp}/ml", *TRAIN_FAST], ["RNS"], ratings_dat)
+OK("train-given-folder-resplit", "train", ["--data", "{tmp}/given", "--sampler", "rns", "--out",
+                                           "{tmp}/gr", *TRAIN_FAST], ["RNS"], given_folder,
+   config_has("gr", "data.split", "3:1:1"))
 OK("train-given-valid-from-train", "train", ["--data", "{tmp}/given", "--split", "given",
                                              "--valid-fraction", "0.25", "--sampler", "rns",
                                              "--out", "{tmp}/gv", *TRAIN_FAST], ["RNS"],
