@@ -41,6 +41,14 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+def error_message(err: str) -> str:
+    """The error itself: from the last line that says ``error`` to the end (not the usage text
+    before it, which names every option)."""
+    lines = err.splitlines()
+    at = max((i for i, line in enumerate(lines) if "error" in line.lower()), default=0)
+    return "\n".join(lines[at:])
+
+
 def classify(case: Case, rc: int | None, out: str, err: str, tmp: Path) -> tuple[str, str]:
     """The outcome's class and, for a failure, why."""
     if rc is None:
@@ -53,7 +61,8 @@ def classify(case: Case, rc: int | None, out: str, err: str, tmp: Path) -> tuple
     if case.expect != 0:
         if rc == 0:
             return "SILENT", "exit 0 where an error was due"
-        missing = [n for n in case.needles if fill(n) not in err]
+        message = error_message(err)
+        missing = [n for n in case.needles if fill(n) not in message]
         if rc != case.expect:
             return "UNCLEAR", f"exit {rc}, expected {case.expect}"
         if missing:
@@ -98,7 +107,9 @@ def run_case(case: Case, tree: Path, data_dir: Path, timeout: float) -> dict:
             last_line(out)
         return {"id": case.id, "command": case.cmd, "args": case.args, "expect": case.expect,
                 "rc": rc, "class": kind, "why": why, "last_line": shown.replace(str(tmp), "{tmp}"),
-                "issue": case.issue, "group": case.group, "seconds": round(time.perf_counter() - t0, 1)}
+                "issue": case.issue, "group": case.group, "seconds": round(time.perf_counter() - t0, 1),
+                "stderr_tail": err[-2000:].replace(str(tmp), "{tmp}"),
+                "stdout_tail": out[-2000:].replace(str(tmp), "{tmp}")}
 
 
 def run_battery(cases: list[Case], tree: Path, data_dir: Path, jobs: int, timeout: float) -> list[dict]:
