@@ -133,7 +133,8 @@ def write_cost_plot(series: Mapping[str, Mapping[str, Sequence[float]]], path: P
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].invert_yaxis()  # shared: once, the first strategy on top
     fig.suptitle("Search cost per strategy: CPU seconds (mean ± std over seeds"
-                 + (f" {seeds}" if seeds else "") + "), ratio to the grid's", fontsize=10)
+                 + (f" {seeds}" if seeds else "") + ") and the mean's ratio to the grid's mean",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
