@@ -193,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=os.environ.get(
         "AUTOSAMPLE_DATA_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "data")))
     p.add_argument("--out", help="JSON of the results")
+    p.add_argument("--merge-into", help="replace these cases' results in this JSON (a rerun of "
+                                        "cases whose definition changed)")
     p.add_argument("--only", default="", help="run the cases whose id starts with this")
     p.add_argument("--issue", action="store_true", help="only the cases the issue lists")
     p.add_argument("--jobs", type=int, default=2)
@@ -212,6 +214,14 @@ def main(argv: list[str] | None = None) -> int:
     results = run_battery(cases, Path(ns.tree).resolve(), Path(ns.data_dir), ns.jobs, ns.timeout)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"{len(results)} cases in {time.time() - t0:.0f}s (load average {load}): {summary(results)}")
+    if ns.merge_into:  # rerun cases replace their earlier results
+        saved = json.loads(Path(ns.merge_into).read_text())
+        new = {r["id"]: r for r in results}
+        ids = [c.id for c in CASES]
+        old = {r["id"]: r for r in saved["results"]}
+        saved["results"] = [new.get(i, old.get(i)) for i in ids if i in new or i in old]
+        saved["merged"] = sorted(new)
+        Path(ns.merge_into).write_text(json.dumps(saved, indent=1) + "\n")
     if ns.out:
         Path(ns.out).write_text(json.dumps(
             {"tree": Path(ns.tree).resolve().name, "date": time.strftime("%Y-%m-%d %H:%M"),

@@ -218,6 +218,8 @@ TRAIN_FAST = ["--epochs", "1", "--dim", "8", "--batch-size", "512", "--no-progre
 EXP_FAST = ["--epochs", "1", "--seeds", "0", "--tables", "", "--search-space", "rns,dns",
             "--runs", "{tmp}/runs", "--report", "{tmp}/rep"]
 FN_FAST = ["--epochs", "1", "--out", "{tmp}/fn", "--data", "{tmp}/wide.txt", "--no-progress"]
+# the protocols fix --epochs and --dim: their cases go without the short settings
+PROTOCOL_OUT = ["--out", "{tmp}/run", "--no-progress"]
 CASES: list[Case] = []
 
 
@@ -308,16 +310,17 @@ for i, (args, needles) in enumerate([
         (["--eval-protocol", "sampled"], ["--eval-protocol sampled", "--split loo"]),
         (["--eval-start", "5", "--epochs", "3"], ["--eval-start 5", "--epochs 3"]),
         (["--valid-fraction", "0.1", "--split", "3:1:1"], ["--valid-fraction 0.1", "--split 3:1:1"]),
-        (["--protocol", "dens", "--compare"], ["--protocol dens", "compare"]),
-        (["--protocol", "gdns", "--dim", "64"], ["--dim", "gdns"]),
+        (["--protocol", "dens", "--compare", *PROTOCOL_OUT], ["--protocol dens", "compare"]),
+        (["--protocol", "gdns", "--dim", "64", *PROTOCOL_OUT], ["--dim 64", "gdns"]),
         (["--protocol", "bogus"], ["--protocol", "'bogus'"]),
-        (["--protocol", "gdns", "--metric", "precision@3"], ["--metric", "precision@3"]),
+        (["--protocol", "gdns", "--metric", "precision@3", *PROTOCOL_OUT], ["--metric", "precision@3"]),
 
         (["--search-sp", "rns,dns"], ["--search-sp"]),
         (["--epoch", "3"], ["--epoch"]),
         (["--bogus-option"], ["--bogus-option"]),
         (["--data", "{tmp}/nowhere"], ["--data", "{tmp}/nowhere", "does not exist"])]):
-    E(f"train-args-{i:02d}-{args[0].strip('-')}", "train", args, 2, needles)
+    E(f"train-args-{i:02d}-{args[0].strip('-')}", "train", args, 2, needles,
+      bare=args[-len(PROTOCOL_OUT):] == PROTOCOL_OUT)
 for i, (opt, needles) in enumerate([
         ("dns.num_candidates=x", ["dns.num_candidates", "integer"]),
         ("dns.nope=1", ["dns", "'nope'"]),
