@@ -305,4 +305,4 @@ def write_report(runs_root: str | Path, out: str | Path, command: str = "") -> P
     return path
 
 
-__all__ = ["load_runs", "write_report", "replot_from_json", "headline", "method_label"]
+__all__ = ["headline", "load_runs", "method_label", "replot_from_json", "write_report"]
