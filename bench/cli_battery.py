@@ -130,6 +130,12 @@ def _cell(text: str, width: int = 150) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+def _args_cell(args: list[str], width: int) -> str:
+    """The arguments' end (the shared short settings come first; what a case varies is last)."""
+    text = " ".join(args)
+    return _cell(text if len(text) <= width else "…" + text[-(width - 1):], width + 1)
+
+
 def summary(results: list[dict]) -> str:
     counts: dict[str, int] = {}
     for r in results:
@@ -173,8 +179,10 @@ def write_table(path: Path, before: dict | None, after: dict) -> None:
             if not r["issue"]:
                 continue
             b = by_id.get(r["id"])
-            btxt = f"{b['rc']}, {b['class']}: {_cell(b['last_line'], 120)}" if b else "not run"
-            lines.append(f"| {r['id']} | `{_cell(' '.join(r['args']), 80)}` | {btxt} | "
+            bwhy = f" ({b['why']})" if b and b["why"] and b["why"] != b["last_line"] else ""
+            btxt = (f"{b['rc']}, {b['class']}{_cell(bwhy, 80)}: {_cell(b['last_line'], 120)}"
+                    if b else "not run")
+            lines.append(f"| {r['id']} | `{_args_cell(r['args'], 80)}` | {btxt} | "
                          f"{r['rc']}, {r['class']}: {_cell(r['last_line'], 120)} |")
         lines.append("")
     lines += ["## Every case (after)", "", "| case | group | arguments | expected | rc | class | last line |",
