@@ -105,11 +105,15 @@ def run_case(case: Case, tree: Path, data_dir: Path, timeout: float) -> dict:
         kind, why = classify(case, rc, out, err, tmp)
         shown = last_line(err) if case.expect != 0 or rc != 0 or kind != "CORRECT" else \
             last_line(out)
+        def scrub(text: str) -> str:  # no machine paths in the saved results
+            return (text.replace(str(tmp), "{tmp}").replace(str(tree), "{tree}")
+                    .replace(sys.prefix, "{python}"))
+
         return {"id": case.id, "command": case.cmd, "args": case.args, "expect": case.expect,
-                "rc": rc, "class": kind, "why": why, "last_line": shown.replace(str(tmp), "{tmp}"),
+                "rc": rc, "class": kind, "why": why, "last_line": scrub(shown),
                 "issue": case.issue, "group": case.group, "seconds": round(time.perf_counter() - t0, 1),
-                "stderr_tail": err[-2000:].replace(str(tmp), "{tmp}"),
-                "stdout_tail": out[-2000:].replace(str(tmp), "{tmp}")}
+                "stderr_tail": scrub(err[-2000:]),
+                "stdout_tail": scrub(out[-2000:])}
 
 
 def run_battery(cases: list[Case], tree: Path, data_dir: Path, jobs: int, timeout: float) -> list[dict]:
