@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from autosample_ext.cli_common import usage_error
 from autosample_ext.experiment import RunConfig, default_out_dir, run, summary_text
 from autosample_ext.experiment.lock import RunLocked
 from autosample_ext.experiment.phases import has_valid_share
@@ -183,6 +184,10 @@ def main(argv: Sequence[str] | None = None, *,
     "More than one process"): rank 0 prints, the others only their own errors."""
     parser = build_parser()
     ns = parser.parse_args(argv)
+    try:  # the arguments the process group is created with: a bad one is a usage error (2)
+        check_more_args(ns, {})
+    except CLIError as exc:
+        return usage_error(parser, exc)
     try:
         dist = init_from_env(getattr(ns, "dist_timeout", DEFAULT_TIMEOUT_S))
     except (ValueError, RuntimeError) as exc:

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import torch
 
+from autosample_ext.cli_common import finite_floats
 from autosample_ext.data.readers import FORMATS, canonical_format
 from autosample_ext.data.splits import SPLIT_ROUNDINGS
 from autosample_ext.experiment import DEFAULT_SEARCH_SPACE, MODELS, PROTOCOLS, SEARCHES, RunConfig
@@ -22,6 +23,10 @@ DEFAULTS = RunConfig()
 # One thread unless --threads says otherwise: runs are usually many processes on a shared
 # machine, where extra threads oversubscribe the cores (bench/bench_threads.py, README).
 DEFAULT_THREADS = 1
+#: the most --threads: torch takes a C int, and thousands of threads on one process help no one
+MAX_THREADS = 4096
+#: the longest --dist-timeout: a year (torch's timedelta-based timeouts overflow far above it)
+MAX_TIMEOUT_S = 365 * 24 * 3600.0
 
 
 class CLIError(ValueError):
@@ -56,13 +61,25 @@ def _check_split(text: str) -> str:
     return text
 
 
+def check_seed(value: int, option: str) -> int:
+    """A seed: torch's and numpy's generators take 0 <= seed < 2^63."""
+    if not 0 <= value < 2**63:
+        raise CLIError(f"{option}: must be >= 0 and below 2^63, got {value}")
+    return value
+
+
 def check_more_args(ns: argparse.Namespace, given: dict[str, Any]) -> None:
-    """Values argparse cannot check: --threads, --dist-timeout, --format, --split,
-    --valid-fraction."""
-    if "threads" in ns and ns.threads < 1:
-        raise CLIError(f"--threads: must be >= 1, got {ns.threads}")
-    if "dist_timeout" in ns and not ns.dist_timeout > 0:
-        raise CLIError(f"--dist-timeout: must be > 0 seconds, got {ns.dist_timeout}")
+    """Values argparse cannot check: --threads, --dist-timeout, --seeds, --split-seed,
+    --format, --split, --valid-fraction."""
+    if "threads" in ns and not 1 <= ns.threads <= MAX_THREADS:
+        raise CLIError(f"--threads: must be >= 1 and at most {MAX_THREADS}, got {ns.threads}")
+    for key in ("seeds", "split_seed"):
+        values = given.get(key, ())
+        for value in values if isinstance(values, tuple) else (values,):
+            check_seed(value, f"--{key.replace('_', '-')}")
+    if "dist_timeout" in ns and not 0 < ns.dist_timeout <= MAX_TIMEOUT_S:
+        raise CLIError(f"--dist-timeout: must be > 0 and at most {MAX_TIMEOUT_S:g} seconds (a "
+                       f"year), got {ns.dist_timeout}")
     if "format" in given:
         try:
             canonical_format(given["format"])
@@ -139,10 +156,10 @@ def check_device(device: str) -> str:
     if dev.type != "cuda":
         raise CLIError(f"--device: {device!r} is not supported (use cpu or cuda[:index])")
     if not autosample_ext.cuda_compiled():
-        raise CLIError("--device cuda: this build of autosample_ext has no CUDA kernels "
+        raise CLIError(f"--device {device}: this build of autosample_ext has no CUDA kernels "
                        "(it was compiled without CUDA; rebuild with AUTOSAMPLE_WITH_CUDA=1)")
     if not torch.cuda.is_available():
-        raise CLIError("--device cuda: no CUDA device is visible on this machine")
+        raise CLIError(f"--device {device}: no CUDA device is visible on this machine")
     if dev.index is not None and dev.index >= torch.cuda.device_count():
         raise CLIError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible")
     return str(dev)
@@ -317,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--resume", action="store_true",
                    help="continue the run in the folder --out from its checkpoints, from any "
                         "working directory (the saved config; --data if the dataset moved)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (they are off anyway when stderr is not a terminal)")
     g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    return p
+    return finite_floats(p)  # every float option: NaN and infinity are argument errors

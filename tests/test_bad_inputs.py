@@ -7,19 +7,31 @@ all). Resume, checkpoint and lock faults: test_resume_faults.py.
 """
 from __future__ import annotations
 
-import errno
 import json
-import pathlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pytest
+from faultdata import (
+    FAST,
+    read_only_folders,
+    s_binary,
+    s_full_user,
+    s_given_folder,
+    s_gzip,
+    s_huge_ids,
+    s_latin1_csv,
+    s_odd_columns,
+    s_one_by_one,
+    s_one_user,
+    s_pairs_of_two,
+    s_ratings_dat,
+    skewed_lines,
+    write,
+)
 
 from autosample_ext.train import main
-from faultdata import FAST, skewed_lines, write
-
 
 # ---------------------------------------------------------------------------------------------
 # Tiny inputs
@@ -29,78 +41,9 @@ def s_tiny(tmp: Path, mp) -> None:
     skewed_lines(tmp / "tiny.txt")
 
 
-def s_binary(tmp: Path, mp) -> None:
-    write(tmp / "blob.bin", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
-
-
-def s_gzip(tmp: Path, mp) -> None:
-    import gzip
-
-    write(tmp / "data.txt", gzip.compress(b"0 1 2\n1 2 3\n"))
-
-
-def s_latin1_csv(tmp: Path, mp) -> None:
-    write(tmp / "r.csv", "user,item\nal,x\nb\xe9a,y\n".encode("latin-1"))
-
-
-def s_one_user(tmp: Path, mp) -> None:
-    write(tmp / "one.txt", "0 " + " ".join(map(str, range(12))) + "\n")
-
-
-def s_pairs_of_two(tmp: Path, mp) -> None:
-    # every user has 2 interactions: 3:1:1 gives each one test item and nothing to validate
-    write(tmp / "two.txt", "".join(f"{u} {u % 7} {(u % 7) + 1}\n" for u in range(30)))
-
-
-def s_one_by_one(tmp: Path, mp) -> None:
-    write(tmp / "1x1.txt", "0\t0\n")
-
-
-def s_full_user(tmp: Path, mp) -> None:
-    write(tmp / "full" / "train.txt", "0 0 1 2\n1 0\n2 1\n")
-    write(tmp / "full" / "valid.txt", "1 2\n2 0\n")
-    write(tmp / "full" / "test.txt", "1 1\n2 2\n")
-
-
-def s_huge_ids(tmp: Path, mp) -> None:
-    # ids beyond 2^31 cannot index a table without --remap
-    rows = [f"{u * 10**12}\t{(u * 7 + k) % 30 + 10**12}" for u in range(40) for k in range(5)]
-    write(tmp / "huge.tsv.txt", "\n".join(rows) + "\n")
-
-
-def s_odd_columns(tmp: Path, mp) -> None:
-    rows = ["who,what"] + [f"u{u},i{(u * 3 + k) % 25}" for u in range(40) for k in range(6)]
-    write(tmp / "odd.csv", "\n".join(rows) + "\n")
-
-
-def s_given_folder(tmp: Path, mp) -> None:
-    rng = np.random.default_rng(1)
-    train, test = [], []
-    for u in range(60):
-        items = sorted(rng.choice(30, size=8, replace=False).tolist())
-        train.append(" ".join(map(str, [u, *items[:6]])))
-        test.append(" ".join(map(str, [u, *items[6:]])))
-    write(tmp / "given" / "train.txt", "\n".join(train) + "\n")
-    write(tmp / "given" / "test.txt", "\n".join(test) + "\n")
-
-
-def s_ratings_dat(tmp: Path, mp) -> None:
-    rng = np.random.default_rng(2)
-    rows = [f"{u + 1}::{i + 1}::5::{u * 100 + i}" for u in range(40)
-            for i in rng.choice(30, size=8, replace=False)]
-    write(tmp / "ml.txt", "\n".join(rows) + "\n")
-
-
 def s_read_only(tmp: Path, mp) -> None:
     s_tiny(tmp, mp)
-    real_mkdir = pathlib.Path.mkdir
-
-    def mkdir(self, *args, **kwargs):
-        if "ro" in self.parts:
-            raise OSError(errno.EROFS, "Read-only file system", str(self))
-        return real_mkdir(self, *args, **kwargs)
-
-    mp.setattr(pathlib.Path, "mkdir", mkdir)
+    read_only_folders(mp)
 
 
 def s_out_is_a_file(tmp: Path, mp) -> None:

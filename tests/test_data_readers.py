@@ -287,8 +287,9 @@ def test_cli_info_json(capsys):
     assert main(["info", str(FIX / "ratings.csv"), "--min-rating", "4", "--split", "8:1:1"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["dropped_below_min_rating"] == {"all": 2} and out["interactions"] == 4
-    # every pair filtered away: a clear error, nothing printed on stdout
-    assert main(["info", str(FIX / "ratings.csv"), "--min-rating", "4", "--kcore", "2"]) == 2
+    # every pair filtered away: a clear error (data that cannot be used: status 1, as train's),
+    # nothing printed on stdout
+    assert main(["info", str(FIX / "ratings.csv"), "--min-rating", "4", "--kcore", "2"]) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and "no interactions left" in captured.err
 
@@ -298,7 +299,7 @@ def test_cli_error_exit_code(tmp_path):
     env = {"PYTHONPATH": str(ROOT)}
     r = subprocess.run([sys.executable, "-m", "autosample_ext.data", "info", str(p)],
                        capture_output=True, text=True, env=env)
-    assert r.returncode == 2 and r.stdout == ""
+    assert r.returncode == 1 and r.stdout == ""  # unreadable data: 1 (README's table)
     assert "line 2" in r.stderr and "negative id -2" in r.stderr
 
 

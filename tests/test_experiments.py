@@ -70,6 +70,15 @@ def test_experiments_command_runs_reuses_and_reports(tiny_file, tmp_path, capsys
         assert title in report, title
     for png in ("fig3_search_cost.png", "fig4_alpha_tiny-mf.png"):
         assert (tmp_path / "rep" / png).read_bytes()[:4] == b"\x89PNG"
+    # report.json holds what the figures need: they are redrawn from it alone
+    saved = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert [r["epoch"] for r in saved["tiny-mf"]["compare"]["alpha"] if r["seed"] == 0] == \
+        [e["epoch"] for e in map(json.loads, (root / "compare" / "log.jsonl").read_text().splitlines())
+         if e["run"] == "seed0/search"]
+    assert main(["--report-only", "--from-json", str(tmp_path / "rep" / "report.json"),
+                 "--report", str(tmp_path / "again")]) == 0
+    for png in ("fig3_search_cost.png", "fig4_alpha_tiny-mf.png"):
+        assert (tmp_path / "again" / png).read_bytes()[:4] == b"\x89PNG"
     # Started again: every run is finished and skipped (nothing trains; metrics unchanged).
     mtime = (root / "compare" / "metrics.json").stat().st_mtime_ns
     assert main(argv) == 0
@@ -80,10 +89,16 @@ def test_experiments_command_runs_reuses_and_reports(tiny_file, tmp_path, capsys
     assert "another configuration" in capsys.readouterr().err
 
 
-def test_report_only_needs_no_runs(tmp_path):
+def test_report_only_needs_finished_runs(tmp_path, capsys):
+    # a mistyped folder is a bad argument; a folder without a finished run, unusable input
     assert main(["--report-only", "--runs", str(tmp_path / "none"), "--report",
-                 str(tmp_path / "rep")]) == 0
-    assert (tmp_path / "rep" / "report.md").read_text().startswith("# Experiments")
+                 str(tmp_path / "rep")]) == 2
+    assert "--runs" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["--report-only", "--runs", str(tmp_path / "empty"), "--report",
+                 str(tmp_path / "rep")]) == 1
+    assert "no finished run" in capsys.readouterr().err
+    assert not (tmp_path / "rep" / "report.md").exists()
     assert RunConfig().epochs == 300 and RunConfig().patience == 10
 
 

@@ -63,7 +63,7 @@ def test_probe_counts_planted_selections_exactly(small):
                    "sample_groups")
 
 
-def test_analysis_outputs_and_dns_prefers_planted_items(small, tmp_path):
+def test_analysis_outputs_and_dns_prefers_planted_items(small, tmp_path, capsys):
     result = run_analysis(small, tmp_path, samplers=["gdns", "rns", "dns"], epochs=2, seed=0,
                           plant_seed=0, snapshot_epochs=[1, 2])
     names = {p.name for p in tmp_path.iterdir()}
@@ -88,16 +88,25 @@ def test_analysis_outputs_and_dns_prefers_planted_items(small, tmp_path):
     assert g["epochs"]["1"]["h_planted"] and g["epochs"]["1"]["g_ordinary"]
     assert result["samplers"]["rns"]["epochs"]["1"]["selected"] == \
         result["samplers"]["dns"]["epochs"]["1"]["selected"]
+    # the snapshot histograms are in the JSON: the figures redraw from it without the .npz
+    assert sum(snap["h_planted"]["hist"]) == saved["users_with_planted"]
+    redo = tmp_path / "redo"
+    assert main(["--report-only", "--from-json", str(tmp_path / "false_negatives.json"),
+                 "--out", str(redo)]) == 0
+    assert {p.name for p in redo.iterdir()} == {"selection.png", "densities.png", "report.md"}
+    assert (redo / "report.md").read_text() == (tmp_path / "report.md").read_text()
 
 
 def test_command_line_errors(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        main(["--data", "x", "--out", str(tmp_path), "--samplers", "nosuch"])
+    data = tmp_path / "d.txt"
+    data.write_text("0 1 2\n")
+    assert main(["--data", str(data), "--out", str(tmp_path), "--samplers", "nosuch"]) == 2
     assert "unknown sampler" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["--data", "x", "--out", str(tmp_path), "--epochs", "3", "--snapshot-epochs", "5"])
+    assert main(["--data", str(data), "--out", str(tmp_path), "--epochs", "3",
+                 "--snapshot-epochs", "5"]) == 2
     assert "--snapshot-epochs" in capsys.readouterr().err
-    assert main(["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 1
+    # a path that does not exist is a bad argument, as for train's --data
+    assert main(["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert "missing" in capsys.readouterr().err
 
 

@@ -190,13 +190,18 @@ def valid_from_train(train: CSR, fraction: float, seed: int) -> tuple[CSR, CSR]:
             CSR.from_pairs(users[to_valid], items[to_valid], n_users))
 
 
+class NotEnoughNegatives(ValueError):
+    """Users with fewer never-interacted items than the leave-one-out negatives to draw."""
+
+
 def sample_eval_negatives(positives: CSR, num_items: int, num_negatives: int,
                           seed: int) -> torch.Tensor:
     """``[num_users, num_negatives]`` int64: per user, distinct items never among its positives,
     a uniformly random subset (drawn without replacement), each row sorted ascending.
 
     ``positives`` should hold every positive of the user (train, valid and test). Raises
-    ValueError when a user has fewer than ``num_negatives`` non-positive items.
+    :class:`NotEnoughNegatives` (a ValueError) when a user has fewer than ``num_negatives``
+    non-positive items.
     """
     k = int(num_negatives)
     num_users = positives.num_users
@@ -208,10 +213,11 @@ def sample_eval_negatives(positives: CSR, num_items: int, num_negatives: int,
     free = num_items - deg
     short = np.flatnonzero(free < k)
     if short.size:
-        raise ValueError(
+        raise NotEnoughNegatives(
             f"{short.size} user(s) have fewer than num_negatives={k} items they never interacted "
-            f"with (user {int(short[0])}: {int(free[short[0]])} of {num_items}); lower "
-            f"num_negatives")
+            f"with (user {int(short[0])}: {int(free[short[0]])} of {num_items}): the "
+            f"leave-one-out split ranks each held-out item among {k} fixed negatives "
+            f"(load(..., num_negatives=N) draws fewer)")
     rng = rng_for(seed, STREAM_NEGATIVES)
     out = np.empty((num_users, k), dtype=np.int64)
     pos_keys = np.repeat(np.arange(num_users, dtype=np.int64), deg) * num_items + pos_items

@@ -132,7 +132,7 @@ def evaluate_full_ranking(
         batch_size: users per ``rank_topk`` call.
         users: restrict to these user ids (still only those with at least one target).
         per_user: also return per-user arrays (for the per-user t-test).
-        progress: show a tqdm bar over user batches.
+        progress: show a tqdm bar over user batches (only when stderr is a terminal).
 
     Definitions (averaged over users with ``|T_u| >= 1``; hits = top-K items in T_u)::
 
@@ -176,8 +176,8 @@ def evaluate_full_ranking(
 
     batches = range(0, eval_users.numel(), batch_size)
     with torch.no_grad():
-        for start in tqdm(batches, desc=f"eval {split}", unit="batch", disable=not progress,
-                          leave=False):
+        for start in tqdm(batches, desc=f"eval {split}", unit="batch",
+                          disable=None if progress else True, leave=False):  # None: tty only
             bu = eval_users[start: start + batch_size]
             excl = merge_rows([csr.select_rows(bu) for csr in excluded], num_items) if excluded \
                 else CSR.empty(bu.numel())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -150,6 +151,10 @@ class RunConfig:
     engine: str = "fused"
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # every float setting, present and future
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a finite number, got {value}")
         self.search_space = _names(self.search_space, "search_space")
         self.sampler = _names(self.sampler, "sampler")
         self.seeds = _ints(self.seeds, "seeds")

@@ -28,6 +28,8 @@ from typing import Any, Callable
 from autosample_ext.data.interactions import InteractionData
 from autosample_ext.experiment.config import RunConfig
 from autosample_ext.experiment.engine import engine_plan, log_engine_notice
+from autosample_ext.experiment.figures import setting_title
+from autosample_ext.experiment.printout import legend_line
 from autosample_ext.experiment.protocols import protocol_spec
 from autosample_ext.experiment.phases import (
     AUTOSAMPLE,
@@ -307,7 +309,9 @@ def _write_outputs(cfg: RunConfig, data: InteractionData, out: RunDir,
     alpha = alpha_frame(records)
     if not alpha.empty:
         alpha.to_csv(out.path / "alpha.csv", index=False)
-        write_alpha_plot(alpha, out.path / "alpha.png")
+        write_alpha_plot(alpha, out.path / "alpha.png",
+                         title=setting_title(data.name, cfg.model), best_epochs={
+                             r.seed: r.result.best_epoch for r in records if r.method == "search"})
     table = render_table(records, split, k, ttests, sh_ttests, columns)
     cost_table = render_cost_table(costs) if costs else ""
     if frame["method"].nunique() > 1 or len(cfg.seeds) > 1:
@@ -320,7 +324,9 @@ def _write_outputs(cfg: RunConfig, data: InteractionData, out: RunDir,
         if ttests or sh_ttests:
             note += (" AutoSample and SH vs the best single sampler (paired t-test over seeds, "
                      "p < 0.05): * better, † worse.")
-        text = table + "\n" + note + " (rank) per metric, 1 = best.\n"
+        if several:
+            note += " (rank) per metric, 1 = best."
+        text = table + "\n" + note + "\n" + legend_line(metrics) + "\n"
         if cost_table:
             text += "\n" + cost_table
         out.write_text("table.md", text)

@@ -23,31 +23,32 @@ negatives, ratings >= 4 where the data has ratings, GMF dim 32, AdaGrad lr 0.09,
    never selected).
 
 Outputs in ``--out``: ``false_negatives.json`` (rates and lifts per epoch and sampler, histogram
-counts, the snapshot statistics, the settings), ``densities.png`` (H and G, planted vs
-ordinary, over training), ``selection.png`` (planted selection lift per epoch per sampler),
-``report.md`` (the table of rates and the reading).
+counts, the snapshot statistics and histograms, the settings), ``densities.png`` (H and G,
+planted vs ordinary, over training), ``selection.png`` (planted selection lift per epoch per
+sampler), ``report.md`` (the table of rates and the reading). The figures and the report are
+drawn from the JSON alone: ``--report-only --out DIR`` (or ``--from-json FILE``) redraws them
+for an earlier analysis. The command line's checks: :mod:`.false_negatives_cli`.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
 
 from autosample_ext import ops
 from autosample_ext.data.interactions import CSR, InteractionData
-from autosample_ext.experiment.false_negatives_report import (BINS, render_report,
-                                                              write_density_plot,
-                                                              write_selection_plot)
+from autosample_ext.experiment.false_negatives_report import BINS, histogram, write_outputs
 from autosample_ext.samplers.base import Negatives, SampleContext, Sampler
-from autosample_ext.training.launch import single_process_error
+
+if TYPE_CHECKING:
+    from autosample_ext.experiment.config import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ class SelectionProbe:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def active(self, ctx: SampleContext) -> "SelectionProbe":
+    def active(self, ctx: SampleContext) -> SelectionProbe:
         """The sampler that serves the step: the probe itself (it wraps a plain sampler)."""
         return self
 
@@ -212,11 +213,20 @@ def _describe(values: np.ndarray) -> dict[str, float]:
             "p10": float(np.quantile(values, 0.1)), "p90": float(np.quantile(values, 0.9))}
 
 
+def analysis_config(samplers: Sequence[str], seed: int, epochs: int,
+                    progress: bool = False) -> RunConfig:
+    """The settings every sampler of the analysis trains with: the GDNS protocol's, for
+    ``epochs`` epochs without early stopping."""
+    from autosample_ext.experiment.config import RunConfig
+
+    cfg = RunConfig(protocol="gdns", sampler=tuple(samplers), seeds=(seed,), progress=progress)
+    return dataclasses.replace(cfg.resolved(), epochs=epochs, patience=0)
+
+
 def run_analysis(data: InteractionData, out: Path, *, samplers: Sequence[str], epochs: int,
                  seed: int, plant_seed: int, snapshot_epochs: Sequence[int],
                  progress: bool = False) -> dict[str, Any]:
     """Plant, train every sampler, write the outputs; returns the JSON written."""
-    from autosample_ext.experiment.config import RunConfig
     from autosample_ext.experiment.phases import build_model, build_sampler, name_stream, seed_for
     from autosample_ext.training import SamplerObjective, Trainer
 
@@ -225,8 +235,7 @@ def run_analysis(data: InteractionData, out: Path, *, samplers: Sequence[str], e
     ordinary = ordinary_negatives(data, planted, plant_seed)
     users = torch.nonzero(planted >= 0).flatten()
     non_positive = data.num_items - planted_data.train.degrees()
-    cfg = RunConfig(protocol="gdns", sampler=tuple(samplers), seeds=(seed,), progress=progress)
-    cfg = dataclasses.replace(cfg.resolved(), epochs=epochs, patience=0)
+    cfg = analysis_config(samplers, seed, epochs, progress)
     result: dict[str, Any] = {
         "data": data.name, "users_with_planted": int(users.numel()), "epochs": epochs,
         "seed": seed, "plant_seed": plant_seed, "settings": {
@@ -261,75 +270,26 @@ def run_analysis(data: InteractionData, out: Path, *, samplers: Sequence[str], e
         entry = {"epochs": {str(e + 1): c.to_json() for e, c in sorted(probe.epochs.items())},
                  "valid_best": fit.valid, "test_at_best": fit.test, "best_epoch": fit.best_epoch,
                  "valid_curve": [x.get("valid", {}).get(cfg.metric) for x in fit.log]}
-        if snaps:
+        if snaps:  # quantiles and the histogram (BINS), so the figures redraw from the JSON
             entry["snapshots"] = {
-                str(e): {k: _describe(v) for k, v in s.items() if v is not None}
+                str(e): {k: {**_describe(v), "hist": histogram(v)} for k, v in s.items()
+                         if v is not None}
                 for e, s in sorted(snaps.items())}
             np.savez_compressed(out / f"snapshots_{name}.npz",
                                 **{f"e{e}_{k}": v for e, s in snaps.items()
                                    for k, v in s.items() if v is not None})
-            write_density_plot(snaps, probe.epochs, out / "densities.png")
         result["samplers"][name] = entry
-    write_selection_plot(result, out / "selection.png")
+    result["bins"] = BINS.tolist()
     (out / "false_negatives.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "report.md").write_text(render_report(result))
+    write_outputs(result, out)
     return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m autosample_ext.experiment.false_negatives",
-                                description=__doc__.split("\n\n")[0], allow_abbrev=False)
-    p.add_argument("--data", required=True, help="dataset (GDNS protocol: re-split leave-one-out)")
-    p.add_argument("--format", default=None)
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--samplers", default="gdns,rns,dns",
-                   help="samplers to compare (gdns gives the H / G densities) [default: gdns,rns,dns]")
-    p.add_argument("--epochs", type=int, default=20, help="epochs per sampler [default: 20]")
-    p.add_argument("--seed", type=int, default=0, help="training seed [default: 0]")
-    p.add_argument("--split-seed", type=int, default=0, help="leave-one-out split seed [default: 0]")
-    p.add_argument("--plant-seed", type=int, default=0, help="which positives are planted [default: 0]")
-    p.add_argument("--snapshot-epochs", default=None,
-                   help="epochs of the H/G population snapshots [default: 1, 25%%, 50%%, last]")
-    p.add_argument("--threads", type=int, default=None, help="torch threads")
-    p.add_argument("--no-progress", action="store_true")
-    ns = p.parse_args(argv)
-    refused = single_process_error(p.prog, "start it with python, not torchrun")
-    if refused:
-        print(refused, file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
-    if ns.epochs < 1:
-        p.error(f"--epochs: must be >= 1, got {ns.epochs}")
-    from autosample_ext.samplers.registry import sampler_names
+    """The command line (:mod:`autosample_ext.experiment.false_negatives_cli`)."""
+    from autosample_ext.experiment.false_negatives_cli import main as cli
 
-    names = [s.strip().lower() for s in ns.samplers.split(",") if s.strip()]
-    bad = [s for s in names if s not in sampler_names()]
-    if not names or bad:
-        p.error(f"--samplers: unknown sampler(s) {bad}; known: {', '.join(sampler_names())}")
-    if ns.snapshot_epochs:
-        try:
-            snaps = sorted({int(x) for x in ns.snapshot_epochs.split(",")})
-        except ValueError:
-            p.error(f"--snapshot-epochs: expected comma-separated integers, got {ns.snapshot_epochs!r}")
-        if snaps[0] < 1 or snaps[-1] > ns.epochs:
-            p.error(f"--snapshot-epochs: values must be in [1, {ns.epochs}]")
-    else:
-        snaps = sorted({1, max(1, ns.epochs // 4), max(1, ns.epochs // 2), ns.epochs})
-    if ns.threads:
-        torch.set_num_threads(ns.threads)
-    from autosample_ext import data as D
-
-    try:
-        data = D.load(ns.data, ns.format, split="loo", seed=ns.split_seed, min_rating=4.0,
-                      min_rating_optional=True)
-        run_analysis(data, Path(ns.out), samplers=names, epochs=ns.epochs, seed=ns.seed,
-                     plant_seed=ns.plant_seed, snapshot_epochs=snaps, progress=not ns.no_progress)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"{p.prog}: error: {exc}", file=sys.stderr)
-        return 1
-    print((Path(ns.out) / "report.md").read_text())
-    return 0
+    return cli(argv)
 
 
 if __name__ == "__main__":

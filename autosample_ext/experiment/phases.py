@@ -19,7 +19,9 @@ import numpy as np
 import torch
 
 from autosample_ext.data.interactions import InteractionData
+from autosample_ext.data.splits import NotEnoughNegatives
 from autosample_ext.experiment.config import RunConfig
+from autosample_ext.experiment.protocols import protocol_spec
 from autosample_ext.experiment.rundir import RunDir
 from autosample_ext.search.autosample import AutoSampleObjective
 from autosample_ext.search.halving import SuccessiveHalving
@@ -72,12 +74,23 @@ def load_data(cfg: RunConfig) -> InteractionData:
         # --min-rating on data without ratings is an error.
         opts["min_rating"] = cfg.min_rating
         opts["min_rating_optional"] = cfg.protocol == "gdns"
-    if cfg.data is None:
-        return with_validation(cfg, D.load(None, **opts, **data_options(cfg)))
-    path = Path(cfg.data)
-    if not path.exists():
-        raise FileNotFoundError(f"--data: {path} does not exist")
-    return with_validation(cfg, D.load(path, cfg.format, **opts, **data_options(cfg)))
+    if cfg.data is not None and not Path(cfg.data).exists():
+        raise FileNotFoundError(f"--data: {cfg.data} does not exist")
+    try:
+        data = D.load(None if cfg.data is None else Path(cfg.data),
+                      None if cfg.data is None else cfg.format, **opts, **data_options(cfg))
+    except NotEnoughNegatives as exc:
+        raise ValueError(f"{cfg.data or 'the embedded dataset'}: {exc}; {loo_advice(cfg)}") from None
+    return with_validation(cfg, data)
+
+
+def loo_advice(cfg: RunConfig) -> str:
+    """What the command line can change when users have too few items for the leave-one-out
+    split's fixed negatives."""
+    if "split" in protocol_spec(cfg.protocol).fixed:
+        return (f"--protocol {cfg.protocol} fixes --split loo with its 100 negatives: use data "
+                f"in which every user has at least 100 items it never interacted with")
+    return "use a ratio split with full ranking instead (e.g. --split 8:1:1)"
 
 
 def data_options(cfg: RunConfig) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from autosample_ext.experiment.phases import AUTOSAMPLE, BUDGET_SUFFIX, GRID, SH, PhaseRecord
+from autosample_ext.experiment.printout import below_floor_line, legend_line
 
 if TYPE_CHECKING:  # pandas is imported when a run reports, not when the CLI starts
     import pandas as pd
@@ -45,29 +46,13 @@ def alpha_frame(records: Sequence[PhaseRecord]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_alpha_plot(frame: pd.DataFrame, path: Path) -> None:
-    """alpha.png: one panel per seed, one line per candidate (the paper's Figure 4)."""
-    import matplotlib
+def write_alpha_plot(frame: pd.DataFrame, path: Path, *, title: str = "",
+                     best_epochs: dict[int, int] | None = None) -> None:
+    """alpha.png: one panel per seed, one line per candidate (the paper's Figure 4); see
+    :func:`autosample_ext.experiment.figures.write_alpha_plot`."""
+    from autosample_ext.experiment.figures import write_alpha_plot as draw
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    seeds = sorted(frame["seed"].unique())
-    candidates = [c for c in frame.columns if c not in ("seed", "epoch")]
-    fig, axes = plt.subplots(1, len(seeds), figsize=(4.5 * len(seeds), 3.4), squeeze=False,
-                             sharey=True)
-    for ax, seed in zip(axes[0], seeds):
-        sub = frame[frame["seed"] == seed]
-        for cand in candidates:
-            ax.plot(sub["epoch"], sub[cand], marker="o", markersize=2.5, label=cand.upper())
-        ax.set_title(f"seed {seed}")
-        ax.set_xlabel("search epoch")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("alpha")
-    axes[0][-1].legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    draw(frame, path, title=title, best_epochs=best_epochs)
 
 
 def method_label(method: str) -> str:
@@ -180,7 +165,7 @@ def render_table(records: Sequence[PhaseRecord], split: str, k: int,
 
     Rows: methods; columns: R/N/P/H@k (or ``columns``, metric keys such as ``"ndcg@3"``) as
     mean (± std over seeds) with the rank of the row in that metric (1 = best), then the
-    average rank. AutoSample vs the best single sampler of the
+    average rank (no ranks for a table of one row). AutoSample vs the best single sampler of the
     metric, paired t-test over seeds, p < 0.05: ``*`` significantly better, ``†`` significantly
     worse (``ttests``); the same for SH (``sh_ttests``).
     """
@@ -189,7 +174,8 @@ def render_table(records: Sequence[PhaseRecord], split: str, k: int,
     grouped = frame.groupby("method", sort=False)[cols]
     mean, std, count = grouped.mean(), grouped.std(ddof=1).fillna(0.0), grouped.count()
     ranks = mean.rank(ascending=False, method="min")
-    header = ["Sampler"] + [column_label(c) for c in cols] + ["Avg rank"]
+    ranked = len(mean.index) > 1  # a rank among one row says nothing
+    header = ["Sampler"] + [column_label(c) for c in cols] + (["Avg rank"] if ranked else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     several = int(count.max().max()) > 1
     for method in mean.index:
@@ -202,9 +188,11 @@ def render_table(records: Sequence[PhaseRecord], split: str, k: int,
             test = marks.get(col, {})
             if test.get("significant"):
                 text += "*" if test["mean_diff"] > 0 else "†"
-            text += f" ({int(ranks.loc[method, col])})"
+            if ranked:
+                text += f" ({int(ranks.loc[method, col])})"
             cells.append(text)
-        cells.append(f"{ranks.loc[method].mean():.2f}")
+        if ranked:
+            cells.append(f"{ranks.loc[method].mean():.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -281,17 +269,18 @@ def summary_text(summary: RunSummary) -> str:
     for seed, g in m.get("grid", {}).items():
         lines.append(f"seed {seed}: grid search best {g['best'].upper()} by validation; "
                      f"total {g['cpu_seconds']:.1f} CPU s, {g['seconds']:.1f}s")
-    ratios = m.get("costs", {}).get("cpu_ratio_to_grid", {})
-    if ratios:
+    ratios = {k: v for k, v in m.get("costs", {}).get("cpu_ratio_to_grid", {}).items()
+              if k in SEARCH_METHODS}
+    if ratios:  # the grid alone has no search to compare with it
         lines.append("CPU seconds / grid's: " + ", ".join(
-            f"{method_label(k)} {v:.2f}" for k, v in ratios.items() if k in SEARCH_METHODS))
+            f"{method_label(k)} {v:.2f}" for k, v in ratios.items()))
     pop = m["popularity"]["test"]
     k = m["table_k"]
     lines.append(f"popularity ranking (reference floor), test: R@{k} {pop[f'recall@{k}']:.4f}, "
                  f"N@{k} {pop[f'ndcg@{k}']:.4f}")
-    for f in m.get("below_popularity", []):
-        lines.append(f"WARNING: {f['run']} is below the popularity floor: {f['metric']} "
-                     f"{f['value']:.4f} < {f['popularity']:.4f} (diverged or not trained enough: "
-                     f"check --lr and --epochs)")
+    warning = below_floor_line(m.get("below_popularity", []))
+    if warning:
+        lines.append(warning)
+    lines.append(legend_line(m))
     lines.append(f"{m['reported_split']}; outputs in {summary.path} ({summary.seconds:.1f}s)")
     return "\n".join(lines)

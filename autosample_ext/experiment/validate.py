@@ -1,10 +1,12 @@
 """Checks that run before any training, so that a run that cannot work fails up front with a
 message naming the option, the dataset file or the user, and writes nothing.
 
-:func:`check_config`: the configuration alone (no data read): samplers the model cannot serve.
+:func:`check_config`: the configuration alone (no data read): samplers the model cannot serve,
+sizes that cannot fit in memory whatever the data (:mod:`autosample_ext.experiment.memory`).
 :func:`check_data`: the loaded dataset against the configuration: every training user has at
 least one non-positive item (a negative to draw), the split leaves validation and test pairs
-where the protocol needs them, the metric cut-offs fit the number of items.
+where the protocol needs them, the metric cut-offs fit the number of items, the model's tables
+and the samplers' pools and states fit in memory at the dataset's sizes.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from autosample_ext.data.interactions import InteractionData
+from autosample_ext.experiment.protocols import protocol_spec
 
 if TYPE_CHECKING:
     from autosample_ext.experiment.config import RunConfig
@@ -29,11 +32,14 @@ def trained_samplers(cfg: "RunConfig") -> tuple[str, ...]:
 
 def check_config(cfg: "RunConfig") -> None:
     """Raise ValueError (naming the options) for a configuration that cannot run whatever the
-    data: a sampler that needs a graph model (MixGCF) with MF/GMF."""
+    data: a sampler that needs a graph model (MixGCF) with MF/GMF; a size that cannot fit in
+    memory even for the smallest dataset (one user, one item, one training pair)."""
+    from autosample_ext.experiment.memory import check_memory
     from autosample_ext.models import MODELS
     from autosample_ext.models.lightgcn import GraphRecommender
     from autosample_ext.samplers.registry import SAMPLERS
 
+    check_memory(cfg)
     model_cls = MODELS.get(cfg.model)
     if model_cls is None or issubclass(model_cls, GraphRecommender):
         return
@@ -110,7 +116,26 @@ def check_data(cfg: "RunConfig", data: InteractionData) -> None:
     too_big = [k for k in cutoffs if k > data.num_items]
     if too_big:
         k = max(too_big)
+        fixed = [o for o in ("ks", "metric") if o in protocol_spec(cfg.protocol).fixed]
+        if fixed:  # advice the protocol would refuse is no advice
+            how = (f"--protocol {cfg.protocol} fixes "
+                   + " and ".join(f"--{o} {_cli_value(getattr(cfg, o))}" for o in fixed)
+                   + f"; use a dataset with at least {k} items, or leave --protocol out and set "
+                   f"the cut-offs yourself")
+        else:
+            small = min(data.num_items, 10)
+            how = (f"use cut-offs of at most {data.num_items} (e.g. --ks {small} --metric "
+                   f"{cfg.metric.partition('@')[0]}@{small})")
         raise DataValidationError(
             f"--ks / --metric cut-off {k}: {data_files(data)} has only {data.num_items} item(s); "
-            f"use cut-offs of at most {data.num_items} (e.g. --ks {min(data.num_items, 10)} "
-            f"--metric recall@{min(data.num_items, 10)})")
+            + how)
+    from autosample_ext.experiment.memory import check_memory
+
+    check_memory(cfg, users=data.num_users, items=data.num_items, pairs=data.train.nnz)
+
+
+def _cli_value(value: object) -> str:
+    """A setting as typed on the command line: ``(1, 3)`` -> ``1,3``."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    return str(value)

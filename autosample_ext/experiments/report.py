@@ -13,7 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from autosample_ext.experiment.reporting import method_label, write_alpha_plot
+from autosample_ext.experiment.reporting import method_label
+from autosample_ext.experiments.report_figures import (
+    alpha_rows,
+    figure3,
+    figure4,
+    replot_from_json,
+)
 
 SEARCHES = ("autosample", "sh", "grid")
 
@@ -244,65 +250,6 @@ def _space(m: dict[str, Any]) -> list[str]:
     return json.loads((Path(m["_path"]) / "config.json").read_text())["config"]["search_space"]
 
 
-def cost_series(named: dict[str, dict[str, Any]]) -> dict[str, list[float]]:
-    """CPU seconds per seed of each strategy of a setting: AutoSample, SH, SH without the tie
-    rule (when run), the grid."""
-    m = named["compare"]
-    per = m["costs"]["per_seed"]
-    out = {label: [per[s][method]["cpu_seconds"] for s in per if method in per[s]]
-           for method, label in (("autosample", "AutoSample (paper)"), ("sh", "SH"))}
-    for name, label in (("sh-tie0", "SH, no tie rule"), ("sh-tiebest", "SH, ties vs leader")):
-        if name in named:
-            out[label] = [r["cpu_seconds"] for r in named[name]["sh"].values()]
-    out["grid"] = [per[s]["grid"]["cpu_seconds"] for s in per if "grid" in per[s]]
-    return out
-
-
-def figure3(runs: dict[str, dict[str, dict[str, Any]]], path: Path) -> bool:
-    """Search cost: one panel per setting, CPU seconds (mean over seeds, ± std) of each
-    strategy, with the ratio of its mean to the grid's above the bar."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    settings = [s for s, named in runs.items() if "compare" in named]
-    if not settings:
-        return False
-    fig, axes = plt.subplots(1, len(settings), figsize=(0.6 + 3.0 * len(settings), 3.6),
-                             squeeze=False)
-    colors = {"AutoSample (paper)": "C0", "SH": "C1", "SH, no tie rule": "C3",
-              "SH, ties vs leader": "C4", "grid": "C2"}
-    for ax, setting in zip(axes[0], settings):
-        series = cost_series(runs[setting])
-        labels = list(series)
-        means = [float(np.mean(series[k])) for k in labels]
-        stds = [float(np.std(series[k], ddof=1)) if len(series[k]) > 1 else 0.0 for k in labels]
-        bars = ax.bar(range(len(labels)), means, yerr=stds, capsize=2,
-                      color=[colors.get(k, "C7") for k in labels])
-        grid = float(np.mean(series["grid"]))
-        for b, mean in zip(bars, means):
-            ax.annotate(f"{mean / grid:.2f}x", (b.get_x() + b.get_width() / 2, b.get_height()),
-                        ha="center", va="bottom", fontsize=7)
-        ax.set_xticks(range(len(labels)), [k.replace(", ", "\n") for k in labels], fontsize=7)
-        ax.set_title(setting, fontsize=9)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0][0].set_ylabel("CPU seconds of the whole search")
-    fig.suptitle("Search cost (ratio to the grid's CPU seconds)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
-
-
-def figure4(named: dict[str, dict[str, Any]], path: Path) -> bool:
-    m = named.get("compare")
-    if m is None or not (Path(m["_path"]) / "alpha.csv").is_file():
-        return False
-    write_alpha_plot(pd.read_csv(Path(m["_path"]) / "alpha.csv"), path)
-    return True
-
-
 def write_report(runs_root: str | Path, out: str | Path, command: str = "") -> Path:
     """Write ``out/report.md`` and its PNGs from every finished run under ``runs_root``."""
     runs = load_runs(runs_root)
@@ -343,16 +290,19 @@ def write_report(runs_root: str | Path, out: str | Path, command: str = "") -> P
             parts.append(f"## {title}\n\n" + "\n".join(body))
     if figure3(runs, out / "fig3_search_cost.png"):
         parts.append("## Figure 3: search cost\n\n![search cost](fig3_search_cost.png)\n")
-    figs = [s for s, named in runs.items() if figure4(named, out / f"fig4_alpha_{s}.png")]
+    figs = [s for s, named in runs.items() if figure4(s, named, out / f"fig4_alpha_{s}.png")]
     if figs:
         parts.append("## Figure 4: alpha trajectories of the AutoSample search\n\n" + "\n".join(
             f"{s}:\n\n![alpha {s}](fig4_alpha_{s}.png)\n" for s in figs))
     path = out / "report.md"
     path.write_text("\n".join(parts))
-    (out / "report.json").write_text(json.dumps(
-        {s: {n: {k2: v for k2, v in m.items() if k2 != "_path"} for n, m in named.items()}
-         for s, named in runs.items()}, indent=1))
+    saved = {s: {n: {k2: v for k2, v in m.items() if k2 != "_path"} for n, m in named.items()}
+             for s, named in runs.items()}
+    for s, named in runs.items():  # what Figure 4 needs, so that report.json redraws it
+        if "compare" in named and (rows := alpha_rows(named["compare"])):
+            saved[s]["compare"]["alpha"] = rows
+    (out / "report.json").write_text(json.dumps(saved, indent=1))
     return path
 
 
-__all__ = ["load_runs", "write_report", "headline", "method_label"]
+__all__ = ["headline", "load_runs", "method_label", "replot_from_json", "write_report"]

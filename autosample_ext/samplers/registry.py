@@ -47,7 +47,16 @@ def sampler_options(name: str, **options: Any) -> Any:
     unknown = sorted(set(options) - fields)
     if unknown:
         raise ValueError(f"sampler {cls.name!r} has no option(s) {unknown}; its options are {sorted(fields)}")
+    _check_finite(cls, options)
     return cls.Options(**options)
+
+
+def _check_finite(cls: type[Sampler], options: Mapping[str, Any]) -> None:
+    """NaN and infinity are refused in every float option of every sampler (none of them has a
+    meaning for them: ``pns.beta=inf`` would reach the alias table as NaN weights)."""
+    for field, value in options.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{cls.name}.{field}={value}: expected a finite number")
 
 
 def build_sampler(name: str, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
@@ -117,8 +126,8 @@ def _parse_scalar(text: str, kind: Any) -> Any:
             value = float(text.strip())
         except ValueError:
             raise ValueError("expected a number") from None
-        if math.isnan(value):
-            raise ValueError("expected a number, not nan")
+        if not math.isfinite(value):
+            raise ValueError(f"expected a finite number, not {value}")
         return value
     if kind is str:
         return text
@@ -158,6 +167,7 @@ def check_sampler_options(options: Mapping[str, Mapping[str, Any]]) -> dict[str,
         for field in fields:
             if field not in types_:
                 raise ValueError(_unknown_field(cls, field, types_))
+        _check_finite(cls, fields)
         try:
             cls.Options(**fields)
         except (TypeError, ValueError) as exc:

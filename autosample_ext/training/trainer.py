@@ -332,7 +332,7 @@ class Trainer(TrainerCheckpoints):
         if self.done or self.epoch >= limit or self.stopped_early:
             return self.finished_training
         bar = tqdm(total=limit, initial=self.epoch, desc=self.tag or "train", unit="epoch",
-                   disable=not cfg.progress, leave=False)
+                   disable=None if cfg.progress else True, leave=False)  # None: off unless a tty
         try:
             while self.epoch < limit and not self.stopped_early:
                 epoch = self.epoch
