@@ -137,6 +137,12 @@ class Objective:
     def zero_grad(self) -> None:
         """Clear the objective's own gradients (alpha)."""
 
+    def before_step(self, trainer: Any, step: int) -> None:
+        """Called by the trainer before training step ``step`` (global), on every rank, before
+        the step's propagation: the validation-driven search runs its look-ahead probes here
+        (:mod:`autosample_ext.search.valid_alpha`). ``trainer``: the
+        :class:`~autosample_ext.training.Trainer`."""
+
     def parameters(self) -> list[torch.Tensor]:
         """The objective's own trainable tensors (alpha logits); a distributed run reduces
         their gradients with the model's."""
