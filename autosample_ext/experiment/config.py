@@ -147,7 +147,7 @@ class RunConfig:
     checkpoint_every: int | None = None
     # AutoSample's alpha objective and the validation-driven search's probes (probe_config())
     alpha_objective: str = "valid"
-    alpha_step: float = 0.5
+    alpha_step: float = 0.2
     probe_every: int | None = None
     probe_steps: int = 4
     probe_users: int = 2048
@@ -267,6 +267,10 @@ class RunConfig:
             log.info("--protocol %s sets %s", self.protocol,
                      ", ".join(f"{k}={v!r}" for k, v in replaced.items()))
         out = dataclasses.replace(self, **changes)
+        if spec.best_test and "alpha_objective" in given and out.alpha_objective == "valid":
+            raise ValueError(f"--alpha-objective valid needs validation pairs to measure; "
+                             f"--protocol {self.protocol} has no validation split (it evaluates "
+                             f"on test)")
         if out.mode not in spec.modes:
             raise ValueError(f"--protocol {self.protocol} does not allow the {out.mode} mode "
                              f"(allowed: {', '.join(spec.modes)})"

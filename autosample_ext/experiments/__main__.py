@@ -43,7 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default="mf", help="comma-separated models (mf, lightgcn, ngcf)")
     p.add_argument("--seeds", default="0,1,2", help="training seeds")
     p.add_argument("--tables", default=",".join(TABLES),
-                   help="tables beside Table 3 and Figures 3-4 (always): 4, 5, 6, schedule")
+                   help="tables beside Table 3, the pick table and Figures 3-4 (always): 4, 5, 6, "
+                        "schedule, sh-ties (SH without the tie rule and with ties against the "
+                        "leader)")
+    p.add_argument("--no-budget-singles", action="store_true",
+                   help="compare runs without the singles trained for AutoSample's epochs")
     p.add_argument("--subsets", default=";".join(",".join(s) for s in DEFAULT_SUBSETS),
                    help="Table 5's search spaces, ';'-separated")
     p.add_argument("--schedules", default=",".join(DEFAULT_SCHEDULES),
@@ -73,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(ns.threads)
     try:
         base = RunConfig(search_space=_split(ns.search_space), epochs=ns.epochs,
-                         patience=ns.patience)
+                         patience=ns.patience, budget_singles=not ns.no_budget_singles)
         cfg = ExperimentConfig(
             datasets=_split(ns.data), models=_split(ns.models),
             seeds=tuple(int(s) for s in _split(ns.seeds)), tables=_split(ns.tables),

@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from autosample_ext.experiment.phases import is_autosample, is_search_stage
 from autosample_ext.experiment.reporting import method_label, write_alpha_plot
+from autosample_ext.experiments.picks import pick_table
 
 SEARCHES = ("autosample", "sh", "grid")
 
@@ -33,7 +35,7 @@ def frame(metrics: dict[str, Any], k: int | None = None) -> pd.DataFrame:
     """One row per (method, seed): test metrics, the sampler trained, CPU seconds."""
     rows = []
     for r in metrics["runs"]:
-        if r["method"] == "search":
+        if is_search_stage(r["method"]):
             continue
         rows.append({"method": r["method"], "seed": r["seed"], "sampler": r["sampler"],
                      **r.get("test", r.get("best_test", {}))})
@@ -61,15 +63,23 @@ def _seeds(metrics: dict[str, Any]) -> list[int]:
 
 def _singles(metrics: dict[str, Any]) -> list[str]:
     methods = dict.fromkeys(r["method"] for r in metrics["runs"])
-    return [m for m in methods if m not in SEARCHES and m != "search" and ":" not in m]
+    return [m for m in methods if m not in SEARCHES and ":" not in m and not is_autosample(m)
+            and not is_search_stage(m)]
+
+
+def _paper(m: dict[str, Any]) -> str:
+    """The method name of the paper's AutoSample in a compare run: ``autosample-train`` beside
+    the validation-driven one, ``autosample`` in runs made before the alpha objectives."""
+    return "autosample-train" if "autosample-train" in m else "autosample"
 
 
 def headline(runs: dict[str, dict[str, dict[str, Any]]], metric: str) -> str:
     """SH and AutoSample against the best single sampler, with costs, one row per setting."""
     lines = [f"| setting | best single ({metric}) | SH | SH within 1 std | SH picks | SH CPU / grid "
              f"| SH / grid, epoch-priced | AutoSample (paper) | AutoSample picks "
-             f"| AutoSample CPU / grid | grid picks |",
-             "|" + "---|" * 11]
+             f"| AutoSample CPU / grid | AutoSample (validation alpha) | its picks | its CPU / grid "
+             f"| grid picks |",
+             "|" + "---|" * 14]
     for setting, named in runs.items():
         m = named.get("compare")
         if m is None:
@@ -79,15 +89,20 @@ def headline(runs: dict[str, dict[str, dict[str, Any]]], metric: str) -> str:
         best = max(singles, key=lambda s: singles[s].mean())
         b_mean, b_std = mean_std(singles[best])
         sh = df.loc[df.method == "sh", metric].to_numpy()
-        auto = df.loc[df.method == "autosample", metric].to_numpy()
+        paper = _paper(m)
+        auto = df.loc[df.method == paper, metric].to_numpy()
         ratios = m["costs"]["cpu_ratio_to_grid"]
         within = abs(sh.mean() - b_mean) <= b_std or sh.mean() >= b_mean
+        valid = ["", "", ""]
+        if paper != "autosample":
+            valid = [fmt(df.loc[df.method == "autosample", metric].to_numpy()),
+                     chosen_list(m, "autosample"), f"{ratios['autosample']:.2f}"]
         lines.append(
             f"| {setting} | {best.upper()} {fmt(singles[best])} | {fmt(sh)} | "
             f"{'yes' if within else 'NO'} ({sh.mean() - b_mean:+.4f}) | {chosen_list(m, 'sh')} | "
             f"{ratios['sh']:.2f} | {sh_epoch_weighted_ratio(m, m):.2f} | {fmt(auto)} | "
-            f"{chosen_list(m, 'autosample')} | "
-            f"{ratios['autosample']:.2f} | {chosen_list(m, 'grid')} |")
+            f"{chosen_list(m, paper)} | "
+            f"{ratios[paper]:.2f} | {' | '.join(valid)} | {chosen_list(m, 'grid')} |")
         for alt_name, alt_label in (("sh-tie0", "SH without tie rule"),
                                     ("sh-tiebest", "SH, ties vs the leader")):
             alt = named.get(alt_name)
@@ -100,7 +115,7 @@ def headline(runs: dict[str, dict[str, dict[str, Any]]], metric: str) -> str:
             lines.append(f"| {setting}, {alt_label} | | {fmt(sh0)} | "
                          f"{'yes' if ok else 'NO'} ({sh0.mean() - b_mean:+.4f}) | "
                          f"{chosen_list(alt, 'sh')} | {ratio0:.2f} | "
-                         f"{sh_epoch_weighted_ratio(m, alt):.2f} | | | | |")
+                         f"{sh_epoch_weighted_ratio(m, alt):.2f} | | | | | | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -249,8 +264,11 @@ def cost_series(named: dict[str, dict[str, Any]]) -> dict[str, list[float]]:
     rule (when run), the grid."""
     m = named["compare"]
     per = m["costs"]["per_seed"]
+    methods = [(_paper(m), "AutoSample (paper)"), ("sh", "SH")]
+    if _paper(m) != "autosample":
+        methods.insert(0, ("autosample", "AutoSample (validation alpha)"))
     out = {label: [per[s][method]["cpu_seconds"] for s in per if method in per[s]]
-           for method, label in (("autosample", "AutoSample (paper)"), ("sh", "SH"))}
+           for method, label in methods}
     for name, label in (("sh-tie0", "SH, no tie rule"), ("sh-tiebest", "SH, ties vs leader")):
         if name in named:
             out[label] = [r["cpu_seconds"] for r in named[name]["sh"].values()]
@@ -271,7 +289,7 @@ def figure3(runs: dict[str, dict[str, dict[str, Any]]], path: Path) -> bool:
         return False
     fig, axes = plt.subplots(1, len(settings), figsize=(0.6 + 3.0 * len(settings), 3.6),
                              squeeze=False)
-    colors = {"AutoSample (paper)": "C0", "SH": "C1", "SH, no tie rule": "C3",
+    colors = {"AutoSample (paper)": "C0", "AutoSample (validation alpha)": "C5", "SH": "C1", "SH, no tie rule": "C3",
               "SH, ties vs leader": "C4", "grid": "C2"}
     for ax, setting in zip(axes[0], settings):
         series = cost_series(runs[setting])
@@ -330,6 +348,16 @@ def write_report(runs_root: str | Path, out: str | Path, command: str = "") -> P
                  "Epoch-priced: each candidate's race epochs priced at its own single run's CPU "
                  "seconds per epoch (the race's epochs are the first epochs of the single runs), "
                  "over the grid's: the same ratio without the load's noise.\n")
+    picks = pick_table(runs, metric)
+    if picks:
+        parts.append("## The pick table: AutoSample's alpha by validation and by training loss "
+                     "against the grid\n\n" + picks + "\nPer (setting, seed): the grid's pick "
+                     "(best validation among the candidates trained alone) and its test value; "
+                     "AutoSample's pick (search + retrain) and its test value with the gap to the "
+                     "grid pick's; 1 std = the grid pick's std over seeds. CPU / grid: the whole "
+                     "pipeline's process CPU seconds over the grid's, measured side by side in one "
+                     "run; epoch-priced: its steps priced at the single runs' CPU seconds per step "
+                     "(load-independent).\n")
     sections = [("Table 3: every sampler, AutoSample (paper) and SH", lambda n: table3(n["compare"])
                  if "compare" in n else None),
                 ("Table 4 (RQ2): baselines with T negatives per positive", lambda n: table4(n, metric)),

@@ -20,7 +20,7 @@ from autosample_ext import ops
 from autosample_ext.data.interactions import InteractionData
 
 #: at least this many training steps between two probes (data with few steps per epoch)
-MIN_PROBE_GAP = 10
+MIN_PROBE_GAP = 15
 #: probe steps draw negatives from step numbers this far above the training steps', so that a
 #: probe never repeats a training step's draws
 PROBE_STEP_OFFSET = 1 << 40
@@ -41,8 +41,8 @@ class ProbeConfig:
     every: int | None = None
     steps: int = 4
     users: int = 2048
-    step_size: float = 0.5
-    drop_below: float = 0.02
+    step_size: float = 0.2
+    drop_below: float = 0.05
 
     def __post_init__(self) -> None:
         if self.every is not None and self.every < 1:
@@ -66,6 +66,29 @@ def probe_interval(config: ProbeConfig, steps_per_epoch: int) -> int:
     return steps_per_epoch * -(-MIN_PROBE_GAP // steps_per_epoch)
 
 
+def soft_recall_from_scores(top: torch.Tensor, scores: torch.Tensor, owner: torch.Tensor,
+                            num_users: int, k: int) -> torch.Tensor:
+    """Smooth recall@k per user, float64 ``[num_users]``, from each user's ``k + 1`` best scores
+    ``top [U, k+1]`` (descending) and the scores of its validation items ``scores [V]`` (user
+    ``owner [V]``); see :func:`soft_recall`."""
+    boundary = (top[:, k - 1] + top[:, k]) / 2
+    temperature = ((top[:, 0] - top[:, k]) / k).clamp_min(1e-6)
+    credit = torch.sigmoid((scores - boundary[owner]) / temperature[owner]).to(torch.float64)
+    sums = torch.zeros(num_users, dtype=torch.float64, device=top.device).index_add_(0, owner, credit)
+    counts = torch.bincount(owner, minlength=num_users).to(torch.float64)
+    return (sums / counts).cpu()
+
+
+def _validation_scores(rows: torch.Tensor, item_table: torch.Tensor, data: InteractionData,
+                       users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(items [V], owner [V], scores [V])`` of the validation items of ``users`` (CPU ids)."""
+    device = rows.device
+    target = data.valid.select_rows(users)
+    owner = torch.repeat_interleave(torch.arange(users.numel()), target.degrees()).to(device)
+    items = target.indices.to(device)
+    return items, owner, (rows[owner] * item_table[items]).sum(-1)
+
+
 def soft_recall(user_table: torch.Tensor, item_table: torch.Tensor, data: InteractionData,
                 users: torch.Tensor, k: int) -> torch.Tensor:
     """Smooth recall@k of ``users`` on the validation split, float64 ``[len(users)]``.
@@ -79,21 +102,14 @@ def soft_recall(user_table: torch.Tensor, item_table: torch.Tensor, data: Intera
     """
     if users.numel() == 0:
         return torch.zeros(0, dtype=torch.float64)
-    cpu_users = users.cpu()
-    excl = data.train.select_rows(cpu_users)
+    users = users.cpu()
+    excl = data.train.select_rows(users)
     device = user_table.device
     rows = user_table[users.to(device)].contiguous()
     top, _ = ops.rank_topk(rows, item_table.contiguous(), excl.indptr.to(device),
                            excl.indices.to(device), k + 1, validate=False)
-    boundary = (top[:, k - 1] + top[:, k]) / 2
-    temperature = ((top[:, 0] - top[:, k]) / k).clamp_min(1e-6)
-    target = data.valid.select_rows(cpu_users)
-    counts = target.degrees().to(device)
-    owner = torch.repeat_interleave(torch.arange(users.numel(), device=device), counts)
-    scores = (rows[owner] * item_table[target.indices.to(device)]).sum(-1)
-    credit = torch.sigmoid((scores - boundary[owner]) / temperature[owner]).to(torch.float64)
-    sums = torch.zeros(users.numel(), dtype=torch.float64, device=device).index_add_(0, owner, credit)
-    return (sums / counts.to(torch.float64)).cpu()
+    _, owner, scores = _validation_scores(rows, item_table, data, users)
+    return soft_recall_from_scores(top, scores, owner, users.numel(), k)
 
 
 class ProbeSet:

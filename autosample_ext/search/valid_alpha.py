@@ -43,8 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: per probe, the running scale of the gains keeps this share of its last value
-SCALE_DECAY = 0.9
+#: one probe moves a logit by at most this many steps (|t| clipped)
+T_CLIP = 5.0
 
 
 def candidate_step(sampler: Sampler, ctx: SampleContext, user_table: torch.Tensor,
@@ -71,19 +71,35 @@ class _CandidateObjective(Objective):
                                               self.l2)[0])
 
 
-def exponentiated_step(logits: torch.Tensor, active: torch.Tensor, gains: torch.Tensor,
-                       scale2: float | None, step_size: float) -> tuple[torch.Tensor, float]:
-    """The alpha update of one probe (module docstring): returns the new logits and the new
-    squared scale. ``gains`` float64 ``[T]`` (inactive entries ignored)."""
-    theta = logits.detach().to(torch.float64).cpu()
-    alpha = torch.softmax(theta.masked_fill(~active, float("-inf")), 0)
-    base = float((alpha[active] * gains[active]).sum())
-    adv = torch.where(active, gains - base, torch.zeros_like(gains))
-    var = float((adv[active] ** 2).mean())
-    scale2 = var if scale2 is None else max(var, SCALE_DECAY * scale2)
-    if scale2 > 0:
-        theta = theta + step_size * adv / scale2 ** 0.5
-    return theta.to(logits.dtype), scale2
+def gain_evidence(values: torch.Tensor, alpha: torch.Tensor, active: torch.Tensor
+                  ) -> torch.Tensor:
+    """Per candidate, the sums ``[T, 3]`` (``sum d``, ``sum d^2``, ``n``) of its per-user
+    advantage ``d_u = v_ku - sum_j alpha_j v_ju`` over the users of ``values [T, U]`` (each
+    active candidate's smooth recall per probe user); rows of inactive candidates are 0. Sums, so
+    that the ranks of a distributed run add theirs."""
+    out = torch.zeros(values.shape[0], 3, dtype=torch.float64)
+    if values.shape[1] == 0:
+        return out
+    v = values[active]
+    base = (alpha[active].unsqueeze(1) * v).sum(0)
+    d = v - base
+    out[active] = torch.stack([d.sum(1), (d * d).sum(1),
+                               torch.full((v.shape[0],), float(v.shape[1]), dtype=torch.float64)], 1)
+    return out
+
+
+def evidence_step(logits: torch.Tensor, active: torch.Tensor, sums: torch.Tensor,
+                  step_size: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The alpha update of one probe: ``theta_k += step_size * clip(t_k, -T_CLIP, T_CLIP)`` for
+    every active candidate, ``t_k`` the paired t-statistic of its advantage over the mixture
+    (:func:`gain_evidence`'s sums, over every rank's users). Returns the new logits and ``t``."""
+    n = sums[:, 2].clamp_min(2)
+    mean = sums[:, 0] / n
+    var = (sums[:, 1] / n - mean * mean).clamp_min(0) * n / (n - 1)
+    t = mean / (var / n).sqrt().clamp_min(1e-12)
+    t = torch.where(active & (sums[:, 2] > 1), t.clamp(-T_CLIP, T_CLIP), torch.zeros_like(t))
+    theta = logits.detach().to(torch.float64).cpu() + step_size * t
+    return theta.to(logits.dtype), t
 
 
 class ValidAlphaObjective(AutoSampleObjective):
@@ -108,9 +124,9 @@ class ValidAlphaObjective(AutoSampleObjective):
         self.probes = probes or ProbeConfig()
         self.seed = int(seed)
         self.active = torch.ones(len(self.samplers), dtype=torch.bool)
-        self.scale2: float | None = None
         self.num_probes = 0
         self.last_gains: dict[str, float] = {}
+        self.last_evidence: dict[str, float] = {}
         self._probe_set: ProbeSet | None = None
 
     # -- alpha over the active candidates ------------------------------------------------------
@@ -147,15 +163,26 @@ class ValidAlphaObjective(AutoSampleObjective):
     def optimizer_step(self) -> None:
         """Nothing: alpha moves in the probes (:meth:`before_step`)."""
 
+    def finished(self) -> bool:
+        """One candidate left: training on is that sampler alone, which the retrain does from
+        the best-validation weights; the search ends at this epoch's end."""
+        return int(self.active.sum()) < 2
+
     # -- probes ----------------------------------------------------------------------------------
 
     def before_step(self, trainer: "Trainer", step: int) -> None:
         if int(self.active.sum()) < 2 or step % probe_interval(self.probes, trainer.num_batches):
             return
-        gains = self.measure(trainer, step)
+        values = self.measure(trainer, step)
         names = [n for n, a in zip(self.names, self.active.tolist()) if a]
-        theta, self.scale2 = exponentiated_step(self.logits, self.active, gains, self.scale2,
-                                                self.probes.step_size)
+        sums = gain_evidence(values, self.alpha.to(torch.float64), self.active)
+        gains = torch.tensor([[float(values[i].sum()), float(values.shape[1])]
+                              for i in range(len(self.samplers))], dtype=torch.float64)
+        if trainer.dist.distributed:
+            both = trainer.dist.all_reduce_(torch.cat([sums, gains], 1).to(trainer.device),
+                                            "the probe's gains").cpu()
+            sums, gains = both[:, :3], both[:, 3:]
+        theta, t = evidence_step(self.logits, self.active, sums, self.probes.step_size)
         with torch.no_grad():
             self.logits.copy_(theta.to(self.logits.device))
         alpha = self.alpha
@@ -165,7 +192,9 @@ class ValidAlphaObjective(AutoSampleObjective):
                 log.info("validation-driven search: %s dropped at step %d (alpha %.4f)",
                          self.names[i], step, float(alpha[i]))
         self.num_probes += 1
-        self.last_gains = {n: float(gains[self.names.index(n)]) for n in names}
+        mean = gains[:, 0] / gains[:, 1].clamp_min(1)
+        self.last_gains = {n: float(mean[self.names.index(n)]) for n in names}
+        self.last_evidence = {n: float(t[self.names.index(n)]) for n in names}
 
     def _probe_users(self, trainer: "Trainer") -> ProbeSet:
         if self._probe_set is None:
@@ -174,8 +203,9 @@ class ValidAlphaObjective(AutoSampleObjective):
         return self._probe_set
 
     def measure(self, trainer: "Trainer", step: int) -> torch.Tensor:
-        """Gains ``[T]`` float64 of probe at ``step``: each active candidate's smooth validation
-        recall after its look-ahead steps (NaN for inactive candidates); state put back."""
+        """The probe at ``step``: ``[T, U]`` float64, each active candidate's smooth validation
+        recall per probe user of this rank after its look-ahead steps (rows of inactive
+        candidates are 0); the state is put back."""
         from autosample_ext.training.evaluate import model_tables
 
         probe_set = self._probe_users(trainer)
@@ -184,41 +214,39 @@ class ValidAlphaObjective(AutoSampleObjective):
         shard = trainer.dist.shard
         users = probe_set.users[shard.owns(probe_set.users)]
         snap = snapshot(trainer)
-        sums = torch.zeros(len(self.samplers), 2, dtype=torch.float64)
+        values = torch.zeros(len(self.samplers), users.numel(), dtype=torch.float64)
         for i, sampler in enumerate(self.samplers):
             if not self.active[i]:
                 continue
             state = copy.deepcopy(sampler.state_dict())
             trial_steps(trainer, _CandidateObjective(sampler, self.l2), rows,
                         PROBE_STEP_OFFSET + step, step // trainer.num_batches, size)
-            user_table, item_table = model_tables(trainer.model)
-            values = soft_recall(user_table, item_table, self.data, users, self.k)
-            sums[i, 0], sums[i, 1] = float(values.sum()), float(values.numel())
+            values[i] = soft_recall(*model_tables(trainer.model), self.data, users, self.k)
             restore(trainer, snap)
             sampler.load_state_dict(state)
-        if trainer.dist.distributed:
-            sums = trainer.dist.all_reduce_(sums.to(trainer.device), "the probe's gains").cpu()
-        gains = sums[:, 0] / sums[:, 1].clamp_min(1)
-        return torch.where(self.active, gains, torch.full_like(gains, float("nan")))
+        return values
 
     # -- logs and checkpoints --------------------------------------------------------------------
 
     def epoch_fields(self) -> dict[str, Any]:
         out = super().epoch_fields()
         out["probes"] = self.num_probes
+        out["active"] = [n for n, a in zip(self.names, self.active.tolist()) if a]
         if self.last_gains:
             out["gains"] = dict(self.last_gains)
+            out["evidence"] = dict(self.last_evidence)
         return out
 
     def state_dict(self) -> dict[str, Any]:
         out = super().state_dict()
-        out.update({"active": self.active.clone(), "scale2": self.scale2,
-                    "num_probes": self.num_probes, "last_gains": dict(self.last_gains)})
+        out.update({"active": self.active.clone(), "num_probes": self.num_probes,
+                    "last_gains": dict(self.last_gains),
+                    "last_evidence": dict(self.last_evidence)})
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.active = state["active"].clone().to(torch.bool)
-        self.scale2 = state["scale2"]
         self.num_probes = int(state["num_probes"])
         self.last_gains = dict(state["last_gains"])
+        self.last_evidence = dict(state["last_evidence"])

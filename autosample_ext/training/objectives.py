@@ -156,6 +156,11 @@ class Objective:
     def optimizer_step(self) -> None:
         """Step the objective's own optimiser, after the backward pass (alpha)."""
 
+    def finished(self) -> bool:
+        """True when training should stop at this epoch's end whatever the validation (the
+        validation-driven search once a single candidate is left)."""
+        return False
+
     def epoch_fields(self) -> dict[str, Any]:
         """Extra plain fields of the epoch's log line (alpha, selections)."""
         return {}

@@ -275,6 +275,8 @@ class Trainer(TrainerCheckpoints):
                 self.bad_evals += 1
                 if cfg.patience and self.bad_evals >= cfg.patience:
                     self.stopped_early = True
+        if self.objective.finished():   # the search has decided: its retrain trains on
+            self.stopped_early = True
         self.epoch_seconds += time.perf_counter() - t0
         self.epoch_cpu_seconds += time.process_time() - c0
         entry["seconds"] = round(self.epoch_seconds, 4)
