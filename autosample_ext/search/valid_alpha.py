@@ -10,15 +10,17 @@ What moves alpha is not the training loss (which always prefers the easiest samp
 "The paper's bias") but the validation metric. Every ``P`` steps (a *probe*,
 :mod:`autosample_ext.search.probes`) each active candidate ``k`` trains ``W`` look-ahead steps
 from the current model and optimiser state on the same rows, the smooth validation recall@K
-``r_k`` of a fixed set of validation users is measured, and the state is put back. Then, with
-``b = sum_k alpha_k r_k`` (the gain the current mixture expects) and ``s`` a running scale of
-the gains (the largest recent root-mean-square of ``r_k - b``, decaying by 0.9 per probe):
+``v_ku`` of each of a fixed set of validation users ``u`` is measured, and the state is put back.
+With ``d_ku = v_ku - sum_j alpha_j v_ju`` (the candidate's gain over what the current mixture
+expects, per user) and ``t_k`` its paired t-statistic over the users:
 
-    theta_k += step_size * (r_k - b) / s            (exponentiated gradient, Hedge)
+    theta_k += step_size * clip(t_k, -5, 5)
 
-A candidate whose alpha falls below ``drop_below`` is no longer drawn or probed. Only the
-selected candidate draws negatives on a training step; the other candidates draw only in
-probes. The Gumbel noise comes from the objective's seeded generator and every probe's rows
+so a logit moves by the evidence: a clear gain moves alpha fast, a tie (noise) barely. A
+candidate whose alpha falls below ``drop_below`` is no longer drawn or probed; when one is left
+the search ends at that epoch's end and the retrain trains it on from the best-validation
+weights. Only the selected candidate draws negatives on a training step; the others draw only
+in probes. The Gumbel noise comes from the objective's seeded generator and every probe's rows
 and negatives from (seed, step): a seed fixes the run, and a resumed run continues exactly.
 """
 from __future__ import annotations
