@@ -75,7 +75,7 @@ info = autosample_ext.build_info()
 print("build_info:", info)
 assert info["cuda_compiled"] is True, info
 ops = ["sample_negatives", "score_candidates", "score_topk", "select_topk", "gdns_lookup",
-       "gdns_update", "rank_topk", "spmm", "graph_propagate"]
+       "gdns_update", "rank_topk", "spmm", "graph_propagate", "mf_bpr_train"]
 for op in ops:
     assert torch._C._dispatch_has_kernel_for_dispatch_key(f"autosample::{op}", "CUDA"), op
 print(f"CUDA kernels registered for all {len(ops)} operators")

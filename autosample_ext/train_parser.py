@@ -16,7 +16,7 @@ from autosample_ext.experiment.protocols import PROTOCOL_SPECS
 from autosample_ext.models._init import INIT_SCHEMES
 from autosample_ext.models.lightgcn import PROPAGATIONS
 from autosample_ext.search.retrain import RETRAIN_INITS
-from autosample_ext.training.config import EVAL_PROTOCOLS, OPTIMIZERS
+from autosample_ext.training.config import ENGINES, EVAL_PROTOCOLS, OPTIMIZERS
 from autosample_ext.training.distributed import DEFAULT_TIMEOUT_S
 
 DEFAULTS = RunConfig()
@@ -278,6 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
                         f"fixed negatives (needs --split loo) [default: {d.eval_protocol}]")
     g.add_argument("--optimizer", choices=OPTIMIZERS,
                    help=f"optimiser of the model [default: {d.optimizer}]")
+    g.add_argument("--engine", choices=ENGINES,
+                   help="fused: MF / GMF with RNS, PNS, DNS or AOBPR train with one operator per "
+                        "step (its adam is lazy Adam: only the batch's rows move); other models, "
+                        "samplers and the AutoSample search use autograd and say so; autograd: "
+                        f"everything with autograd and dense optimisers [default: {d.engine}]")
     g.add_argument("--lr", type=float, help=f"learning rate of the model [default: {d.lr}]")
     g.add_argument("--alpha-lr", type=float,
                    help=f"--alpha-objective train: Adam learning rate of the sampler weights "

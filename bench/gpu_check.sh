@@ -166,7 +166,7 @@ assert a.cuda_compiled() or not torch.cuda.is_available(), 'built without CUDA k
 fi
 
 # --- 3. tests ------------------------------------------------------------------------------------
-TESTS="${GPU_CHECK_TESTS:-tests/test_cuda_ops.py tests/test_cuda_ops_gdns_rank.py tests/test_cuda_async.py tests/test_cuda_review.py tests/test_cuda_graph_ops.py tests/test_op_bad_inputs.py tests/test_op_properties.py}"
+TESTS="${GPU_CHECK_TESTS:-tests/test_cuda_ops.py tests/test_cuda_ops_gdns_rank.py tests/test_cuda_async.py tests/test_cuda_review.py tests/test_cuda_graph_ops.py tests/test_op_bad_inputs.py tests/test_op_properties.py tests/test_cuda_mf_step.py tests/test_op_mf_step_bad_inputs.py}"
 if (( BUILT )); then
   TIMEOUT_ARGS=()
   "$PY" -c "import pytest_timeout" 2>/dev/null && TIMEOUT_ARGS=(-p pytest_timeout --timeout=90)

@@ -70,6 +70,13 @@ TORCH_LIBRARY(autosample, m) {
         "-> Tensor");
   m.def("graph_propagate(Tensor indptr, Tensor indices, Tensor values, Tensor x, "
         "int num_layers, bool symmetric=False) -> Tensor");
+  m.def(
+      "mf_bpr_train(Tensor(a!) user_emb, Tensor(b!) item_emb, Tensor(c!)? weight, "
+      "Tensor(d!)[] state, Tensor indptr, Tensor indices, Tensor users, Tensor pos_items, "
+      "Tensor? negatives, int batch_size, int num_negatives, str sampler, int num_candidates, "
+      "int top_k, Tensor? alias_prob, Tensor? alias_idx, Tensor? cdf, Tensor? uniforms, int seed, "
+      "int offset, int offset_stride, float lr, float l2, str optimizer, float beta1, "
+      "float beta2, float eps, int opt_step, bool validate=True) -> Tensor");
 }
 
 // None of these ops is differentiable (samplers and evaluation use them on detached tables):
@@ -77,7 +84,7 @@ TORCH_LIBRARY(autosample, m) {
 // (without this, torch gives them a grad_fn that backpropagates nothing, with a warning only).
 TORCH_LIBRARY_IMPL(autosample, Autograd, m) {
   for (const char* op : {"sample_negatives", "score_candidates", "score_topk", "select_topk",
-                         "gdns_lookup", "gdns_update", "rank_topk"}) {
+                         "gdns_lookup", "gdns_update", "rank_topk", "mf_bpr_train"}) {
     m.impl(op, torch::CppFunction::makeFallthrough());
   }
 }

@@ -146,7 +146,7 @@ def test_the_real_test_files_and_graph_benchmarks(tmp_path: Path) -> None:
     (run,) = (tmp_path / "results").glob("gpu_*_*/")
     suite = (run / "tests.xml").read_text()
     for name in ("test_cuda_ops", "test_cuda_ops_gdns_rank", "test_cuda_async", "test_cuda_review",
-                 "test_cuda_graph_ops"):
+                 "test_cuda_graph_ops", "test_cuda_mf_step"):
         assert f"tests.{name}" in suite, name  # collected
     summary = json.loads(next((tmp_path / "out").glob("gpu_*.json")).read_text())
     tests = summary["tests"]["tests"]

@@ -103,8 +103,10 @@ def test_tie_anchor_best_halves_a_cluster_of_ties_behind_the_leader():
 
 
 def _cfg(tmp_path, name, **kw):
+    # engine="autograd": the race's rules on the dense-Adam dynamics these sizes were chosen
+    # for (the fused engine's lazy Adam keeps every candidate within the tie rule here)
     base = dict(dim=8, batch_size=128, progress=False, epochs=6, patience=3, sh_first_rung=1,
-                sh_eta=2, lr=0.02)
+                sh_eta=2, lr=0.02, engine="autograd")
     base.update(kw)
     return RunConfig(out=str(tmp_path / name), **base)
 

@@ -22,7 +22,12 @@ from autosample_ext.models.lightgcn import PROPAGATIONS
 from autosample_ext.search.halving import HalvingConfig
 from autosample_ext.search.probes import ProbeConfig
 from autosample_ext.search.retrain import RETRAIN_INITS
-from autosample_ext.training.config import EVAL_PROTOCOLS, OPTIMIZERS, TrainConfig
+from autosample_ext.training.config import (
+    ENGINES,
+    EVAL_PROTOCOLS,
+    OPTIMIZERS,
+    TrainConfig,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +96,9 @@ class RunConfig:
     ``config.json`` holds the values used.
     Training-loop fields (see :class:`~autosample_ext.training.TrainConfig`): ``optimizer``,
     ``eval_start``, ``drop_last``, ``ties_improve``, ``eval_protocol`` (``"sampled"`` needs the
-    leave-one-out split); data fields: ``split_rounding`` (``"floor"``: RecBole's sizes),
-    ``min_rating``.
+    leave-one-out split), ``engine`` (``"fused"``: MF / GMF with RNS, PNS, DNS or AOBPR train
+    with the fused operator, everything else with autograd; ``"autograd"``: all with autograd);
+    data fields: ``split_rounding`` (``"floor"``: RecBole's sizes), ``min_rating``.
     """
 
     data: str | None = None
@@ -145,6 +151,7 @@ class RunConfig:
     min_rating: float | None = None
     propagation: str = "ops"
     checkpoint_every: int | None = None
+    engine: str = "fused"
     # AutoSample's alpha objective and the validation-driven search's probes (probe_config())
     alpha_objective: str = "valid"
     alpha_step: float = 0.2
@@ -168,6 +175,8 @@ class RunConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.eval_protocol not in EVAL_PROTOCOLS:
             raise ValueError(f"eval_protocol must be one of {EVAL_PROTOCOLS}, got {self.eval_protocol!r}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
         if self.split_rounding not in SPLIT_ROUNDINGS:
             raise ValueError(f"split_rounding must be one of {SPLIT_ROUNDINGS}, got {self.split_rounding!r}")
         if self.eval_start is not None and self.eval_start < 1:
@@ -324,7 +333,7 @@ class RunConfig:
                            seed=seed, progress=self.progress, optimizer=self.optimizer,
                            eval_start=self.eval_start, drop_last=self.drop_last,
                            ties_improve=self.ties_improve, eval_protocol=self.eval_protocol,
-                           checkpoint_every=self.checkpoint_every)
+                           checkpoint_every=self.checkpoint_every, engine=self.engine)
 
     def to_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -332,6 +341,7 @@ class RunConfig:
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> "RunConfig":
         names = {f.name for f in dataclasses.fields(cls)}
+        obj = {"engine": "autograd", **obj}  # runs saved before the fused engine trained with autograd
         unknown = sorted(set(obj) - names)
         if unknown:
             raise ValueError(f"config.json has unknown keys {unknown}")

@@ -3,7 +3,8 @@ directory (DESIGN.md §6).
 
 Run directory ``out/``:
 
-* ``config.json``   the resolved :class:`RunConfig` plus dataset facts;
+* ``config.json``   the resolved :class:`RunConfig` plus dataset facts and ``engines``: which
+                    engine trains each sampler and the search (experiment/engine.py);
 * ``log.jsonl``     one line per epoch of every phase: run tag, epoch, loss, alpha (search),
                     validation metrics (when evaluated), seconds;
 * ``alpha.csv`` / ``alpha.png``  alpha per candidate per search epoch (the paper's Figure 4);
@@ -26,6 +27,7 @@ from typing import Any, Callable
 
 from autosample_ext.data.interactions import InteractionData
 from autosample_ext.experiment.config import ALPHA_OBJECTIVES, RunConfig
+from autosample_ext.experiment.engine import engine_plan, log_engine_notice
 from autosample_ext.experiment.protocols import protocol_spec
 from autosample_ext.experiment.phases import (
     AUTOSAMPLE,
@@ -123,12 +125,16 @@ def run(cfg: RunConfig, *, resume: bool = False, data: InteractionData | None = 
     if cfg.data is not None:
         facts["path"] = str(Path(cfg.data).resolve())
     facts.update(data_facts(data))
+    engines = engine_plan(cfg, dist.world_size)
+    if dist.is_main:
+        log_engine_notice(engines)
 
     def open_dir() -> RunDir:
         out = RunDir(out_path, new=not resume)
         try:
             out.write_json(CONFIG_NAME, {"config": config_record(cfg, out_path), "mode": cfg.mode,
                                          "samplers": sampler_settings(cfg), "data": facts,
+                                         "engines": engines,
                                          "world_size": dist.world_size,
                                          "launch": dist.launch_record()})
         except BaseException:
@@ -253,7 +259,7 @@ def _write_outputs(cfg: RunConfig, data: InteractionData, out: RunDir,
         entry = {"seed": rec.seed, "method": rec.method, "sampler": rec.sampler,
                  "best_epoch": rec.result.best_epoch, "epochs_run": rec.result.epochs_run,
                  "stopped_early": rec.result.stopped_early, "seconds": rec.result.seconds,
-                 "cpu_seconds": rec.result.cpu_seconds}
+                 "cpu_seconds": rec.result.cpu_seconds, "engine": rec.result.engine}
         if cfg.best_test:
             entry["best_test"] = rec.result.valid
         else:

@@ -1,7 +1,7 @@
 """Typed wrappers over the ``torch.ops.autosample`` operators (DESIGN.md §3).
 
 This package is the only one that touches ``torch.ops.autosample`` (the sparse graph products
-live in :mod:`autosample_ext.ops.graph`). Every operator dispatches by
+live in :mod:`autosample_ext.ops.graph`, the fused training step in :mod:`autosample_ext.ops.fused`). Every operator dispatches by
 device to the C++ (CPU) or CUDA kernel; a CUDA tensor given to a build without CUDA kernels
 raises. The pure-PyTorch oracles live in :mod:`autosample_ext.ops.reference` and are never used
 as a silent fallback.
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from autosample_ext import _C  # loads the operator library; holds check_errors / set_sync_errors
+from autosample_ext.ops.fused import mf_bpr_train
 from autosample_ext.ops.graph import (
     csr_from_coo,
     csr_is_symmetric,
@@ -378,6 +379,7 @@ __all__ = [
     "check_csr",
     "spmm",
     "graph_propagate",
+    "mf_bpr_train",
     "mean_of_layers",
     "csr_rows",
     "csr_transpose",

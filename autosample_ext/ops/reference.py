@@ -374,3 +374,7 @@ def graph_propagate(indptr: torch.Tensor, indices: torch.Tensor, values: torch.T
     if num_layers < 0:
         raise ValueError(f"graph_propagate: num_layers must be >= 0, got {num_layers}")
     return mean_of_layers(csr_to_coo(indptr, indices, values, x.shape[0]), x, num_layers)
+
+
+# The fused MF / GMF training step's oracle (a file of its own: the whole step, by autograd).
+from autosample_ext.ops.reference_mf import mf_bpr_train  # noqa: E402,F401

@@ -7,7 +7,8 @@ from typing import Any
 import torch
 
 
-OPTIMIZERS: tuple[str, ...] = ("adam", "adagrad")
+OPTIMIZERS: tuple[str, ...] = ("adam", "adagrad", "sgd")
+ENGINES: tuple[str, ...] = ("fused", "autograd")
 EVAL_PROTOCOLS: tuple[str, ...] = ("full", "sampled")
 FULL_METRICS: tuple[str, ...] = ("recall", "ndcg", "precision", "hit", "mrr")
 SAMPLED_METRICS: tuple[str, ...] = ("ndcg", "recall")
@@ -33,7 +34,12 @@ class TrainConfig:
     eval_split: ``"valid"`` (default: pick the epoch on validation, then test once) or
         ``"test"`` (DENS protocol: evaluate test with train masked, report the best test value).
     seed: data order, sampler streams and Gumbel noise derive from it.
-    optimizer: ``"adam"`` (PyTorch defaults) or ``"adagrad"`` (the GDNS paper's), at ``lr``.
+    optimizer: ``"adam"`` (PyTorch defaults), ``"adagrad"`` (the GDNS paper's) or ``"sgd"``, at
+        ``lr``. Under the fused engine ``"adam"`` is lazy (sparse) Adam: only the batch's rows
+        are updated (README, "Fused training engine").
+    engine: ``"fused"`` (default): MF / GMF with RNS, PNS, DNS or AOBPR train with the
+        ``mf_bpr_train`` operator (training/fused.py); everything else, and ``"autograd"``,
+        with autograd and a torch optimiser.
     eval_start: None = evaluate after epochs E, 2E, ... (E = ``eval_every``) and after the last
         epoch; N = evaluate after epochs N, N+E, N+2E, ... only (DENS: 1, 6, 11, ...: it tests
         when its 0-based epoch % 5 == 0), no extra evaluation after the last epoch.
@@ -71,9 +77,12 @@ class TrainConfig:
     ties_improve: bool = False
     eval_protocol: str = "full"
     checkpoint_every: int | None = None
+    engine: str = "fused"
 
     def __post_init__(self) -> None:
         self.ks = tuple(int(k) for k in self.ks)
+        if self.engine not in ENGINES:
+            raise ValueError(f"train: engine must be one of {ENGINES}, got {self.engine!r}")
         if self.epochs < 1:
             raise ValueError(f"train: epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -125,6 +134,7 @@ class TrainResult:
     best_fields: dict[str, Any] = field(default_factory=dict)
     cpu_seconds: float = 0.0     # process CPU time of the epochs (``seconds`` is wall time),
     #                              summed over the processes of a distributed run
+    engine: str = "autograd"     # the engine that trained the run ("fused" or "autograd")
 
     def to_plain(self) -> dict[str, Any]:
         out = asdict(self)

@@ -10,10 +10,13 @@ def make_adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
 
 
 def make_optimizer(name: str, params, lr: float, device: torch.device) -> torch.optim.Optimizer:
-    """The model's optimiser: ``"adam"`` (:func:`make_adam`) or ``"adagrad"`` (PyTorch
-    defaults: initial accumulator 0, eps 1e-10; the GDNS paper's optimiser)."""
+    """The model's optimiser: ``"adam"`` (:func:`make_adam`), ``"adagrad"`` (PyTorch
+    defaults: initial accumulator 0, eps 1e-10; the GDNS paper's optimiser) or ``"sgd"`` (plain,
+    no momentum)."""
     if name == "adam":
         return make_adam(params, lr, device)
     if name == "adagrad":
         return torch.optim.Adagrad(params, lr=lr)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr)
     raise ValueError(f"train: unknown optimizer {name!r}")

@@ -7,6 +7,9 @@ batches of ``batch_size`` (user, positive) rows. Each step:
     loss = objective.step_loss(ctx, user_table, item_table)   # sampler(s) -> negatives -> loss
     loss.backward(); model Adam step; objective's own optimiser step (alpha, for the search)
 
+or, with the fused engine (``TrainConfig.engine``, training/fused.py: MF / GMF with RNS, PNS,
+DNS or AOBPR), the same steps by the ``mf_bpr_train`` operator, several per call.
+
 Validation every ``eval_every`` epochs on ``eval_split``; the best-validation state (model
 weights and the objective's best fields, e.g. alpha) is kept; early stopping after ``patience``
 evaluations without improvement. At the end the best weights are loaded back and, unless the
@@ -46,6 +49,7 @@ from autosample_ext.training.checkpoint import cpu_state
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainingInterrupted, TrainResult
 from autosample_ext.training.distributed import DistContext
 from autosample_ext.training.evaluate import evaluate_model
+from autosample_ext.training.fused import FusedEngine, fused_unsupported
 from autosample_ext.training.guard import TrainingDiverged, check_divergence
 from autosample_ext.training.objectives import Objective, StepOutput
 from autosample_ext.training.optim import make_optimizer
@@ -102,8 +106,20 @@ class Trainer(TrainerCheckpoints):
         self.first_loss: float | None = None  # loss of step 0, the divergence guard's scale
         self.tag = tag
         self.device = next(model.parameters()).device
-        self.optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr, self.device)
         self.dist = dist or DistContext()
+        # The fused engine (training/fused.py) where it applies; else autograd (with the reason).
+        self.fused: FusedEngine | None = None
+        self.autograd_reason = ("--engine autograd" if config.engine == "autograd" else
+                                fused_unsupported(model, objective, self.dist.distributed))
+        if self.autograd_reason is None:
+            self.fused = FusedEngine(model, objective, config.optimizer, config.lr)
+            self.optimizer = self.fused.optimizer
+        else:
+            if config.engine == "fused":
+                log.debug("%s: trains with the autograd engine: the fused engine does not train %s",
+                          tag or "run", self.autograd_reason)
+            self.optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr,
+                                            self.device)
         self.reducer: GradientReducer | None = None
         if self.dist.distributed:
             rows = [] if model.is_graph_model else [model.user_embedding.weight,
@@ -143,6 +159,11 @@ class Trainer(TrainerCheckpoints):
         self.done = False
         self.result: TrainResult | None = None
         self._last_model: dict[str, torch.Tensor] | None = None
+
+    @property
+    def engine(self) -> str:
+        """The engine that trains this run: ``"fused"`` or ``"autograd"``."""
+        return "fused" if self.fused is not None else "autograd"
 
     def _guard_divergence(self, epoch: int) -> None:
         """After the steps of ``epoch`` (0-based): a non-finite or exploded mean loss logs the
@@ -216,17 +237,21 @@ class Trainer(TrainerCheckpoints):
         perm = epoch_permutation(cfg.seed, epoch, self.train_users.shape[0]).to(self.device)
         t0, c0 = time.perf_counter(), time.process_time()
         shard = self.dist.shard
-        for b in range(self.batch, self.num_batches):
-            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            step = epoch * self.num_batches + b
-            users, pos = self.train_users[idx], self.train_items[idx]
-            if shard.sharded:  # this rank's rows of the global batch, in its order
-                mine = shard.owns(users)
-                users, pos = users[mine], pos[mine]
-            stop = self._train_step(users, pos, step)
-            self.batch = b + 1
-            if self.on_step is not None:
-                self.on_step(step)
+        while self.batch < self.num_batches:
+            b = self.batch
+            if self.fused is not None:  # one or more steps in one operator call
+                self.batch = self.fused.train_steps(self, epoch, perm, b)  # never distributed
+            else:
+                idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+                step = epoch * self.num_batches + b
+                users, pos = self.train_users[idx], self.train_items[idx]
+                if shard.sharded:  # this rank's rows of the global batch, in its order
+                    mine = shard.owns(users)
+                    users, pos = users[mine], pos[mine]
+                stop = self._train_step(users, pos, step)
+                self.batch = b + 1
+                if self.on_step is not None:
+                    self.on_step(step)
             if not self.dist.distributed:
                 stop = self.stop.requested
             if stop and self.batch < self.num_batches:
@@ -385,7 +410,7 @@ class Trainer(TrainerCheckpoints):
                                   test=test, epochs_run=epochs_run,
                                   stopped_early=self.stopped_early, seconds=self.seconds,
                                   log=list(self.log), best_fields=dict(self.best_extra),
-                                  cpu_seconds=self.cpu_seconds)
+                                  cpu_seconds=self.cpu_seconds, engine=self.engine)
         self.done = True
         self.save()
         return self.result

@@ -75,6 +75,7 @@ class TrainerCheckpoints:
             "result": self.result.to_plain() if self.result is not None else None,
             "first_loss": self.first_loss,
             "world_size": self.dist.world_size,
+            "engine": self.engine,
         }
 
     def _rank_state(self) -> dict[str, Any]:
@@ -101,6 +102,11 @@ class TrainerCheckpoints:
                              self.dist.launch_command() if self.dist.distributed else "")
         except ValueError as exc:
             raise CheckpointError(str(exc)) from None
+        engine = state.get("engine", "autograd")  # checkpoints from before the fused engine
+        if engine != self.engine:
+            raise CheckpointError(f"{where} was trained by the {engine} engine, this run uses the "
+                                  f"{self.engine} engine (the optimiser states differ); resume "
+                                  f"with --engine {engine}")
         check_shapes(state["model"], self.model.state_dict(), "model", self.checkpoint_path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])

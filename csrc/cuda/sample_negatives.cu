@@ -19,14 +19,13 @@
 #include "autosample/csr.h"
 #include "autosample/csr_check.cuh"
 #include "autosample/cuda_utils.cuh"
+#include "autosample/negative_draw.h"
 #include "autosample/philox.h"
 #include "autosample/validate.h"
 
 namespace autosample {
 namespace cuda {
 namespace {
-
-constexpr uint32_t kAliasMaxAttempts = 1024;  // = reference.ALIAS_MAX_ATTEMPTS
 
 // One warp per batch row b (grid-stride): the row checks, reported with index N + b.
 __global__ void sample_validate_rows_kernel(const int64_t* __restrict__ indptr,
@@ -77,26 +76,12 @@ __global__ void sample_negatives_kernel(const int64_t* __restrict__ indptr,
       continue;
     }
     const int64_t begin = indptr[u], deg = indptr[u + 1] - begin;
-    const int64_t* row = indices + begin;
-    const auto row32 = static_cast<uint32_t>(b), draw32 = static_cast<uint32_t>(s);
-    int64_t item = -1;
-    if (alias_prob != nullptr) {
-      for (uint32_t attempt = 0; attempt < kAliasMaxAttempts; ++attempt) {
-        const Words4 w = draw_words(seed, offset, row32, draw32, attempt);
-        const auto col = static_cast<int64_t>(uniform_below(w.w[0], w.w[1], static_cast<uint64_t>(N)));
-        const int64_t cand = uniform_unit(w.w[2]) < alias_prob[col] ? col : alias_idx[col];
-        if (cand < 0 || cand >= N) {  // as the validate scan would (it is off or ran first)
-          err.report(Err::kAliasIdx, col, cand, col, N);
-          break;
-        }
-        if (!row_contains(row, deg, cand)) { item = cand; break; }
-      }
-    }
-    if (item < 0) {
-      const uint32_t attempt = alias_prob != nullptr ? kAliasMaxAttempts : 0;
-      const Words4 w = draw_words(seed, offset, row32, draw32, attempt);
-      const auto r = static_cast<int64_t>(uniform_below(w.w[0], w.w[1], static_cast<uint64_t>(N - deg)));
-      item = rank_to_non_member(row, deg, r);
+    ValueError e;
+    int64_t item = draw_negative(indices + begin, deg, N, seed, offset, static_cast<uint32_t>(b),
+                                 static_cast<uint32_t>(s), alias_prob, alias_idx, 0, &e);
+    if (e) {  // as the validate scan would (it is off or ran first); index: the column
+      err.report(e.code, e.v[1], e.v[0], e.v[1], e.v[2], e.v[3]);
+      item = 0;
     }
     out[t] = item;
   }

@@ -8,3 +8,13 @@
 #else
 #define AS_HD inline
 #endif
+
+// AS_HD, always inlined on the host too: small functions of the CPU kernels' inner loops (a
+// call per dot product costs more than the product at d = 64).
+#if defined(__CUDACC__) || defined(__HIPCC__)
+#define AS_HD_INLINE AS_HD
+#elif defined(__GNUC__) || defined(__clang__)
+#define AS_HD_INLINE inline __attribute__((always_inline))
+#else
+#define AS_HD_INLINE inline
+#endif

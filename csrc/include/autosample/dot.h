@@ -8,7 +8,7 @@ namespace autosample {
 // the loop without -ffast-math; the summation order is fixed (lanes i mod 8, then a pairwise
 // tree, then the tail), so CPU and CUDA give the same bits.
 template <typename T>
-AS_HD T dot(const T* a, const T* b, int64_t d) {
+AS_HD_INLINE T dot(const T* a, const T* b, int64_t d) {
   T s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
   int64_t i = 0;
   for (; i + 8 <= d; i += 8) {

@@ -23,6 +23,7 @@ enum class Op : int32_t {
   kRankTopk,
   kSpmm,
   kGraphPropagate,
+  kMfBprTrain,
 };
 
 enum class Err : int32_t {
@@ -40,6 +41,8 @@ enum class Err : int32_t {
   kCsrStart,        // {0} = indptr[0]
   kCsrEnd,          // {0} = R, {1} = len(indices), {2} = indptr[R]
   kCsrColumn,       // {0} column id in row {1} at indices[{2}], {3} = C
+  kPosOutOfRange,   // {0} id, {1} position in 'pos_items', {2} N
+  kNegOutOfRange,   // {0} id, ({1}, {2}) position in 'negatives', {3} N
 };
 
 inline const char* op_name(Op op) {
@@ -53,6 +56,7 @@ inline const char* op_name(Op op) {
     case Op::kRankTopk: return "rank_topk";
     case Op::kSpmm: return "spmm";
     case Op::kGraphPropagate: return "graph_propagate";
+    case Op::kMfBprTrain: return "mf_bpr_train";
     default: return "unknown_op";
   }
 }
@@ -94,6 +98,10 @@ inline const char* error_template(Err err) {
     case Err::kCsrColumn:
       return "argument '{idx}' holds column id {0} in row {1} (at {idx}[{2}]), outside [0, {3}) "
              "(the rows of 'x')";
+    case Err::kPosOutOfRange:
+      return "argument 'pos_items' holds item id {0} at position {1}, outside [0, {2})";
+    case Err::kNegOutOfRange:
+      return "argument 'negatives' holds item id {0} at position ({1}, {2}), outside [0, {3})";
     default:
       return "unknown error {0} {1} {2} {3}";
   }
