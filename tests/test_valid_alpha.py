@@ -83,22 +83,37 @@ def _trainer(data, objective, **cfg):
     return Trainer(data, model, objective, TrainConfig(progress=False, batch_size=128, **cfg))
 
 
-def test_lookahead_steps_change_the_model_and_restore_puts_everything_back(tiny):
+def _tensors(obj):
+    """Every tensor in a (nested) state dict, in order."""
+    if isinstance(obj, torch.Tensor):
+        return [obj.clone()]
+    if isinstance(obj, dict):
+        return [t for k in sorted(obj, key=str) for t in _tensors(obj[k])]
+    if isinstance(obj, (list, tuple)):
+        return [t for v in obj for t in _tensors(v)]
+    return []
+
+
+@pytest.mark.parametrize("engine", ["fused", "autograd"])
+def test_lookahead_steps_change_the_model_and_restore_puts_everything_back(tiny, engine):
     trainer = _trainer(tiny, SamplerObjective(build_sampler("rns", tiny, seed=0), l2=1e-4),
-                       epochs=1)
+                       epochs=1, engine=engine)
+    assert trainer.engine == engine
     trainer.fit()
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    opt_before = [s["exp_avg"].clone() for s in trainer.optimizer.state.values()]
+    opt_before = _tensors(trainer.optimizer.state_dict())
     rng = torch.get_rng_state()
     snap = snapshot(trainer)
     trial_steps(trainer, SamplerObjective(build_sampler("dns", tiny, seed=1), l2=1e-4),
                 torch.arange(256), first_step=10**6, epoch=0)
     torch.rand(3)  # anything drawing from the global RNG is undone too
     assert not torch.equal(trainer.model.user_embedding.weight, before["user_embedding.weight"])
+    assert any(not torch.equal(a, b) for a, b in
+               zip(opt_before, _tensors(trainer.optimizer.state_dict())))
     restore(trainer, snap)
     for k, v in trainer.model.state_dict().items():
         assert torch.equal(v, before[k]), k
-    for a, b in zip(opt_before, [s["exp_avg"] for s in trainer.optimizer.state.values()]):
+    for a, b in zip(opt_before, _tensors(trainer.optimizer.state_dict())):
         assert torch.equal(a, b)
     assert torch.equal(torch.get_rng_state(), rng)
 
@@ -266,3 +281,16 @@ def test_compare_shows_both_alpha_objectives_beside_sh_and_the_grid(tiny, tmp_pa
     assert "| AutoSample |" in table and "AutoSample (paper: alpha by training loss)" in table
     ckpts = {p.name for p in (tmp_path / "c" / "checkpoints").iterdir()}
     assert {"seed0-search.pt", "seed0-search-train.pt", "seed0-retrain-train.pt"} <= ckpts
+
+
+def test_the_fused_engine_trains_the_validation_driven_search(tiny):
+    samplers = [build_sampler(n, tiny, seed=i) for i, n in enumerate(("rns", "pns", "dns"))]
+    obj = _objective(tiny, samplers, every=5, steps=2, drop_below=0.0)
+    trainer = _trainer(tiny, obj, epochs=2, patience=0)
+    assert trainer.engine == "fused"
+    result = trainer.fit()
+    steps = 2 * trainer.num_batches
+    assert sum(sum(e["selected"].values()) for e in result.log) == steps   # one draw per step
+    assert result.log[-1]["probes"] == -(-steps // 5)                      # before steps 0, 5, ..
+    assert set(result.log[-1]["evidence"]) == {"rns", "pns", "dns"}
+    assert not torch.allclose(torch.softmax(obj.logits.detach(), 0), torch.full((3,), 1 / 3))

@@ -148,10 +148,18 @@ class ValidAlphaObjective(AutoSampleObjective):
 
     # -- training steps --------------------------------------------------------------------------
 
+    #: the fused MF engine (training/fused.py) may train this search: one sampler per step
+    fused_per_step = True
+
     def _draw(self) -> int:
         _, _, index = gumbel_softmax_st(self.masked_logits().detach(), self.tau, self.generator)
         self.selected_counts[index] += 1
         return index
+
+    def draw_sampler(self) -> Sampler:
+        """The step's Gumbel draw: the candidate that trains this step (the fused engine's
+        entry; :meth:`step_loss` is the autograd one)."""
+        return self.samplers[self._draw()]
 
     def skip_step(self, ctx: SampleContext) -> None:
         self._draw()

@@ -60,6 +60,11 @@ def trial_steps(trainer: "Trainer", objective: Objective, rows: torch.Tensor, fi
     seeing epoch ``epoch`` (a schedule's segment). Each rank trains its users' rows and the
     gradients are reduced as in training. The trainer's loss sums and counters are untouched."""
     size = int(batch_size or trainer.config.batch_size)
+    if trainer.fused is not None:  # MF with the fused engine: the operator takes the steps
+        rows = rows[:rows.numel() // size * size].to(trainer.train_users.device)
+        trainer.fused.trial_steps(objective.samplers[0], trainer.train_users[rows],
+                                  trainer.train_items[rows], first_step, size, epoch)
+        return
     shard = trainer.dist.shard
     for i, start in enumerate(range(0, int(rows.numel()), size)):
         idx = rows[start:start + size].to(trainer.train_users.device)
