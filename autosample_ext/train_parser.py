@@ -312,8 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"valid: step of alpha's logits per probe, in units of the normalised "
                         f"gain [default: {d.alpha_step}]")
     g.add_argument("--probe-every", type=int, metavar="N",
-                   help="valid: training steps between probes [default: one per epoch, at "
-                        "least 10 steps apart]")
+                   help="valid: training steps between probes [default: once per epoch, "
+                        "or every few epochs so that probes are at least 15 steps apart]")
     g.add_argument("--probe-steps", type=int, metavar="W",
                    help=f"valid: look-ahead steps per candidate per probe [default: "
                         f"{d.probe_steps}]")

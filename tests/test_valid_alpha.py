@@ -14,9 +14,18 @@ from autosample_ext.eval import evaluate_full_ranking
 from autosample_ext.experiment import RunConfig, run
 from autosample_ext.models import build_model
 from autosample_ext.samplers import Negatives, SampleContext, Sampler, build_sampler
-from autosample_ext.search.probes import ProbeConfig, ProbeSet, probe_interval, soft_recall
-from autosample_ext.search.valid_alpha import (T_CLIP, ValidAlphaObjective, evidence_step,
-                                               gain_evidence)
+from autosample_ext.search.probes import (
+    ProbeConfig,
+    ProbeSet,
+    probe_interval,
+    soft_recall,
+)
+from autosample_ext.search.valid_alpha import (
+    T_CLIP,
+    ValidAlphaObjective,
+    evidence_step,
+    gain_evidence,
+)
 from autosample_ext.train import main
 from autosample_ext.training import SamplerObjective, TrainConfig, Trainer
 from autosample_ext.training.lookahead import restore, snapshot, trial_steps
@@ -294,3 +303,30 @@ def test_the_fused_engine_trains_the_validation_driven_search(tiny):
     assert result.log[-1]["probes"] == -(-steps // 5)                      # before steps 0, 5, ..
     assert set(result.log[-1]["evidence"]) == {"rns", "pns", "dns"}
     assert not torch.allclose(torch.softmax(obj.logits.detach(), 0), torch.full((3,), 1 / 3))
+
+
+def test_pick_table_judges_each_seed_against_the_grid_picks_spread(tmp_path):
+    from autosample_ext.experiments.picks import pick_rows, pick_table
+
+    (tmp_path / "config.json").write_text(json.dumps({"data": {"train": 100},
+                                                      "config": {"batch_size": 10}}))
+    (tmp_path / "log.jsonl").write_text("")
+    grid_test = {"0": 0.30, "1": 0.31, "2": 0.32}          # the grid pick's std is 0.01
+    auto = {"0": ("dns", 0.20), "1": ("rns", 0.305), "2": ("rns", 0.30)}
+    runs, costs = [], {}
+    for s, value in grid_test.items():
+        runs += [{"method": "grid", "sampler": "dns", "seed": int(s), "test": {"recall@20": value}},
+                 {"method": "autosample", "sampler": auto[s][0], "seed": int(s),
+                  "test": {"recall@20": auto[s][1]}},
+                 {"method": "autosample-train", "sampler": "rns", "seed": int(s),
+                  "test": {"recall@20": 0.25}}]
+        costs[s] = {"grid": {"cpu_seconds": 10.0}, "autosample": {"cpu_seconds": 4.0},
+                    "autosample-train": {"cpu_seconds": 12.0}}
+    m = {"_path": str(tmp_path), "runs": runs, "grid": {s: {"best": "dns"} for s in grid_test},
+         "autosample": {}, "autosample-train": {}, "costs": {"per_seed": costs}}
+    rows = pick_rows({"x-mf": {"compare": m}}, "recall@20")
+    assert [r["ok"] for r in rows] == [True, True, False]   # same pick; -0.005; -0.02 < -0.01
+    assert rows[0]["auto_cpu"] == pytest.approx(0.4) and rows[0]["paper_cpu"] == pytest.approx(1.2)
+    assert math.isnan(rows[0]["auto_priced"])               # no search log to price
+    table = pick_table({"x-mf": {"compare": m}}, "recall@20")
+    assert "MISS by 0.0100 beyond 1 std" in table and "2 of 3 runs (67%)" in table
