@@ -227,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"validation [default: {d.search}]")
     g.add_argument("--grid", action="store_true", help="the same as --search grid")
     g.add_argument("--compare", action="store_true",
-                   help="AutoSample, successive halving, every candidate alone (the grid) and "
+                   help="AutoSample (with both --alpha-objective values), successive halving, "
+                        "every candidate alone (the grid) and "
                         "every candidate trained for AutoSample's total epochs: the comparison "
                         "table with paired t-tests against the best single sampler, and the "
                         "CPU seconds of each search beside the grid's")
