@@ -21,6 +21,7 @@ import torch
 
 from autosample_ext.cli_common import usage_error
 from autosample_ext.experiment import RunConfig, default_out_dir, run, summary_text
+from autosample_ext.experiment.config import ALPHA_OBJECTIVES
 from autosample_ext.experiment.lock import RunLocked
 from autosample_ext.experiment.phases import has_valid_share
 from autosample_ext.experiment.protocols import protocol_spec
@@ -91,6 +92,13 @@ def config_from_args(ns: argparse.Namespace) -> tuple[RunConfig, dict[str, Any]]
             raise CLIError(f"--eval-start: must be >= 1, got {value}")
         elif key == "sampler_opt":
             key, value = "sampler_options", sampler_opts(value)
+        elif key == "alpha_objective" and value not in ALPHA_OBJECTIVES:
+            raise CLIError(f"--alpha-objective: unknown objective {value!r}; choose from "
+                           f"{', '.join(ALPHA_OBJECTIVES)}")
+        elif key in ("probe_every", "probe_steps", "probe_users") and value < 1:
+            raise CLIError(f"--{key.replace('_', '-')}: must be >= 1, got {value}")
+        elif key == "alpha_step" and not value > 0:
+            raise CLIError(f"--alpha-step: must be > 0, got {value}")
         given[key] = value
     check_more_args(ns, given)
     if getattr(ns, "no_progress", False):

@@ -12,6 +12,7 @@ from autosample_ext.cli_common import finite_floats
 from autosample_ext.data.readers import FORMATS, canonical_format
 from autosample_ext.data.splits import SPLIT_ROUNDINGS
 from autosample_ext.experiment import DEFAULT_SEARCH_SPACE, MODELS, PROTOCOLS, SEARCHES, RunConfig
+from autosample_ext.experiment.config import ALPHA_OBJECTIVES
 from autosample_ext.experiment.protocols import PROTOCOL_SPECS
 from autosample_ext.models._init import INIT_SCHEMES
 from autosample_ext.models.lightgcn import PROPAGATIONS
@@ -243,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"validation [default: {d.search}]")
     g.add_argument("--grid", action="store_true", help="the same as --search grid")
     g.add_argument("--compare", action="store_true",
-                   help="AutoSample, successive halving, every candidate alone (the grid) and "
+                   help="AutoSample (with both --alpha-objective values), successive halving, "
+                        "every candidate alone (the grid) and "
                         "every candidate trained for AutoSample's total epochs: the comparison "
                         "table with paired t-tests against the best single sampler, and the "
                         "CPU seconds of each search beside the grid's")
@@ -301,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"everything with autograd and dense optimisers [default: {d.engine}]")
     g.add_argument("--lr", type=float, help=f"learning rate of the model [default: {d.lr}]")
     g.add_argument("--alpha-lr", type=float,
-                   help=f"Adam learning rate of the sampler weights alpha [default: {d.alpha_lr}]")
+                   help=f"--alpha-objective train: Adam learning rate of the sampler weights "
+                        f"alpha [default: {d.alpha_lr}]")
     g.add_argument("--tau", type=float,
                    help=f"Gumbel-softmax temperature of the search [default: {d.tau}]")
     g.add_argument("--batch-size", type=int, metavar="B",
@@ -315,6 +318,26 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ks", metavar="K1,K2", help="metric cut-offs [default: 20]")
     g.add_argument("--seeds", metavar="S1,S2,...",
                    help="training seeds; several give mean, std and the paired t-test [default: 0]")
+    g = p.add_argument_group("AutoSample's alpha (--search autosample, --compare)")
+    g.add_argument("--alpha-objective", metavar="OBJ",
+                   help="what moves alpha: valid = each candidate's look-ahead gain in the "
+                        "validation metric (probes: every candidate trains a few steps from the "
+                        "same state, the state is put back); train = the training loss, the "
+                        "paper's Algorithm 1 as written (it prefers the easiest sampler). "
+                        f"--compare runs both. Choices: {', '.join(ALPHA_OBJECTIVES)} "
+                        f"[default: {d.alpha_objective}]")
+    g.add_argument("--alpha-step", type=float, metavar="S",
+                   help=f"valid: step of alpha's logits per probe, in units of the normalised "
+                        f"gain [default: {d.alpha_step}]")
+    g.add_argument("--probe-every", type=int, metavar="N",
+                   help="valid: training steps between probes [default: once per epoch, "
+                        "or every few epochs so that probes are at least 15 steps apart]")
+    g.add_argument("--probe-steps", type=int, metavar="W",
+                   help=f"valid: look-ahead steps per candidate per probe [default: "
+                        f"{d.probe_steps}]")
+    g.add_argument("--probe-users", type=int, metavar="U",
+                   help=f"valid: validation users the probes measure (a fixed random subset) "
+                        f"[default: {d.probe_users}]")
     g = p.add_argument_group("system")
     g.add_argument("--device", help="cpu or cuda[:index] [default: cpu]")
     g.add_argument("--threads", type=int, metavar="N",

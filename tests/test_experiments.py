@@ -45,6 +45,8 @@ def test_plan_shares_runs_between_tables():
     assert items[9].config.data is None and items[9].setting == "default-mf"
     with pytest.raises(ValueError, match="--tables"):
         ExperimentConfig(datasets=("default",), tables=("7",))
+    only = plan(ExperimentConfig(datasets=("default",), tables=("6",), runs="R"))
+    assert [i.name for i in only] == ["compare", "retrain-random"]
 
 
 def test_experiments_command_runs_reuses_and_reports(tiny_file, tmp_path, capsys):
@@ -65,7 +67,8 @@ def test_experiments_command_runs_reuses_and_reports(tiny_file, tmp_path, capsys
         name = f"checkpoints/seed{seed}-search.pt"
         assert (root / "retrain-random" / name).read_bytes() == (root / "compare" / name).read_bytes()
     report = (tmp_path / "rep" / "report.md").read_text()
-    for title in ("SH without tie rule", "SH, ties vs the leader", "## Headline", "## Table 3", "## Table 4", "## Table 5", "## Table 6",
+    for title in ("SH without tie rule", "SH, ties vs the leader", "## Headline", "## The pick table",
+                  "## Table 3", "## Table 4", "## Table 5", "## Table 6",
                   "## Schedules", "## Figure 3", "## Figure 4", "| rns@1+dns |"):
         assert title in report, title
     for png in ("fig3_search_cost.png", "fig4_alpha_tiny-mf.png"):
@@ -123,7 +126,7 @@ def test_an_interrupted_planned_run_is_resumed_to_the_same_result(tiny_file, tmp
     from autosample_ext.training import StopFlag, TrainingInterrupted
 
     def item(root: Path, name: str):
-        cfg = ExperimentConfig(datasets=(str(tiny_file),), seeds=(0,), tables=("6",),
+        cfg = ExperimentConfig(datasets=(str(tiny_file),), seeds=(0,), tables=("6", "sh-ties"),
                                runs=str(root), base=RunConfig(epochs=3, patience=2, dim=8,
                                                               search_space=("rns", "dns")))
         return next(i for i in plan(cfg) if i.name == name)

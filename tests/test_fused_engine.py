@@ -148,8 +148,12 @@ def test_engine_plan_and_the_one_notice(tiny):
     assert engine_plan(RunConfig(model="lightgcn"))["notice"].startswith("engine: --model lightgcn")
     assert engine_plan(RunConfig(sampler=("rns",)), world_size=2)["samplers"] == {"rns": "autograd"}
     assert engine_plan(RunConfig(sampler=("rns",), engine="autograd"))["notice"] is None
-    auto = engine_plan(RunConfig())
-    assert auto["search"] == "autograd" and "AutoSample search" in auto["notice"]
+    auto = engine_plan(RunConfig())   # the validation-driven search: one sampler per step
+    assert auto["search"] == "fused" and auto["notice"] is None
+    paper = engine_plan(RunConfig(alpha_objective="train"))
+    assert paper["search_train"] == "autograd" and "AutoSample search" in paper["notice"]
+    both = engine_plan(RunConfig(compare=True))
+    assert both["search"] == "fused" and both["search_train"] == "autograd"
 
 
 def test_run_records_the_engines_and_logs_one_line(tiny, tmp_path, caplog):

@@ -21,6 +21,7 @@ from autosample_ext.experiment.protocols import (
 from autosample_ext.models._init import INIT_SCHEMES
 from autosample_ext.models.lightgcn import PROPAGATIONS
 from autosample_ext.search.halving import HalvingConfig
+from autosample_ext.search.probes import ProbeConfig
 from autosample_ext.search.retrain import RETRAIN_INITS
 from autosample_ext.training.config import (
     ENGINES,
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 DEFAULT_SEARCH_SPACE: tuple[str, ...] = ("rns", "pns", "dns", "aobpr")
 #: search strategies: the paper's AutoSample (default), successive halving, grid search
 SEARCHES: tuple[str, ...] = ("autosample", "sh", "grid")
+#: what moves AutoSample's alpha: the validation metric's look-ahead gains (default) or the
+#: training loss (the paper's Algorithm 1 as written)
+ALPHA_OBJECTIVES: tuple[str, ...] = ("valid", "train")
 MODELS: tuple[str, ...] = ("mf", "gmf", "lightgcn", "ngcf")
 
 # Kept for callers of the earlier API: the DENS protocol's fixed settings and samplers
@@ -149,6 +153,12 @@ class RunConfig:
     propagation: str = "ops"
     checkpoint_every: int | None = None
     engine: str = "fused"
+    # AutoSample's alpha objective and the validation-driven search's probes (probe_config())
+    alpha_objective: str = "valid"
+    alpha_step: float = 0.2
+    probe_every: int | None = None
+    probe_steps: int = 4
+    probe_users: int = 2048
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # every float setting, present and future
@@ -209,6 +219,14 @@ class RunConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.retrain_epochs is not None and self.retrain_epochs < 1:
             raise ValueError(f"retrain_epochs must be >= 1, got {self.retrain_epochs}")
+        if self.alpha_objective not in ALPHA_OBJECTIVES:
+            raise ValueError(f"alpha_objective must be one of {ALPHA_OBJECTIVES}, got "
+                             f"{self.alpha_objective!r}")
+        try:  # the probes' own rules; their fields are these without the probe_/alpha_ prefix
+            self.probe_config()
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("probes: step_size", "alpha_step")
+                             .replace("probes: ", "probe_")) from None
 
     @property
     def mode(self) -> str:
@@ -263,6 +281,10 @@ class RunConfig:
             log.info("--protocol %s sets %s", self.protocol,
                      ", ".join(f"{k}={v!r}" for k, v in replaced.items()))
         out = dataclasses.replace(self, **changes)
+        if spec.best_test and "alpha_objective" in given and out.alpha_objective == "valid":
+            raise ValueError(f"--alpha-objective valid needs validation pairs to measure; "
+                             f"--protocol {self.protocol} has no validation split (it evaluates "
+                             f"on test)")
         if out.mode not in spec.modes:
             raise ValueError(f"--protocol {self.protocol} does not allow the {out.mode} mode "
                              f"(allowed: {', '.join(spec.modes)})"
@@ -308,6 +330,11 @@ class RunConfig:
         """The options of sampler ``name`` in this run (keyword arguments of ``build_sampler``)."""
         return dict(self.sampler_options.get(name, {}))
 
+    def probe_config(self) -> ProbeConfig:
+        """The validation-driven search's probes and alpha step (``--alpha-objective valid``)."""
+        return ProbeConfig(every=self.probe_every, steps=self.probe_steps, users=self.probe_users,
+                           step_size=self.alpha_step)
+
     def halving_config(self) -> HalvingConfig:
         """The successive-halving race's settings (``--search sh``)."""
         return HalvingConfig(first_rung=self.sh_first_rung, eta=self.sh_eta, tie_se=self.sh_tie_se,
@@ -333,4 +360,6 @@ class RunConfig:
         unknown = sorted(set(obj) - names)
         if unknown:
             raise ValueError(f"config.json has unknown keys {unknown}")
+        if "alpha_objective" not in obj:  # written before the option existed: the paper's alpha
+            obj = {**obj, "alpha_objective": "train"}
         return cls(**obj)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from autosample_ext.data.interactions import InteractionData
-from autosample_ext.experiment.config import RunConfig
+from autosample_ext.experiment.config import ALPHA_OBJECTIVES, RunConfig
 from autosample_ext.experiment.engine import engine_plan, log_engine_notice
 from autosample_ext.experiment.figures import setting_title
 from autosample_ext.experiment.printout import legend_line
@@ -37,6 +37,7 @@ from autosample_ext.experiment.phases import (
     SH,
     PhaseRecord,
     RunContext,
+    is_autosample,
     load_data,
     run_autosample,
     run_budget_single,
@@ -179,6 +180,8 @@ def run_seed(ctx: RunContext, seed: int) -> list[PhaseRecord]:
         return [run_single(ctx, seed, name) for name in cfg.sampler]
     if cfg.mode in ("autosample", "compare"):
         records += run_autosample(ctx, seed)
+    if cfg.mode == "compare":  # the other alpha objective beside it (valid and train)
+        records += run_autosample(ctx, seed, other_objective(cfg.alpha_objective))
     if cfg.mode in ("sh", "compare"):
         records.append(run_sh(ctx, seed))
     if cfg.mode in ("grid", "compare"):
@@ -194,6 +197,11 @@ def run_seed(ctx: RunContext, seed: int) -> list[PhaseRecord]:
             budget = auto.extra["search_epochs"] + auto.extra["retrain_epochs"]
             records += [run_budget_single(ctx, seed, r.method, r, budget) for r in singles]
     return records
+
+
+def other_objective(objective: str) -> str:
+    """The alpha objective ``--compare`` runs beside the run's own."""
+    return next(o for o in ALPHA_OBJECTIVES if o != objective)
 
 
 def sampler_settings(cfg: RunConfig) -> dict[str, dict[str, Any]]:
@@ -280,17 +288,18 @@ def _write_outputs(cfg: RunConfig, data: InteractionData, out: RunDir,
                           "valid": r.extra["valid_by_candidate"], "seconds": r.extra["wall_seconds"],
                           "cpu_seconds": r.extra["cpu_seconds"]}
             for r in grids}
-    autos = [r for r in records if r.method == AUTOSAMPLE]
-    if autos:
-        metrics["autosample"] = {
+    for method in dict.fromkeys(r.method for r in records if is_autosample(r.method)):
+        metrics[method] = {
             str(r.seed): {"chosen": r.sampler, "alpha_star": r.extra["alpha_star"],
+                          "alpha_objective": r.extra["alpha_objective"],
                           "search_seconds": r.extra["search_seconds"],
                           "retrain_seconds": r.extra["retrain_seconds"],
                           "total_seconds": r.extra["search_seconds"] + r.extra["retrain_seconds"],
                           "cpu_seconds": r.extra["search_cpu_seconds"]
                           + r.extra["retrain_cpu_seconds"],
-                          "epochs": r.extra["search_epochs"] + r.extra["retrain_epochs"]}
-            for r in autos}
+                          "epochs": r.extra["search_epochs"] + r.extra["retrain_epochs"],
+                          **({"probes": r.extra["probes"]} if "probes" in r.extra else {})}
+            for r in records if r.method == method}
     races = [r for r in records if r.method == SH]
     if races:
         metrics["sh"] = {
@@ -302,6 +311,7 @@ def _write_outputs(cfg: RunConfig, data: InteractionData, out: RunDir,
     if costs:
         metrics["costs"] = costs
     metrics["table_k"] = k
+    metrics["validation_metric"] = cfg.metric
     metrics["popularity"] = popularity_metrics(data, cfg)
     flag_below_popularity(metrics, cfg.metric)
     metrics["seconds"] = seconds

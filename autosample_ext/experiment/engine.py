@@ -50,11 +50,16 @@ def engine_plan(cfg: RunConfig, world_size: int = 1) -> dict[str, Any]:
                            f"(the fused engine draws RNS, PNS, DNS and AOBPR)")
     plan: dict[str, Any] = {"requested": cfg.engine, "samplers": samplers}
     if cfg.mode in ("autosample", "compare"):
-        plan["search"] = "autograd"
-        if cfg.engine == "fused" and not reasons:
-            reasons.append("the AutoSample search trains with autograd (alpha's gradient needs "
-                           "every candidate's loss at each step); the retrain uses the fused "
-                           "engine where it applies")
+        # the validation-driven search trains one drawn candidate per step: fused where every
+        # candidate is; the paper's (alpha's gradient needs every candidate's loss) autograd
+        fused_search = bool(samplers) and all(e == "fused" for e in samplers.values())
+        plan["search"] = "fused" if fused_search and cfg.alpha_objective == "valid" else "autograd"
+        if cfg.mode == "compare" or cfg.alpha_objective == "train":
+            plan["search_train"] = "autograd"
+            if cfg.engine == "fused" and not reasons:
+                reasons.append("the AutoSample search with --alpha-objective train trains with "
+                               "autograd (alpha's gradient needs every candidate's loss at each "
+                               "step); its retrain uses the fused engine where it applies")
     plan["notice"] = ("engine: " + "; ".join(reasons)) if reasons else None
     return plan
 

@@ -27,6 +27,7 @@ from autosample_ext.search.autosample import AutoSampleObjective
 from autosample_ext.search.halving import SuccessiveHalving
 from autosample_ext.search.retrain import chosen_sampler, init_retrain_model
 from autosample_ext.search.schedule import build_candidate
+from autosample_ext.search.valid_alpha import ValidAlphaObjective
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainResult
 from autosample_ext.training.distributed import DistContext
 from autosample_ext.training.objectives import SamplerObjective
@@ -35,10 +36,29 @@ from autosample_ext.training.trainer import Trainer
 log = logging.getLogger(__name__)
 
 AUTOSAMPLE = "autosample"
+#: the search stage's record (its metrics are the search model's, not reported as a method)
+SEARCH = "search"
 SH = "sh"
 GRID = "grid"
 #: suffix of the method name of a single sampler trained for AutoSample's total epochs
 BUDGET_SUFFIX = ":budget"
+
+
+def autosample_method(cfg: RunConfig, objective: str) -> str:
+    """The method name of AutoSample with alpha ``objective``: ``"autosample"`` for the run's
+    ``--alpha-objective``, ``"autosample-<objective>"`` for the other one (``--compare`` runs
+    both)."""
+    return AUTOSAMPLE if objective == cfg.alpha_objective else f"{AUTOSAMPLE}-{objective}"
+
+
+def is_autosample(method: str) -> bool:
+    """AutoSample's result (search + retrain), whichever alpha objective."""
+    return method == AUTOSAMPLE or method.startswith(AUTOSAMPLE + "-")
+
+
+def is_search_stage(method: str) -> bool:
+    """The record of an AutoSample search stage (``"search"``, ``"search-train"``)."""
+    return method == SEARCH or method.startswith(SEARCH + "-")
 
 
 @dataclass
@@ -266,35 +286,58 @@ def run_sh(ctx: RunContext, seed: int) -> PhaseRecord:
     return PhaseRecord(seed, SH, outcome.chosen, outcome.result, extra)
 
 
-def run_autosample(ctx: RunContext, seed: int) -> list[PhaseRecord]:
-    """Search (Algorithm 1) then retrain (Algorithm 2) for one seed."""
+def search_objective(ctx: RunContext, seed: int, objective: str):
+    """The search stage's objective: alpha moved by the validation probes (``"valid"``,
+    :class:`~autosample_ext.search.valid_alpha.ValidAlphaObjective`) or by the training loss
+    (``"train"``, the paper's Algorithm 1). Both draw the same model init and sampler streams."""
     cfg = ctx.cfg
-    model = build_model(cfg, ctx.data, seed)
     samplers = [build_sampler(name, ctx.data, seed_for(seed, 1000, name_stream(name)), cfg.device,
                               options=cfg.sampler_options, shard=ctx.dist.shard)
                 for name in cfg.search_space]
-    objective = AutoSampleObjective(samplers, cfg.search_space, tau=cfg.tau,
-                                    alpha_lr=cfg.alpha_lr, l2=cfg.l2, seed=seed,
-                                    device=cfg.device)
-    search = _run_trainer(ctx, seed, "search", model, objective, cfg.train_config(seed))
+    if objective == "train":
+        return AutoSampleObjective(samplers, cfg.search_space, tau=cfg.tau,
+                                   alpha_lr=cfg.alpha_lr, l2=cfg.l2, seed=seed,
+                                   device=cfg.device)
+    return ValidAlphaObjective(samplers, cfg.search_space, ctx.data, tau=cfg.tau, l2=cfg.l2,
+                               seed=seed, k=int(cfg.metric.partition("@")[2]),
+                               probes=cfg.probe_config(), device=cfg.device)
+
+
+def run_autosample(ctx: RunContext, seed: int, objective: str | None = None) -> list[PhaseRecord]:
+    """Search (Algorithm 1, alpha moved by ``objective``, default the run's) then retrain
+    (Algorithm 2) for one seed. The run's objective writes the phases ``search`` / ``retrain``
+    and the method ``autosample``; the other one (``--compare``) ``search-<objective>`` /
+    ``retrain-<objective>`` and ``autosample-<objective>``."""
+    cfg = ctx.cfg
+    objective = objective or cfg.alpha_objective
+    method = autosample_method(cfg, objective)
+    suffix = method[len(AUTOSAMPLE):]
+    search_phase, retrain_phase = SEARCH + suffix, "retrain" + suffix
+    model = build_model(cfg, ctx.data, seed)
+    search = _run_trainer(ctx, seed, search_phase, model, search_objective(ctx, seed, objective),
+                          cfg.train_config(seed))
     alpha_logits = search.best_fields["alpha_logits"]
     chosen = chosen_sampler(alpha_logits, cfg.search_space)
     alpha_star = torch.softmax(torch.as_tensor(alpha_logits, dtype=torch.float64), 0).tolist()
-    log.info("seed %d: search picked %s (alpha* %s)", seed, chosen,
-             ", ".join(f"{n}={a:.3f}" for n, a in zip(cfg.search_space, alpha_star)))
-    searched_state = ctx.read_checkpoint(seed, "search")["best_model"]
+    log.info("seed %d: search (alpha objective %s) picked %s (alpha* %s)", seed, objective,
+             chosen, ", ".join(f"{n}={a:.3f}" for n, a in zip(cfg.search_space, alpha_star)))
+    searched_state = ctx.read_checkpoint(seed, search_phase)["best_model"]
     retrain_model = init_retrain_model(build_model(cfg, ctx.data, seed_for(seed, 2000)),
                                        searched_state, cfg.retrain_init)
     sampler = build_sampler(chosen, ctx.data, seed_for(seed, 3000), cfg.device,
                             options=cfg.sampler_options, shard=ctx.dist.shard)
-    retrain = _run_trainer(ctx, seed, "retrain", retrain_model,
+    retrain = _run_trainer(ctx, seed, retrain_phase, retrain_model,
                            SamplerObjective(sampler, l2=cfg.l2),
                            cfg.train_config(seed, cfg.retrain_epochs or cfg.epochs))
     extra = {"alpha_star": dict(zip(cfg.search_space, alpha_star)),
+             "alpha_objective": objective,
              "search_seconds": search.seconds, "retrain_seconds": retrain.seconds,
              "search_cpu_seconds": search.cpu_seconds, "retrain_cpu_seconds": retrain.cpu_seconds,
              "search_epochs": search.epochs_run, "retrain_epochs": retrain.epochs_run,
              "search_best_epoch": search.best_epoch, "search_valid": search.valid,
              "retrain_init": cfg.retrain_init}
-    return [PhaseRecord(seed, "search", chosen, search),
-            PhaseRecord(seed, AUTOSAMPLE, chosen, retrain, extra)]
+    if objective == "valid":
+        last = search.log[-1] if search.log else {}
+        extra["probes"] = int(last.get("probes", 0))
+    return [PhaseRecord(seed, search_phase, chosen, search),
+            PhaseRecord(seed, method, chosen, retrain, extra)]

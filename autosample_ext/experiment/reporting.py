@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from autosample_ext.experiment.phases import AUTOSAMPLE, BUDGET_SUFFIX, GRID, SH, PhaseRecord
+from autosample_ext.experiment.phases import (AUTOSAMPLE, BUDGET_SUFFIX, GRID, SH, PhaseRecord,
+                                               is_autosample, is_search_stage)
 from autosample_ext.experiment.printout import below_floor_line, legend_line
 
 if TYPE_CHECKING:  # pandas is imported when a run reports, not when the CLI starts
@@ -30,7 +31,8 @@ NOT_SINGLE: frozenset[str] = frozenset({AUTOSAMPLE, SH, GRID, "search"})
 
 def is_single(method: str) -> bool:
     """A sampler (or schedule) trained alone with the run's budget rules."""
-    return method not in NOT_SINGLE and not method.endswith(BUDGET_SUFFIX)
+    return (method not in NOT_SINGLE and not method.endswith(BUDGET_SUFFIX)
+            and not is_autosample(method) and not is_search_stage(method))
 
 
 def alpha_frame(records: Sequence[PhaseRecord]) -> pd.DataFrame:
@@ -39,7 +41,7 @@ def alpha_frame(records: Sequence[PhaseRecord]) -> pd.DataFrame:
 
     rows = []
     for rec in records:
-        if rec.method != "search":
+        if rec.method != "search":  # the run's own alpha objective
             continue
         for entry in rec.result.log:
             rows.append({"seed": rec.seed, "epoch": entry["epoch"], **entry["alpha"]})
@@ -58,6 +60,10 @@ def write_alpha_plot(frame: pd.DataFrame, path: Path, *, title: str = "",
 def method_label(method: str) -> str:
     if method == AUTOSAMPLE:
         return "AutoSample"
+    if is_autosample(method):  # the other alpha objective of --compare
+        objective = method[len(AUTOSAMPLE) + 1:]
+        return {"train": "AutoSample (paper: alpha by training loss)",
+                "valid": "AutoSample (alpha by validation)"}.get(objective, method)
     if method == SH:
         return "SH"
     if method == GRID:
@@ -78,7 +84,7 @@ def flag_below_popularity(metrics: dict[str, Any], metric: str) -> list[str]:
     floor = pop.get(metric)
     flagged = []
     for entry in metrics["runs"]:
-        if entry["method"] == "search":
+        if is_search_stage(entry["method"]):
             continue
         reported = entry.get("best_test", entry.get("test")) or {}
         value = reported.get(metric)
@@ -112,7 +118,7 @@ def metrics_frame(records: Sequence[PhaseRecord], split: str) -> pd.DataFrame:
 
     rows = []
     for rec in records:
-        if rec.method == "search":
+        if is_search_stage(rec.method):
             continue
         metrics = rec.result.test if split == "test" else rec.result.valid
         rows.append({"method": rec.method, "seed": rec.seed, **metrics})
@@ -203,9 +209,9 @@ def cost_summary(records: Sequence[PhaseRecord]) -> dict[str, Any]:
     single sampler; means over seeds and the ratios to the grid's CPU seconds."""
     per_seed: dict[str, dict[str, dict[str, float]]] = {}
     for rec in records:
-        if rec.method == "search" or rec.method.endswith(BUDGET_SUFFIX):
+        if is_search_stage(rec.method) or rec.method.endswith(BUDGET_SUFFIX):
             continue
-        if rec.method == AUTOSAMPLE:
+        if is_autosample(rec.method):
             cpu = rec.extra["search_cpu_seconds"] + rec.extra["retrain_cpu_seconds"]
             wall = rec.extra["search_seconds"] + rec.extra["retrain_seconds"]
         elif rec.method in (SH, GRID):
@@ -213,12 +219,13 @@ def cost_summary(records: Sequence[PhaseRecord]) -> dict[str, Any]:
         else:
             cpu, wall = rec.result.cpu_seconds, rec.result.seconds
         epochs = rec.extra.get("search_epochs", 0) + rec.extra.get("retrain_epochs", 0) \
-            if rec.method == AUTOSAMPLE else None
+            if is_autosample(rec.method) else None
         entry = {"cpu_seconds": float(cpu), "wall_seconds": float(wall)}
         if epochs is not None:
             entry["epochs"] = int(epochs)
         per_seed.setdefault(str(rec.seed), {})[rec.method] = entry
-    if not any(m in SEARCH_METHODS or m == GRID for d in per_seed.values() for m in d):
+    if not any(m in SEARCH_METHODS or m == GRID or is_autosample(m)
+               for d in per_seed.values() for m in d):
         return {}
     methods = list(dict.fromkeys(m for d in per_seed.values() for m in d))
     mean: dict[str, dict[str, float]] = {}
@@ -245,8 +252,10 @@ def render_cost_table(costs: dict[str, Any]) -> str:
     """Markdown: method, CPU seconds (mean ± std over seeds), wall seconds, ratio to the grid."""
     ratios = costs.get("cpu_ratio_to_grid", {})
     lines = ["| Method | CPU s | wall s | CPU / grid CPU |", "|---|---|---|---|"]
-    order = [m for m in (AUTOSAMPLE, SH, GRID) if m in costs["mean"]] + \
-        [m for m in costs["mean"] if m not in (AUTOSAMPLE, SH, GRID)]
+    first = [AUTOSAMPLE] + sorted(m for m in costs["mean"] if is_autosample(m)
+                                  and m != AUTOSAMPLE) + [SH, GRID]
+    order = [m for m in first if m in costs["mean"]] + \
+        [m for m in costs["mean"] if m not in first]
     for m in order:
         c = costs["mean"][m]
         cpu = f"{c['cpu_seconds']:.1f}" + (f" ± {c['cpu_std']:.1f}" if c["n"] > 1 else "")
@@ -255,14 +264,29 @@ def render_cost_table(costs: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def how_chosen(entry: dict[str, Any], metrics: dict[str, Any]) -> str:
+    """One line on how AutoSample's pick was made (``metrics.json``'s per-seed entry)."""
+    tail = ("the pick is argmax alpha at the search's best validation epoch, retrained alone "
+            "from the searched weights")
+    if entry.get("alpha_objective") == "train":
+        return f"alpha followed the training loss (the paper's Algorithm 1); {tail}"
+    metric = metrics.get("validation_metric", "the validation metric")
+    return (f"alpha followed each candidate's look-ahead gain in a smooth validation {metric} "
+            f"({entry.get('probes', 0)} probes, each candidate training a few steps from the "
+            f"same state); {tail}")
+
+
 def summary_text(summary: RunSummary) -> str:
     """The readable final report printed by the CLI."""
     m = summary.metrics
     lines = [summary.table.rstrip()]
-    for seed, a in m.get("autosample", {}).items():
-        alpha = ", ".join(f"{n.upper()} {v:.3f}" for n, v in a["alpha_star"].items())
-        lines.append(f"seed {seed}: AutoSample chose {a['chosen'].upper()} (alpha*: {alpha}); "
-                     f"search {a['search_seconds']:.1f}s + retrain {a['retrain_seconds']:.1f}s")
+    for method in [k for k in m if is_autosample(k)]:
+        for seed, a in m[method].items():
+            alpha = ", ".join(f"{n.upper()} {v:.3f}" for n, v in a["alpha_star"].items())
+            lines.append(f"seed {seed}: {method_label(method)} chose {a['chosen'].upper()} "
+                         f"(alpha*: {alpha}); search {a['search_seconds']:.1f}s + retrain "
+                         f"{a['retrain_seconds']:.1f}s")
+        lines.append(f"  how: {how_chosen(next(iter(m[method].values())), m)}")
     for seed, r in m.get("sh", {}).items():
         lines.append(f"seed {seed}: successive halving chose {r['chosen'].upper()}; "
                      f"{r['cpu_seconds']:.1f} CPU s, {r['wall_seconds']:.1f}s")
@@ -270,7 +294,7 @@ def summary_text(summary: RunSummary) -> str:
         lines.append(f"seed {seed}: grid search best {g['best'].upper()} by validation; "
                      f"total {g['cpu_seconds']:.1f} CPU s, {g['seconds']:.1f}s")
     ratios = {k: v for k, v in m.get("costs", {}).get("cpu_ratio_to_grid", {}).items()
-              if k in SEARCH_METHODS}
+              if k in SEARCH_METHODS or is_autosample(k)}
     if ratios:  # the grid alone has no search to compare with it
         lines.append("CPU seconds / grid's: " + ", ".join(
             f"{method_label(k)} {v:.2f}" for k, v in ratios.items()))

@@ -73,7 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated models ({', '.join(MODELS)})")
     p.add_argument("--seeds", default="0,1,2", help="training seeds")
     p.add_argument("--tables", default=",".join(TABLES),
-                   help="tables beside Table 3 and Figures 3-4 (always): 4, 5, 6, schedule")
+                   help="tables beside Table 3, the pick table and Figures 3-4 (always): 4, 5, 6, "
+                        "schedule, sh-ties (SH without the tie rule and with ties against the "
+                        "leader)")
+    p.add_argument("--no-budget-singles", action="store_true",
+                   help="compare runs without the singles trained for AutoSample's epochs")
     p.add_argument("--subsets", default=";".join(",".join(s) for s in DEFAULT_SUBSETS),
                    help="Table 5's search spaces, ';'-separated, each of 2 samplers or more")
     p.add_argument("--schedules", default=",".join(DEFAULT_SCHEDULES),
@@ -133,7 +137,8 @@ def experiment_config(ns: argparse.Namespace) -> ExperimentConfig:
                                tables=_split(ns.tables), subsets=subsets, schedules=schedules,
                                runs=ns.runs, base=RunConfig(search_space=base.search_space,
                                                             epochs=base.epochs,
-                                                            patience=base.patience))
+                                                            patience=base.patience,
+                                                            budget_singles=not ns.no_budget_singles))
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     for item in plan(cfg):  # every planned run's settings, before the first one starts

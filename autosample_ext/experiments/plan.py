@@ -11,7 +11,8 @@ run                 what                                                  serves
                     alone (= the grid), every candidate for AutoSample's  Table 6 (searched),
                     epochs; paired t-tests; costs                         Tables 4, 5 (singles)
 ``sh-tie0``         SH without the tie rule (``--sh-tie-se 0``)           Table 3, Figure 3
-``sh-tiebest``      SH, ties judged against the leader                   Table 3, Figure 3
+                    (table ``sh-ties``)
+``sh-tiebest``      SH, ties judged against the leader (``sh-ties``)     Table 3, Figure 3
 ``negatives``       every candidate alone with T = |space| negatives      Table 4
 ``retrain-random``  AutoSample's retrain from a random init, the search   Table 6
                     reused from ``compare`` (its checkpoints are copied)
@@ -40,7 +41,8 @@ from autosample_ext.training import StopFlag
 
 log = logging.getLogger(__name__)
 
-TABLES: tuple[str, ...] = ("3", "4", "5", "6", "schedule")
+#: "sh-ties": the SH races without the tie rule and with ties judged against the leader
+TABLES: tuple[str, ...] = ("3", "4", "5", "6", "schedule", "sh-ties")
 #: Table 5's search spaces besides the full one (which is ``compare``'s)
 DEFAULT_SUBSETS: tuple[tuple[str, ...], ...] = (("rns", "pns"), ("rns", "dns"), ("dns", "aobpr"),
                                                 ("rns", "pns", "dns"))
@@ -101,8 +103,9 @@ def plan(cfg: ExperimentConfig) -> list[PlannedRun]:
                 return item
 
             add("compare", compare=True)
-            add("sh-tie0", search="sh", sh_tie_se=0.0)
-            add("sh-tiebest", search="sh", sh_tie_anchor="best")
+            if "sh-ties" in cfg.tables:
+                add("sh-tie0", search="sh", sh_tie_se=0.0)
+                add("sh-tiebest", search="sh", sh_tie_anchor="best")
             if "4" in cfg.tables:
                 add("negatives", sampler=space, num_negatives=len(space))
             if "6" in cfg.tables:

@@ -13,11 +13,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from autosample_ext.experiment.phases import is_autosample, is_search_stage
 from autosample_ext.experiment.reporting import method_label
+from autosample_ext.experiments.picks import pick_table
 from autosample_ext.experiments.report_figures import (
     alpha_rows,
     figure3,
     figure4,
+    paper_method,
     replot_from_json,
 )
 
@@ -39,7 +42,7 @@ def frame(metrics: dict[str, Any], k: int | None = None) -> pd.DataFrame:
     """One row per (method, seed): test metrics, the sampler trained, CPU seconds."""
     rows = []
     for r in metrics["runs"]:
-        if r["method"] == "search":
+        if is_search_stage(r["method"]):
             continue
         rows.append({"method": r["method"], "seed": r["seed"], "sampler": r["sampler"],
                      **r.get("test", r.get("best_test", {}))})
@@ -67,15 +70,17 @@ def _seeds(metrics: dict[str, Any]) -> list[int]:
 
 def _singles(metrics: dict[str, Any]) -> list[str]:
     methods = dict.fromkeys(r["method"] for r in metrics["runs"])
-    return [m for m in methods if m not in SEARCHES and m != "search" and ":" not in m]
+    return [m for m in methods if m not in SEARCHES and ":" not in m and not is_autosample(m)
+            and not is_search_stage(m)]
 
 
 def headline(runs: dict[str, dict[str, dict[str, Any]]], metric: str) -> str:
     """SH and AutoSample against the best single sampler, with costs, one row per setting."""
     lines = [f"| setting | best single ({metric}) | SH | SH within 1 std | SH picks | SH CPU / grid "
              f"| SH / grid, epoch-priced | AutoSample (paper) | AutoSample picks "
-             f"| AutoSample CPU / grid | grid picks |",
-             "|" + "---|" * 11]
+             f"| AutoSample CPU / grid | AutoSample (validation alpha) | its picks | its CPU / grid "
+             f"| grid picks |",
+             "|" + "---|" * 14]
     for setting, named in runs.items():
         m = named.get("compare")
         if m is None:
@@ -85,15 +90,20 @@ def headline(runs: dict[str, dict[str, dict[str, Any]]], metric: str) -> str:
         best = max(singles, key=lambda s: singles[s].mean())
         b_mean, b_std = mean_std(singles[best])
         sh = df.loc[df.method == "sh", metric].to_numpy()
-        auto = df.loc[df.method == "autosample", metric].to_numpy()
+        paper = paper_method(m)
+        auto = df.loc[df.method == paper, metric].to_numpy()
         ratios = m["costs"]["cpu_ratio_to_grid"]
         within = abs(sh.mean() - b_mean) <= b_std or sh.mean() >= b_mean
+        valid = ["", "", ""]
+        if paper != "autosample":
+            valid = [fmt(df.loc[df.method == "autosample", metric].to_numpy()),
+                     chosen_list(m, "autosample"), f"{ratios['autosample']:.2f}"]
         lines.append(
             f"| {setting} | {best.upper()} {fmt(singles[best])} | {fmt(sh)} | "
             f"{'yes' if within else 'NO'} ({sh.mean() - b_mean:+.4f}) | {chosen_list(m, 'sh')} | "
             f"{ratios['sh']:.2f} | {sh_epoch_weighted_ratio(m, m):.2f} | {fmt(auto)} | "
-            f"{chosen_list(m, 'autosample')} | "
-            f"{ratios['autosample']:.2f} | {chosen_list(m, 'grid')} |")
+            f"{chosen_list(m, paper)} | "
+            f"{ratios[paper]:.2f} | {' | '.join(valid)} | {chosen_list(m, 'grid')} |")
         for alt_name, alt_label in (("sh-tie0", "SH without tie rule"),
                                     ("sh-tiebest", "SH, ties vs the leader")):
             alt = named.get(alt_name)
@@ -106,7 +116,7 @@ def headline(runs: dict[str, dict[str, dict[str, Any]]], metric: str) -> str:
             lines.append(f"| {setting}, {alt_label} | | {fmt(sh0)} | "
                          f"{'yes' if ok else 'NO'} ({sh0.mean() - b_mean:+.4f}) | "
                          f"{chosen_list(alt, 'sh')} | {ratio0:.2f} | "
-                         f"{sh_epoch_weighted_ratio(m, alt):.2f} | | | | |")
+                         f"{sh_epoch_weighted_ratio(m, alt):.2f} | | | | | | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -277,6 +287,16 @@ def write_report(runs_root: str | Path, out: str | Path, command: str = "") -> P
                  "Epoch-priced: each candidate's race epochs priced at its own single run's CPU "
                  "seconds per epoch (the race's epochs are the first epochs of the single runs), "
                  "over the grid's: the same ratio without the load's noise.\n")
+    picks = pick_table(runs, metric)
+    if picks:
+        parts.append("## The pick table: AutoSample's alpha by validation and by training loss "
+                     "against the grid\n\n" + picks + "\nPer (setting, seed): the grid's pick "
+                     "(best validation among the candidates trained alone) and its test value; "
+                     "AutoSample's pick (search + retrain) and its test value with the gap to the "
+                     "grid pick's; 1 std = the grid pick's std over seeds. CPU / grid: the whole "
+                     "pipeline's process CPU seconds over the grid's, measured side by side in one "
+                     "run; epoch-priced: its steps priced at the single runs' CPU seconds per step "
+                     "(load-independent).\n")
     sections = [("Table 3: every sampler, AutoSample (paper) and SH", lambda n: table3(n["compare"])
                  if "compare" in n else None),
                 ("Table 4 (RQ2): baselines with T negatives per positive", lambda n: table4(n, metric)),

@@ -22,13 +22,24 @@ log = logging.getLogger(__name__)
 Runs = dict[str, dict[str, dict[str, Any]]]
 
 
+def paper_method(m: dict[str, Any]) -> str:
+    """The method name of the paper's AutoSample in a compare run: ``autosample-train`` beside
+    the validation-driven one, ``autosample`` in runs made before the alpha objectives."""
+    return "autosample-train" if "autosample-train" in m else "autosample"
+
+
 def cost_series(named: dict[str, dict[str, Any]]) -> dict[str, list[float]]:
-    """CPU seconds per seed of each strategy of a setting: AutoSample, SH, SH without the tie
-    rule and SH with ties judged against the leader (when run), the grid."""
+    """CPU seconds per seed of each strategy of a setting: AutoSample (both alpha objectives
+    where run), SH, SH without the tie rule and SH with ties judged against the leader (when
+    run), the grid."""
     m = named["compare"]
     per = m["costs"]["per_seed"]
+    paper = paper_method(m)
+    methods = [(paper, "AutoSample (paper)"), ("sh", "SH")]
+    if paper != "autosample":
+        methods.insert(0, ("autosample", "AutoSample (validation alpha)"))
     out = {label: [per[s][method]["cpu_seconds"] for s in per if method in per[s]]
-           for method, label in (("autosample", "AutoSample (paper)"), ("sh", "SH"))}
+           for method, label in methods}
     for name, label in (("sh-tie0", "SH, no tie rule"), ("sh-tiebest", "SH, ties vs leader")):
         if name in named:
             out[label] = [r["cpu_seconds"] for r in named[name]["sh"].values()]

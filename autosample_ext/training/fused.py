@@ -59,12 +59,13 @@ def fused_unsupported(model: Any, objective: Any, distributed: bool = False) -> 
 
     if type(model) not in (MF, GMF):
         return f"the {type(model).__name__} model (the fused engine trains MF and GMF)"
-    if not isinstance(objective, SamplerObjective):
+    per_step = getattr(objective, "fused_per_step", False)  # one sampler drawn per step
+    if not isinstance(objective, SamplerObjective) and not per_step:
         return ("the AutoSample mixture search (alpha's gradient needs every candidate's loss "
                 "each step)")
-    if objective.loss_name != "bpr":
+    if not per_step and objective.loss_name != "bpr":
         return f"the {objective.loss_name} loss"
-    bad = [p.name for p in _parts(objective.sampler) if type(p) not in FUSED_SAMPLERS]
+    bad = [p.name for s in objective.samplers for p in _parts(s) if type(p) not in FUSED_SAMPLERS]
     if bad:
         return f"the {', '.join(bad)} sampler (the fused engine draws RNS, PNS, DNS and AOBPR)"
     if distributed:
@@ -120,6 +121,8 @@ class FusedEngine:
         self.objective = objective
         self.l2 = float(objective.l2)  # the objective's L2 weight, as its loss uses
         self.gmf = isinstance(model, GMF)
+        # the validation-driven AutoSample search: a sampler drawn per step, probes before steps
+        self.per_step = bool(getattr(objective, "fused_per_step", False))
         self.optimizer = FusedOptimizer(optimizer, self.tables(), lr)
 
     def tables(self) -> list[torch.Tensor]:
@@ -136,6 +139,9 @@ class FusedEngine:
         ctx = SampleContext(users=users, pos_items=pos, model=self.model,
                             user_table=users.new_empty(0), item_table=users.new_empty(0),
                             step=step, epoch=step // trainer.num_batches)
+        if self.per_step:  # the search's probes (before the step), then its draw
+            self.objective.before_step(trainer, step)
+            return self.objective.draw_sampler().active(ctx)
         sampler = self.objective.sampler.active(ctx)
         if sampler is not self.objective.sampler:
             self.objective._active_name = sampler.name
@@ -145,7 +151,7 @@ class FusedEngine:
         """Steps ``first ..`` of ``epoch`` (one call of the operator): returns the next batch
         index. Calls the trainer's per-step hook after each step."""
         cfg = trainer.config
-        steps = 1 if trainer.on_step is not None else STEPS_PER_CALL
+        steps = 1 if trainer.on_step is not None or self.per_step else STEPS_PER_CALL
         last = min(trainer.num_batches, first + steps)
         step0 = epoch * trainer.num_batches + first
         idx = perm[first * cfg.batch_size:last * cfg.batch_size]
@@ -163,6 +169,23 @@ class FusedEngine:
             for s in range(last - first):
                 trainer.on_step(step0 + s)
         return last
+
+    def trial_steps(self, sampler: Sampler, users: torch.Tensor, pos: torch.Tensor, step0: int,
+                    batch_size: int, epoch: int) -> None:
+        """Steps of ``sampler`` alone (a schedule's segment of ``epoch``) on the rows ``users,
+        pos`` (whole batches of ``batch_size``), step numbers from ``step0``: the look-ahead
+        steps of the validation-driven search (training/lookahead.py); the trainer's loss sums
+        are untouched."""
+        steps = users.shape[0] // batch_size
+        ctx = SampleContext(users=users[:batch_size], pos_items=pos[:batch_size], model=self.model,
+                            user_table=users.new_empty(0), item_table=users.new_empty(0),
+                            step=step0, epoch=epoch)
+        sampler = sampler.active(ctx)
+        chunk = 1 if isinstance(sampler, AOBPRSampler) else STEPS_PER_CALL
+        for first in range(0, steps, chunk):
+            n = min(chunk, steps - first)
+            rows = slice(first * batch_size, (first + n) * batch_size)
+            self._call(sampler, users[rows], pos[rows], step0 + first, batch_size, n)
 
     def _call(self, sampler: Sampler, users: torch.Tensor, pos: torch.Tensor, step0: int,
               batch_size: int, steps: int) -> torch.Tensor:

@@ -137,6 +137,12 @@ class Objective:
     def zero_grad(self) -> None:
         """Clear the objective's own gradients (alpha)."""
 
+    def before_step(self, trainer: Any, step: int) -> None:
+        """Called by the trainer before training step ``step`` (global), on every rank, before
+        the step's propagation: the validation-driven search runs its look-ahead probes here
+        (:mod:`autosample_ext.search.valid_alpha`). ``trainer``: the
+        :class:`~autosample_ext.training.Trainer`."""
+
     def parameters(self) -> list[torch.Tensor]:
         """The objective's own trainable tensors (alpha logits); a distributed run reduces
         their gradients with the model's."""
@@ -149,6 +155,11 @@ class Objective:
 
     def optimizer_step(self) -> None:
         """Step the objective's own optimiser, after the backward pass (alpha)."""
+
+    def finished(self) -> bool:
+        """True when training should stop at this epoch's end whatever the validation (the
+        validation-driven search once a single candidate is left)."""
+        return False
 
     def epoch_fields(self) -> dict[str, Any]:
         """Extra plain fields of the epoch's log line (alpha, selections)."""

@@ -188,6 +188,7 @@ class Trainer(TrainerCheckpoints):
         """One optimiser step on the rows ``users, pos`` (this rank's share of the global batch
         in a distributed run); returns whether to stop at this step boundary (agreed by every
         rank in a distributed run)."""
+        self.objective.before_step(self, step)   # the validation-driven search's probes
         self.optimizer.zero_grad(set_to_none=True)
         self.objective.zero_grad()
         out = self._step_loss(users, pos, step)
@@ -208,9 +209,14 @@ class Trainer(TrainerCheckpoints):
             self.first_loss = float(loss)
         return stop
 
-    def _step_loss(self, users: torch.Tensor, pos: torch.Tensor, step: int) -> StepOutput | None:
+    def _step_loss(self, users: torch.Tensor, pos: torch.Tensor, step: int,
+                   objective: Objective | None = None, epoch: int | None = None
+                   ) -> StepOutput | None:
         """Propagation, the objective's negatives and loss; None for an empty batch (a rank that
-        owns no user of a global batch), after :meth:`Objective.skip_step`."""
+        owns no user of a global batch), after :meth:`Objective.skip_step`. ``objective`` /
+        ``epoch``: another objective and the epoch its samplers see (look-ahead steps,
+        :mod:`autosample_ext.training.lookahead`); default the trainer's, ``step``'s epoch."""
+        objective = objective or self.objective
         layers = None
         if self.needs_layers:
             # One propagation serves the samplers (MixGCF's per-layer tables) and the loss.
@@ -220,11 +226,12 @@ class Trainer(TrainerCheckpoints):
             user_table, item_table = self.model.propagate()
         ctx = SampleContext(users=users, pos_items=pos, model=self.model,
                             user_table=user_table.detach(), item_table=item_table.detach(),
-                            step=step, layers=layers, epoch=step // self.num_batches)
+                            step=step, layers=layers,
+                            epoch=step // self.num_batches if epoch is None else epoch)
         if users.shape[0] == 0:
-            self.objective.skip_step(ctx)
+            objective.skip_step(ctx)
             return None
-        return self.objective.step_loss(ctx, user_table, item_table)
+        return objective.step_loss(ctx, user_table, item_table)
 
     def train_batches(self, epoch: int) -> None:
         """The steps of ``epoch`` from ``self.batch`` on (no evaluation, no checkpoint unless a
@@ -296,6 +303,8 @@ class Trainer(TrainerCheckpoints):
                 self.bad_evals += 1
                 if cfg.patience and self.bad_evals >= cfg.patience:
                     self.stopped_early = True
+        if self.objective.finished():   # the search has decided: its retrain trains on
+            self.stopped_early = True
         self.epoch_seconds += time.perf_counter() - t0
         self.epoch_cpu_seconds += time.process_time() - c0
         entry["seconds"] = round(self.epoch_seconds, 4)
