@@ -110,6 +110,13 @@ def pick_table(runs: dict[str, dict[str, dict[str, Any]]], metric: str) -> str |
                  f"over seeds below it): {ok} of {len(rows)} runs ({100 * ok / len(rows):.0f}%); "
                  f"same pick as the grid {same} of {len(rows)} (the paper's alpha: {paper_same}). "
                  f"Mean CPU over the grid's: AutoSample {np.mean([r['auto_cpu'] for r in rows]):.2f} "
-                 f"(epoch-priced {np.nanmean([r['auto_priced'] for r in rows]):.2f}), the paper's "
+                 f"(epoch-priced {_priced_mean(rows)}), the paper's "
                  f"{np.mean([r['paper_cpu'] for r in rows]):.2f}.")
     return "\n".join(lines) + "\n"
+
+
+def _priced_mean(rows: list[dict[str, Any]]) -> str:
+    """The mean epoch-priced ratio over the rows that have one ("n/a" when none has: runs
+    whose single-sampler CPU per step was not recorded)."""
+    priced = [r["auto_priced"] for r in rows if not np.isnan(r["auto_priced"])]
+    return f"{np.mean(priced):.2f}" if priced else "n/a"
