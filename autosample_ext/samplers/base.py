@@ -12,6 +12,12 @@ from autosample_ext.data.interactions import InteractionData
 from autosample_ext.models.base import Recommender
 
 
+class SamplerOptionError(ValueError):
+    """A sampler option that cannot serve this data (the GDNS gain table over its memory budget):
+    the message names the option, the value and what to do; the command line exits with
+    status 2, as for any bad option."""
+
+
 @dataclass
 class SampleContext:
     """What a sampler sees at one training step.

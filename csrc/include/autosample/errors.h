@@ -23,6 +23,9 @@ enum class Op : int32_t {
   kRankTopk,
   kSpmm,
   kGraphPropagate,
+  kGdnsDenseLookup,
+  kGdnsDenseUpdate,
+  kGdnsContains,
 };
 
 enum class Err : int32_t {
@@ -40,6 +43,7 @@ enum class Err : int32_t {
   kCsrStart,        // {0} = indptr[0]
   kCsrEnd,          // {0} = R, {1} = len(indices), {2} = indptr[R]
   kCsrColumn,       // {0} column id in row {1} at indices[{2}], {3} = C
+  kItemOutOfRange,  // {0} id, ({1}, {2}) position in 'items', {3} = I
 };
 
 inline const char* op_name(Op op) {
@@ -53,6 +57,9 @@ inline const char* op_name(Op op) {
     case Op::kRankTopk: return "rank_topk";
     case Op::kSpmm: return "spmm";
     case Op::kGraphPropagate: return "graph_propagate";
+    case Op::kGdnsDenseLookup: return "gdns_dense_lookup";
+    case Op::kGdnsDenseUpdate: return "gdns_dense_update";
+    case Op::kGdnsContains: return "gdns_contains";
     default: return "unknown_op";
   }
 }
@@ -94,6 +101,9 @@ inline const char* error_template(Err err) {
     case Err::kCsrColumn:
       return "argument '{idx}' holds column id {0} in row {1} (at {idx}[{2}]), outside [0, {3}) "
              "(the rows of 'x')";
+    case Err::kItemOutOfRange:
+      return "argument 'items' holds item id {0} at position ({1}, {2}), outside [0, {3}) (the "
+             "columns of the gain table)";
     default:
       return "unknown error {0} {1} {2} {3}";
   }
