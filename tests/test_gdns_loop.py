@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +19,12 @@ from autosample_ext.samplers.base import SamplerOptionError
 from autosample_ext.samplers.gdns_state import plan_table
 from autosample_ext.samplers.registry import parse_sampler_opt
 from autosample_ext.train import main
-from autosample_ext.training import SamplerObjective, TrainConfig, Trainer, TrainingInterrupted
+from autosample_ext.training import (
+    SamplerObjective,
+    TrainConfig,
+    Trainer,
+    TrainingInterrupted,
+)
 from autosample_ext.training.config import StopFlag
 
 SMALL = dict(group_size=4, num_candidates=8)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_op_gdns import empty_table, random_step, tol
 
 from autosample_ext import ops
 from autosample_ext.ops import reference
-from test_op_gdns import empty_table, random_step, tol
 
 
 def dense_table(num_users: int, num_items: int, dtype=torch.float32):
