@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs += [Job(m, final_dir(root, m), [*METHODS[m], "--lr", f"{chosen[m]['lr']:g}"], ns.seeds)
                  for m in methods if chosen[m]["lr"] is not None and not math.isnan(chosen[m]["lr"])]
     if "own" in stages:
-        jobs.append(Job("srns-adam", own_dir(root), SRNS_OWN, ",".join(["0", ns.seeds])))
+        jobs.append(Job("srns-adam", own_dir(root), SRNS_OWN, f"0,{ns.seeds}"))
     if jobs:
         run_jobs(jobs, ns.data, ns.jobs, ns.threads, logs)
     return 0

@@ -1,85 +1,148 @@
-"""The GDNS-protocol table (NDCG@1 / NDCG@3 / Recall@3) from run directories, beside the GDNS
-paper's published MovieLens-1M numbers. Reads each run's checkpoints (``checkpoints/seed<S>-<sampler>.pt``:
-a finished phase holds its test metrics at the best validation epoch; an unfinished one its best
-validation value so far, reported as such); trains nothing.
+"""The GDNS-protocol comparison (NDCG@1 / NDCG@3 / Recall@3) from the runs of
+``python/gdns_lr_sweep.py``, beside the GDNS paper's MovieLens-1M numbers; trains nothing.
 
-    python python/gdns_table.py runs/gdns-ml1m-gdns runs/gdns-ml1m-base > table.md
+    python python/gdns_table.py --root runs/gdns-ml1m --json bench/results/gdns_ml1m.json
+
+Reads ``ROOT/chosen_lr.json`` and the runs' checkpoints (``checkpoints/seed<S>-<sampler>.pt``: a
+finished run holds its test metrics at the best validation epoch): seed 0 of a method is its
+sweep run at the chosen lr, the other seeds its ``final`` runs; SRNS with its own paper's
+setting is ``own/srns-adam``. Prints markdown: the table, the lr sweep, GDNS's live-gain
+fraction by epoch.
 """
 from __future__ import annotations
 
 import argparse
-import re
+import json
 import statistics
 from pathlib import Path
 from typing import Any
 
-import torch
+from gdns_lr_sweep import PAPER_LRS, final_dir, own_dir, seed_records, sweep_dir
 
-#: GDNS paper, Table 2 (MovieLens-1M, ratings >= 4, the SRNS test set): NDCG@1, NDCG@3, Recall@3
-PUBLISHED: dict[str, tuple[float, float, float]] = {
+#: GDNS paper (Zhu et al., WWW 2022), Table 3, MovieLens-1M (ratings >= 4, SRNS's test set):
+#: NDCG@1, NDCG@3, Recall@3. Its uniform row equals SRNS's released model (SRNS's README).
+PAPER: dict[str, tuple[float, float, float]] = {
     "gdns": (0.1936, 0.3101, 0.4007),
-    "srns": (0.1911, 0.3056, 0.3907),
+    "srns": (0.1933, 0.3070, 0.3912),
     "rns": (0.1744, 0.2846, 0.3663),
 }
 METRICS = ("ndcg@1", "ndcg@3", "recall@3")
+LABELS = {"gdns": "GDNS", "uniform-group": "uniform group (control)", "rns": "RNS", "dns": "DNS",
+          "srns": "SRNS", "srns-adam": "SRNS, its own setting (Adam 1e-3, L2 0.01)"}
+ORDER = ("gdns", "uniform-group", "rns", "dns", "srns", "srns-adam")
+LIVE_EPOCHS = (1, 10, 25, 50, 75, 100, 150, 200, 300, 400, 500)
 
 
-def phases(run_dir: Path) -> list[dict[str, Any]]:
-    """One record per ``checkpoints/seed<S>-<name>.pt`` of ``run_dir``."""
+def method_seeds(root: Path, method: str, lr: float | None) -> list[dict[str, Any]]:
+    """Every seed record of a method (seed 0 from the sweep at ``lr``, the rest from final)."""
+    if method == "srns-adam":
+        return seed_records(own_dir(root)) if own_dir(root).is_dir() else []
     out = []
-    for path in sorted((run_dir / "checkpoints").glob("seed*-*.pt")):
-        m = re.fullmatch(r"seed(\d+)-(.+)\.pt", path.name)
-        if m is None:
-            continue
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        result = ckpt.get("result") or {}
-        out.append({"seed": int(m.group(1)), "sampler": m.group(2), "done": bool(ckpt.get("done")),
-                    "epochs": int(ckpt.get("epoch", 0)), "best_epoch": ckpt.get("best_epoch"),
-                    "best_valid": ckpt.get("best_value"), "test": result.get("test"),
-                    "valid": result.get("valid")})
+    if lr is not None and sweep_dir(root, method, lr).is_dir():
+        out += [r for r in seed_records(sweep_dir(root, method, lr)) if r["seed"] == 0]
+    if final_dir(root, method).is_dir():
+        out += [r for r in seed_records(final_dir(root, method)) if r["seed"] != 0]
+    return sorted(out, key=lambda r: r["seed"])
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
+
+
+def _fmt(s: dict[str, float] | None) -> str:
+    if not s:
+        return "–"
+    return f"{s['mean']:.4f}" + (f" ± {s['std']:.4f}" if s["n"] > 1 else "")
+
+
+def summarise(root: Path) -> dict[str, Any]:
+    chosen = json.loads((root / "chosen_lr.json").read_text())
+    methods = [m for m in ORDER if m in chosen or m == "srns-adam"]
+    out: dict[str, Any] = {"chosen_lr": chosen, "methods": {}}
+    for method in methods:
+        lr = 0.001 if method == "srns-adam" else chosen[method]["lr"]
+        recs = method_seeds(root, method, lr)
+        done = [r for r in recs if r["done"]]
+        entry: dict[str, Any] = {
+            "lr": lr, "seeds_finished": [r["seed"] for r in done],
+            "seeds_unfinished": {str(r["seed"]): {"epochs": r["epochs"], "best_valid": r["best_valid"]}
+                                 for r in recs if not r["done"]},
+            "best_epochs": [r["best_epoch"] for r in done], "epochs_run": [r["epochs"] for r in done],
+            "test": {m: _stats([r["test"][m] for r in done]) for m in METRICS} if done else {},
+            "test_by_seed": {str(r["seed"]): r["test"] for r in done}}
+        live = [{"seed": r["seed"], "by_epoch": {str(e["epoch"]): e["gdns_live_fraction"]
+                                                 for e in r["log"] if "gdns_live_fraction" in e},
+                 "mean_g_selected": {str(e["epoch"]): e["gdns_mean_g_selected"]
+                                     for e in r["log"] if "gdns_mean_g_selected" in e}}
+                for r in recs]
+        if any(x["by_epoch"] for x in live):
+            entry["live_fraction"] = live
+        out["methods"][method] = entry
+    rns = out["methods"].get("rns", {}).get("test")
+    for entry in out["methods"].values():
+        if rns and entry["test"]:
+            entry["vs_rns_percent"] = {m: 100.0 * (entry["test"][m]["mean"] / rns[m]["mean"] - 1.0)
+                                       for m in METRICS}
     return out
 
 
-def _fmt(values: list[float]) -> str:
-    if not values:
-        return "–"
-    mean = statistics.fmean(values)
-    if len(values) == 1:
-        return f"{mean:.4f}"
-    return f"{mean:.4f} ± {statistics.stdev(values):.4f}"
-
-
-def table(records: list[dict[str, Any]]) -> str:
-    order = ["gdns", "srns", "dns", "rns"]
-    names = sorted({r["sampler"] for r in records}, key=lambda n: (order.index(n) if n in order
-                                                                 else len(order), n))
-    lines = ["| sampler | seeds finished | NDCG@1 | NDCG@3 | Recall@3 | published NDCG@1 / NDCG@3 / "
-             "Recall@3 | best epoch (seeds) | epochs run | unfinished seeds: best valid NDCG@3 "
-             "(epochs run) |", "|---|---|---|---|---|---|---|---|---|"]
-    for name in names:
-        done = [r for r in records if r["sampler"] == name and r["done"]]
-        partial = [r for r in records if r["sampler"] == name and not r["done"]]
-        cols = [_fmt([r["test"][m] for r in done]) for m in METRICS]
-        pub = PUBLISHED.get(name)
-        pub_text = " / ".join(f"{v:.4f}" for v in pub) if pub else "not published"
-        part = ", ".join(f"seed {r['seed']}: {r['best_valid']:.4f} ({r['epochs']})"
-                         for r in partial) or "–"
-        lines.append(f"| {name.upper()} | {', '.join(str(r['seed']) for r in done) or 'none'} | "
-                     + " | ".join(cols) + f" | {pub_text} | "
-                     + (", ".join(str(r["best_epoch"]) for r in done) or "–") + " | "
-                     + (", ".join(str(r["epochs"]) for r in done) or "–") + f" | {part} |")
-    return "\n".join(lines)
+def render(summary: dict[str, Any]) -> str:
+    lines = ["| method | lr (chosen on validation) | seeds | NDCG@1 | NDCG@3 | Recall@3 | "
+             "vs RNS: NDCG@1 / NDCG@3 | best epoch (seeds) | epochs run | paper (Table 3) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for method, e in summary["methods"].items():
+        vs = e.get("vs_rns_percent")
+        vs_text = f"{vs['ndcg@1']:+.1f}% / {vs['ndcg@3']:+.1f}%" if vs and method != "rns" else "–"
+        paper = PAPER.get(method)
+        unfinished = "".join(f"; seed {s} unfinished ({u['epochs']} epochs, best valid "
+                             f"{u['best_valid']:.4f})" for s, u in e["seeds_unfinished"].items())
+        lines.append(
+            f"| {LABELS[method]} | {e['lr']:g} | {','.join(map(str, e['seeds_finished'])) or 'none'}"
+            f"{unfinished} | " + " | ".join(_fmt(e["test"].get(m)) for m in METRICS)
+            + f" | {vs_text} | {', '.join(map(str, e['best_epochs'])) or '–'} | "
+            f"{', '.join(map(str, e['epochs_run'])) or '–'} | "
+            + (" / ".join(f"{v:.4f}" for v in paper) if paper else "–") + " |")
+    lines += ["", "Validation NDCG@3 of seed 0 at each learning rate (best epoch / epochs run; "
+              "the chosen lr in bold):", "",
+              "| method | " + " | ".join(f"lr {lr:g}" for lr in PAPER_LRS) + " |",
+              "|---|" + "---|" * len(PAPER_LRS)]
+    for method, c in summary["chosen_lr"].items():
+        cells = []
+        for lr in PAPER_LRS:
+            v = c["by_lr"].get(f"{lr:g}")
+            if v is None:
+                cells.append("not run")
+            elif v.get("diverged"):
+                cells.append("diverged")
+            else:
+                text = f"{v['valid_ndcg@3']:.4f} ({v['best_epoch']}/{v['epochs']})"
+                cells.append(f"**{text}**" if c["lr"] == lr else text)
+        lines.append(f"| {LABELS[method]} | " + " | ".join(cells) + " |")
+    gd = summary["methods"].get("gdns", {}).get("live_fraction")
+    if gd:
+        lines += ["", "GDNS: fraction of the selected negatives whose gain was measured (G < 1), "
+                  "by epoch (`gdns_live_fraction` in log.jsonl):", "",
+                  "| seed | " + " | ".join(f"epoch {e}" for e in LIVE_EPOCHS) + " | last epoch |",
+                  "|---|" + "---|" * (len(LIVE_EPOCHS) + 1)]
+        for x in gd:
+            by = x["by_epoch"]
+            last = max(map(int, by)) if by else 0
+            cells = [f"{by[str(e)]:.3f}" if str(e) in by else "" for e in LIVE_EPOCHS]
+            lines.append(f"| {x['seed']} | " + " | ".join(cells)
+                         + (f" | {by[str(last)]:.3f} (epoch {last}) |" if by else " | |"))
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("runs", nargs="+", type=Path, help="run directories (--protocol gdns)")
+    p.add_argument("--root", type=Path, required=True, help="ROOT of python/gdns_lr_sweep.py")
+    p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = p.parse_args(argv)
-    records = [r for run in args.runs for r in phases(run)]
-    finished = {(r["sampler"], r["seed"]) for r in records if r["done"]}
-    # a (sampler, seed) finished in one directory and partial in another: the finished one
-    records = [r for r in records if r["done"] or (r["sampler"], r["seed"]) not in finished]
-    print(table(records))
+    summary = summarise(args.root)
+    if args.json is not None:
+        args.json.write_text(json.dumps(summary, indent=1) + "\n")
+    print(render(summary))
     return 0
 
 

@@ -22,7 +22,9 @@ class SamplerOptionError(ValueError):
 class SampleContext:
     """What a sampler sees at one training step.
 
-    users, pos_items: ``[B]`` int64 (one training positive per row), on the training device.
+    users, pos_items: ``[B]`` int64 (one training positive per row), on the training device. In
+        an epoch of user batches (GDNS's group loop) each row is a distinct user and
+        ``pos_items`` is -1: the group-mode sampler draws the user's positives itself.
     model: the model being trained (MixGCF reads its per-layer embeddings, with autograd).
     user_table, item_table: the model's final embeddings for this step, DETACHED (``[U, d]``,
         ``[N, d]``), for scoring candidates without building a graph.
