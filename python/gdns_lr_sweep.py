@@ -6,10 +6,11 @@ rate chosen on validation over the paper's grid, then more seeds at the chosen r
 Stages (each a set of ordinary, resumable ``python -m autosample_ext.train --protocol gdns``
 runs; a finished run is skipped, an interrupted one continued with ``--resume``):
 
-1. ``sweep``: each method at every lr of ``--lrs`` (the paper's {0.01, 0.03, 0.09, 0.3, 1.0}),
-   seed 0, in ``ROOT/sweep/<method>-lr<lr>``. A run that diverges (exit status 3) is out.
-   The lr with the best validation NDCG@3 (the protocol's selection metric) is the method's
-   choice, written to ``ROOT/chosen_lr.json`` with every lr's value.
+1. ``sweep``: each method at every lr of ``--lrs`` (the paper's {0.01, 0.03, 0.09, 0.3, 1.0};
+   run in the order given), seed 0, in ``ROOT/sweep/<method>-lr<lr>``. A run that diverges
+   (exit status 3) is out. The lr with the best validation NDCG@3 (the protocol's selection
+   metric) is the method's choice, written to ``ROOT/chosen_lr.json`` with every lr's value
+   (a run still going counts with its best so far, flagged; while it leads, no choice).
 2. ``final``: each method at its chosen lr with the other seeds (``--seeds``, default 1,2) in
    ``ROOT/final/<method>``; its seed 0 is the sweep's run at that lr (the same settings).
 3. ``own``: SRNS with its own paper's setting (Adam, lr 1e-3, L2 0.01), all seeds, in
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -133,7 +133,8 @@ def run_jobs(jobs: list[Job], data: str, parallel: int, threads: int, logs: Path
 
 def choose(root: Path, methods: list[str], lrs: list[float]) -> dict[str, Any]:
     """The lr with the best validation NDCG@3 of each method's seed-0 sweep (diverged runs are
-    out; a tie goes to the smaller lr)."""
+    out; a tie goes to the smaller lr). A run not finished yet counts with its best so far and
+    is flagged; the choice is None ("pending") while such a run leads."""
     chosen: dict[str, Any] = {}
     for method in methods:
         values: dict[str, Any] = {}
@@ -142,14 +143,16 @@ def choose(root: Path, methods: list[str], lrs: list[float]) -> dict[str, Any]:
             recs = [r for r in seed_records(run) if r["seed"] == 0] if run.is_dir() else []
             if diverged(run):
                 values[f"{lr:g}"] = {"diverged": True}
-            elif recs and recs[0]["done"]:
+            elif recs and recs[0]["best_valid"] is not None and recs[0]["epochs"] > 0:
                 values[f"{lr:g}"] = {"valid_ndcg@3": recs[0]["best_valid"],
                                      "best_epoch": recs[0]["best_epoch"],
-                                     "epochs": recs[0]["epochs"]}
+                                     "epochs": recs[0]["epochs"], "finished": recs[0]["done"]}
         ok = {lr: v["valid_ndcg@3"] for lr, v in values.items() if "valid_ndcg@3" in v}
         best = max(ok, key=lambda lr: (ok[lr], -float(lr))) if ok else None
-        chosen[method] = {"lr": float(best) if best is not None else None, "by_lr": values,
-                          "complete": len(values) == len(lrs)}
+        pending = best is None or not values[best]["finished"]
+        chosen[method] = {"lr": None if pending else float(best), "by_lr": values,
+                          "complete": all(v.get("finished") or v.get("diverged")
+                                          for v in values.values()) and len(values) == len(lrs)}
     return chosen
 
 
@@ -173,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     root: Path = ns.root
     logs = root / "logs"
     if "sweep" in stages:
+        # in the order of --lrs (put the slow small rates last), the methods interleaved
         jobs = [Job(f"{m}-lr{lr:g}", sweep_dir(root, m, lr), [*METHODS[m], "--lr", f"{lr:g}"], "0")
                 for lr in lrs for m in methods]
         run_jobs(jobs, ns.data, ns.jobs, ns.threads, logs)
@@ -183,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = []
     if "final" in stages:
         jobs += [Job(m, final_dir(root, m), [*METHODS[m], "--lr", f"{chosen[m]['lr']:g}"], ns.seeds)
-                 for m in methods if chosen[m]["lr"] is not None and not math.isnan(chosen[m]["lr"])]
+                 for m in methods if chosen[m]["lr"] is not None]
     if "own" in stages:
         jobs.append(Job("srns-adam", own_dir(root), SRNS_OWN, f"0,{ns.seeds}"))
     if jobs:
