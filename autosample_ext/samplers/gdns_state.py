@@ -170,10 +170,11 @@ class GainTable:
         if not self.dense:
             out.update(keys=self.keys.clone(), h=self.h.clone(), g=self.g.clone())
             return out
-        touched = ((self.h != 1) | (self.g != 1)).cpu()
+        touched = (self.h != 1) | (self.g != 1)
         out.update(shape=list(self.h.shape),
-                   mask=torch.from_numpy(np.packbits(touched.numpy().reshape(-1))),
-                   h=self.h.cpu()[touched], g=self.g.cpu()[touched])
+                   mask=torch.from_numpy(np.packbits(touched.cpu().numpy().reshape(-1))),
+                   h=torch.masked_select(self.h, touched).cpu(),
+                   g=torch.masked_select(self.g, touched).cpu())
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -196,7 +197,5 @@ class GainTable:
         n = self.h.numel()
         touched = torch.from_numpy(np.unpackbits(state["mask"].numpy(), count=n).astype(bool))
         touched = touched.reshape(self.h.shape).to(self.h.device)
-        self.h.fill_(1.0)
-        self.g.fill_(1.0)
-        self.h[touched] = state["h"].to(self.h.device)
-        self.g[touched] = state["g"].to(self.g.device)
+        self.h.fill_(1.0).masked_scatter_(touched, state["h"].to(self.h.device))
+        self.g.fill_(1.0).masked_scatter_(touched, state["g"].to(self.g.device))
