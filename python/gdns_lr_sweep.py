@@ -7,12 +7,13 @@ Stages (each a set of ordinary, resumable ``python -m autosample_ext.train --pro
 runs; a finished run is skipped, an interrupted one continued with ``--resume``):
 
 1. ``sweep``: each method at every lr of ``--lrs`` (the paper's {0.01, 0.03, 0.09, 0.3, 1.0};
-   run in the order given), seed 0, in ``ROOT/sweep/<method>-lr<lr>``. A run that diverges
+   methods and rates run in the order given), seed 0, in ``ROOT/sweep/<method>-lr<lr>``. A run that diverges
    (exit status 3) is out. The lr with the best validation NDCG@3 (the protocol's selection
    metric) is the method's choice, written to ``ROOT/chosen_lr.json`` with every lr's value
    (a run still going counts with its best so far, flagged; while it leads, no choice).
 2. ``final``: each method at its chosen lr with the other seeds (``--seeds``, default 1,2) in
-   ``ROOT/final/<method>``; its seed 0 is the sweep's run at that lr (the same settings).
+   ``ROOT/final/<method>``, started as soon as the method's sweep is complete; its seed 0 is the
+   sweep's run at that lr (the same settings).
 3. ``own``: SRNS with its own paper's setting (Adam, lr 1e-3, L2 0.01), all seeds, in
    ``ROOT/own/srns-adam``.
 
@@ -104,17 +105,21 @@ def command(job: Job, data: str, threads: int) -> list[str]:
     return cmd
 
 
-def run_jobs(jobs: list[Job], data: str, parallel: int, threads: int, logs: Path) -> dict[str, int]:
-    """Run the unfinished jobs, ``parallel`` at a time (niced); returns each job's exit status."""
+def run_jobs(jobs: list[Job], data: str, parallel: int, threads: int, logs: Path,
+             more: Any = None) -> dict[str, int]:
+    """Run the unfinished jobs, ``parallel`` at a time (niced); returns each job's exit status.
+    ``more()``, called after every job that ends, returns jobs to run next (ahead of the rest),
+    e.g. a method's final runs as soon as its sweep is complete."""
     logs.mkdir(parents=True, exist_ok=True)
     todo = [j for j in jobs if not finished(j.out)]
     running: dict[str, tuple[subprocess.Popen, Any]] = {}
     status: dict[str, int] = {}
+    queued = {j.name for j in todo}
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     while todo or running:
         while todo and len(running) < parallel:
             job = todo.pop(0)
-            fh = open(logs / f"{job.name}.log", "a")
+            fh = open(logs / f"{job.name}.log", "a")  # noqa: SIM115 (closed when the job ends)
             cmd = command(job, data, threads)
             fh.write(f"\n$ {' '.join(cmd)}\n")
             fh.flush()
@@ -128,6 +133,10 @@ def run_jobs(jobs: list[Job], data: str, parallel: int, threads: int, logs: Path
                 status[name] = proc.returncode
                 del running[name]
                 print(f"{time.strftime('%H:%M:%S')} {name}: exit {proc.returncode}", flush=True)
+                extra = [j for j in (more() if more else []) if j.name not in queued
+                         and not finished(j.out)]
+                queued |= {j.name for j in extra}
+                todo = extra + todo
     return status
 
 
@@ -175,23 +184,26 @@ def main(argv: list[str] | None = None) -> int:
     stages = ns.stages.split(",")
     root: Path = ns.root
     logs = root / "logs"
-    if "sweep" in stages:
-        # in the order of --lrs (put the slow small rates last), the methods interleaved
-        jobs = [Job(f"{m}-lr{lr:g}", sweep_dir(root, m, lr), [*METHODS[m], "--lr", f"{lr:g}"], "0")
-                for lr in lrs for m in methods]
-        run_jobs(jobs, ns.data, ns.jobs, ns.threads, logs)
-    chosen = choose(root, methods, lrs)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "chosen_lr.json").write_text(json.dumps(chosen, indent=2) + "\n")
-    print(json.dumps({m: c["lr"] for m, c in chosen.items()}))
-    jobs = []
-    if "final" in stages:
-        jobs += [Job(m, final_dir(root, m), [*METHODS[m], "--lr", f"{chosen[m]['lr']:g}"], ns.seeds)
-                 for m in methods if chosen[m]["lr"] is not None]
-    if "own" in stages:
-        jobs.append(Job("srns-adam", own_dir(root), SRNS_OWN, f"0,{ns.seeds}"))
-    if jobs:
-        run_jobs(jobs, ns.data, ns.jobs, ns.threads, logs)
+
+    def finals() -> list[Job]:
+        """Write chosen_lr.json; the final runs of every method whose sweep is complete."""
+        chosen = choose(root, methods, lrs)
+        (root / "chosen_lr.json").write_text(json.dumps(chosen, indent=2) + "\n")
+        if "final" not in stages:
+            return []
+        return [Job(m, final_dir(root, m), [*METHODS[m], "--lr", f"{chosen[m]['lr']:g}"], ns.seeds)
+                for m in methods if chosen[m]["complete"] and chosen[m]["lr"] is not None]
+
+    jobs: list[Job] = []
+    for m in methods:  # method by method (the order of --methods: put the slowest first), each
+        if "sweep" in stages:  # in the order of --lrs
+            jobs += [Job(f"{m}-lr{lr:g}", sweep_dir(root, m, lr), [*METHODS[m], "--lr", f"{lr:g}"],
+                         "0") for lr in lrs]
+        if m == "srns" and "own" in stages:
+            jobs.append(Job("srns-adam", own_dir(root), SRNS_OWN, f"0,{ns.seeds}"))
+    run_jobs(finals() + jobs, ns.data, ns.jobs, ns.threads, logs, more=finals)
+    print(json.dumps({m: c["lr"] for m, c in choose(root, methods, lrs).items()}))
     return 0
 
 
