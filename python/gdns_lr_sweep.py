@@ -79,9 +79,11 @@ def seed_records(run_dir: Path) -> list[dict[str, Any]]:
         seed, _, sampler = path.stem.removeprefix("seed").partition("-")
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         result = ckpt.get("result") or {}
+        weight = (ckpt.get("model") or {}).get("weight")  # GMF's output vector w (last epoch)
         out.append({"seed": int(seed), "sampler": sampler, "done": bool(ckpt.get("done")),
                     "epochs": int(ckpt.get("epoch", 0)), "best_epoch": ckpt.get("best_epoch"),
                     "best_valid": ckpt.get("best_value"), "test": result.get("test"),
+                    "w_norm": float(weight.norm()) if weight is not None else None,
                     "log": list(ckpt.get("log") or [])})
     return out
 
@@ -155,7 +157,8 @@ def choose(root: Path, methods: list[str], lrs: list[float]) -> dict[str, Any]:
             elif recs and recs[0]["best_valid"] is not None and recs[0]["epochs"] > 0:
                 values[f"{lr:g}"] = {"valid_ndcg@3": recs[0]["best_valid"],
                                      "best_epoch": recs[0]["best_epoch"],
-                                     "epochs": recs[0]["epochs"], "finished": recs[0]["done"]}
+                                     "epochs": recs[0]["epochs"], "finished": recs[0]["done"],
+                                     "w_norm": recs[0]["w_norm"]}
         ok = {lr: v["valid_ndcg@3"] for lr, v in values.items() if "valid_ndcg@3" in v}
         best = max(ok, key=lambda lr: (ok[lr], -float(lr))) if ok else None
         pending = best is None or not values[best]["finished"]

@@ -69,6 +69,7 @@ def summarise(root: Path) -> dict[str, Any]:
             "seeds_unfinished": {str(r["seed"]): {"epochs": r["epochs"], "best_valid": r["best_valid"]}
                                  for r in recs if not r["done"]},
             "best_epochs": [r["best_epoch"] for r in done], "epochs_run": [r["epochs"] for r in done],
+            "w_norm_last_epoch": [r["w_norm"] for r in done],
             "test": {m: _stats([r["test"][m] for r in done]) for m in METRICS} if done else {},
             "test_by_seed": {str(r["seed"]): r["test"] for r in done}}
         live = [{"seed": r["seed"], "by_epoch": {str(e["epoch"]): e["gdns_live_fraction"]
@@ -116,7 +117,8 @@ def render(summary: dict[str, Any]) -> str:
             elif v.get("diverged"):
                 cells.append("diverged")
             else:
-                text = f"{v['valid_ndcg@3']:.4f} ({v['best_epoch']}/{v['epochs']})"
+                text = f"{v['valid_ndcg@3']:.4f} ({v['best_epoch']}/{v['epochs']}" \
+                    + ("" if v.get("finished", True) else ", unfinished") + ")"
                 cells.append(f"**{text}**" if c["lr"] == lr else text)
         lines.append(f"| {LABELS[method]} | " + " | ".join(cells) + " |")
     gd = summary["methods"].get("gdns", {}).get("live_fraction")
