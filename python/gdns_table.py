@@ -136,15 +136,48 @@ def render(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def long_runs(dirs: list[Path]) -> tuple[str, list[dict[str, Any]]]:
+    """The runs of ``python/gdns_long_run.py`` (no early stopping): best validation epoch, test
+    there, and the live-gain fraction and validation NDCG@3 by epoch."""
+    rows = []
+    for d in dirs:
+        log = [json.loads(x) for x in (d / "log.jsonl").read_text().splitlines() if x.strip()]
+        result = json.loads((d / "result.json").read_text()) if (d / "result.json").is_file() else {}
+        rows.append({"run": d.name, "epochs": len(log), **result,
+                     "valid_by_epoch": {str(e["epoch"]): e["valid"]["ndcg@3"] for e in log},
+                     "live_by_epoch": {str(e["epoch"]): e["gdns_live_fraction"] for e in log
+                                       if "gdns_live_fraction" in e}})
+    marks = (50, 100, 150, 200, 250, 300)
+    lines = ["| run | epochs | best valid epoch | test NDCG@1 / NDCG@3 / Recall@3 there | "
+             + " | ".join(f"epoch {m}: valid NDCG@3 (live)" for m in marks) + " |",
+             "|---|---|---|---|" + "---|" * len(marks)]
+    for r in rows:
+        test = r.get("test") or {}
+        cells = []
+        for m in marks:
+            v, live = r["valid_by_epoch"].get(str(m)), r["live_by_epoch"].get(str(m))
+            cells.append("" if v is None else f"{v:.4f}" + (f" ({live:.2f})" if live is not None else ""))
+        lines.append(f"| {r['run']} | {r['epochs']} | {r.get('best_epoch', '–')} | "
+                     + (" / ".join(f"{test[m]:.4f}" for m in METRICS) if test else "unfinished")
+                     + " | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n", rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--root", type=Path, required=True, help="ROOT of python/gdns_lr_sweep.py")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    p.add_argument("--long", type=Path, nargs="*", default=[],
+                   help="run folders of python/gdns_long_run.py (no early stopping)")
     args = p.parse_args(argv)
     summary = summarise(args.root)
+    text = render(summary)
+    if args.long:
+        long_text, summary["long_runs"] = long_runs(args.long)
+        text += "\nWithout early stopping (python/gdns_long_run.py, lr 0.09):\n\n" + long_text
     if args.json is not None:
         args.json.write_text(json.dumps(summary, indent=1) + "\n")
-    print(render(summary))
+    print(text)
     return 0
 
 
