@@ -8,7 +8,7 @@ runs; a finished run is skipped, an interrupted one continued with ``--resume``)
 
 1. ``sweep``: each method at every lr of ``--lrs`` (the paper's {0.01, 0.03, 0.09, 0.3, 1.0};
    methods and rates run in the order given), seed 0, in ``ROOT/sweep/<method>-lr<lr>``. A run that diverges
-   (exit status 3) is out. The lr with the best validation NDCG@3 (the protocol's selection
+   (exit status 3) or collapses (its loss at ln 2 for 10 epochs, see ``COLLAPSE_EPOCHS``) is out. The lr with the best validation NDCG@3 (the protocol's selection
    metric) is the method's choice, written to ``ROOT/chosen_lr.json`` with every lr's value
    (a run still going counts with its best so far, flagged; while it leads, no choice).
 2. ``final``: each method at its chosen lr with the other seeds (``--seeds``, default 1,2) in
@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -94,8 +96,35 @@ def diverged(run_dir: Path) -> bool:
                                  log.read_text().splitlines() if line.strip())
 
 
+#: A BPR run whose mean loss stays within COLLAPSE_TOL of ln 2 for COLLAPSE_EPOCHS epochs has
+#: collapsed: GMF's output vector w went to ~0, every score is ~0 (README "Protocols", gdns). Its
+#: validation metric can still creep up by noise (DNS/SRNS at lr 0.09: 0.05 -> 0.067 over 30
+#: epochs), which keeps resetting the patience; the sweep stops such a run and counts it out.
+COLLAPSE_TOL, COLLAPSE_EPOCHS = 1e-3, 10
+COLLAPSED = "collapsed.json"
+
+
+def read_log(run_dir: Path) -> list[dict[str, Any]]:
+    log = run_dir / "log.jsonl"
+    return [json.loads(x) for x in log.read_text().splitlines() if x.strip()] if log.is_file() else []
+
+
+def collapsed(run_dir: Path) -> dict[str, Any] | None:
+    """The evidence when the run's last COLLAPSE_EPOCHS epochs all had a loss within
+    COLLAPSE_TOL of ln 2 (None otherwise); recorded once in ``collapsed.json``."""
+    marker = run_dir / COLLAPSED
+    if marker.is_file():
+        return json.loads(marker.read_text())
+    tail = [e for e in read_log(run_dir) if "loss" in e][-COLLAPSE_EPOCHS:]
+    if len(tail) < COLLAPSE_EPOCHS or any(abs(e["loss"] - math.log(2)) >= COLLAPSE_TOL for e in tail):
+        return None
+    return {"epochs": [e["epoch"] for e in tail], "losses": [e["loss"] for e in tail],
+            "valid_ndcg@3": [e["valid"]["ndcg@3"] for e in tail if "valid" in e]}
+
+
 def finished(run_dir: Path) -> bool:
-    return (run_dir / "metrics.json").is_file() or diverged(run_dir)
+    return ((run_dir / "metrics.json").is_file() or diverged(run_dir)
+            or (run_dir / COLLAPSED).is_file())
 
 
 def command(job: Job, data: str, threads: int) -> list[str]:
@@ -129,6 +158,13 @@ def run_jobs(jobs: list[Job], data: str, parallel: int, threads: int, logs: Path
                                                   stderr=subprocess.STDOUT, env=env), fh)
             print(f"{time.strftime('%H:%M:%S')} started {job.name}", flush=True)
         time.sleep(5)
+        for job in jobs:  # a collapsed sweep run: stopped (it checkpoints) and counted out
+            if job.name in running and job.seeds == "0" and not (job.out / COLLAPSED).is_file():
+                evidence = collapsed(job.out)
+                if evidence is not None:
+                    (job.out / COLLAPSED).write_text(json.dumps(evidence) + "\n")
+                    running[job.name][0].send_signal(signal.SIGTERM)
+                    print(f"{time.strftime('%H:%M:%S')} {job.name}: collapsed, stopped", flush=True)
         for name, (proc, fh) in list(running.items()):
             if proc.poll() is not None:
                 fh.close()
@@ -154,6 +190,10 @@ def choose(root: Path, methods: list[str], lrs: list[float]) -> dict[str, Any]:
             recs = [r for r in seed_records(run) if r["seed"] == 0] if run.is_dir() else []
             if diverged(run):
                 values[f"{lr:g}"] = {"diverged": True}
+            elif collapsed(run) is not None:
+                values[f"{lr:g}"] = {"collapsed": True, **collapsed(run),
+                                     "best_valid_ndcg@3": recs[0]["best_valid"] if recs else None,
+                                     "w_norm": recs[0]["w_norm"] if recs else None}
             elif recs and recs[0]["best_valid"] is not None and recs[0]["epochs"] > 0:
                 values[f"{lr:g}"] = {"valid_ndcg@3": recs[0]["best_valid"],
                                      "best_epoch": recs[0]["best_epoch"],
@@ -163,7 +203,7 @@ def choose(root: Path, methods: list[str], lrs: list[float]) -> dict[str, Any]:
         best = max(ok, key=lambda lr: (ok[lr], -float(lr))) if ok else None
         pending = best is None or not values[best]["finished"]
         chosen[method] = {"lr": None if pending else float(best), "by_lr": values,
-                          "complete": all(v.get("finished") or v.get("diverged")
+                          "complete": all(v.get("finished") or v.get("diverged") or v.get("collapsed")
                                           for v in values.values()) and len(values) == len(lrs)}
     return chosen
 

@@ -116,6 +116,9 @@ def render(summary: dict[str, Any]) -> str:
                 cells.append("not run")
             elif v.get("diverged"):
                 cells.append("diverged")
+            elif v.get("collapsed"):
+                cells.append(f"collapsed (loss ln 2 from epoch {v['epochs'][0]}; best "
+                             f"{v['best_valid_ndcg@3']:.4f})")
             else:
                 text = f"{v['valid_ndcg@3']:.4f} ({v['best_epoch']}/{v['epochs']}" \
                     + ("" if v.get("finished", True) else ", unfinished") + ")"
