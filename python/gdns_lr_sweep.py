@@ -119,7 +119,7 @@ def collapsed(run_dir: Path) -> dict[str, Any] | None:
     if len(tail) < COLLAPSE_EPOCHS or any(abs(e["loss"] - math.log(2)) >= COLLAPSE_TOL for e in tail):
         return None
     return {"epochs": [e["epoch"] for e in tail], "losses": [e["loss"] for e in tail],
-            "valid_ndcg@3": [e["valid"]["ndcg@3"] for e in tail if "valid" in e]}
+            "valid_by_epoch": [e["valid"]["ndcg@3"] for e in tail if "valid" in e]}
 
 
 def finished(run_dir: Path) -> bool:
