@@ -82,7 +82,7 @@ def seed_records(run_dir: Path) -> list[dict[str, Any]]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         result = ckpt.get("result") or {}
         weight = (ckpt.get("model") or {}).get("weight")  # GMF's output vector w (last epoch)
-        out.append({"seed": int(seed), "sampler": sampler, "done": bool(ckpt.get("done")),
+        out.append({"seed": int(seed), "sampler": sampler, "path": path, "done": bool(ckpt.get("done")),
                     "epochs": int(ckpt.get("epoch", 0)), "best_epoch": ckpt.get("best_epoch"),
                     "best_valid": ckpt.get("best_value"), "test": result.get("test"),
                     "w_norm": float(weight.norm()) if weight is not None else None,

@@ -17,6 +17,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import torch
 from gdns_lr_sweep import PAPER_LRS, final_dir, own_dir, seed_records, sweep_dir
 
 #: GDNS paper (Zhu et al., WWW 2022), Table 3, MovieLens-1M (ratings >= 4, SRNS's test set):
@@ -56,18 +57,51 @@ def _fmt(s: dict[str, float] | None) -> str:
     return f"{s['mean']:.4f}" + (f" ± {s['std']:.4f}" if s["n"] > 1 else "")
 
 
-def summarise(root: Path) -> dict[str, Any]:
+def leading_lr(choice: dict[str, Any]) -> float | None:
+    """The chosen lr; while the sweep is pending, the lr whose run leads so far (or None)."""
+    if choice["lr"] is not None:
+        return choice["lr"]
+    ok = {lr: v["valid_ndcg@3"] for lr, v in choice["by_lr"].items() if "valid_ndcg@3" in v}
+    return float(max(ok, key=lambda lr: (ok[lr], -float(lr)))) if ok else None
+
+
+def test_at_best_so_far(rec: dict[str, Any], data: Any) -> dict[str, float]:
+    """Test metrics of an unfinished run at its best validation epoch so far (the checkpoint's
+    best weights), under the gdns protocol's evaluation: what the run would report if it stopped
+    now. Only for runs cut for time; they are flagged wherever they appear."""
+    from autosample_ext.experiment.config import RunConfig
+    from autosample_ext.experiment.phases import build_model
+    from autosample_ext.training.evaluate import evaluate_model
+
+    ckpt = torch.load(rec["path"], map_location="cpu", weights_only=True)
+    cfg = RunConfig(protocol="gdns", sampler=(rec["sampler"],), progress=False).resolved()
+    model = build_model(cfg, data, rec["seed"])
+    model.load_state_dict(ckpt["best_model"])
+    return evaluate_model(model, data, "test", cfg.ks, protocol=cfg.eval_protocol)
+
+
+def summarise(root: Path, data: Any = None) -> dict[str, Any]:
+    """The table's numbers. ``data`` (the ml-1m split): runs cut for time count too, with their
+    test metrics at the best validation epoch so far (flagged ``unfinished``)."""
     chosen = json.loads((root / "chosen_lr.json").read_text())
     methods = [m for m in ORDER if m in chosen or m == "srns-adam"]
     out: dict[str, Any] = {"chosen_lr": chosen, "methods": {}}
     for method in methods:
-        lr = 0.001 if method == "srns-adam" else chosen[method]["lr"]
+        lr = 0.001 if method == "srns-adam" else leading_lr(chosen[method])
         recs = method_seeds(root, method, lr)
-        done = [r for r in recs if r["done"]]
+        if data is not None:
+            for r in recs:
+                if not r["done"] and r["best_epoch"] is not None:
+                    r["test"] = test_at_best_so_far(r, data)
+        done = [r for r in recs if r["done"] or (data is not None and r["test"])]
         entry: dict[str, Any] = {
-            "lr": lr, "seeds_finished": [r["seed"] for r in done],
+            "lr": lr, "lr_pending": method != "srns-adam" and chosen[method]["lr"] is None,
+            "lrs_swept": None if method == "srns-adam" else len(chosen[method]["by_lr"]),
+            "sweep_complete": method == "srns-adam" or chosen[method]["complete"],
+            "seeds_finished": [r["seed"] for r in done if r["done"]],
             "seeds_unfinished": {str(r["seed"]): {"epochs": r["epochs"], "best_valid": r["best_valid"]}
                                  for r in recs if not r["done"]},
+            "seeds_cut": [r["seed"] for r in done if not r["done"]],
             "best_epochs": [r["best_epoch"] for r in done], "epochs_run": [r["epochs"] for r in done],
             "w_norm_last_epoch": [r["w_norm"] for r in done],
             "test": {m: _stats([r["test"][m] for r in done]) for m in METRICS} if done else {},
@@ -89,23 +123,31 @@ def summarise(root: Path) -> dict[str, Any]:
 
 
 def render(summary: dict[str, Any]) -> str:
-    lines = ["| method | lr (chosen on validation) | seeds | NDCG@1 | NDCG@3 | Recall@3 | "
-             "vs RNS: NDCG@1 / NDCG@3 | best epoch (seeds) | epochs run | paper (Table 3) |",
+    lines = [("| method | lr (chosen on validation) | seeds | NDCG@1 | NDCG@3 | Recall@3 | "
+             "vs RNS: NDCG@1 / NDCG@3 | best epoch (seeds) | epochs run | paper (Table 3) |"),
              "|---|---|---|---|---|---|---|---|---|---|"]
     for method, e in summary["methods"].items():
         vs = e.get("vs_rns_percent")
         vs_text = f"{vs['ndcg@1']:+.1f}% / {vs['ndcg@3']:+.1f}%" if vs and method != "rns" else "–"
         paper = PAPER.get(method)
+        cut = e.get("seeds_cut", [])
         unfinished = "".join(f"; seed {s} unfinished ({u['epochs']} epochs, best valid "
-                             f"{u['best_valid']:.4f})" for s, u in e["seeds_unfinished"].items())
+                             f"{u['best_valid']:.4f})" for s, u in e["seeds_unfinished"].items()
+                             if int(s) not in cut)
+        unfinished += "".join(f"; seed {s} CUT at epoch {e['seeds_unfinished'][str(s)]['epochs']}"
+                              " (test at its best epoch so far)" for s in cut)
+        lr_text = "not run" if e["lr"] is None else f"{e['lr']:g}" + (
+            " (leading so far, its run unfinished)" if e.get("lr_pending") else "") + (
+            "" if e.get("sweep_complete", True)
+            else f"; partial sweep: {e['lrs_swept']} of {len(PAPER_LRS)} rates")
         lines.append(
-            f"| {LABELS[method]} | {e['lr']:g} | {','.join(map(str, e['seeds_finished'])) or 'none'}"
+            f"| {LABELS[method]} | {lr_text} | {','.join(map(str, e['seeds_finished'])) or 'none'}"
             f"{unfinished} | " + " | ".join(_fmt(e["test"].get(m)) for m in METRICS)
             + f" | {vs_text} | {', '.join(map(str, e['best_epochs'])) or '–'} | "
             f"{', '.join(map(str, e['epochs_run'])) or '–'} | "
             + (" / ".join(f"{v:.4f}" for v in paper) if paper else "–") + " |")
-    lines += ["", "Validation NDCG@3 of seed 0 at each learning rate (best epoch / epochs run; "
-              "the chosen lr in bold):", "",
+    lines += ["", ("Validation NDCG@3 of seed 0 at each learning rate (best epoch / epochs run; "
+              "the chosen lr in bold):"), "",
               "| method | " + " | ".join(f"lr {lr:g}" for lr in PAPER_LRS) + " |",
               "|---|" + "---|" * len(PAPER_LRS)]
     for method, c in summary["chosen_lr"].items():
@@ -126,8 +168,8 @@ def render(summary: dict[str, Any]) -> str:
         lines.append(f"| {LABELS[method]} | " + " | ".join(cells) + " |")
     gd = summary["methods"].get("gdns", {}).get("live_fraction")
     if gd:
-        lines += ["", "GDNS: fraction of the selected negatives whose gain was measured (G < 1), "
-                  "by epoch (`gdns_live_fraction` in log.jsonl):", "",
+        lines += ["", ("GDNS: fraction of the selected negatives whose gain was measured (G < 1), "
+                  "by epoch (`gdns_live_fraction` in log.jsonl):"), "",
                   "| seed | " + " | ".join(f"epoch {e}" for e in LIVE_EPOCHS) + " | last epoch |",
                   "|---|" + "---|" * (len(LIVE_EPOCHS) + 1)]
         for x in gd:
@@ -172,8 +214,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     p.add_argument("--long", type=Path, nargs="*", default=[],
                    help="run folders of python/gdns_long_run.py (no early stopping)")
+    p.add_argument("--unfinished-test", metavar="DATA", default=None,
+                   help="count runs cut for time: test metrics at their best validation epoch so "
+                        "far (the checkpoint's best weights) on DATA, flagged CUT in the table")
     args = p.parse_args(argv)
-    summary = summarise(args.root)
+    data = None
+    if args.unfinished_test is not None:
+        from autosample_ext import data as D
+        from autosample_ext.experiment.config import RunConfig
+        data = D.load(args.unfinished_test, split="loo", seed=RunConfig(protocol="gdns").resolved()
+                      .split_seed, min_rating=4.0, min_rating_optional=True)
+    summary = summarise(args.root, data)
     text = render(summary)
     if args.long:
         long_text, summary["long_runs"] = long_runs(args.long)
