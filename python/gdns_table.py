@@ -35,14 +35,17 @@ LIVE_EPOCHS = (1, 10, 25, 50, 75, 100, 150, 200, 300, 400, 500)
 
 
 def method_seeds(root: Path, method: str, lr: float | None) -> list[dict[str, Any]]:
-    """Every seed record of a method (seed 0 from the sweep at ``lr``, the rest from final)."""
+    """Every seed record of a method (seed 0 from the sweep at ``lr``, the rest from final:
+    ``final/<method>``, and ``final/<method>-seed<S>`` for a seed run in a process of its own)."""
     if method == "srns-adam":
         return seed_records(own_dir(root)) if own_dir(root).is_dir() else []
     out = []
     if lr is not None and sweep_dir(root, method, lr).is_dir():
         out += [r for r in seed_records(sweep_dir(root, method, lr)) if r["seed"] == 0]
-    if final_dir(root, method).is_dir():
-        out += [r for r in seed_records(final_dir(root, method)) if r["seed"] != 0]
+    final = final_dir(root, method)
+    for run in [final, *sorted(final.parent.glob(f"{method}-seed*"))]:
+        if run.is_dir():
+            out += [r for r in seed_records(run) if r["seed"] != 0]
     return sorted(out, key=lambda r: r["seed"])
 
 
@@ -97,6 +100,8 @@ def summarise(root: Path, data: Any = None) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "lr": lr, "lr_pending": method != "srns-adam" and chosen[method]["lr"] is None,
             "lrs_swept": None if method == "srns-adam" else len(chosen[method]["by_lr"]),
+            "lrs_ended": None if method == "srns-adam" else sum(
+                bool(v.get("finished", True)) for v in chosen[method]["by_lr"].values()),
             "sweep_complete": method == "srns-adam" or chosen[method]["complete"],
             "seeds_finished": [r["seed"] for r in done if r["done"]],
             "seeds_unfinished": {str(r["seed"]): {"epochs": r["epochs"], "best_valid": r["best_valid"]}
@@ -139,7 +144,8 @@ def render(summary: dict[str, Any]) -> str:
         lr_text = "not run" if e["lr"] is None else f"{e['lr']:g}" + (
             " (leading so far, its run unfinished)" if e.get("lr_pending") else "") + (
             "" if e.get("sweep_complete", True)
-            else f"; partial sweep: {e['lrs_swept']} of {len(PAPER_LRS)} rates")
+            else f"; sweep cut: {e['lrs_swept']} of {len(PAPER_LRS)} rates run, "
+            f"{e['lrs_ended']} to their end")
         lines.append(
             f"| {LABELS[method]} | {lr_text} | {','.join(map(str, e['seeds_finished'])) or 'none'}"
             f"{unfinished} | " + " | ".join(_fmt(e["test"].get(m)) for m in METRICS)
