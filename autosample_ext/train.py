@@ -27,6 +27,7 @@ from autosample_ext.experiment.phases import has_valid_share
 from autosample_ext.experiment.protocols import protocol_spec
 from autosample_ext.experiment.rundir import RunDirError, read_saved_config
 from autosample_ext.experiment.validate import check_config
+from autosample_ext.samplers.base import SamplerOptionError
 from autosample_ext.training import StopFlag, TrainingInterrupted
 from autosample_ext.training.config import FULL_METRICS, SAMPLED_METRICS
 from autosample_ext.training.distributed import DEFAULT_TIMEOUT_S, DistributedError, RemoteError
@@ -247,6 +248,11 @@ def main(argv: Sequence[str] | None = None, *,
             print(f"{parser.prog}: error: {exc} with --lr (the epochs so far are in "
                   f"{Path(cfg.out) / 'log.jsonl'})", file=sys.stderr)
         return EXIT_DIVERGED
+    except SamplerOptionError as exc:  # an option that cannot serve this data: a usage error
+        if dist.is_main:
+            parser.print_usage(sys.stderr)
+            print(f"{parser.prog}: error: --sampler-opt {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except DistributedError as exc:
         print(f"{parser.prog}: {who}error: {exc}; the job stops (continue with: {launch} "
               f"--resume --out {shlex.quote(cfg.out)})", file=sys.stderr)

@@ -63,6 +63,11 @@ TORCH_LIBRARY(autosample, m) {
   m.def(
       "gdns_update(Tensor(a!) slot_keys, Tensor(b!) slot_h, Tensor(c!) slot_g, Tensor users, "
       "Tensor items, Tensor pos_scores, Tensor neg_scores, float alpha, float eps) -> ()");
+  m.def("gdns_contains(Tensor slot_keys, Tensor users, Tensor items) -> Tensor");
+  m.def("gdns_dense_lookup(Tensor g, Tensor users, Tensor items) -> Tensor");
+  m.def(
+      "gdns_dense_update(Tensor(a!) h, Tensor(b!) g, Tensor users, Tensor items, "
+      "Tensor pos_scores, Tensor neg_scores, float alpha, float eps) -> ()");
   m.def(
       "rank_topk(Tensor user_emb, Tensor item_emb, Tensor excl_indptr, Tensor excl_indices, "
       "int k, bool validate=True) -> (Tensor, Tensor)");
@@ -84,7 +89,8 @@ TORCH_LIBRARY(autosample, m) {
 // (without this, torch gives them a grad_fn that backpropagates nothing, with a warning only).
 TORCH_LIBRARY_IMPL(autosample, Autograd, m) {
   for (const char* op : {"sample_negatives", "score_candidates", "score_topk", "select_topk",
-                         "gdns_lookup", "gdns_update", "rank_topk", "mf_bpr_train"}) {
+                         "gdns_lookup", "gdns_update", "gdns_dense_lookup", "gdns_dense_update",
+                         "gdns_contains", "rank_topk", "mf_bpr_train"}) {
     m.impl(op, torch::CppFunction::makeFallthrough());
   }
 }

@@ -66,7 +66,7 @@ def test_gdns_dense_equivalence_when_large() -> None:
         pos = torch.randn(7, 2, generator=gen, dtype=torch.float64)
         neg = torch.randn(7, 3, generator=gen, dtype=torch.float64)
         ops.gdns_update(keys, h, g, *to_dev(users, items, pos, neg), 0.5, 1e-6)
-        ref.gdns_update_dense(dense_h, dense_g, users, items, pos, neg, 0.5, 1e-6)
+        ref.gdns_dense_update(dense_h, dense_g, users, items, pos, neg, 0.5, 1e-6)
     all_items = torch.arange(num_items).repeat(U, 1)
     got = ops.gdns_lookup(keys, g, torch.arange(U, device=DEV), all_items.to(DEV))
     torch.testing.assert_close(got.cpu(), dense_g, rtol=1e-12, atol=1e-12)

@@ -57,7 +57,7 @@ def test_sampler_streams_keyed_by_rank(data):
     rank1 = build_sampler("rns", data, seed=1, shard=UserShard(1, 2))
     assert single.stream(7) == rank0.stream(7) != rank1.stream(7)
     gdns = build_sampler("gdns", data, seed=1, shard=UserShard(1, 2))
-    assert gdns.slot_g.shape[0] == data.num_users // 2
+    assert gdns.table.g.shape == (data.num_users // 2, data.num_items)   # dense rows of its users
     srns = build_sampler("srns", data, seed=1, shard=UserShard(1, 2))
     assert srns.memory.shape[0] == data.num_users // 2 and bool((srns.memory >= 0).all())
     with pytest.raises(ValueError, match="belongs to rank 0"):

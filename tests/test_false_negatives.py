@@ -86,6 +86,12 @@ def test_analysis_outputs_and_dns_prefers_planted_items(small, tmp_path, capsys)
     snap = g["snapshots"]["2"]
     assert snap["h_planted"]["mean"] > snap["h_ordinary"]["mean"]
     assert g["epochs"]["1"]["h_planted"] and g["epochs"]["1"]["g_ordinary"]
+    # everything the figures draw is in the JSON: snapshot histograms over the bins, and the
+    # exact gain's diagnostics per epoch
+    assert len(saved["bins"]) == len(snap["h_planted"]["counts"]) + 1
+    assert sum(snap["g_ordinary"]["counts"]) == saved["users_with_planted"]
+    assert [set(e) for e in g["gain"]] == [{"gdns_live_fraction", "gdns_mean_g_selected",
+                                             "gdns_mean_g_seen", "gdns_pairs_seen"}] * 2
     assert result["samplers"]["rns"]["epochs"]["1"]["selected"] == \
         result["samplers"]["dns"]["epochs"]["1"]["selected"]
     # the snapshot histograms are in the JSON: the figures redraw from it without the .npz

@@ -95,6 +95,16 @@ def gdns(dev: str, users=(0, 1), items=((1, 2), (3, 4)), U: int = 3, S: int = 4,
     return lambda: _op.gdns_update(keys, h, g, u, it, pos, neg, alpha, eps)
 
 
+def gdns_dense(dev: str, users=(0, 1), items=((1, 2), (3, 4)), U: int = 3, I: int = 5,
+               update=False):
+    h, g = torch.ones(U, I, device=dev), torch.ones(U, I, device=dev)
+    u, it = t(list(users), dev), t([list(r) for r in items], dev)
+    if not update:
+        return lambda: _op.gdns_dense_lookup(g, u, it)
+    pos, neg = torch.zeros(len(users), 2, device=dev), torch.zeros(len(users), it.shape[1], device=dev)
+    return lambda: _op.gdns_dense_update(h, g, u, it, pos, neg, 0.5, 1e-3)
+
+
 def meta_item_emb(op: str):
     def call(dev: str):
         user, items, cand = scoring(dev)
@@ -275,6 +285,15 @@ CASES: list[Case] = [
                                            torch.ones(3, 4, dtype=torch.float64, device=d), t([0], d), t([[1]], d),
                                            torch.zeros(1, 1, device=d), torch.zeros(1, 1, device=d), 0.5, 0.1),
          r"gdns_update: argument 'slot_g' has dtype Double but expected Float"),
+    Case("gdns_dense_lookup item id = I", lambda d: gdns_dense(d, items=((1, 2), (5, 0))),
+         r"gdns_dense_lookup: argument 'items' holds item id 5 at position \(1, 0\), outside \[0, 5\)"),
+    Case("gdns_dense_update negative item", lambda d: gdns_dense(d, items=((1, -2), (3, 4)), update=True),
+         r"gdns_dense_update: argument 'items' holds item id -2 at position \(0, 1\), outside \[0, 5\)"),
+    Case("gdns_dense_update user out of range", lambda d: gdns_dense(d, users=(0, 3), update=True),
+         r"gdns_dense_update: argument 'users' holds user 3 at position 1, outside \[0, 3\)"),
+    Case("gdns_contains negative item",
+         lambda d: lambda: _op.gdns_contains(torch.full((3, 4), -1, device=d), t([0], d), t([[-1]], d)),
+         r"gdns_contains: argument 'items' holds item id -1 at position \(0, 0\); item ids must be >= 0"),
     # spmm / graph_propagate
     Case("spmm x on meta, rest on device", lambda d: product(d, meta="x"),
          r"spmm: argument 'indptr' is on \w+ but the other arguments are on meta"),

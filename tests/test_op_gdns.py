@@ -1,4 +1,5 @@
-"""autosample::gdns_lookup / gdns_update on CPU against the oracles (ops/reference.py)."""
+"""autosample::gdns_lookup / gdns_update (the slot table) on CPU against the oracles
+(ops/reference.py); the dense layout's ops are in test_op_gdns_dense.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -57,7 +58,7 @@ def test_large_table_equals_dense_model() -> None:
     for _ in range(25):
         users, items, pos, neg = random_step(rng, num_users, num_items, 16, 6, 4, torch.float64)
         ops.gdns_update(keys, h, g, users, items, pos, neg, 0.9, 1e-2)
-        reference.gdns_update_dense(dense_h, dense_g, users, items, pos, neg, 0.9, 1e-2)
+        reference.gdns_dense_update(dense_h, dense_g, users, items, pos, neg, 0.9, 1e-2)
     all_items = torch.arange(num_items).repeat(num_users, 1)
     torch.testing.assert_close(ops.gdns_lookup(keys, g, torch.arange(num_users), all_items), dense_g,
                                rtol=1e-12, atol=1e-12)
@@ -78,23 +79,40 @@ def test_lookup_unseen_pairs_is_one() -> None:
     assert torch.equal(got[[0, 2, 3]], torch.ones(3, 1))
 
 
-def test_eviction_largest_g_lowest_slot_on_ties() -> None:
+def test_full_row_reads_its_mean_and_evicts_the_entry_closest_to_it() -> None:
     num_slots = 4
     keys = torch.tensor([[10, 11, 12, 13]])
     h = torch.full((1, num_slots), 0.5, dtype=torch.float64)
     g = torch.tensor([[0.2, 0.9, 0.3, 0.9]], dtype=torch.float64)
+    mean = (0.2 + 0.9 + 0.3 + 0.9) / 4  # 0.575: an unknown pair neither wins nor loses by construction
+    got = ops.gdns_lookup(keys, g, torch.tensor([0]), torch.tensor([[11, 99, 12]]))
+    torch.testing.assert_close(got, torch.tensor([[0.9, mean, 0.3]], dtype=torch.float64))
     pos, neg = torch.tensor([[0.0]], dtype=torch.float64), torch.tensor([[1.0]], dtype=torch.float64)
     ops.gdns_update(keys, h, g, torch.tensor([0]), torch.tensor([[99]]), pos, neg, 0.5, 0.0)
-    assert keys.tolist() == [[10, 99, 12, 13]]  # slots 1 and 3 tie at 0.9: the lower is evicted
+    assert keys.tolist() == [[10, 11, 99, 13]]  # |0.3 - 0.575| is the smallest distance
     h_new = torch.sigmoid(torch.tensor(1.0, dtype=torch.float64))
-    expected_g = 0.5 * 1.0 + 0.5 * torch.sigmoid((1.0 - h_new) / h_new)  # H_old = G_old = 1
-    torch.testing.assert_close(g[0, 1], expected_g)
-    torch.testing.assert_close(h[0, 1], h_new)
-    assert g[0, [0, 2, 3]].tolist() == [0.2, 0.3, 0.9]
-    # A strict maximum elsewhere is the victim.
-    g[0, 3] = 5.0
+    expected_g = 0.5 * mean + 0.5 * torch.sigmoid((1.0 - h_new) / h_new)  # H_old = 1, G_old = the mean
+    torch.testing.assert_close(g[0, 2], expected_g)
+    torch.testing.assert_close(h[0, 2], h_new)
+    assert g[0, [0, 1, 3]].tolist() == [0.2, 0.9, 0.9]
+    # Ties in the distance: the lowest slot.
+    keys = torch.tensor([[10, 11, 12, 13]])
+    g = torch.tensor([[0.4, 0.6, 0.4, 0.6]], dtype=torch.float64)  # mean 0.5, every distance 0.1
     ops.gdns_update(keys, h, g, torch.tensor([0]), torch.tensor([[77]]), pos, neg, 0.5, 0.0)
-    assert keys.tolist() == [[10, 99, 12, 77]]
+    assert keys.tolist() == [[77, 11, 12, 13]]
+
+
+def test_absent_pairs_read_one_until_the_row_is_full() -> None:
+    keys, h, g = empty_table(1, 4, torch.float64)
+    pos, neg = torch.zeros(1, 1, dtype=torch.float64), torch.ones(1, 3, dtype=torch.float64)
+    ops.gdns_update(keys, h, g, torch.tensor([0]), torch.tensor([[10, 11, 12]]), pos, neg, 0.5, 0.0)
+    stored = ops.gdns_lookup(keys, g, torch.tensor([0]), torch.tensor([[10, 11, 12]]))
+    assert (stored < 1).all()
+    assert ops.gdns_lookup(keys, g, torch.tensor([0]), torch.tensor([[99]])).item() == 1.0  # never selected
+    ops.gdns_update(keys, h, g, torch.tensor([0]), torch.tensor([[13]]), pos, neg[:, :1], 0.5, 0.0)
+    assert (keys >= 0).all()  # full: an absent pair may have been evicted, it reads the mean
+    torch.testing.assert_close(ops.gdns_lookup(keys, g, torch.tensor([0]), torch.tensor([[99]]))[0, 0],
+                               g[0].mean())
 
 
 def test_duplicate_pairs_apply_twice_in_row_major_order() -> None:

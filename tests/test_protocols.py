@@ -51,7 +51,15 @@ def test_protocol_fixed_settings_are_applied():
             g.ks, g.min_rating) == ("gmf", 32, "adagrad", 0.09, 1024, "loo", "sampled",
                                     "ndcg@3", (1, 3), 4.0)
     assert g.sampler == ("gdns", "rns", "dns", "srns")
-    assert g.sampler_options == {"gdns": {"group_size": 32, "margin": 1.0, "alpha": 0.2}}
+    assert g.sampler_options == {"gdns": {"group_size": 32, "margin": 1.0, "alpha": 0.2,
+                                          "num_candidates": 64}}
+    assert (g.l2, g.epochs) == (0.0, 1000)
+    # the optimiser, lr, L2 and epoch cap are defaults under gdns: given values are kept, also
+    # when equal to the library's defaults (adam), and a second resolve keeps them
+    s = RunConfig(protocol="gdns", sampler=("srns",), optimizer="adam", lr=1e-3, l2=0.01) \
+        .resolved(explicit={"sampler", "optimizer", "lr", "l2"})
+    assert (s.optimizer, s.lr, s.l2) == ("adam", 1e-3, 0.01)
+    assert s.resolved() == s
     r = RunConfig(protocol="recbole").resolved()
     assert (r.split, r.split_rounding, r.metric, r.patience, r.ties_improve, r.init, r.l2) == \
         ("8:1:1", "floor", "mrr@10", 11, True, "xavier_normal", 0.0)

@@ -71,10 +71,16 @@ def test_state_round_trip(name):
 
 def test_stateful_samplers_reject_bad_state():
     data = make_data()
-    sampler = build("gdns", data)
-    state = sampler.state_dict()
-    with pytest.raises(ValueError, match="slot_g"):
-        sampler.load_state_dict({**state, "slot_g": state["slot_g"][:1]})
+    sampler = build("gdns", data)  # the dense gain table
+    table = sampler.state_dict()["table"]
+    with pytest.raises(ValueError, match="gain table is"):
+        sampler.load_state_dict({"table": {**table, "shape": [1, data.num_items]}})
+    slots = build_sampler("gdns", data, table="slots", num_slots=4)
+    table = slots.state_dict()["table"]
+    with pytest.raises(ValueError, match="'g' is"):
+        slots.load_state_dict({"table": {**table, "g": table["g"][:1]}})
+    with pytest.raises(ValueError, match="holds a 'dense' gain table"):
+        slots.load_state_dict(sampler.state_dict())
     with pytest.raises(ValueError, match="state keys"):
         build("srns", data).load_state_dict({})
     with pytest.raises(ValueError, match="no state"):

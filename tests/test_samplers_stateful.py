@@ -1,4 +1,4 @@
-"""Stateful and model-aware samplers: GDNS's slot table against a dense reference, MixGCF's
+"""Stateful and model-aware samplers: GDNS's gain table (both layouts) against a dense reference, MixGCF's
 mixing and gradients, SRNS's score-plus-std selection and history."""
 from __future__ import annotations
 
@@ -19,10 +19,12 @@ from autosample_ext.samplers import (
 )
 
 
-def test_gdns_state_agrees_with_dense_reference():
+@pytest.mark.parametrize("table", [{"table": "dense"}, {"table": "slots", "num_slots": 16}])
+def test_gdns_state_agrees_with_dense_reference(table):
     data = make_data(num_users=5, num_items=14, seed=4)
-    opt = {"group_size": 3, "num_candidates": 6, "num_slots": 16, "alpha": 0.2}
+    opt = {"group_size": 3, "num_candidates": 6, "alpha": 0.2, **table}
     sampler = build_sampler("gdns", data, seed=0, num_negatives=2, **opt)
+    assert sampler.table.plan.layout == table["table"]
     h = torch.ones(data.num_users, data.num_items)
     g = torch.ones(data.num_users, data.num_items)
     model = MF(data, 8)
@@ -38,9 +40,8 @@ def test_gdns_state_agrees_with_dense_reference():
         pos_s = (ctx.user_table[users] * ctx.item_table[pos]).sum(-1)
         neg_s = reference.score_candidates(ctx.user_table[users], ctx.item_table, items)
         sampler.observe(ctx, Negatives(items), pos_s, neg_s)
-        reference.gdns_update_dense(h, g, users, items, pos_s.unsqueeze(1), neg_s, 0.2, 1e-8)
-        got = ops.gdns_lookup(sampler.slot_keys, sampler.slot_g, torch.arange(data.num_users), all_items)
-        torch.testing.assert_close(got, g)
+        reference.gdns_dense_update(h, g, users, items, pos_s.unsqueeze(1), neg_s, 0.2, 1e-8)
+        torch.testing.assert_close(sampler.gain(torch.arange(data.num_users), all_items), g)
     assert bool((g < 1).any())
 
     # group mode on the same state
@@ -55,9 +56,8 @@ def test_gdns_state_agrees_with_dense_reference():
     ps = reference.score_candidates(ctx.user_table[uniq], ctx.item_table, groups.positives)
     ns = reference.score_candidates(ctx.user_table[uniq], ctx.item_table, groups.negatives)
     sampler.observe_groups(groups, ps, ns)
-    reference.gdns_update_dense(h, g, uniq, groups.negatives, ps, ns, 0.2, 1e-8)
-    got = ops.gdns_lookup(sampler.slot_keys, sampler.slot_g, torch.arange(data.num_users), all_items)
-    torch.testing.assert_close(got, g)
+    reference.gdns_dense_update(h, g, uniq, groups.negatives, ps, ns, 0.2, 1e-8)
+    torch.testing.assert_close(sampler.gain(torch.arange(data.num_users), all_items), g)
 
 
 def test_gdns_positive_group_without_replacement_when_possible():

@@ -74,14 +74,14 @@ def test_trainer_switches_and_logs_the_active_segment(tiny):
 def test_schedule_with_gdns_segment_trains_in_group_mode(tiny):
     model = build_model("mf", tiny, 8, seed=0)
     sched = build_candidate("rns@1+gdns", tiny, seed=0,
-                            options={"gdns": dict(group_size=4, num_candidates=8, num_slots=16)})
+                            options={"gdns": dict(group_size=4, num_candidates=8)})
     gdns = sched.parts[1]
     Trainer(tiny, model, SamplerObjective(sched, l2=1e-4),
             TrainConfig(epochs=1, batch_size=256, patience=0, progress=False)).fit()
-    assert not bool((gdns.slot_keys >= 0).any())        # epoch 1: RNS only
+    assert not bool((gdns.table.h != 1).any())          # epoch 1: RNS only
     Trainer(tiny, build_model("mf", tiny, 8, seed=0), SamplerObjective(sched, l2=1e-4),
             TrainConfig(epochs=2, batch_size=256, patience=0, progress=False)).fit()
-    assert bool((gdns.slot_keys >= 0).any())            # epoch 2: GDNS groups observed
+    assert bool((gdns.table.h != 1).any())              # epoch 2: GDNS groups observed
 
 
 def test_schedule_state_roundtrip_and_mismatch(tiny):

@@ -294,12 +294,13 @@ def test_search_space_validation():
 
 def test_gdns_single_mode_trains_with_group_loss(tiny):
     model = build_model("mf", tiny, 8, seed=0)
-    sampler = build_sampler("gdns", tiny, seed=0, group_size=4, num_candidates=8, num_slots=16)
+    sampler = build_sampler("gdns", tiny, seed=0, group_size=4, num_candidates=8, table="slots",
+                            num_slots=16)
     obj = SamplerObjective(sampler, l2=1e-4)
     assert obj.group_mode
     trainer = Trainer(tiny, model, obj, TrainConfig(epochs=1, batch_size=256, progress=False))
     trainer.fit()
-    assert bool((sampler.slot_keys >= 0).any())  # the gain table was updated by observe_groups
+    assert bool((sampler.table.keys >= 0).any())  # the gain table was updated by observe_groups
 
 
 def _record(seed, method, r):

@@ -159,6 +159,9 @@ class RunConfig:
     probe_every: int | None = None
     probe_steps: int = 4
     probe_users: int = 2048
+    # Set by resolved(): the protocol's defaults (Protocol.defaults) were applied once; a later
+    # resolve (a resumed run's saved config) keeps the values then chosen.
+    protocol_defaults_applied: bool = False
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # every float setting, present and future
@@ -273,10 +276,14 @@ class RunConfig:
         if conflicts:
             raise ProtocolConflict(self.protocol, conflicts)
         changes: dict[str, Any] = dict(spec.fixed)
+        if not self.protocol_defaults_applied:
+            changes.update({k: v for k, v in spec.defaults.items() if k not in given})
+            changes["protocol_defaults_applied"] = True
         if spec.default_samplers and not (self.sampler or self.search != "autosample"
                                           or self.compare or "search_space" in given):
             changes["sampler"] = spec.default_samplers
-        replaced = {k: v for k, v in changes.items() if getattr(self, k) != v}
+        replaced = {k: v for k, v in changes.items()
+                    if getattr(self, k) != v and k != "protocol_defaults_applied"}
         if replaced:
             log.info("--protocol %s sets %s", self.protocol,
                      ", ".join(f"{k}={v!r}" for k, v in replaced.items()))

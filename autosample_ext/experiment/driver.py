@@ -65,6 +65,7 @@ from autosample_ext.experiment.rundir import (
     default_out_dir,
 )
 from autosample_ext.experiment.validate import check_config, check_data
+from autosample_ext.samplers.registry import check_sampler_data
 from autosample_ext.search.grid import pick_best
 from autosample_ext.training.config import StopFlag
 from autosample_ext.training.distributed import DistContext
@@ -123,6 +124,9 @@ def run(cfg: RunConfig, *, resume: bool = False, data: InteractionData | None = 
     if saved is not None:
         check_same_data(saved, facts, out_path)
     check_data(cfg, data)
+    for name in cfg.trained_samplers():  # e.g. the GDNS gain table against its memory budget
+        check_sampler_data(name, cfg.sampler_kwargs(name), dist.shard.count(data.num_users),
+                           data.num_items)
     cfg = dataclasses.replace(cfg, out=str(out_path))
     if cfg.data is not None:
         facts["path"] = str(Path(cfg.data).resolve())

@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import torch
 
-from autosample_ext import ops
 from autosample_ext.data.interactions import CSR, InteractionData
 from autosample_ext.experiment.false_negatives_report import BINS, histogram, write_outputs
 from autosample_ext.samplers.base import Negatives, SampleContext, Sampler
@@ -171,7 +170,7 @@ class SelectionProbe:
         self._inner.observe_groups(groups, pos_scores, neg_scores)
         inner = self._inner
         h = torch.sigmoid(neg_scores.unsqueeze(1) - pos_scores.unsqueeze(2)).mean(1)  # [U_b, N]
-        g = ops.gdns_lookup(inner.slot_keys, inner.slot_g, groups.users, groups.negatives)
+        g = inner.gain(groups.users, groups.negatives)   # after the update, either layout
         hit = (groups.negatives == self._planted[groups.users].unsqueeze(1)).cpu().numpy()
         h, g = h.detach().cpu().numpy(), g.detach().cpu().numpy()
         c = self._counts()
@@ -200,9 +199,9 @@ def snapshot(model, sampler: Sampler, data: InteractionData, users: torch.Tensor
         counts = torch.bincount(row[keep], minlength=users.numel()).clamp_min(1)
         h = (sums / counts).numpy()
         g = None
-        if hasattr(sampler, "slot_g"):
-            g = ops.gdns_lookup(sampler.slot_keys, sampler.slot_g, users.to(sampler.device),
-                                items.to(sampler.device).unsqueeze(1)).squeeze(1).cpu().numpy()
+        if getattr(sampler, "table", None) is not None:
+            g = sampler.gain(users.to(sampler.device),
+                             items.to(sampler.device).unsqueeze(1)).squeeze(1).cpu().numpy()
     return {"h": h, "g": g}
 
 
@@ -241,7 +240,7 @@ def run_analysis(data: InteractionData, out: Path, *, samplers: Sequence[str], e
         "seed": seed, "plant_seed": plant_seed, "settings": {
             k: getattr(cfg, k) for k in ("model", "dim", "optimizer", "lr", "batch_size", "l2",
                                          "split", "eval_protocol", "metric")},
-        "sampler_options": cfg.sampler_options, "samplers": {}}
+        "sampler_options": cfg.sampler_options, "bins": BINS.tolist(), "samplers": {}}
     for name in samplers:
         model = build_model(cfg, planted_data, seed)
         inner = build_sampler(name, planted_data, seed_for(seed, 100, name_stream(name)),
@@ -257,7 +256,7 @@ def run_analysis(data: InteractionData, out: Path, *, samplers: Sequence[str], e
                      entry["run"], epoch, c.planted / max(c.selected, 1),
                      c.planted / max(c.expected_uniform, 1e-12),
                      {k: round(v, 4) for k, v in entry.get("valid", {}).items()})
-            if hasattr(inner, "slot_g") and epoch in snapshot_epochs:
+            if getattr(inner, "table", None) is not None and epoch in snapshot_epochs:
                 p = snapshot(model, inner, planted_data, users, planted[users])
                 o = snapshot(model, inner, planted_data, users, ordinary[users])
                 snaps[epoch] = {"h_planted": p["h"], "h_ordinary": o["h"],
@@ -269,7 +268,8 @@ def run_analysis(data: InteractionData, out: Path, *, samplers: Sequence[str], e
         fit = trainer.fit()
         entry = {"epochs": {str(e + 1): c.to_json() for e, c in sorted(probe.epochs.items())},
                  "valid_best": fit.valid, "test_at_best": fit.test, "best_epoch": fit.best_epoch,
-                 "valid_curve": [x.get("valid", {}).get(cfg.metric) for x in fit.log]}
+                 "valid_curve": [x.get("valid", {}).get(cfg.metric) for x in fit.log],
+                 "gain": [{k: v for k, v in x.items() if k.startswith("gdns_")} for x in fit.log]}
         if snaps:  # quantiles and the histogram (BINS), so the figures redraw from the JSON
             entry["snapshots"] = {
                 str(e): {k: {**_describe(v), "hist": histogram(v)} for k, v in s.items()

@@ -149,7 +149,7 @@ def read_saved_config(run_dir: str | Path, data: str | None = None) -> tuple[Run
         raise ValueError(f"{path}: {exc}") from None
 
 
-_NOT_COMPARED = ("out", "progress", "device", "data")
+_NOT_COMPARED = ("out", "progress", "device", "data", "protocol_defaults_applied")
 
 
 def check_same_run(cfg: RunConfig, out_path: Path) -> dict[str, Any]:

@@ -15,7 +15,20 @@ import numpy as np
 import torch
 
 from autosample_ext import _C  # loads the operator library; holds check_errors / set_sync_errors
+from autosample_ext.ops._fake_checks import (
+    _check_devices,
+    _check_float,
+    _check_index,
+    _check_same_dtype,
+)
 from autosample_ext.ops.fused import mf_bpr_train
+from autosample_ext.ops.gdns import (
+    gdns_contains,
+    gdns_dense_lookup,
+    gdns_dense_update,
+    gdns_lookup,
+    gdns_update,
+)
 from autosample_ext.ops.graph import (
     csr_from_coo,
     csr_is_symmetric,
@@ -98,44 +111,6 @@ def score_topk(
 def select_topk(keys: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k per row of ``keys [B, M]`` (float) -> ``(values [B, k], positions [B, k] int64)``."""
     return _ops.select_topk(keys, int(k))
-
-
-def gdns_lookup(
-    slot_keys: torch.Tensor, slot_g: torch.Tensor, users: torch.Tensor, items: torch.Tensor
-) -> torch.Tensor:
-    """GDNS gain ``G`` of (user, item) pairs from the per-user slot table.
-
-    ``slot_keys [U, S]`` int64 (-1 = empty), ``slot_g [U, S]`` float, ``users [B]``,
-    ``items [B, M]`` -> ``G [B, M]`` of slot_g's dtype, 1.0 for pairs not in the table.
-    """
-    return _ops.gdns_lookup(slot_keys, slot_g, users, items)
-
-
-def gdns_update(
-    slot_keys: torch.Tensor,
-    slot_h: torch.Tensor,
-    slot_g: torch.Tensor,
-    users: torch.Tensor,
-    items: torch.Tensor,
-    pos_scores: torch.Tensor,
-    neg_scores: torch.Tensor,
-    alpha: float,
-    eps: float,
-) -> None:
-    """Update the GDNS state of the selected pairs in place.
-
-    ``items [B, N]`` the selected negatives of user ``users[b]``, ``pos_scores [B, P]``,
-    ``neg_scores [B, N]``. For each pair: ``H_new = mean_p sigmoid(neg - pos_p)``,
-    ``G <- alpha * G_old + (1 - alpha) * sigmoid((H_old - H_new) / (H_new + eps))``,
-    ``H <- H_new``, with ``H_old = G_old = 1`` for a pair not yet in the table (inserted).
-
-    Order: pairs are applied one after another in row-major order of ``items`` (row b, then
-    column n), each reading what the previous wrote, so a (user, item) pair repeated in one call
-    is updated twice. A full user row evicts the entry with the largest G (ties: lowest slot).
-    """
-    _ops.gdns_update(
-        slot_keys, slot_h, slot_g, users, items, pos_scores, neg_scores, float(alpha), float(eps)
-    )
 
 
 def rank_topk(
@@ -247,33 +222,6 @@ def build_alias_table(weights: torch.Tensor | np.ndarray) -> tuple[torch.Tensor,
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_index(op: str, name: str, t: torch.Tensor, dim: int) -> None:
-    torch._check(t.dim() == dim, lambda: f"autosample::{op}: argument '{name}' must be {dim}-D, got shape "
-                                         f"{tuple(t.shape)}")
-    torch._check(t.dtype == torch.int64, lambda: f"autosample::{op}: argument '{name}' must be int64, got {t.dtype}")
-
-
-def _check_float(op: str, name: str, t: torch.Tensor, dim: int) -> None:
-    torch._check(t.dim() == dim, lambda: f"autosample::{op}: argument '{name}' must be {dim}-D, got shape "
-                                         f"{tuple(t.shape)}")
-    torch._check(t.dtype in (torch.float32, torch.float64),
-                 lambda: f"autosample::{op}: argument '{name}' must be float32 or float64, got {t.dtype}")
-
-
-def _check_devices(op: str, ref_name: str, ref: torch.Tensor, **others: torch.Tensor | None) -> None:
-    """As checks.h's check_same_device: the fake kernels must refuse what the real ones refuse
-    (a meta tensor among CPU ones dispatches here, and must not return uninitialised memory)."""
-    for name, t in others.items():
-        if t is not None:
-            torch._check(t.device == ref.device, lambda: f"autosample::{op}: argument '{name}' is on {t.device} "
-                                                         f"but the other arguments are on {ref.device}")
-
-
-def _check_same_dtype(op: str, ref: torch.Tensor, name: str, t: torch.Tensor) -> None:
-    torch._check(t.dtype == ref.dtype, lambda: f"autosample::{op}: argument '{name}' has dtype {t.dtype} but "
-                                               f"expected {ref.dtype}")
-
-
 def _check_scoring(op: str, user_emb, item_emb, cand) -> None:
     _check_float(op, "user_emb", user_emb, 2)
     _check_float(op, "item_emb", item_emb, 2)
@@ -325,32 +273,6 @@ def _(keys, k):
     return keys.new_empty(shape), keys.new_empty(shape, dtype=torch.int64)
 
 
-@torch.library.register_fake("autosample::gdns_lookup")
-def _(slot_keys, slot_g, users, items):
-    op = "gdns_lookup"
-    _check_index(op, "slot_keys", slot_keys, 2)
-    _check_float(op, "slot_g", slot_g, 2)
-    _check_index(op, "users", users, 1)
-    _check_index(op, "items", items, 2)
-    _check_devices(op, "slot_keys", slot_keys, slot_g=slot_g, users=users, items=items)
-    return slot_g.new_empty(items.shape)
-
-
-@torch.library.register_fake("autosample::gdns_update")
-def _(slot_keys, slot_h, slot_g, users, items, pos_scores, neg_scores, alpha, eps):
-    op = "gdns_update"
-    _check_index(op, "slot_keys", slot_keys, 2)
-    for name, t in (("slot_h", slot_h), ("slot_g", slot_g), ("pos_scores", pos_scores),
-                    ("neg_scores", neg_scores)):
-        _check_float(op, name, t, 2)
-        _check_same_dtype(op, slot_h, name, t)
-    _check_index(op, "users", users, 1)
-    _check_index(op, "items", items, 2)
-    _check_devices(op, "slot_keys", slot_keys, slot_h=slot_h, slot_g=slot_g, users=users, items=items,
-                   pos_scores=pos_scores, neg_scores=neg_scores)
-    return None
-
-
 @torch.library.register_fake("autosample::rank_topk")
 def _(user_emb, item_emb, excl_indptr, excl_indices, k, validate=True):
     op = "rank_topk"
@@ -374,6 +296,9 @@ __all__ = [
     "select_topk",
     "gdns_lookup",
     "gdns_update",
+    "gdns_contains",
+    "gdns_dense_lookup",
+    "gdns_dense_update",
     "rank_topk",
     "build_alias_table",
     "check_csr",

@@ -250,6 +250,17 @@ def _gdns_find(keys: list[int], item: int) -> int:
     return -1
 
 
+def gdns_default_gain(keys: list[int], g: list[float], dtype: torch.dtype) -> torch.Tensor:
+    """The gain an absent pair of a slot row reads: 1 while the row has an empty slot, else the
+    mean G of its entries (summed in slot order in float64, then cast)."""
+    if -1 in keys:
+        return torch.tensor(1.0, dtype=dtype)
+    total = 0.0
+    for value in g:
+        total += value
+    return torch.tensor(total / len(g), dtype=torch.float64).to(dtype)
+
+
 def gdns_lookup(slot_keys: torch.Tensor, slot_g: torch.Tensor, users: torch.Tensor,
                 items: torch.Tensor) -> torch.Tensor:
     """Python-loop oracle of the slot table lookup (small inputs only)."""
@@ -259,9 +270,13 @@ def gdns_lookup(slot_keys: torch.Tensor, slot_g: torch.Tensor, users: torch.Tens
     for b, u in enumerate(users.tolist()):
         for m, item in enumerate(items[b].tolist()):
             slot = _gdns_find(keys[u], item)
-            if slot >= 0:
-                out[b, m] = g[u][slot]
+            out[b, m] = g[u][slot] if slot >= 0 else gdns_default_gain(keys[u], g[u], slot_g.dtype)
     return out
+
+
+def gdns_contains(slot_keys: torch.Tensor, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """Whether the slot table holds each (users[b], items[b, m]) pair."""
+    return (slot_keys[users].unsqueeze(1) == items.unsqueeze(2)).any(dim=2)
 
 
 def gdns_h_new(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor:
@@ -279,11 +294,14 @@ def gdns_update(slot_keys: torch.Tensor, slot_h: torch.Tensor, slot_g: torch.Ten
                 neg_scores: torch.Tensor, alpha: float, eps: float) -> None:
     """Python-loop oracle of the slot-table update, in place (small inputs only).
 
-    Pairs are applied in row-major order; a full row evicts its largest-G entry (lowest slot on
-    ties), as csrc/include/autosample/gdns_table.h.
+    Pairs are applied in row-major order. An absent pair takes an empty slot of its probe path
+    (``H_old = G_old = 1``); in a full row it overwrites the entry whose G is closest to the
+    row's default gain (lowest slot on ties), with ``H_old = 1`` and ``G_old`` = that default,
+    as csrc/include/autosample/gdns_table.h.
     """
     h_new_all = gdns_h_new(pos_scores, neg_scores)
     num_slots = slot_keys.shape[1]
+    dtype = slot_g.dtype
     for b, u in enumerate(users.tolist()):
         for n, item in enumerate(items[b].tolist()):
             keys = slot_keys[u].tolist()
@@ -297,20 +315,26 @@ def gdns_update(slot_keys: torch.Tensor, slot_h: torch.Tensor, slot_g: torch.Ten
                     target = slot
                     break
                 slot = (slot + 1) % num_slots
+            g_old = torch.tensor(1.0, dtype=dtype)
             if target < 0:
-                g_row = slot_g[u].tolist()
-                target = max(range(num_slots), key=lambda j: (g_row[j], -j))
-            h_old = float(slot_h[u, target]) if found else 1.0
-            g_old = float(slot_g[u, target]) if found else 1.0
+                g_old = gdns_default_gain(keys, slot_g[u].tolist(), dtype)
+                dist = (slot_g[u] - g_old).abs().tolist()
+                target = min(range(num_slots), key=lambda j: (dist[j], j))
+            elif found:
+                g_old = slot_g[u, target].clone()
+            h_old = slot_h[u, target].clone() if found else torch.tensor(1.0, dtype=dtype)
             h_new = h_new_all[b, n]
             slot_keys[u, target] = item
-            slot_g[u, target] = gdns_next_gain(torch.tensor(g_old, dtype=h_new.dtype),
-                                               torch.tensor(h_old, dtype=h_new.dtype), h_new,
-                                               alpha, eps)
+            slot_g[u, target] = gdns_next_gain(g_old, h_old, h_new, alpha, eps)
             slot_h[u, target] = h_new
 
 
-def gdns_update_dense(h: torch.Tensor, g: torch.Tensor, users: torch.Tensor, items: torch.Tensor,
+def gdns_dense_lookup(g: torch.Tensor, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """``g[users[b], items[b, m]]``: the dense table's gain of each pair."""
+    return g[users.unsqueeze(1), items]
+
+
+def gdns_dense_update(h: torch.Tensor, g: torch.Tensor, users: torch.Tensor, items: torch.Tensor,
                       pos_scores: torch.Tensor, neg_scores: torch.Tensor, alpha: float,
                       eps: float) -> None:
     """The dense users x items formulation (H = G = 1 initially), in place, row-major order."""

@@ -12,11 +12,19 @@ from autosample_ext.data.interactions import InteractionData
 from autosample_ext.models.base import Recommender
 
 
+class SamplerOptionError(ValueError):
+    """A sampler option that cannot serve this data (the GDNS gain table over its memory budget):
+    the message names the option, the value and what to do; the command line exits with
+    status 2, as for any bad option."""
+
+
 @dataclass
 class SampleContext:
     """What a sampler sees at one training step.
 
-    users, pos_items: ``[B]`` int64 (one training positive per row), on the training device.
+    users, pos_items: ``[B]`` int64 (one training positive per row), on the training device. In
+        an epoch of user batches (GDNS's group loop) each row is a distinct user and
+        ``pos_items`` is -1: the group-mode sampler draws the user's positives itself.
     model: the model being trained (MixGCF reads its per-layer embeddings, with autograd).
     user_table, item_table: the model's final embeddings for this step, DETACHED (``[U, d]``,
         ``[N, d]``), for scoring candidates without building a graph.

@@ -69,6 +69,17 @@ def build_sampler(name: str, data: InteractionData, *, seed: int = 0, num_negati
                options=sampler_options(name, **options), shard=shard)
 
 
+def check_sampler_data(name: str, options: Mapping[str, Any] | None, num_users: int,
+                       num_items: int) -> None:
+    """Raise :class:`~autosample_ext.samplers.base.SamplerOptionError` when sampler ``name`` with
+    ``options`` cannot serve data of ``num_users`` users (this process's) and ``num_items`` items
+    (the GDNS gain table over its memory budget), before anything is allocated."""
+    cls = sampler_class(name)
+    check = getattr(cls, "check_data", None)
+    if callable(check):
+        check(sampler_options(name, **dict(options or {})), num_users, num_items)
+
+
 # -- options given as text (the CLI's ``--sampler-opt NAME.FIELD=VALUE``) ----------------------
 
 def option_types(name: str) -> dict[str, Any]:

@@ -165,6 +165,20 @@ class Objective:
         """Extra plain fields of the epoch's log line (alpha, selections)."""
         return {}
 
+    @property
+    def batch_unit(self) -> str:
+        """What a batch holds: ``"pairs"`` (user, positive) rows, or ``"users"`` (an epoch
+        visits each user once: GDNS's group loop)."""
+        return "pairs"
+
+    def epoch_sums(self) -> dict[str, float]:
+        """This process's sums for the epoch's log line (reset by the call); the trainer sums
+        them over the ranks and passes them to :meth:`epoch_fields_from_sums`."""
+        return {}
+
+    def epoch_fields_from_sums(self, sums: dict[str, float]) -> dict[str, Any]:
+        return {}
+
     def best_fields(self) -> dict[str, Any]:
         """State kept with the best-validation model (alpha logits for the search)."""
         return {}
@@ -182,7 +196,8 @@ class SamplerObjective(Objective):
     A sampler with a group mode (GDNS: ``sample_groups`` / ``observe_groups``) is trained the
     paper's way: the batch's distinct users (ascending) each get a positive group and a negative
     group of N items, the loss is the group-wise hinge with the sampler's margin, and the L2 term
-    covers the users and both groups.
+    covers the users and both groups. With the sampler's ``batches="users"`` the batches are
+    batches of users (:attr:`batch_unit`), each user once per epoch: the paper's epoch.
     """
 
     def __init__(self, sampler: Sampler, *, l2: float, loss: str = "bpr") -> None:
@@ -215,6 +230,21 @@ class SamplerObjective(Objective):
     def epoch_fields(self) -> dict[str, Any]:
         """A schedule's log lines name the segment that trained the epoch (its last step)."""
         return {"active": self._active_name} if self._active_name is not None else {}
+
+    @property
+    def batch_unit(self) -> str:
+        """``"users"`` for a group-mode sampler whose option ``batches`` says so (GDNS)."""
+        options = getattr(self.sampler, "options", None)
+        if self.group_mode and getattr(options, "batches", "pairs") == "users":
+            return "users"
+        return "pairs"
+
+    def epoch_sums(self) -> dict[str, float]:
+        sums = getattr(self.sampler, "epoch_sums", None)
+        return sums() if callable(sums) else {}
+
+    def epoch_fields_from_sums(self, sums: dict[str, float]) -> dict[str, Any]:
+        return self.sampler.epoch_fields_from_sums(sums)
 
     def _group_step(self, sampler: Sampler, ctx: SampleContext, user_table: torch.Tensor,
                     item_table: torch.Tensor) -> StepOutput:

@@ -1,7 +1,9 @@
 """The training loop shared by single-sampler training, the AutoSample search and retraining.
 
 One epoch = the training pairs ``data.train`` in an order drawn from ``(seed, epoch)``, cut into
-batches of ``batch_size`` (user, positive) rows. Each step:
+batches of ``batch_size`` (user, positive) rows; for an objective whose ``batch_unit`` is
+``"users"`` (GDNS's group loop), every user with a training positive once, in batches of
+``batch_size`` users (rows ``(u, -1)``). Each step:
 
     user_table, item_table = model.propagate()          # once per step, shared by candidates
     loss = objective.step_loss(ctx, user_table, item_table)   # sampler(s) -> negatives -> loss
@@ -133,6 +135,11 @@ class Trainer(TrainerCheckpoints):
             sampler.check_model(model)
         self.needs_layers = any(s.needs_graph_model for s in objective.samplers)
         users, items = data.train.pairs()
+        if objective.batch_unit == "users":
+            # GDNS's loop: an epoch visits every user with a training positive once, batches of
+            # users (rows (u, -1): the objective draws each user's positive group itself).
+            users = torch.nonzero(data.train.degrees() > 0).flatten()
+            items = torch.full_like(users, -1)
         self.train_users = users.to(self.device)
         self.train_items = items.to(self.device)
         if config.drop_last:
@@ -288,6 +295,10 @@ class Trainer(TrainerCheckpoints):
                                  "loss": float(self.loss_sum) / self.num_batches,
                                  "steps": self.num_batches}
         entry.update(self.objective.epoch_fields())
+        sums = self.objective.epoch_sums()
+        if sums:  # diagnostics summed over the ranks (every rank has the same keys)
+            sums = dict(zip(sums, self.dist.sum_floats(list(sums.values()), "epoch diagnostics")))
+            entry.update(self.objective.epoch_fields_from_sums(sums))
         if self.evaluates_after(epoch + 1):
             metrics = self._evaluate(cfg.eval_split)
             entry[cfg.eval_split] = metrics

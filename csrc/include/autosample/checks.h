@@ -113,21 +113,61 @@ inline void check_select_topk_args(const at::Tensor& keys, int64_t k) {
   check_k("select_topk", k, keys.size(1), "M");
 }
 
+// The (user, item) pairs of every GDNS op: users [B], items [B, M], on the device of `ref`.
+inline void check_gdns_pairs(const char* op, const at::Tensor& ref, const at::Tensor& users,
+                             const at::Tensor& items) {
+  check_index(op, "users", users, 1);
+  check_index(op, "items", items, 2);
+  check_same_device(op, ref, "users", users);
+  check_same_device(op, ref, "items", items);
+  check_size(op, "items", items, 0, users.size(0), "the batch size B of users");
+}
+
 inline void check_gdns_lookup_args(const at::Tensor& slot_keys, const at::Tensor& slot_g,
                                    const at::Tensor& users, const at::Tensor& items) {
   const char* op = "gdns_lookup";
   check_index(op, "slot_keys", slot_keys, 2);
   check_float(op, "slot_g", slot_g, 2);
-  check_index(op, "users", users, 1);
-  check_index(op, "items", items, 2);
   check_same_device(op, slot_keys, "slot_g", slot_g);
-  check_same_device(op, slot_keys, "users", users);
-  check_same_device(op, slot_keys, "items", items);
   TORCH_CHECK(slot_g.sizes() == slot_keys.sizes(), "autosample::gdns_lookup: argument 'slot_g' "
               "must have the shape of slot_keys ", slot_keys.sizes(), ", got ", slot_g.sizes());
   TORCH_CHECK(slot_keys.size(1) >= 1, "autosample::gdns_lookup: argument 'slot_keys' must have "
               "at least one slot per user, got shape ", slot_keys.sizes());
-  check_size(op, "items", items, 0, users.size(0), "the batch size B of users");
+  check_gdns_pairs(op, slot_keys, users, items);
+}
+
+inline void check_gdns_contains_args(const at::Tensor& slot_keys, const at::Tensor& users,
+                                     const at::Tensor& items) {
+  const char* op = "gdns_contains";
+  check_index(op, "slot_keys", slot_keys, 2);
+  TORCH_CHECK(slot_keys.size(1) >= 1, "autosample::gdns_contains: argument 'slot_keys' must "
+              "have at least one slot per user, got shape ", slot_keys.sizes());
+  check_gdns_pairs(op, slot_keys, users, items);
+}
+
+// What gdns_update and gdns_dense_update check alike: the selected pairs and their scores
+// against the state tensor `h` (dtype, device) and the scalars.
+inline void check_gdns_pairs_and_scores(const char* op, const at::Tensor& h,
+                                        const at::Tensor& users, const at::Tensor& items,
+                                        const at::Tensor& pos_scores,
+                                        const at::Tensor& neg_scores, double alpha, double eps) {
+  check_gdns_pairs(op, h, users, items);
+  check_float(op, "pos_scores", pos_scores, 2);
+  check_float(op, "neg_scores", neg_scores, 2);
+  check_same_dtype(op, h, "pos_scores", pos_scores);
+  check_same_dtype(op, h, "neg_scores", neg_scores);
+  check_same_device(op, h, "pos_scores", pos_scores);
+  check_same_device(op, h, "neg_scores", neg_scores);
+  const int64_t batch = users.size(0);
+  check_size(op, "pos_scores", pos_scores, 0, batch, "the batch size B of users");
+  check_size(op, "neg_scores", neg_scores, 0, batch, "the batch size B of users");
+  check_size(op, "neg_scores", neg_scores, 1, items.size(1), "N, the columns of items");
+  TORCH_CHECK(batch == 0 || pos_scores.size(1) >= 1, "autosample::", op, ": argument "
+              "'pos_scores' must have at least one positive per row, got shape ",
+              pos_scores.sizes());
+  TORCH_CHECK(alpha >= 0.0 && alpha <= 1.0, "autosample::", op, ": argument 'alpha' must be "
+              "in [0, 1], got ", alpha);
+  TORCH_CHECK(eps >= 0.0, "autosample::", op, ": argument 'eps' must be >= 0, got ", eps);
 }
 
 inline void check_gdns_update_args(const at::Tensor& slot_keys, const at::Tensor& slot_h,
@@ -138,19 +178,9 @@ inline void check_gdns_update_args(const at::Tensor& slot_keys, const at::Tensor
   check_index(op, "slot_keys", slot_keys, 2);
   check_float(op, "slot_h", slot_h, 2);
   check_float(op, "slot_g", slot_g, 2);
-  check_index(op, "users", users, 1);
-  check_index(op, "items", items, 2);
-  check_float(op, "pos_scores", pos_scores, 2);
-  check_float(op, "neg_scores", neg_scores, 2);
   check_same_dtype(op, slot_h, "slot_g", slot_g);
-  check_same_dtype(op, slot_h, "pos_scores", pos_scores);
-  check_same_dtype(op, slot_h, "neg_scores", neg_scores);
   check_same_device(op, slot_keys, "slot_h", slot_h);
   check_same_device(op, slot_keys, "slot_g", slot_g);
-  check_same_device(op, slot_keys, "users", users);
-  check_same_device(op, slot_keys, "items", items);
-  check_same_device(op, slot_keys, "pos_scores", pos_scores);
-  check_same_device(op, slot_keys, "neg_scores", neg_scores);
   TORCH_CHECK(slot_h.sizes() == slot_keys.sizes() && slot_g.sizes() == slot_keys.sizes(),
               "autosample::gdns_update: arguments 'slot_h' ", slot_h.sizes(), " and 'slot_g' ",
               slot_g.sizes(), " must have the shape of slot_keys ", slot_keys.sizes());
@@ -159,17 +189,31 @@ inline void check_gdns_update_args(const at::Tensor& slot_keys, const at::Tensor
   TORCH_CHECK(slot_keys.is_contiguous() && slot_h.is_contiguous() && slot_g.is_contiguous(),
               "autosample::gdns_update: arguments 'slot_keys', 'slot_h' and 'slot_g' are "
               "updated in place and must be contiguous");
-  const int64_t batch = users.size(0);
-  check_size(op, "items", items, 0, batch, "the batch size B of users");
-  check_size(op, "pos_scores", pos_scores, 0, batch, "the batch size B of users");
-  check_size(op, "neg_scores", neg_scores, 0, batch, "the batch size B of users");
-  check_size(op, "neg_scores", neg_scores, 1, items.size(1), "N, the columns of items");
-  TORCH_CHECK(batch == 0 || pos_scores.size(1) >= 1, "autosample::gdns_update: argument "
-              "'pos_scores' must have at least one positive per row, got shape ",
-              pos_scores.sizes());
-  TORCH_CHECK(alpha >= 0.0 && alpha <= 1.0, "autosample::gdns_update: argument 'alpha' must be "
-              "in [0, 1], got ", alpha);
-  TORCH_CHECK(eps >= 0.0, "autosample::gdns_update: argument 'eps' must be >= 0, got ", eps);
+  check_gdns_pairs_and_scores(op, slot_h, users, items, pos_scores, neg_scores, alpha, eps);
+}
+
+// The dense layout: g [U, I] (every user's G of every item).
+inline void check_gdns_dense_lookup_args(const at::Tensor& g, const at::Tensor& users,
+                                         const at::Tensor& items) {
+  check_float("gdns_dense_lookup", "g", g, 2);
+  check_gdns_pairs("gdns_dense_lookup", g, users, items);
+}
+
+// h, g [U, I].
+inline void check_gdns_dense_update_args(const at::Tensor& h, const at::Tensor& g,
+                                         const at::Tensor& users, const at::Tensor& items,
+                                         const at::Tensor& pos_scores,
+                                         const at::Tensor& neg_scores, double alpha, double eps) {
+  const char* op = "gdns_dense_update";
+  check_float(op, "h", h, 2);
+  check_float(op, "g", g, 2);
+  check_same_dtype(op, h, "g", g);
+  check_same_device(op, h, "g", g);
+  TORCH_CHECK(g.sizes() == h.sizes(), "autosample::gdns_dense_update: argument 'g' ", g.sizes(),
+              " must have the shape of 'h' ", h.sizes());
+  TORCH_CHECK(h.is_contiguous() && g.is_contiguous(), "autosample::gdns_dense_update: "
+              "arguments 'h' and 'g' are updated in place and must be contiguous");
+  check_gdns_pairs_and_scores(op, h, users, items, pos_scores, neg_scores, alpha, eps);
 }
 
 inline void check_rank_topk_args(const at::Tensor& user_emb, const at::Tensor& item_emb,

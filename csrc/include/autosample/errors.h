@@ -24,6 +24,9 @@ enum class Op : int32_t {
   kSpmm,
   kGraphPropagate,
   kMfBprTrain,
+  kGdnsDenseLookup,
+  kGdnsDenseUpdate,
+  kGdnsContains,
 };
 
 enum class Err : int32_t {
@@ -43,6 +46,7 @@ enum class Err : int32_t {
   kCsrColumn,       // {0} column id in row {1} at indices[{2}], {3} = C
   kPosOutOfRange,   // {0} id, {1} position in 'pos_items', {2} N
   kNegOutOfRange,   // {0} id, ({1}, {2}) position in 'negatives', {3} N
+  kItemOutOfRange,  // {0} id, ({1}, {2}) position in 'items', {3} = I
 };
 
 inline const char* op_name(Op op) {
@@ -57,6 +61,9 @@ inline const char* op_name(Op op) {
     case Op::kSpmm: return "spmm";
     case Op::kGraphPropagate: return "graph_propagate";
     case Op::kMfBprTrain: return "mf_bpr_train";
+    case Op::kGdnsDenseLookup: return "gdns_dense_lookup";
+    case Op::kGdnsDenseUpdate: return "gdns_dense_update";
+    case Op::kGdnsContains: return "gdns_contains";
     default: return "unknown_op";
   }
 }
@@ -102,6 +109,9 @@ inline const char* error_template(Err err) {
       return "argument 'pos_items' holds item id {0} at position {1}, outside [0, {2})";
     case Err::kNegOutOfRange:
       return "argument 'negatives' holds item id {0} at position ({1}, {2}), outside [0, {3})";
+    case Err::kItemOutOfRange:
+      return "argument 'items' holds item id {0} at position ({1}, {2}), outside [0, {3}) (the "
+             "columns of the gain table)";
     default:
       return "unknown error {0} {1} {2} {3}";
   }

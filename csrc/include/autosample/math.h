@@ -25,4 +25,13 @@ AS_HD T gdns_next_gain(T g_old, T h_old, T h_new, T alpha, T eps) {
   return alpha * g_old + (T(1) - alpha) * gain;
 }
 
+// GDNS H of one selected negative (eq. 4, read as an assignment):
+//   H_new = mean over the P positives of sigmoid(neg - pos[p]), summed in order, in double.
+template <typename T>
+AS_HD T gdns_h_new(T neg, const T* pos, int64_t num_pos) {
+  double acc = 0.0;
+  for (int64_t p = 0; p < num_pos; ++p) acc += sigmoid<T>(neg - pos[p]);
+  return static_cast<T>(acc / static_cast<double>(num_pos));
+}
+
 }  // namespace autosample
