@@ -2,6 +2,7 @@
 interrupt + resume mid-race, and the costs written beside the grid's."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from types import SimpleNamespace
@@ -50,14 +51,24 @@ def test_paired_bootstrap_se_matches_the_analytic_se_and_is_seeded():
     assert paired_bootstrap_se(a, a, 100, np.random.default_rng(1)) == 0.0
 
 
-def _fake_race(values, per_user, tie_se=2.0, eta=2, anchor="last"):
-    """A race whose survivors have best values ``values`` and per-user arrays ``per_user``."""
+def _fake_race(values, per_user, tie_se=2.0, eta=2, anchor="last", rule="halving",
+               previous=None, epochs=3, catch_up_se=2.0):
+    """A race whose survivors have best values ``values`` at ``epochs`` (``previous`` at
+    ``ceil(epochs / eta)``) and per-user arrays ``per_user``."""
     names = list(values)
     race = SuccessiveHalving(names, lambda n: None, data=None,
-                             config=HalvingConfig(eta=eta, tie_se=tie_se, tie_anchor=anchor),
+                             config=HalvingConfig(eta=eta, tie_se=tie_se, tie_anchor=anchor,
+                                                  rule=rule, catch_up_se=catch_up_se),
                              seed=0)
-    cfg = SimpleNamespace(metric="recall@20")
-    race.trainers = {n: SimpleNamespace(best_value=values[n], config=cfg) for n in names}
+    cfg = SimpleNamespace(metric="recall@20", eval_split="valid")
+    prev_epoch = math.ceil(epochs / eta)
+
+    def logged(n):
+        lines = [{"epoch": prev_epoch, "valid": {"recall@20": (previous or {}).get(n, 0.0)}}]
+        return lines + [{"epoch": epochs, "valid": {"recall@20": values[n]}}]
+
+    race.trainers = {n: SimpleNamespace(best_value=values[n], config=cfg, log=logged(n),
+                                        epoch=epochs) for n in names}
     users = np.arange(len(next(iter(per_user.values()))))
     race._per_user = lambda name, metric: (users, per_user[name])
     return race
@@ -204,7 +215,7 @@ def test_interrupt_and_resume_mid_race_give_identical_results(tiny, tmp_path, wh
     assert _strip(got) == _strip(ref_metrics)
     assert resumed.records[0].result.test == ref.records[0].result.test
     state = load_checkpoint(tmp_path / "run" / "checkpoints" / "seed0-sh.pt")
-    assert got["sh"]["0"]["chosen"] in state["survivors"]
+    assert got["sh"]["0"]["chosen"] in {n for alive in state["alive"] for n in alive}
     lines = lambda p: [{k: v for k, v in json.loads(x).items() if k != "seconds"}  # noqa: E731
                        for x in (p / "log.jsonl").read_text().splitlines()]
     assert sorted(map(json.dumps, lines(tmp_path / "run"))) == \
@@ -262,23 +273,28 @@ def test_budget_single_continues_the_single_run_exactly(tiny, tmp_path):
 
 
 def test_race_state_resume_fills_options_added_later_and_refuses_another_anchor():
-    """A race state saved before ``tie_anchor`` existed resumes with the default ("last"); a
-    resume under another anchor is refused, naming the key."""
-    race = SuccessiveHalving(["rns", "dns"], lambda n: None, data=None, seed=0)
-    race.rungs = [3, 6]
-    race.survivors = ["dns"]
-    race.rungs_done = 1
-    old = race.state_dict()
-    del old["config"]["tie_anchor"]
-    again = SuccessiveHalving(["rns", "dns"], lambda n: None, data=None, seed=0)
-    again.rungs = [3, 6]
+    """A race state written before brackets, the race rule and ``tie_anchor`` existed (version
+    1: one list of rungs and survivors) resumes as the race it was: the classic rule, anchor
+    "last"; a resume under other settings is refused, naming the key."""
+    legacy = HalvingConfig(first_rung=3, tie_anchor="last", rule="halving", catch_up_se=0.0,
+                           brackets=1, bootstrap_users=0)
+    old = {"version": 1, "candidates": ["rns", "dns"],
+           "config": {"first_rung": 3, "eta": 2, "tie_se": 2.0, "bootstrap_samples": 1000},
+           "rungs": [3, 6], "rungs_done": 1, "survivors": ["dns"], "decisions": [],
+           "decision_cpu": 0.0, "decision_wall": 0.0}
+    again = SuccessiveHalving(["rns", "dns"], lambda n: None, data=None, seed=0, config=legacy)
+    again.bracket_rungs = [[3, 6]]
     again.load_state_dict(old)
-    assert (again.rungs_done, again.survivors) == (1, ["dns"])
+    assert (again.steps_done, again.survivors, again.alive) == (1, ["dns"], [["dns"]])
     other = SuccessiveHalving(["rns", "dns"], lambda n: None, data=None, seed=0,
-                              config=HalvingConfig(tie_anchor="best"))
-    other.rungs = [3, 6]
+                              config=dataclasses.replace(legacy, tie_anchor="best"))
+    other.bracket_rungs = [[3, 6]]
     with pytest.raises(ValueError, match="config=.*same setting"):
         other.load_state_dict(old)
+    new = SuccessiveHalving(["rns", "dns"], lambda n: None, data=None, seed=0)
+    new.bracket_rungs = [[3, 6]]
+    with pytest.raises(ValueError, match="config=.*same setting"):
+        new.load_state_dict(old)      # today's defaults are another race
 
 
 def test_cli_sh_tie_anchor_reaches_the_race(tiny, tmp_path):

@@ -43,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default="mf", help="comma-separated models (mf, lightgcn, ngcf)")
     p.add_argument("--seeds", default="0,1,2", help="training seeds")
     p.add_argument("--tables", default=",".join(TABLES),
-                   help="tables beside Table 3 and Figures 3-4 (always): 4, 5, 6, schedule")
+                   help="3 (and Figures 3-4), 4, 5, 6, schedule (all served by the compare run), "
+                        "race (the grid, SH at its defaults and SH over --search-space auto, "
+                        "side by side)")
     p.add_argument("--subsets", default=";".join(",".join(s) for s in DEFAULT_SUBSETS),
                    help="Table 5's search spaces, ';'-separated")
     p.add_argument("--schedules", default=",".join(DEFAULT_SCHEDULES),
@@ -52,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=d.epochs, help="maximum epochs per stage")
     p.add_argument("--patience", type=int, default=d.patience,
                    help="evaluations without improvement before stopping")
+    p.add_argument("--split", default=d.split,
+                   help="the split of every setting (3:1:1, or loo: one validation and one test "
+                        "item per user, the small-data setting); a split other than 3:1:1 is "
+                        "part of the setting's folder name")
     p.add_argument("--runs", default="runs/experiments", help="folder of the run directories")
     p.add_argument("--report", default="runs/experiments/report",
                    help="folder of report.md and the PNGs")
@@ -72,8 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         datefmt="%H:%M:%S")
     torch.set_num_threads(ns.threads)
     try:
-        base = RunConfig(search_space=_split(ns.search_space), epochs=ns.epochs,
-                         patience=ns.patience)
+        from autosample_ext.train_parser import _check_split
+
+        base = RunConfig(search_space=ns.search_space, epochs=ns.epochs,
+                         patience=ns.patience, split=_check_split(ns.split))
         cfg = ExperimentConfig(
             datasets=_split(ns.data), models=_split(ns.models),
             seeds=tuple(int(s) for s in _split(ns.seeds)), tables=_split(ns.tables),

@@ -19,7 +19,15 @@ run                 what                                                  serves
 ``space-<i>-sh``    SH on the i-th subset                                 Table 5
 ``schedule``        the schedules alone (``aobpr@5+dns``)                 schedule table
 ``sh-schedules``    SH over the candidates plus the schedules             schedule table
+``grid``            every candidate alone (``--search grid``)             race table
+``sh``              SH at its defaults over the candidates                race table
+``sh-auto``         SH over ``--search-space auto``                       race table
 ==================  ====================================================  ====================
+
+``compare`` (and the SH variants beside it) run when any of Tables 3-6 or the schedule table is
+asked for; ``--tables race`` alone runs the three race runs only. A setting split other than
+the default 3:1:1 (``--split loo``: one validation and one test item per user) is part of the
+setting's name (``lastfm-loo-mf``).
 
 Single samplers are deterministic functions of (seed, sampler), whatever run they sit in, so
 Table 5's best single of a subset and the schedule table's DNS come from ``compare``.
@@ -40,7 +48,9 @@ from autosample_ext.training import StopFlag
 
 log = logging.getLogger(__name__)
 
-TABLES: tuple[str, ...] = ("3", "4", "5", "6", "schedule")
+TABLES: tuple[str, ...] = ("3", "4", "5", "6", "schedule", "race")
+#: the tables that need the ``compare`` run
+COMPARE_TABLES: tuple[str, ...] = ("3", "4", "5", "6", "schedule")
 #: Table 5's search spaces besides the full one (which is ``compare``'s)
 DEFAULT_SUBSETS: tuple[tuple[str, ...], ...] = (("rns", "pns"), ("rns", "dns"), ("dns", "aobpr"),
                                                 ("rns", "pns", "dns"))
@@ -70,8 +80,11 @@ def dataset_name(path: str) -> str:
     return "default" if path in ("default", "") else Path(path).stem
 
 
-def setting_dir(runs: str | Path, dataset: str, model: str) -> Path:
-    return Path(runs) / f"{dataset_name(dataset)}-{model}"
+def setting_dir(runs: str | Path, dataset: str, model: str, split: str = "3:1:1") -> Path:
+    """``<runs>/<dataset>-<model>``, with the split in the name when it is not the default
+    (``lastfm-loo-mf``)."""
+    tag = "" if split == RunConfig().split else "-" + split.replace(":", "-")
+    return Path(runs) / f"{dataset_name(dataset)}{tag}-{model}"
 
 
 @dataclass
@@ -88,7 +101,7 @@ def plan(cfg: ExperimentConfig) -> list[PlannedRun]:
     space = tuple(cfg.base.search_space) or DEFAULT_SEARCH_SPACE
     for dataset in cfg.datasets:
         for model in cfg.models:
-            root = setting_dir(cfg.runs, dataset, model)
+            root = setting_dir(cfg.runs, dataset, model, cfg.base.split)
             setting = root.name
             common = dataclasses.replace(cfg.base, data=None if dataset == "default" else dataset,
                                          model=model, seeds=tuple(cfg.seeds),
@@ -100,9 +113,10 @@ def plan(cfg: ExperimentConfig) -> list[PlannedRun]:
                 out.append(item)
                 return item
 
-            add("compare", compare=True)
-            add("sh-tie0", search="sh", sh_tie_se=0.0)
-            add("sh-tiebest", search="sh", sh_tie_anchor="best")
+            if any(t in COMPARE_TABLES for t in cfg.tables):
+                add("compare", compare=True)
+                add("sh-tie0", search="sh", sh_tie_se=0.0)
+                add("sh-tiebest", search="sh", sh_tie_anchor="best")
             if "4" in cfg.tables:
                 add("negatives", sampler=space, num_negatives=len(space))
             if "6" in cfg.tables:
@@ -114,6 +128,10 @@ def plan(cfg: ExperimentConfig) -> list[PlannedRun]:
             if "schedule" in cfg.tables and cfg.schedules:
                 add("schedule", sampler=tuple(cfg.schedules))
                 add("sh-schedules", search="sh", search_space=space + tuple(cfg.schedules))
+            if "race" in cfg.tables:
+                add("grid", search="grid")
+                add("sh", search="sh")
+                add("sh-auto", search="sh", search_space=("auto",))
     return out
 
 

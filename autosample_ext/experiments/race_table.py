@@ -1,0 +1,148 @@
+"""The race table of the experiments' report: per setting, the best of the four default samplers
+(each trained alone: the ``grid`` run), successive halving at its defaults (``sh``) and over
+``--search-space auto`` (``sh-auto``), with their costs over the grid's and the targets they
+meet or miss, by how much. Reads run directories' ``metrics.json``; runs nothing."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from autosample_ext.experiment.reporting import candidate_label
+from autosample_ext.search.space import parse_candidate
+
+#: the targets the table checks
+AUTO_GAIN = 0.03        # SH over auto: at least 3% above the best single sampler (paired)
+AUTO_COST = 1.0         # at most the grid's CPU
+SH_COST = 0.35          # SH at its defaults: at most 0.35 of the grid's CPU
+
+
+def _singles(grid: dict[str, Any]) -> dict[str, dict[int, dict[str, Any]]]:
+    """``{sampler: {seed: run}}`` of the grid run's single runs."""
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    for r in grid["runs"]:
+        if r["method"] not in ("grid", "sh", "autosample", "search") and ":" not in r["method"]:
+            out.setdefault(r["method"], {})[int(r["seed"])] = r
+    return out
+
+
+def _race_runs(race: dict[str, Any], metric: str) -> dict[int, float]:
+    """``{seed: test metric}`` of a race run's result."""
+    return {int(r["seed"]): r["test"][metric] for r in race["runs"] if r["method"] == "sh"}
+
+
+def epoch_priced(grid: dict[str, Any], race: dict[str, Any]) -> dict[str, float]:
+    """Per seed, the race's epochs priced at the single runs' CPU seconds per epoch, over the
+    grid's CPU seconds: a check of the CPU ratio that does not depend on the machine's load. A
+    candidate's epochs are priced segment by segment at its sampler's single-run price (a
+    branch's inherited prefix is its parent's, counted there); a configured DNS
+    (``dns(num_candidates=8)``) at DNS's price. Rung decisions are not priced."""
+    singles = _singles(grid)
+    out: dict[str, float] = {}
+    for seed, block in race["sh"].items():
+        s = int(seed)
+        if any(s not in runs for runs in singles.values()):
+            continue
+        price = {n: runs[s]["cpu_seconds"] / max(runs[s]["epochs_run"], 1)
+                 for n, runs in singles.items()}
+        cost = 0.0
+        for c in block["runs"]:
+            cand = parse_candidate(c["sampler"])
+            start = c.get("branch_epoch") or 0
+            edges = [0]
+            for seg in cand.segments[:-1]:
+                edges.append(edges[-1] + seg.epochs)
+            for i, seg in enumerate(cand.segments):
+                lo = max(edges[i], start)
+                hi = c["epochs_run"] if i == len(cand.segments) - 1 else min(edges[i + 1],
+                                                                            c["epochs_run"])
+                if hi > lo:
+                    cost += (hi - lo) * price.get(seg.sampler, np.nan)
+        stage = block.get("curriculum") or {}
+        if stage.get("harder"):
+            cost += stage["epochs_run"] * price.get(parse_candidate(stage["harder"]).samplers[-1],
+                                                    np.nan)
+        out[seed] = cost / sum(runs[s]["cpu_seconds"] for runs in singles.values())
+    return out
+
+
+def cpu_ratio(grid: dict[str, Any], race: dict[str, Any]) -> dict[str, float]:
+    """Per seed, the race's CPU seconds over the grid's (separate runs on the same seed)."""
+    g = {seed: b["cpu_seconds"] for seed, b in grid["grid"].items()}
+    return {seed: b["cpu_seconds"] / g[seed] for seed, b in race["sh"].items() if seed in g}
+
+
+def _fmt(values: list[float]) -> str:
+    a = np.asarray(values, dtype=float)
+    return f"{a.mean():.4f} ± {a.std(ddof=1) if a.size > 1 else 0.0:.4f}"
+
+
+def _mean(d: dict[str, float]) -> float:
+    return float(np.mean(list(d.values()))) if d else float("nan")
+
+
+def setting_row(setting: str, named: dict[str, dict[str, Any]], metric: str) -> list[str] | None:
+    """The cells of one setting's row, or None when its grid run is missing."""
+    from scipy import stats
+
+    grid = named.get("grid")
+    if grid is None:
+        return None
+    singles = _singles(grid)
+    seeds = sorted(next(iter(singles.values())))
+    test = {n: [runs[s]["test"][metric] for s in seeds] for n, runs in singles.items()}
+    best = max(test, key=lambda n: np.mean(test[n]))
+    b = np.asarray(test[best])
+    cells = [setting, f"{candidate_label(best)} {_fmt(test[best])}"]
+    picks = [grid["grid"][str(s)]["chosen"] for s in seeds]
+    pick_test = np.asarray([singles[p][s]["test"][metric] for p, s in zip(picks, seeds)])
+    winner_share = np.mean([singles[p][s]["cpu_seconds"]
+                            / grid["grid"][str(s)]["cpu_seconds"] for p, s in zip(picks, seeds)])
+    sh = named.get("sh")
+    if sh is None:
+        cells += ["not run"] * 3
+    else:
+        got = _race_runs(sh, metric)
+        v = np.asarray([got[s] for s in seeds])
+        std = pick_test.std(ddof=1) if pick_test.size > 1 else 0.0
+        within = abs(v.mean() - pick_test.mean()) <= std or v.mean() >= pick_test.mean()
+        ratio, priced = _mean(cpu_ratio(grid, sh)), _mean(epoch_priced(grid, sh))
+        met = within and max(ratio, priced) <= SH_COST
+        cells += [(f"{_fmt(v)} ({', '.join(candidate_label(sh['sh'][str(s)]['chosen']) for s in seeds)})"
+                  f"; {'within' if within else 'NOT within'} 1 std of the grid's pick"),
+                  f"{ratio:.2f} ({priced:.2f}); the grid's pick alone {winner_share:.2f}",
+                  "met" if met else
+                  f"missed by {max(ratio, priced) - SH_COST:+.2f}" if within else "missed: pick"]
+    auto = named.get("sh-auto")
+    if auto is None:
+        cells += ["not run"] * 3
+    else:
+        got = _race_runs(auto, metric)
+        v = np.asarray([got[s] for s in seeds])
+        rel = float(np.mean(v / b - 1))
+        p = float(stats.ttest_rel(v, b).pvalue) if v.size > 1 and not np.allclose(v - b, (v - b)[0]) \
+            else float("nan")
+        ratio, priced = _mean(cpu_ratio(grid, auto)), _mean(epoch_priced(grid, auto))
+        better = int((v > b).sum())
+        gain_ok, cost_ok = rel >= AUTO_GAIN, max(ratio, priced) <= AUTO_COST
+        why = [] if gain_ok else [f"gain {100 * (rel - AUTO_GAIN):+.1f} pts short"]
+        if not cost_ok:
+            why.append(f"cost {max(ratio, priced) - AUTO_COST:+.2f} over")
+        cells += [f"{_fmt(v)} ({', '.join(candidate_label(auto['sh'][str(s)]['chosen']) for s in seeds)})",
+                  (f"{100 * rel:+.1f}% (better in {better}/{len(seeds)}, p = {p:.2g}); "
+                  f"CPU {ratio:.2f} ({priced:.2f})"),
+                  "met" if gain_ok and cost_ok else "missed: " + ", ".join(why)]
+    return cells
+
+
+def race_headline(runs: dict[str, dict[str, dict[str, Any]]], metric: str) -> str | None:
+    """The markdown table, one row per setting that has a grid run; None when none has."""
+    rows = [r for setting, named in runs.items() if (r := setting_row(setting, named, metric))]
+    if not rows:
+        return None
+    head = ["setting", f"best single ({metric})", "SH at its defaults (picks)",
+            "SH CPU / grid (epoch-priced)", "SH target", "SH over auto (picks)",
+            "auto vs best single (paired); CPU / grid (epoch-priced)", "auto target"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
