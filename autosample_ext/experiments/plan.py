@@ -142,9 +142,12 @@ def _saved_config(path: Path) -> RunConfig | None:
 
 
 def _same(a: RunConfig, b: RunConfig) -> bool:
-    """Equal configurations, up to the output folder, progress bars, device and the spelling
-    of the data path."""
+    """Equal configurations, up to the output folder, progress bars, device, the spelling
+    of the data path, and the race settings (``sh_*``) of runs that do not race (a grid run
+    made before a race default changed is still that grid run)."""
     skip = {"out", "progress", "device"}
+    if a.mode not in ("sh", "compare") and b.mode not in ("sh", "compare"):
+        skip |= {k for k in a.to_json() if k.startswith("sh_")}
     da = {k: v for k, v in a.to_json().items() if k not in skip}
     db = {k: v for k, v in b.to_json().items() if k not in skip}
     for d in (da, db):
