@@ -22,6 +22,8 @@ run                 what                                                  serves
 ``grid``            every candidate alone (``--search grid``)             race table
 ``sh``              SH at its defaults over the candidates                race table
 ``sh-auto``         SH over ``--search-space auto``                       race table
+``sh-auto-harder``  the same races (checkpoints copied from ``sh-auto``)  race table
+                    and the curriculum stage (``--sh-curriculum harder``)
 ==================  ====================================================  ====================
 
 ``compare`` (and the SH variants beside it) run when any of Tables 3-6 or the schedule table is
@@ -93,6 +95,8 @@ class PlannedRun:
     name: str         # run name within the setting
     config: RunConfig
     reuse_search_from: str | None = None   # run whose search checkpoints are copied
+    #: the checkpoints copied from it, per seed (a race's: its state and every candidate's)
+    reuse_globs: tuple[str, ...] = ("seed{seed}-search.pt",)
 
 
 def plan(cfg: ExperimentConfig) -> list[PlannedRun]:
@@ -132,6 +136,11 @@ def plan(cfg: ExperimentConfig) -> list[PlannedRun]:
                 add("grid", search="grid")
                 add("sh", search="sh")
                 add("sh-auto", search="sh", search_space=("auto",))
+                # the curriculum stage on top of the same races (their checkpoints copied)
+                cur = add("sh-auto-harder", search="sh", search_space=("auto",),
+                          sh_curriculum="harder")
+                cur.reuse_search_from = "sh-auto"
+                cur.reuse_globs = ("seed{seed}-sh.pt", "seed{seed}-sh-*.pt")
     return out
 
 
@@ -171,12 +180,14 @@ def run_planned(item: PlannedRun, runs_root: str | Path, stop: StopFlag | None =
         src = Path(runs_root) / item.setting / item.reuse_search_from / "checkpoints"
         (path / "checkpoints").mkdir(parents=True, exist_ok=True)
         for seed in item.config.seeds:
-            name = f"seed{seed}-search.pt"
-            if not (src / name).is_file():
-                raise FileNotFoundError(f"{src / name} is missing: run {item.reuse_search_from!r} "
-                                        "of this setting first")
-            shutil.copy2(src / name, path / "checkpoints" / name)
-        resume = True  # the copied search checkpoints are picked up as finished phases
+            for pattern in item.reuse_globs:
+                found = sorted(src.glob(pattern.format(seed=seed)))
+                if not found:
+                    raise FileNotFoundError(f"{src / pattern.format(seed=seed)} is missing: run "
+                                            f"{item.reuse_search_from!r} of this setting first")
+                for file in found:
+                    shutil.copy2(file, path / "checkpoints" / file.name)
+        resume = True  # the copied checkpoints are picked up as finished phases
     log.info("%s/%s: %s", item.setting, item.name, "resuming" if resume else "starting")
     run(item.config, resume=resume, stop=stop)
     return "resumed" if saved is not None else "ran"

@@ -146,3 +146,31 @@ def race_headline(runs: dict[str, dict[str, dict[str, Any]]], metric: str) -> st
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def curriculum_table(runs: dict[str, dict[str, dict[str, Any]]], metric: str) -> str | None:
+    """The curriculum stage on top of the auto races (``sh-auto-harder``: the same races, then
+    the winner's best state trained on with the next harder candidate, kept where validation
+    improves): per setting, the races' result, the stage's, how often it was kept, its cost."""
+    rows = []
+    for setting, named in runs.items():
+        auto, cur = named.get("sh-auto"), named.get("sh-auto-harder")
+        if auto is None or cur is None:
+            continue
+        base, after = _race_runs(auto, metric), _race_runs(cur, metric)
+        seeds = sorted(base)
+        stages = [cur["sh"][str(s)].get("curriculum") or {} for s in seeds]
+        kept = sum(1 for st in stages if st.get("kept"))
+        tried = [st for st in stages if st.get("harder")]
+        extra = np.mean([cur["sh"][str(s)]["cpu_seconds"] / auto["sh"][str(s)]["cpu_seconds"] - 1
+                         for s in seeds])
+        a, c = np.asarray([base[s] for s in seeds]), np.asarray([after[s] for s in seeds])
+        rows.append(f"| {setting} | {_fmt(a)} | {_fmt(c)} | "
+                    f"{', '.join(st.get('harder') or 'none' for st in stages)} | "
+                    f"{kept}/{len(tried)} | {100 * float(np.mean(c / a - 1)):+.1f}% | "
+                    f"{100 * extra:+.0f}% |")
+    if not rows:
+        return None
+    return ("| setting | SH over auto | + curriculum stage | harder candidate (per seed) | kept "
+            "(validation better) | test change | extra CPU over the race |\n"
+            "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")

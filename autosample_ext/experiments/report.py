@@ -349,6 +349,15 @@ def write_report(runs_root: str | Path, out: str | Path, command: str = "") -> P
                      f"to convergence. auto vs best single: mean over seeds of auto / best - 1, "
                      "paired t-test p. Targets: SH <= 0.35 of the grid's CPU (both ratios) with "
                      "its pick within 1 std; auto >= +3% at <= 1.0 of the grid's CPU.\n")
+    from autosample_ext.experiments.race_table import curriculum_table
+
+    stage = curriculum_table(runs, metric)
+    if stage:
+        parts.append("### The curriculum stage (`--sh-curriculum harder`) on top of the auto "
+                     "races\n\n" + stage + "\nThe same races (their checkpoints copied), then "
+                     "the winner's best state trained on with the next harder candidate of the "
+                     "race at a fifth of the learning rate, kept where its validation value beats "
+                     "the race's. Test change: mean over seeds of the ratio minus 1.\n")
     sections = [("Table 3: every sampler, AutoSample (paper) and SH", lambda n: table3(n["compare"])
                  if "compare" in n else None),
                 ("Table 4 (RQ2): baselines with T negatives per positive", lambda n: table4(n, metric)),
