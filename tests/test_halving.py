@@ -12,7 +12,12 @@ import pytest
 
 from autosample_ext.data import SyntheticConfig, default_dataset
 from autosample_ext.experiment import RunConfig, run
-from autosample_ext.search import HalvingConfig, SuccessiveHalving, paired_bootstrap_se, rung_epochs
+from autosample_ext.search import (
+    HalvingConfig,
+    SuccessiveHalving,
+    paired_bootstrap_se,
+    rung_epochs,
+)
 from autosample_ext.training import StopFlag, TrainingInterrupted
 from autosample_ext.training.checkpoint import load_checkpoint
 
@@ -185,38 +190,48 @@ class Boom(RuntimeError):
     pass
 
 
-@pytest.mark.parametrize("where,tag,epoch", [("crash", "seed0/sh-dns", 2),
-                                             ("signal", "seed0/sh-aobpr", 1),
-                                             ("signal", "winner", 5)])
-def test_interrupt_and_resume_mid_race_give_identical_results(tiny, tmp_path, where, tag, epoch):
-    kw = dict(search="sh", seeds=(0,))
+def interrupt_and_resume(tiny, tmp_path, kw, hits, crash=False):
+    """Run ``kw`` uninterrupted, then again with a stop request (or a crash) at the first step
+    where ``hits(tag, step)`` holds, then resumed; returns the uninterrupted summary and
+    metrics and the resumed ones, after checking they are the same."""
     ref = run(_cfg(tmp_path, "ref", **kw), data=tiny)
     ref_metrics = json.loads((tmp_path / "ref" / "metrics.json").read_text())
-    if tag == "winner":
-        tag = f"seed0/sh-{ref_metrics['sh']['0']['chosen']}"
-    nb = math.ceil(tiny.train.nnz / 128)
-    at = epoch * nb + nb // 2          # the middle of epoch ``epoch + 1`` of that candidate
-    stop = StopFlag()
-    hit = []
+    stop, hit = StopFlag(), []
 
     def fault(t, step):
-        if t == tag and step == at and not hit:
+        if not hit and hits(t, step, ref_metrics):
             hit.append(step)
-            if where == "crash":
+            if crash:
                 raise Boom("simulated crash")
             stop.request("test")
 
     cfg = _cfg(tmp_path, "run", **kw)
-    with pytest.raises(Boom if where == "crash" else TrainingInterrupted):
+    with pytest.raises(Boom if crash else TrainingInterrupted):
         run(cfg, data=tiny, stop=stop, on_step=fault)
     assert hit
     resumed = run(cfg, data=tiny, resume=True)
     got = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert _strip(got) == _strip(ref_metrics)
     assert resumed.records[0].result.test == ref.records[0].result.test
+    return ref, ref_metrics, resumed, got
+
+
+@pytest.mark.parametrize("where,tag,epoch", [("crash", "seed0/sh-dns", 2),
+                                             ("signal", "seed0/sh-aobpr", 1),
+                                             ("signal", "winner", 5)])
+def test_interrupt_and_resume_mid_race_give_identical_results(tiny, tmp_path, where, tag, epoch):
+    nb = math.ceil(tiny.train.nnz / 128)
+    at = epoch * nb + nb // 2          # the middle of epoch ``epoch + 1`` of that candidate
+
+    def hits(t, step, ref_metrics):
+        want = f"seed0/sh-{ref_metrics['sh']['0']['chosen']}" if tag == "winner" else tag
+        return t == want and step == at
+
+    _, _, _, got = interrupt_and_resume(tiny, tmp_path, {"search": "sh", "seeds": (0,)}, hits,
+                                        crash=where == "crash")
     state = load_checkpoint(tmp_path / "run" / "checkpoints" / "seed0-sh.pt")
     assert got["sh"]["0"]["chosen"] in {n for alive in state["alive"] for n in alive}
-    lines = lambda p: [{k: v for k, v in json.loads(x).items() if k != "seconds"}  # noqa: E731
+    lines = lambda p: [{k: v for k, v in json.loads(x).items() if k != "seconds"}
                        for x in (p / "log.jsonl").read_text().splitlines()]
     assert sorted(map(json.dumps, lines(tmp_path / "run"))) == \
         sorted(map(json.dumps, lines(tmp_path / "ref")))
@@ -252,7 +267,11 @@ def test_compare_reports_sh_grid_budget_singles_and_costs_side_by_side(tiny, tmp
 def test_budget_single_continues_the_single_run_exactly(tiny, tmp_path):
     """A single run stopped early and continued to N epochs without early stopping equals a
     run trained N epochs without early stopping from scratch."""
-    from autosample_ext.experiment.phases import RunContext, run_budget_single, run_single
+    from autosample_ext.experiment.phases import (
+        RunContext,
+        run_budget_single,
+        run_single,
+    )
     from autosample_ext.experiment.rundir import RunDir
 
     cfg = _cfg(tmp_path, "b", epochs=30, patience=1, lr=0.2)   # stops early
@@ -268,7 +287,7 @@ def test_budget_single_continues_the_single_run_exactly(tiny, tmp_path):
     got = budget.result
     assert (got.best_epoch, got.valid, got.test, got.epochs_run) == \
         (scratch.best_epoch, scratch.valid, scratch.test, scratch.epochs_run)
-    strip = lambda log: [(e["epoch"], e["loss"], e.get("valid")) for e in log]  # noqa: E731
+    strip = lambda log: [(e["epoch"], e["loss"], e.get("valid")) for e in log]
     assert strip(got.log) == strip(scratch.log)
 
 

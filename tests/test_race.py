@@ -9,14 +9,13 @@ import math
 
 import numpy as np
 import pytest
-from test_halving import _cfg, _fake_race, _strip
+from test_halving import _cfg, _fake_race, interrupt_and_resume
 
 from autosample_ext.data import SyntheticConfig, default_dataset
 from autosample_ext.experiment import RunConfig, run
 from autosample_ext.experiment.curriculum import harder_candidate
 from autosample_ext.search import HalvingConfig
 from autosample_ext.search.rungs import RungDecision, decide_race
-from autosample_ext.training import StopFlag, TrainingInterrupted
 
 
 @pytest.fixture(scope="module")
@@ -148,24 +147,9 @@ def test_a_branched_schedule_is_the_schedule_trained_alone(tiny, tmp_path):
 ])
 def test_interrupted_races_resume_to_identical_results(tiny, tmp_path, kw, tag):
     kw = dict(search="sh", epochs=8, patience=3, **kw)
-    ref = run(_cfg(tmp_path, "ref", **kw), data=tiny)
-    ref_metrics = json.loads((tmp_path / "ref" / "metrics.json").read_text())
     nb = math.ceil(tiny.train.nnz / 128)
-    stop, hit = StopFlag(), []
-
-    def fault(t, step):
-        if t == tag and not hit and step % nb == nb // 2 and step > nb:
-            hit.append(step)
-            stop.request("test")
-
-    cfg = _cfg(tmp_path, "run", **kw)
-    with pytest.raises(TrainingInterrupted):
-        run(cfg, data=tiny, stop=stop, on_step=fault)
-    assert hit
-    resumed = run(cfg, data=tiny, resume=True)
-    got = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert _strip(got) == _strip(ref_metrics)
-    assert resumed.records[0].result.test == ref.records[0].result.test
+    hits = lambda t, step, ref: t == tag and step % nb == nb // 2 and step > nb
+    _, _, _, got = interrupt_and_resume(tiny, tmp_path, kw, hits)
     if kw.get("sh_curriculum"):
         stage = got["sh"]["0"]["curriculum"]
         assert stage["harder"] == harder_candidate(stage["name"].split(">>")[0],
