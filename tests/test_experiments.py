@@ -32,9 +32,10 @@ def test_plan_shares_runs_between_tables():
                            subsets=(("rns", "dns"),), runs="R")
     items = plan(cfg)
     names = [(i.setting, i.name) for i in items]
-    assert names[:13] == [("lastfm-mf", n) for n in (
+    assert names[:14] == [("lastfm-mf", n) for n in (
         "compare", "sh-tie0", "sh-tiebest", "negatives", "retrain-random", "space-0-as",
-        "space-0-sh", "schedule", "sh-schedules", "grid", "sh", "sh-auto", "sh-auto-harder")]
+        "space-0-sh", "schedule", "sh-schedules", "grid", "sh", "sh-auto", "sh-auto-harder",
+        "sh-classic")]
     by = {n: i.config for (s, n), i in zip(names, items) if s == "lastfm-mf"}
     assert by["compare"].mode == "compare" and by["negatives"].num_negatives == 4
     assert by["retrain-random"].retrain_init == "random"
@@ -42,14 +43,14 @@ def test_plan_shares_runs_between_tables():
     assert by["sh-schedules"].search_space[-1] == "aobpr@5+dns"
     assert by["sh-tie0"].sh_tie_se == 0 and by["sh-tie0"].search == "sh"
     assert by["sh-tiebest"].sh_tie_anchor == "best"
-    assert items[13].config.data is None and items[13].setting == "default-mf"
+    assert items[14].config.data is None and items[14].setting == "default-mf"
     assert by["sh-auto"].search_space == ("auto",) and by["grid"].search == "grid"
     # the race table alone: the three race runs; another split names the setting
     race = plan(ExperimentConfig(datasets=("../x/lastfm",), tables=("race",), runs="R",
                                  base=RunConfig(split="loo")))
     assert [(i.setting, i.name) for i in race] == [("lastfm-loo-mf", n)
-                                                   for n in ("grid", "sh", "sh-auto",
-                                                             "sh-auto-harder")]
+                                                   for n in ("grid", "sh", "sh-auto", "sh-auto-harder",
+                                                             "sh-classic")]
     assert race[0].config.split == "loo"
     with pytest.raises(ValueError, match="--tables"):
         ExperimentConfig(datasets=("default",), tables=("7",))
@@ -163,7 +164,8 @@ def test_race_table_runs_the_grid_sh_and_auto_and_reports_targets(tiny_file, tmp
             "--tables", "race", "--runs", str(tmp_path / "runs"), "--report", str(tmp_path / "rep")]
     assert main(argv) == 0
     root = tmp_path / "runs" / "tiny-mf"
-    assert sorted(p.name for p in root.iterdir()) == ["grid", "sh", "sh-auto", "sh-auto-harder"]
+    assert sorted(p.name for p in root.iterdir()) == ["grid", "sh", "sh-auto", "sh-auto-harder",
+                                                      "sh-classic"]
     # the curriculum run reused the auto races: same picks before its stage, same race costs
     auto_m = json.loads((root / "sh-auto" / "metrics.json").read_text())["sh"]
     cur_m = json.loads((root / "sh-auto-harder" / "metrics.json").read_text())["sh"]
@@ -185,4 +187,4 @@ def test_race_table_runs_the_grid_sh_and_auto_and_reports_targets(tiny_file, tmp
     assert "### The curriculum stage" in report
     assert "## Table 3" not in report            # the race table alone ran no compare run
     row = next(line for line in report.splitlines() if line.startswith("| tiny-mf |"))
-    assert row.count("|") == 9 and ("met" in row or "missed" in row)
+    assert row.count("|") == 10 and ("met" in row or "missed" in row)

@@ -22,6 +22,9 @@ run                 what                                                  serves
 ``grid``            every candidate alone (``--search grid``)             race table
 ``sh``              SH at its defaults over the candidates                race table
 ``sh-auto``         SH over ``--search-space auto``                       race table
+``sh-classic``      SH with the rule as first shipped (``--sh-rule halving``  race table
+                    ``--sh-first-rung 3 --sh-tie-anchor last``, no catch-up,
+                    every validation user in the bootstrap)
 ``sh-auto-harder``  the same races (checkpoints copied from ``sh-auto``)  race table
                     and the curriculum stage (``--sh-curriculum harder``)
 ==================  ====================================================  ====================
@@ -51,6 +54,9 @@ from autosample_ext.training import StopFlag
 log = logging.getLogger(__name__)
 
 TABLES: tuple[str, ...] = ("3", "4", "5", "6", "schedule", "race")
+#: successive halving as first shipped (the race table's "today" row)
+CLASSIC_SH: dict[str, object] = {"sh_rule": "halving", "sh_first_rung": 3, "sh_tie_anchor": "last",
+                                 "sh_catch_up_se": 0.0, "sh_bootstrap_users": 0}
 #: the tables that need the ``compare`` run
 COMPARE_TABLES: tuple[str, ...] = ("3", "4", "5", "6", "schedule")
 #: Table 5's search spaces besides the full one (which is ``compare``'s)
@@ -141,6 +147,7 @@ def plan(cfg: ExperimentConfig) -> list[PlannedRun]:
                           sh_curriculum="harder")
                 cur.reuse_search_from = "sh-auto"
                 cur.reuse_globs = ("seed{seed}-sh.pt", "seed{seed}-sh-*.pt")
+                add("sh-classic", search="sh", **CLASSIC_SH)
     return out
 
 

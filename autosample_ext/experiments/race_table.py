@@ -98,6 +98,15 @@ def setting_row(setting: str, named: dict[str, dict[str, Any]], metric: str) -> 
     pick_test = np.asarray([singles[p][s]["test"][metric] for p, s in zip(picks, seeds)])
     winner_share = np.mean([singles[p][s]["cpu_seconds"]
                             / grid["grid"][str(s)]["cpu_seconds"] for p, s in zip(picks, seeds)])
+    classic = named.get("sh-classic")
+    if classic is None:
+        cells.append("not run")
+    else:
+        got = _race_runs(classic, metric)
+        cells.append(f"{_fmt([got[s] for s in seeds])} "
+                     f"({', '.join(candidate_label(classic['sh'][str(s)]['chosen']) for s in seeds)}); "
+                     f"CPU {_mean(cpu_ratio(grid, classic)):.2f} "
+                     f"({_mean(epoch_priced(grid, classic)):.2f})")
     sh = named.get("sh")
     if sh is None:
         cells += ["not run"] * 3
@@ -140,7 +149,8 @@ def race_headline(runs: dict[str, dict[str, dict[str, Any]]], metric: str) -> st
     rows = [r for setting, named in runs.items() if (r := setting_row(setting, named, metric))]
     if not rows:
         return None
-    head = ["setting", f"best single ({metric})", "SH at its defaults (picks)",
+    head = ["setting", f"best single ({metric})",
+            "SH as first shipped (picks); CPU / grid (epoch-priced)", "SH at its defaults (picks)",
             "SH CPU / grid (epoch-priced)", "SH target", "SH over auto (picks)",
             "auto vs best single (paired); CPU / grid (epoch-priced)", "auto target"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

@@ -348,7 +348,10 @@ def write_report(runs_root: str | Path, out: str | Path, command: str = "") -> P
                      "share of the grid's CPU, the floor of any search that trains its winner "
                      f"to convergence. auto vs best single: mean over seeds of auto / best - 1, "
                      "paired t-test p. Targets: SH <= 0.35 of the grid's CPU (both ratios) with "
-                     "its pick within 1 std; auto >= +3% at <= 1.0 of the grid's CPU.\n")
+                     "its pick within 1 std; auto >= +3% at <= 1.0 of the grid's CPU. SH as first "
+                     "shipped: `--sh-rule halving --sh-first-rung 3 --sh-tie-anchor last "
+                     "--sh-catch-up-se 0 --sh-bootstrap-users 0`. A setting named `-loo-` uses the "
+                     "leave-one-out split (one validation and one test item per user).\n")
     from autosample_ext.experiments.race_table import curriculum_table
 
     stage = curriculum_table(runs, metric)
