@@ -35,9 +35,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from autosample_ext.training.config import TrainResult
 
 RULES: tuple[str, ...] = ("race", "halving")
 TIE_ANCHORS: tuple[str, ...] = ("last", "best")
@@ -70,6 +73,85 @@ def paired_bootstrap_se(a: np.ndarray, b: np.ndarray, samples: int,
         idx = rng.integers(0, d.size, size=(rows, d.size))
         means[start:start + rows] = d[idx].mean(axis=1)
     return float(means.std(ddof=1))
+
+
+#: the settings of a race saved before they existed: the race as it ran then
+LEGACY: dict[str, Any] = {"tie_anchor": "last", "rule": "halving", "catch_up_se": 0.0,
+                          "brackets": 1, "bootstrap_users": 0}
+
+
+@dataclass
+class HalvingConfig:
+    """Settings of the race; see the module docstring and :mod:`autosample_ext.search.rungs`.
+
+    first_rung: epochs of the first rung (r0 >= 1).
+    eta: reduction factor (>= 2): keep ``ceil(n / eta)`` per rung; rungs grow by ``eta``.
+    tie_se: a candidate within ``tie_se`` paired-bootstrap SEs of the anchor is tied with it.
+    tie_anchor: the classic rule's anchor, ``"last"`` kept candidate or ``"best"`` (the race
+        rule always anchors at the leader).
+    bootstrap_samples: resamples of the validation users for the SE.
+    rule: ``"race"`` or ``"halving"`` (the classic rule).
+    catch_up_se: the race rule keeps a candidate catching up with the leader when the gap it
+        closed exceeds this many SEs (0: off).
+    brackets: Hyperband brackets (1: plain successive halving).
+    bootstrap_users: the SEs use at most this many validation users (a seeded subsample;
+        0: all).
+    """
+
+    first_rung: int = 4
+    eta: int = 2
+    tie_se: float = 2.0
+    tie_anchor: str = "best"
+    bootstrap_samples: int = 1000
+    rule: str = "race"
+    catch_up_se: float = 2.0
+    brackets: int = 1
+    bootstrap_users: int = 2000
+
+    def __post_init__(self) -> None:
+        if self.first_rung < 1:
+            raise ValueError(f"successive halving: first_rung must be >= 1, got {self.first_rung}")
+        if self.eta < 2:
+            raise ValueError(f"successive halving: eta must be >= 2, got {self.eta}")
+        if not self.tie_se >= 0:
+            raise ValueError(f"successive halving: tie_se must be >= 0, got {self.tie_se}")
+        if self.tie_anchor not in TIE_ANCHORS:
+            raise ValueError(f"successive halving: tie_anchor must be one of {TIE_ANCHORS}, "
+                             f"got {self.tie_anchor!r}")
+        if self.bootstrap_samples < 2:
+            raise ValueError(f"successive halving: bootstrap_samples must be >= 2, "
+                             f"got {self.bootstrap_samples}")
+        if self.rule not in RULES:
+            raise ValueError(f"successive halving: rule must be one of {RULES}, got {self.rule!r}")
+        if not self.catch_up_se >= 0:
+            raise ValueError(f"successive halving: catch_up_se must be >= 0, got {self.catch_up_se}")
+        if self.brackets < 1:
+            raise ValueError(f"successive halving: brackets must be >= 1, got {self.brackets}")
+        if self.bootstrap_users < 0:
+            raise ValueError(f"successive halving: bootstrap_users must be >= 0, "
+                             f"got {self.bootstrap_users}")
+
+    def bracket_rungs(self, max_epochs: int, eval_every: int = 1) -> list[list[int]]:
+        """The rung epochs of every bracket."""
+        return [rung_epochs(self.first_rung * self.eta ** b, self.eta, max_epochs, eval_every)
+                for b in range(self.brackets)]
+
+
+@dataclass
+class HalvingOutcome:
+    """The race's result: the winner, its training result (test at its best validation
+    epoch), every candidate's run, the rung decisions, the candidates added during the race
+    (``added``: name, parent, epoch) and the costs of the whole race."""
+
+    chosen: str
+    result: TrainResult
+    runs: list[dict[str, Any]]
+    decisions: list[RungDecision]
+    cpu_seconds: float
+    wall_seconds: float
+    rungs: list[int]
+    added: list[dict[str, Any]] = field(default_factory=list)
+    bracket_rungs: list[list[int]] = field(default_factory=list)
 
 
 @dataclass
