@@ -192,3 +192,17 @@ def test_cli_race_options_reach_the_race_and_bad_values_exit_2(capsys):
         del old[key]
     legacy = RunConfig.from_json(old).halving_config()
     assert (legacy.rule, legacy.catch_up_se, legacy.bootstrap_users) == ("halving", 0.0, 0)
+
+
+def test_a_race_of_twenty_configurations_halves_down_cheaply(tiny, tmp_path):
+    space = "dns(num_candidates=2|3|4|5|6|7|8|9|10|11),pns(beta=0|0.25|0.5|0.75|1.0|1.25|1.5|1.75|2.0|2.25)"
+    summary = run(_cfg(tmp_path, "many", search="sh", search_space=space, epochs=6, patience=2,
+                       sh_first_rung=1), data=tiny)
+    m = summary.metrics["sh"]["0"]
+    assert len(m["runs"]) == 20 and m["chosen"] in {r["sampler"] for r in m["runs"]}
+    first = m["decisions"][0]
+    assert len(first["values"]) == 20 and len(first["kept"]) <= 12       # quota 10 + ties
+    # halving: at most about half the grid's epochs (the grid would train all 20 for 6 epochs)
+    assert sum(r["epochs_run"] for r in m["runs"]) <= 0.5 * 20 * 6
+    assert [len(d["values"]) for d in m["decisions"]] == sorted(
+        (len(d["values"]) for d in m["decisions"]), reverse=True)
