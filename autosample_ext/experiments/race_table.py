@@ -31,39 +31,67 @@ def _race_runs(race: dict[str, Any], metric: str) -> dict[int, float]:
     return {int(r["seed"]): r["test"][metric] for r in race["runs"] if r["method"] == "sh"}
 
 
-def epoch_priced(grid: dict[str, Any], race: dict[str, Any]) -> dict[str, float]:
-    """Per seed, the race's epochs priced at the single runs' CPU seconds per epoch, over the
-    grid's CPU seconds: a check of the CPU ratio that does not depend on the machine's load. A
-    candidate's epochs are priced segment by segment at its sampler's single-run price (a
-    branch's inherited prefix is its parent's, counted there); a configured DNS
-    (``dns(num_candidates=8)``) at DNS's price. Rung decisions are not priced."""
+def priced_candidates(grid: dict[str, Any], race: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per seed, each race candidate's epochs priced at the single runs' CPU seconds per epoch,
+    over the grid's CPU seconds. A candidate's epochs are priced segment by segment at its
+    sampler's single-run price (a branch's inherited prefix is its parent's, counted there); a
+    configured DNS (``dns(num_candidates=8)``) at DNS's price. The curriculum stage, when the
+    race ran one, is the entry ``"curriculum stage"``."""
     singles = _singles(grid)
-    out: dict[str, float] = {}
+    out: dict[str, dict[str, float]] = {}
     for seed, block in race["sh"].items():
         s = int(seed)
         if any(s not in runs for runs in singles.values()):
             continue
         price = {n: runs[s]["cpu_seconds"] / max(runs[s]["epochs_run"], 1)
                  for n, runs in singles.items()}
-        cost = 0.0
+        total = sum(runs[s]["cpu_seconds"] for runs in singles.values())
+        costs: dict[str, float] = {}
         for c in block["runs"]:
             cand = parse_candidate(c["sampler"])
             start = c.get("branch_epoch") or 0
             edges = [0]
             for seg in cand.segments[:-1]:
                 edges.append(edges[-1] + seg.epochs)
+            cost = 0.0
             for i, seg in enumerate(cand.segments):
                 lo = max(edges[i], start)
                 hi = c["epochs_run"] if i == len(cand.segments) - 1 else min(edges[i + 1],
                                                                             c["epochs_run"])
                 if hi > lo:
                     cost += (hi - lo) * price.get(seg.sampler, np.nan)
+            costs[c["sampler"]] = cost / total
         stage = block.get("curriculum") or {}
         if stage.get("harder"):
-            cost += stage["epochs_run"] * price.get(parse_candidate(stage["harder"]).samplers[-1],
-                                                    np.nan)
-        out[seed] = cost / sum(runs[s]["cpu_seconds"] for runs in singles.values())
+            costs["curriculum stage"] = stage["epochs_run"] * price.get(
+                parse_candidate(stage["harder"]).samplers[-1], np.nan) / total
+        out[seed] = costs
     return out
+
+
+def epoch_priced(grid: dict[str, Any], race: dict[str, Any]) -> dict[str, float]:
+    """Per seed, the race's epochs priced at the single runs' CPU seconds per epoch, over the
+    grid's CPU seconds (:func:`priced_candidates`, summed): a check of the CPU ratio that does
+    not depend on the machine's load. Rung decisions are not priced."""
+    return {seed: sum(c.values()) for seed, c in priced_candidates(grid, race).items()}
+
+
+def sh_cost_why(grid: dict[str, Any], race: dict[str, Any]) -> str:
+    """Where a race's epoch-priced cost went, averaged over seeds: the pick's own run and the
+    other candidates' rungs, the costliest of them named."""
+    per = priced_candidates(grid, race)
+    if not per:
+        return ""
+    own = np.mean([c[race["sh"][seed]["chosen"]] for seed, c in per.items()])
+    others: dict[str, list[float]] = {}
+    for seed, c in per.items():
+        for name, v in c.items():
+            if name != race["sh"][seed]["chosen"]:
+                others.setdefault(name, []).append(v)
+    rest = {n: float(np.sum(v)) / len(per) for n, v in others.items()}
+    top = max(rest, key=rest.get) if rest else None
+    text = f"the pick's own run {own:.2f}, the other candidates' rungs {sum(rest.values()):.2f}"
+    return text + (f" ({candidate_label(top)} {rest[top]:.2f})" if top else "")
 
 
 def cpu_ratio(grid: dict[str, Any], race: dict[str, Any]) -> dict[str, float]:
@@ -121,7 +149,8 @@ def setting_row(setting: str, named: dict[str, dict[str, Any]], metric: str) -> 
                   f"; {'within' if within else 'NOT within'} 1 std of the grid's pick"),
                   f"{ratio:.2f} ({priced:.2f}); the grid's pick alone {winner_share:.2f}",
                   "met" if met else
-                  f"missed by {max(ratio, priced) - SH_COST:+.2f}" if within else "missed: pick"]
+                  f"missed by {max(ratio, priced) - SH_COST:+.2f}: {sh_cost_why(grid, sh)}"
+                  if within else "missed: pick"]
     auto = named.get("sh-auto")
     if auto is None:
         cells += ["not run"] * 3
@@ -136,7 +165,9 @@ def setting_row(setting: str, named: dict[str, dict[str, Any]], metric: str) -> 
         gain_ok, cost_ok = rel >= AUTO_GAIN, max(ratio, priced) <= AUTO_COST
         why = [] if gain_ok else [f"gain {100 * (rel - AUTO_GAIN):+.1f} pts short"]
         if not cost_ok:
-            why.append(f"cost {max(ratio, priced) - AUTO_COST:+.2f} over")
+            raced = np.mean([len(auto["sh"][str(s)]["runs"]) for s in seeds])
+            why.append(f"cost {max(ratio, priced) - AUTO_COST:+.2f} over ({raced:.0f} candidates "
+                       f"raced; {sh_cost_why(grid, auto)})")
         cells += [f"{_fmt(v)} ({', '.join(candidate_label(auto['sh'][str(s)]['chosen']) for s in seeds)})",
                   (f"{100 * rel:+.1f}% (better in {better}/{len(seeds)}, p = {p:.2g}); "
                   f"CPU {ratio:.2f} ({priced:.2f})"),
