@@ -183,8 +183,8 @@ def test_race_table_runs_the_grid_sh_and_auto_and_reports_targets(tiny_file, tmp
     table = (root / "sh-auto" / "table.md").read_text()
     assert "The race's candidates:" in table and "| 0 | dns(top_k=2)" in table
     report = (tmp_path / "rep" / "report.md").read_text()
-    assert "## Racing configurations" in report and "| tiny-mf |" in report
+    assert "## Racing configurations" in report and "| tiny-mf (2 seeds) |" in report
     assert "### The curriculum stage" in report
     assert "## Table 3" not in report            # the race table alone ran no compare run
-    row = next(line for line in report.splitlines() if line.startswith("| tiny-mf |"))
+    row = next(line for line in report.splitlines() if line.startswith("| tiny-mf (2 seeds) |"))
     assert row.count("|") == 10 and ("met" in row or "missed" in row)

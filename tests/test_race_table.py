@@ -3,6 +3,7 @@ race's cost went (the reason printed beside a missed cost target)."""
 import pytest
 
 from autosample_ext.experiments.race_table import (
+    _by,
     epoch_priced,
     priced_candidates,
     sh_cost_why,
@@ -44,3 +45,7 @@ def test_sh_cost_why_splits_the_picks_run_from_the_others_rungs():
                    "(RNS@4+DNS 0.10)")
     alone = {"sh": {"0": {"chosen": "dns", "runs": [{"sampler": "dns", "epochs_run": 30}]}}}
     assert sh_cost_why(_grid(), alone) == "the pick's own run 0.75, the other candidates' rungs 0.00"
+
+
+def test_a_miss_that_rounds_to_zero_keeps_its_sign_and_size():
+    assert _by(0.1612) == "+0.16" and _by(0.0018) == "+0.002" and _by(-0.046) == "-0.05"

@@ -105,6 +105,11 @@ def _fmt(values: list[float]) -> str:
     return f"{a.mean():.4f} ± {a.std(ddof=1) if a.size > 1 else 0.0:.4f}"
 
 
+def _by(x: float) -> str:
+    """A miss, signed; three decimals where two would read +0.00."""
+    return f"{x:+.2f}" if abs(x) >= 0.005 else f"{x:+.3f}"
+
+
 def _mean(d: dict[str, float]) -> float:
     return float(np.mean(list(d.values()))) if d else float("nan")
 
@@ -121,7 +126,7 @@ def setting_row(setting: str, named: dict[str, dict[str, Any]], metric: str) -> 
     test = {n: [runs[s]["test"][metric] for s in seeds] for n, runs in singles.items()}
     best = max(test, key=lambda n: np.mean(test[n]))
     b = np.asarray(test[best])
-    cells = [setting, f"{candidate_label(best)} {_fmt(test[best])}"]
+    cells = [f"{setting} ({len(seeds)} seeds)", f"{candidate_label(best)} {_fmt(test[best])}"]
     picks = [grid["grid"][str(s)]["chosen"] for s in seeds]
     pick_test = np.asarray([singles[p][s]["test"][metric] for p, s in zip(picks, seeds)])
     winner_share = np.mean([singles[p][s]["cpu_seconds"]
@@ -149,7 +154,7 @@ def setting_row(setting: str, named: dict[str, dict[str, Any]], metric: str) -> 
                   f"; {'within' if within else 'NOT within'} 1 std of the grid's pick"),
                   f"{ratio:.2f} ({priced:.2f}); the grid's pick alone {winner_share:.2f}",
                   "met" if met else
-                  f"missed by {max(ratio, priced) - SH_COST:+.2f}: {sh_cost_why(grid, sh)}"
+                  f"missed by {_by(max(ratio, priced) - SH_COST)}: {sh_cost_why(grid, sh)}"
                   if within else "missed: pick"]
     auto = named.get("sh-auto")
     if auto is None:
@@ -166,7 +171,7 @@ def setting_row(setting: str, named: dict[str, dict[str, Any]], metric: str) -> 
         why = [] if gain_ok else [f"gain {100 * (rel - AUTO_GAIN):+.1f} pts short"]
         if not cost_ok:
             raced = np.mean([len(auto["sh"][str(s)]["runs"]) for s in seeds])
-            why.append(f"cost {max(ratio, priced) - AUTO_COST:+.2f} over ({raced:.0f} candidates "
+            why.append(f"cost {_by(max(ratio, priced) - AUTO_COST)} over ({raced:.0f} candidates "
                        f"raced; {sh_cost_why(grid, auto)})")
         cells += [f"{_fmt(v)} ({', '.join(candidate_label(auto['sh'][str(s)]['chosen']) for s in seeds)})",
                   (f"{100 * rel:+.1f}% (better in {better}/{len(seeds)}, p = {p:.2g}); "
