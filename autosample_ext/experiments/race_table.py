@@ -105,6 +105,18 @@ def _fmt(values: list[float]) -> str:
     return f"{a.mean():.4f} ± {a.std(ddof=1) if a.size > 1 else 0.0:.4f}"
 
 
+def _race_numbers(grid: dict[str, Any], race: dict[str, Any], seeds: list[int],
+                  metric: str) -> tuple[np.ndarray, float, float]:
+    """A race's test values on ``seeds``, its CPU ratio and its epoch-priced ratio."""
+    got = _race_runs(race, metric)
+    return (np.asarray([got[s] for s in seeds]), _mean(cpu_ratio(grid, race)),
+            _mean(epoch_priced(grid, race)))
+
+
+def _picks(race: dict[str, Any], seeds: list[int]) -> str:
+    return ", ".join(candidate_label(race["sh"][str(s)]["chosen"]) for s in seeds)
+
+
 def _by(x: float) -> str:
     """A miss, signed; three decimals where two would read +0.00."""
     return f"{x:+.2f}" if abs(x) >= 0.005 else f"{x:+.3f}"
@@ -135,22 +147,17 @@ def setting_row(setting: str, named: dict[str, dict[str, Any]], metric: str) -> 
     if classic is None:
         cells.append("not run")
     else:
-        got = _race_runs(classic, metric)
-        cells.append(f"{_fmt([got[s] for s in seeds])} "
-                     f"({', '.join(candidate_label(classic['sh'][str(s)]['chosen']) for s in seeds)}); "
-                     f"CPU {_mean(cpu_ratio(grid, classic)):.2f} "
-                     f"({_mean(epoch_priced(grid, classic)):.2f})")
+        v, ratio, priced = _race_numbers(grid, classic, seeds, metric)
+        cells.append(f"{_fmt(v)} ({_picks(classic, seeds)}); CPU {ratio:.2f} ({priced:.2f})")
     sh = named.get("sh")
     if sh is None:
         cells += ["not run"] * 3
     else:
-        got = _race_runs(sh, metric)
-        v = np.asarray([got[s] for s in seeds])
+        v, ratio, priced = _race_numbers(grid, sh, seeds, metric)
         std = pick_test.std(ddof=1) if pick_test.size > 1 else 0.0
         within = abs(v.mean() - pick_test.mean()) <= std or v.mean() >= pick_test.mean()
-        ratio, priced = _mean(cpu_ratio(grid, sh)), _mean(epoch_priced(grid, sh))
         met = within and max(ratio, priced) <= SH_COST
-        cells += [(f"{_fmt(v)} ({', '.join(candidate_label(sh['sh'][str(s)]['chosen']) for s in seeds)})"
+        cells += [(f"{_fmt(v)} ({_picks(sh, seeds)})"
                   f"; {'within' if within else 'NOT within'} 1 std of the grid's pick"),
                   f"{ratio:.2f} ({priced:.2f}); the grid's pick alone {winner_share:.2f}",
                   "met" if met else
@@ -160,12 +167,10 @@ def setting_row(setting: str, named: dict[str, dict[str, Any]], metric: str) -> 
     if auto is None:
         cells += ["not run"] * 3
     else:
-        got = _race_runs(auto, metric)
-        v = np.asarray([got[s] for s in seeds])
+        v, ratio, priced = _race_numbers(grid, auto, seeds, metric)
         rel = float(np.mean(v / b - 1))
         p = float(stats.ttest_rel(v, b).pvalue) if v.size > 1 and not np.allclose(v - b, (v - b)[0]) \
             else float("nan")
-        ratio, priced = _mean(cpu_ratio(grid, auto)), _mean(epoch_priced(grid, auto))
         better = int((v > b).sum())
         gain_ok, cost_ok = rel >= AUTO_GAIN, max(ratio, priced) <= AUTO_COST
         why = [] if gain_ok else [f"gain {100 * (rel - AUTO_GAIN):+.1f} pts short"]
@@ -173,7 +178,7 @@ def setting_row(setting: str, named: dict[str, dict[str, Any]], metric: str) -> 
             raced = np.mean([len(auto["sh"][str(s)]["runs"]) for s in seeds])
             why.append(f"cost {_by(max(ratio, priced) - AUTO_COST)} over ({raced:.0f} candidates "
                        f"raced; {sh_cost_why(grid, auto)})")
-        cells += [f"{_fmt(v)} ({', '.join(candidate_label(auto['sh'][str(s)]['chosen']) for s in seeds)})",
+        cells += [f"{_fmt(v)} ({_picks(auto, seeds)})",
                   (f"{100 * rel:+.1f}% (better in {better}/{len(seeds)}, p = {p:.2g}); "
                   f"CPU {ratio:.2f} ({priced:.2f})"),
                   "met" if gain_ok and cost_ok else "missed: " + ", ".join(why)]
