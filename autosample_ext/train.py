@@ -57,7 +57,7 @@ def config_from_args(ns: argparse.Namespace) -> tuple[RunConfig, dict[str, Any]]
             continue
         if key == "search_space":
             value = name_list(value, "--search-space")
-            if len(value) < 2:
+            if len(value) < 2 and value != ("auto",):
                 raise CLIError(f"--search-space: needs at least 2 samplers, got {list(value)}")
         elif key == "sampler":
             value = name_list(value, "--sampler")
@@ -73,10 +73,10 @@ def config_from_args(ns: argparse.Namespace) -> tuple[RunConfig, dict[str, Any]]
             if not Path(value).exists():
                 raise CLIError(f"--data: {value} does not exist")
         elif key in ("epochs", "dim", "layers", "batch_size", "eval_every", "sh_first_rung",
-                     "num_negatives") and value < 1:
+                     "num_negatives", "sh_brackets") and value < 1:
             raise CLIError(f"--{key.replace('_', '-')}: must be >= 1, got {value}")
-        elif key == "sh_tie_se" and value < 0:
-            raise CLIError(f"--sh-tie-se: must be >= 0, got {value}")
+        elif key in ("sh_tie_se", "sh_catch_up_se", "sh_bootstrap_users") and not value >= 0:
+            raise CLIError(f"--{key.replace('_', '-')}: must be >= 0, got {value}")
         elif key == "sh_eta" and value < 2:
             raise CLIError(f"--sh-eta: must be >= 2, got {value}")
         elif key == "retrain_epochs" and value < 1:

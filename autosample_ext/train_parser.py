@@ -100,23 +100,24 @@ def known_samplers() -> tuple[str, ...]:
 
 
 def name_list(text: str, what: str) -> tuple[str, ...]:
-    from autosample_ext.search.schedule import canonical_name, is_schedule
+    """Candidates of ``--sampler`` / ``--search-space``: sampler names, schedules
+    (``aobpr@5+dns``) and configured candidates (``dns(num_candidates=4|8)``), expanded and in
+    canonical spelling; a bad one is a CLIError naming the candidate and the field."""
+    from autosample_ext.search.space import expand_space, split_space
 
-    names = tuple(p.strip().lower() for p in text.split(","))
-    if not text.strip() or any(not n for n in names):
-        raise CLIError(f"{what}: expected comma-separated sampler names, got {text!r}")
-    known = known_samplers()
-    bad = [n for n in names if not is_schedule(n) and n not in known]
-    if bad:
-        raise CLIError(f"{what}: unknown sampler {', '.join(map(repr, bad))}; "
-                       f"known samplers: {', '.join(known)}")
-    try:  # schedules such as aobpr@5+dns
-        names = tuple(canonical_name(n, known) for n in names)
+    try:
+        parts = split_space(text)
     except ValueError as exc:
         raise CLIError(f"{what}: {exc}") from None
-    if len(set(names)) != len(names):
-        raise CLIError(f"{what}: repeated sampler in {text!r}")
-    return names
+    if not text.strip() or any(not n for n in parts):
+        raise CLIError(f"{what}: expected comma-separated sampler names, got {text!r}")
+    try:
+        return expand_space(parts, known_samplers())
+    except ValueError as exc:
+        message = str(exc)
+        if "appears twice" in message:
+            message += f" (repeated sampler in {text!r})"
+        raise CLIError(f"{what}: {message}") from None
 
 
 def sampler_opts(texts: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -223,9 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(RecBole's) [default: the model's]")
     g = p.add_argument_group("what to run")
     g.add_argument("--search-space", metavar="S1,S2,...",
-                   help=f"candidate samplers of the search; a candidate may be a schedule "
-                        f"such as aobpr@5+dns (AOBPR for epochs 1-5, then DNS) "
-                        f"[default: {','.join(d.search_space)}]")
+                   help=f"candidates of the search: samplers, schedules such as aobpr@5+dns "
+                        f"(AOBPR for epochs 1-5, then DNS), samplers with options and "
+                        f"alternatives such as dns(num_candidates=4|8|32) or dns(lr=1e-3|5e-3) "
+                        f"(one candidate per value), or auto (--search sh: built from the "
+                        f"data, see the README) [default: {','.join(d.search_space)}]")
     g.add_argument("--sampler", metavar="NAME[,NAME]",
                    help="train these samplers (or schedules, aobpr@5+dns) alone, each from "
                         "scratch (no search)")
@@ -260,9 +263,28 @@ def build_parser() -> argparse.ArgumentParser:
                         f"standard errors (validation users) of the last kept one is kept too; "
                         f"0 = off [default: {d.sh_tie_se}]")
     g.add_argument("--sh-tie-anchor", choices=("last", "best"),
-                   help="successive halving: the tie rule compares a dropped candidate with the "
-                        "last kept one (the specified rule) or with the best one (keeps halving "
+                   help="successive halving, --sh-rule halving: the tie rule compares a dropped "
+                        "candidate with the last kept one or with the best one (keeps halving "
                         f"a cluster of ties far behind the leader) [default: {d.sh_tie_anchor}]")
+    g.add_argument("--sh-rule", choices=("race", "halving"),
+                   help="successive halving: race = the leader, the top ceil(n/ETA) unless "
+                        "clearly behind the leader, candidates catching up with it, ties for "
+                        "one rung; halving = the classic top ceil(n/ETA) plus ties (README, "
+                        f"'Search strategies') [default: {d.sh_rule}]")
+    g.add_argument("--sh-catch-up-se", type=float, metavar="Z",
+                   help="successive halving, --sh-rule race: keep a candidate whose relative gap "
+                        "to the leader shrank by ETA since the previous rung, when the gap it "
+                        f"closed exceeds Z bootstrap SEs; 0 = off [default: {d.sh_catch_up_se}]")
+    g.add_argument("--sh-brackets", type=int, metavar="B",
+                   help="successive halving: Hyperband brackets, bracket b starting at "
+                        f"R0*ETA^b epochs; 1 = plain successive halving [default: {d.sh_brackets}]")
+    g.add_argument("--sh-bootstrap-users", type=int, metavar="N",
+                   help="successive halving: rung decisions bootstrap over at most N validation "
+                        f"users (a seeded subsample); 0 = all [default: {d.sh_bootstrap_users}]")
+    g.add_argument("--sh-curriculum", choices=("off", "harder"),
+                   help="successive halving: after the race, the winner's best state trains on "
+                        "with the next harder candidate and is kept where validation improves "
+                        f"[default: {d.sh_curriculum}]")
     g.add_argument("--num-negatives", type=int, metavar="T",
                    help=f"negatives per positive of single-sampler training (singles, grid, "
                         f"SH; the paper's Table 4 baselines) [default: {d.num_negatives}]")

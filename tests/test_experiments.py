@@ -32,9 +32,10 @@ def test_plan_shares_runs_between_tables():
                            subsets=(("rns", "dns"),), runs="R")
     items = plan(cfg)
     names = [(i.setting, i.name) for i in items]
-    assert names[:9] == [("lastfm-mf", n) for n in (
+    assert names[:14] == [("lastfm-mf", n) for n in (
         "compare", "sh-tie0", "sh-tiebest", "negatives", "retrain-random", "space-0-as",
-        "space-0-sh", "schedule", "sh-schedules")]
+        "space-0-sh", "schedule", "sh-schedules", "grid", "sh", "sh-auto", "sh-auto-harder",
+        "sh-classic")]
     by = {n: i.config for (s, n), i in zip(names, items) if s == "lastfm-mf"}
     assert by["compare"].mode == "compare" and by["negatives"].num_negatives == 4
     assert by["retrain-random"].retrain_init == "random"
@@ -42,7 +43,15 @@ def test_plan_shares_runs_between_tables():
     assert by["sh-schedules"].search_space[-1] == "aobpr@5+dns"
     assert by["sh-tie0"].sh_tie_se == 0 and by["sh-tie0"].search == "sh"
     assert by["sh-tiebest"].sh_tie_anchor == "best"
-    assert items[9].config.data is None and items[9].setting == "default-mf"
+    assert items[14].config.data is None and items[14].setting == "default-mf"
+    assert by["sh-auto"].search_space == ("auto",) and by["grid"].search == "grid"
+    # the race table alone: the three race runs; another split names the setting
+    race = plan(ExperimentConfig(datasets=("../x/lastfm",), tables=("race",), runs="R",
+                                 base=RunConfig(split="loo")))
+    assert [(i.setting, i.name) for i in race] == [("lastfm-loo-mf", n)
+                                                   for n in ("grid", "sh", "sh-auto", "sh-auto-harder",
+                                                             "sh-classic")]
+    assert race[0].config.split == "loo"
     with pytest.raises(ValueError, match="--tables"):
         ExperimentConfig(datasets=("default",), tables=("7",))
     only = plan(ExperimentConfig(datasets=("default",), tables=("6",), runs="R"))
@@ -52,6 +61,7 @@ def test_plan_shares_runs_between_tables():
 def test_experiments_command_runs_reuses_and_reports(tiny_file, tmp_path, capsys):
     argv = ["--data", str(tiny_file), "--seeds", "0,1", "--epochs", "3", "--patience", "2",
             "--search-space", "rns,dns", "--subsets", "rns,dns", "--schedules", "rns@1+dns",
+            "--tables", "3,4,5,6,schedule",
             "--runs", str(tmp_path / "runs"), "--report", str(tmp_path / "rep")]
     assert main(argv) == 0
     root = tmp_path / "runs" / "tiny-mf"
@@ -165,3 +175,34 @@ def test_a_run_locked_by_another_writer_is_a_clear_error(tiny_file, tmp_path, ca
         lock.release()
     err = capsys.readouterr().err
     assert "error:" in err and str(folder) in err and "Traceback" not in err
+
+
+def test_race_table_runs_the_grid_sh_and_auto_and_reports_targets(tiny_file, tmp_path):
+    argv = ["--data", str(tiny_file), "--seeds", "0,1", "--epochs", "6", "--patience", "2",
+            "--tables", "race", "--runs", str(tmp_path / "runs"), "--report", str(tmp_path / "rep")]
+    assert main(argv) == 0
+    root = tmp_path / "runs" / "tiny-mf"
+    assert sorted(p.name for p in root.iterdir()) == ["grid", "sh", "sh-auto", "sh-auto-harder",
+                                                      "sh-classic"]
+    # the curriculum run reused the auto races: same picks before its stage, same race costs
+    auto_m = json.loads((root / "sh-auto" / "metrics.json").read_text())["sh"]
+    cur_m = json.loads((root / "sh-auto-harder" / "metrics.json").read_text())["sh"]
+    for seed, race in auto_m.items():
+        assert cur_m[seed]["runs"] == race["runs"] and cur_m[seed]["decisions"] == race["decisions"]
+        assert cur_m[seed]["chosen"].split(">>")[0] == race["chosen"]
+    auto = json.loads((root / "sh-auto" / "config.json").read_text())
+    expansion = auto["search_space_expansion"]
+    assert expansion["given"] == ["auto"] and expansion["raced"][:4] == ["rns", "pns", "dns", "aobpr"]
+    assert set(expansion["added"]) == {"0", "1"} and any(expansion["added"].values())
+    metrics = json.loads((root / "sh-auto" / "metrics.json").read_text())
+    for seed, added in expansion["added"].items():     # every schedule added is in the race
+        raced = [r["sampler"] for r in metrics["sh"][seed]["runs"]]
+        assert raced == expansion["raced"] + added
+    table = (root / "sh-auto" / "table.md").read_text()
+    assert "The race's candidates:" in table and "| 0 | dns(top_k=2)" in table
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Racing configurations" in report and "| tiny-mf (2 seeds) |" in report
+    assert "### The curriculum stage" in report
+    assert "## Table 3" not in report            # the race table alone ran no compare run
+    row = next(line for line in report.splitlines() if line.startswith("| tiny-mf (2 seeds) |"))
+    assert row.count("|") == 10 and ("met" in row or "missed" in row)

@@ -2,6 +2,7 @@
 interrupt + resume mid-race, and the costs written beside the grid's."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from types import SimpleNamespace
@@ -11,7 +12,12 @@ import pytest
 
 from autosample_ext.data import SyntheticConfig, default_dataset
 from autosample_ext.experiment import RunConfig, run
-from autosample_ext.search import HalvingConfig, SuccessiveHalving, paired_bootstrap_se, rung_epochs
+from autosample_ext.search import (
+    HalvingConfig,
+    SuccessiveHalving,
+    paired_bootstrap_se,
+    rung_epochs,
+)
 from autosample_ext.training import StopFlag, TrainingInterrupted
 from autosample_ext.training.checkpoint import load_checkpoint
 
@@ -50,14 +56,24 @@ def test_paired_bootstrap_se_matches_the_analytic_se_and_is_seeded():
     assert paired_bootstrap_se(a, a, 100, np.random.default_rng(1)) == 0.0
 
 
-def _fake_race(values, per_user, tie_se=2.0, eta=2, anchor="last"):
-    """A race whose survivors have best values ``values`` and per-user arrays ``per_user``."""
+def _fake_race(values, per_user, tie_se=2.0, eta=2, anchor="last", rule="halving",
+               previous=None, epochs=3, catch_up_se=2.0):
+    """A race whose survivors have best values ``values`` at ``epochs`` (``previous`` at
+    ``ceil(epochs / eta)``) and per-user arrays ``per_user``."""
     names = list(values)
     race = SuccessiveHalving(names, lambda n: None, data=None,
-                             config=HalvingConfig(eta=eta, tie_se=tie_se, tie_anchor=anchor),
+                             config=HalvingConfig(eta=eta, tie_se=tie_se, tie_anchor=anchor,
+                                                  rule=rule, catch_up_se=catch_up_se),
                              seed=0)
-    cfg = SimpleNamespace(metric="recall@20")
-    race.trainers = {n: SimpleNamespace(best_value=values[n], config=cfg) for n in names}
+    cfg = SimpleNamespace(metric="recall@20", eval_split="valid")
+    prev_epoch = math.ceil(epochs / eta)
+
+    def logged(n):
+        lines = [{"epoch": prev_epoch, "valid": {"recall@20": (previous or {}).get(n, 0.0)}}]
+        return lines + [{"epoch": epochs, "valid": {"recall@20": values[n]}}]
+
+    race.trainers = {n: SimpleNamespace(best_value=values[n], config=cfg, log=logged(n),
+                                        epoch=epochs) for n in names}
     users = np.arange(len(next(iter(per_user.values()))))
     race._per_user = lambda name, metric: (users, per_user[name])
     return race
@@ -176,38 +192,48 @@ class Boom(RuntimeError):
     pass
 
 
-@pytest.mark.parametrize("where,tag,epoch", [("crash", "seed0/sh-dns", 2),
-                                             ("signal", "seed0/sh-aobpr", 1),
-                                             ("signal", "winner", 5)])
-def test_interrupt_and_resume_mid_race_give_identical_results(tiny, tmp_path, where, tag, epoch):
-    kw = dict(search="sh", seeds=(0,))
+def interrupt_and_resume(tiny, tmp_path, kw, hits, crash=False):
+    """Run ``kw`` uninterrupted, then again with a stop request (or a crash) at the first step
+    where ``hits(tag, step)`` holds, then resumed; returns the uninterrupted summary and
+    metrics and the resumed ones, after checking they are the same."""
     ref = run(_cfg(tmp_path, "ref", **kw), data=tiny)
     ref_metrics = json.loads((tmp_path / "ref" / "metrics.json").read_text())
-    if tag == "winner":
-        tag = f"seed0/sh-{ref_metrics['sh']['0']['chosen']}"
-    nb = math.ceil(tiny.train.nnz / 128)
-    at = epoch * nb + nb // 2          # the middle of epoch ``epoch + 1`` of that candidate
-    stop = StopFlag()
-    hit = []
+    stop, hit = StopFlag(), []
 
     def fault(t, step):
-        if t == tag and step == at and not hit:
+        if not hit and hits(t, step, ref_metrics):
             hit.append(step)
-            if where == "crash":
+            if crash:
                 raise Boom("simulated crash")
             stop.request("test")
 
     cfg = _cfg(tmp_path, "run", **kw)
-    with pytest.raises(Boom if where == "crash" else TrainingInterrupted):
+    with pytest.raises(Boom if crash else TrainingInterrupted):
         run(cfg, data=tiny, stop=stop, on_step=fault)
     assert hit
     resumed = run(cfg, data=tiny, resume=True)
     got = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert _strip(got) == _strip(ref_metrics)
     assert resumed.records[0].result.test == ref.records[0].result.test
+    return ref, ref_metrics, resumed, got
+
+
+@pytest.mark.parametrize("where,tag,epoch", [("crash", "seed0/sh-dns", 2),
+                                             ("signal", "seed0/sh-aobpr", 1),
+                                             ("signal", "winner", 5)])
+def test_interrupt_and_resume_mid_race_give_identical_results(tiny, tmp_path, where, tag, epoch):
+    nb = math.ceil(tiny.train.nnz / 128)
+    at = epoch * nb + nb // 2          # the middle of epoch ``epoch + 1`` of that candidate
+
+    def hits(t, step, ref_metrics):
+        want = f"seed0/sh-{ref_metrics['sh']['0']['chosen']}" if tag == "winner" else tag
+        return t == want and step == at
+
+    _, _, _, got = interrupt_and_resume(tiny, tmp_path, {"search": "sh", "seeds": (0,)}, hits,
+                                        crash=where == "crash")
     state = load_checkpoint(tmp_path / "run" / "checkpoints" / "seed0-sh.pt")
-    assert got["sh"]["0"]["chosen"] in state["survivors"]
-    lines = lambda p: [{k: v for k, v in json.loads(x).items() if k != "seconds"}  # noqa: E731
+    assert got["sh"]["0"]["chosen"] in {n for alive in state["alive"] for n in alive}
+    lines = lambda p: [{k: v for k, v in json.loads(x).items() if k != "seconds"}
                        for x in (p / "log.jsonl").read_text().splitlines()]
     assert sorted(map(json.dumps, lines(tmp_path / "run"))) == \
         sorted(map(json.dumps, lines(tmp_path / "ref")))
@@ -243,7 +269,11 @@ def test_compare_reports_sh_grid_budget_singles_and_costs_side_by_side(tiny, tmp
 def test_budget_single_continues_the_single_run_exactly(tiny, tmp_path):
     """A single run stopped early and continued to N epochs without early stopping equals a
     run trained N epochs without early stopping from scratch."""
-    from autosample_ext.experiment.phases import RunContext, run_budget_single, run_single
+    from autosample_ext.experiment.phases import (
+        RunContext,
+        run_budget_single,
+        run_single,
+    )
     from autosample_ext.experiment.rundir import RunDir
 
     cfg = _cfg(tmp_path, "b", epochs=30, patience=1, lr=0.2)   # stops early
@@ -259,28 +289,33 @@ def test_budget_single_continues_the_single_run_exactly(tiny, tmp_path):
     got = budget.result
     assert (got.best_epoch, got.valid, got.test, got.epochs_run) == \
         (scratch.best_epoch, scratch.valid, scratch.test, scratch.epochs_run)
-    strip = lambda log: [(e["epoch"], e["loss"], e.get("valid")) for e in log]  # noqa: E731
+    strip = lambda log: [(e["epoch"], e["loss"], e.get("valid")) for e in log]
     assert strip(got.log) == strip(scratch.log)
 
 
 def test_race_state_resume_fills_options_added_later_and_refuses_another_anchor():
-    """A race state saved before ``tie_anchor`` existed resumes with the default ("last"); a
-    resume under another anchor is refused, naming the key."""
-    race = SuccessiveHalving(["rns", "dns"], lambda n: None, data=None, seed=0)
-    race.rungs = [3, 6]
-    race.survivors = ["dns"]
-    race.rungs_done = 1
-    old = race.state_dict()
-    del old["config"]["tie_anchor"]
-    again = SuccessiveHalving(["rns", "dns"], lambda n: None, data=None, seed=0)
-    again.rungs = [3, 6]
+    """A race state written before brackets, the race rule and ``tie_anchor`` existed (version
+    1: one list of rungs and survivors) resumes as the race it was: the classic rule, anchor
+    "last"; a resume under other settings is refused, naming the key."""
+    legacy = HalvingConfig(first_rung=3, tie_anchor="last", rule="halving", catch_up_se=0.0,
+                           brackets=1, bootstrap_users=0)
+    old = {"version": 1, "candidates": ["rns", "dns"],
+           "config": {"first_rung": 3, "eta": 2, "tie_se": 2.0, "bootstrap_samples": 1000},
+           "rungs": [3, 6], "rungs_done": 1, "survivors": ["dns"], "decisions": [],
+           "decision_cpu": 0.0, "decision_wall": 0.0}
+    again = SuccessiveHalving(["rns", "dns"], lambda n: None, data=None, seed=0, config=legacy)
+    again.bracket_rungs = [[3, 6]]
     again.load_state_dict(old)
-    assert (again.rungs_done, again.survivors) == (1, ["dns"])
+    assert (again.steps_done, again.survivors, again.alive) == (1, ["dns"], [["dns"]])
     other = SuccessiveHalving(["rns", "dns"], lambda n: None, data=None, seed=0,
-                              config=HalvingConfig(tie_anchor="best"))
-    other.rungs = [3, 6]
+                              config=dataclasses.replace(legacy, tie_anchor="best"))
+    other.bracket_rungs = [[3, 6]]
     with pytest.raises(ValueError, match="config=.*same setting"):
         other.load_state_dict(old)
+    new = SuccessiveHalving(["rns", "dns"], lambda n: None, data=None, seed=0)
+    new.bracket_rungs = [[3, 6]]
+    with pytest.raises(ValueError, match="config=.*same setting"):
+        new.load_state_dict(old)      # today's defaults are another race
 
 
 def test_cli_sh_tie_anchor_reaches_the_race(tiny, tmp_path):

@@ -76,8 +76,8 @@ def _recording(monkeypatch):
     built: list[tuple[str, dict]] = []
     real = phases.build_sampler
 
-    def record(name, data, seed, device, num_negatives=1, options=None, shard=None):
-        sampler = real(name, data, seed, device, num_negatives, options, shard=shard)
+    def record(name, data, seed, device, num_negatives=1, options=None, shard=None, **kw):
+        sampler = real(name, data, seed, device, num_negatives, options, shard=shard, **kw)
         built.append((name, dict((options or {}).get(name, {})),
                       getattr(sampler, "options", None)))
         return sampler

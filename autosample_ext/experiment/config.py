@@ -39,6 +39,12 @@ SEARCHES: tuple[str, ...] = ("autosample", "sh", "grid")
 #: training loss (the paper's Algorithm 1 as written)
 ALPHA_OBJECTIVES: tuple[str, ...] = ("valid", "train")
 MODELS: tuple[str, ...] = ("mf", "gmf", "lightgcn", "ngcf")
+#: after a race: off, or the winner's best state trained on with a harder candidate
+SH_CURRICULA: tuple[str, ...] = ("off", "harder")
+#: the race settings of a run saved before they existed (config.json without them): that run
+#: raced with the classic rule, so it resumes with it
+SH_LEGACY: dict[str, Any] = {"sh_rule": "halving", "sh_catch_up_se": 0.0, "sh_brackets": 1,
+                             "sh_bootstrap_users": 0, "sh_curriculum": "off"}
 
 # Kept for callers of the earlier API: the DENS protocol's fixed settings and samplers
 # (autosample_ext.experiment.protocols.DENS holds the whole protocol).
@@ -47,9 +53,12 @@ DENS_DEFAULT_SAMPLERS: tuple[str, ...] = tuple(DENS.default_samplers or ())
 
 
 def _names(value: Any, field: str) -> tuple[str, ...]:
-    """Sampler names: a tuple/list of str, or one str (``"dns"``; ``"rns,dns"`` as on the CLI)."""
+    """Sampler names: a tuple/list of str, or one str (``"dns"``; ``"rns,dns"`` as on the CLI;
+    commas inside a candidate's parentheses, ``dns(num_candidates=4|8),rns``, do not split)."""
+    from autosample_ext.search.space import split_space
+
     if isinstance(value, str):
-        return tuple(p.strip() for p in value.split(",") if p.strip())
+        return tuple(p for p in split_space(value) if p)
     try:
         names = tuple(value)
     except TypeError:
@@ -59,6 +68,17 @@ def _names(value: Any, field: str) -> tuple[str, ...]:
     if bad:
         raise TypeError(f"{field}: expected sampler names (str), got {bad[0]!r} in {value!r}")
     return names
+
+
+def _expanded(names: tuple[str, ...], field: str) -> tuple[str, ...]:
+    """Every candidate of ``names`` in canonical spelling, alternatives (``a|b``) expanded
+    (:func:`autosample_ext.search.space.expand_space`); ``auto`` kept as it is."""
+    from autosample_ext.search.space import expand_space
+
+    try:
+        return expand_space(names)
+    except ValueError as exc:
+        raise ValueError(f"{field}: {exc}") from None
 
 
 def _ints(value: Any, field: str) -> tuple[int, ...]:
@@ -119,10 +139,15 @@ class RunConfig:
     grid: bool = False
     compare: bool = False
     search: str = "autosample"
-    sh_first_rung: int = 3
+    sh_first_rung: int = 4
     sh_eta: int = 2
     sh_tie_se: float = 2.0
-    sh_tie_anchor: str = "last"
+    sh_tie_anchor: str = "best"
+    sh_rule: str = "race"
+    sh_catch_up_se: float = 2.0
+    sh_brackets: int = 1
+    sh_bootstrap_users: int = 2000
+    sh_curriculum: str = "off"
     num_negatives: int = 1
     budget_singles: bool = True
     retrain_init: str = "searched"
@@ -168,8 +193,8 @@ class RunConfig:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"{f.name} must be a finite number, got {value}")
-        self.search_space = _names(self.search_space, "search_space")
-        self.sampler = _names(self.sampler, "sampler")
+        self.search_space = _expanded(_names(self.search_space, "search_space"), "search_space")
+        self.sampler = _expanded(_names(self.sampler, "sampler"), "sampler")
         self.seeds = _ints(self.seeds, "seeds")
         self.ks = _ints(self.ks, "ks")
         from autosample_ext.samplers.registry import check_sampler_options
@@ -215,6 +240,7 @@ class RunConfig:
             self.halving_config()
         except ValueError as exc:
             raise ValueError("sh_" + str(exc).removeprefix("successive halving: ")) from None
+        self._check_space()
         if self.num_negatives < 1:
             raise ValueError(f"num_negatives must be >= 1, got {self.num_negatives}")
         for name in ("epochs", "dim", "layers", "batch_size"):
@@ -230,6 +256,27 @@ class RunConfig:
         except ValueError as exc:
             raise ValueError(str(exc).replace("probes: step_size", "alpha_step")
                              .replace("probes: ", "probe_")) from None
+
+    def _check_space(self) -> None:
+        """What only the mode can tell about the candidates: ``auto`` builds its schedules from
+        a race's first rung (successive halving only), and AutoSample trains one model, so its
+        candidates cannot have their own learning rate."""
+        from autosample_ext.search.space import AUTO, parse_candidate
+
+        if self.sh_curriculum not in SH_CURRICULA:
+            raise ValueError(f"sh_curriculum must be one of {SH_CURRICULA}, "
+                             f"got {self.sh_curriculum!r}")
+        if AUTO in self.sampler:
+            raise ValueError("sampler: 'auto' is a search space (--search sh --search-space auto)")
+        if AUTO in self.search_space and self.mode != "sh":
+            raise ValueError(f"search_space: 'auto' builds its schedules from the race's first "
+                             f"rung; use it with --search sh (this run's mode is {self.mode})")
+        if self.mode in ("autosample", "compare"):
+            own = [n for n in self.search_space if n != AUTO and parse_candidate(n).lr is not None]
+            if own:
+                raise ValueError(f"search_space: candidate {own[0]!r} has its own learning rate; "
+                                 f"the AutoSample search trains one model with --lr (use "
+                                 f"--search sh or --search grid)")
 
     @property
     def mode(self) -> str:
@@ -249,11 +296,12 @@ class RunConfig:
     def trained_samplers(self) -> tuple[str, ...]:
         """Every sampler this run trains, in order (alone, as candidates, in the grid, inside a
         schedule such as ``aobpr@5+dns``)."""
-        from autosample_ext.search.schedule import is_schedule, parse_schedule
+        from autosample_ext.search.auto_space import AUTO_SAMPLERS
+        from autosample_ext.search.space import AUTO, base_samplers
 
         names: list[str] = []
         for name in (self.sampler if self.mode == "single" else self.search_space):
-            names += list(parse_schedule(name).samplers) if is_schedule(name) else [name]
+            names += list(AUTO_SAMPLERS) if name == AUTO else list(base_samplers(name))
         return tuple(dict.fromkeys(names))
 
     def resolved(self, explicit: Iterable[str] | None = None) -> "RunConfig":
@@ -345,7 +393,9 @@ class RunConfig:
     def halving_config(self) -> HalvingConfig:
         """The successive-halving race's settings (``--search sh``)."""
         return HalvingConfig(first_rung=self.sh_first_rung, eta=self.sh_eta, tie_se=self.sh_tie_se,
-                             tie_anchor=self.sh_tie_anchor)
+                             tie_anchor=self.sh_tie_anchor, rule=self.sh_rule,
+                             catch_up_se=self.sh_catch_up_se, brackets=self.sh_brackets,
+                             bootstrap_users=self.sh_bootstrap_users)
 
     def train_config(self, seed: int, epochs: int | None = None) -> TrainConfig:
         return TrainConfig(epochs=epochs or self.epochs, batch_size=self.batch_size, lr=self.lr,
@@ -369,4 +419,5 @@ class RunConfig:
             raise ValueError(f"config.json has unknown keys {unknown}")
         if "alpha_objective" not in obj:  # written before the option existed: the paper's alpha
             obj = {**obj, "alpha_objective": "train"}
-        return cls(**obj)
+        # a run saved before a setting existed ran without it
+        return cls(**{**{k: v for k, v in SH_LEGACY.items() if k in names}, **obj})

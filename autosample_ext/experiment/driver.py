@@ -39,11 +39,13 @@ from autosample_ext.experiment.phases import (
     RunContext,
     is_autosample,
     load_data,
+    race_space,
     run_autosample,
     run_budget_single,
     run_sh,
     run_single,
 )
+from autosample_ext.experiment.race_report import race_table, space_record
 from autosample_ext.experiment.reporting import (
     aggregate,
     flag_below_popularity,
@@ -135,14 +137,17 @@ def run(cfg: RunConfig, *, resume: bool = False, data: InteractionData | None = 
     if dist.is_main:
         log_engine_notice(engines)
 
+    record = {"config": config_record(cfg, out_path), "mode": cfg.mode,
+              "samplers": sampler_settings(cfg), "data": facts, "engines": engines,
+              "world_size": dist.world_size, "launch": dist.launch_record()}
+    if cfg.mode in ("sh", "compare"):
+        record["search_space_expansion"] = space_record(cfg.search_space,
+                                                        static=race_space(cfg, data))
+
     def open_dir() -> RunDir:
         out = RunDir(out_path, new=not resume)
         try:
-            out.write_json(CONFIG_NAME, {"config": config_record(cfg, out_path), "mode": cfg.mode,
-                                         "samplers": sampler_settings(cfg), "data": facts,
-                                         "engines": engines,
-                                         "world_size": dist.world_size,
-                                         "launch": dist.launch_record()})
+            out.write_json(CONFIG_NAME, record)
         except BaseException:
             out.close()
             raise
@@ -155,6 +160,11 @@ def run(cfg: RunConfig, *, resume: bool = False, data: InteractionData | None = 
         records: list[PhaseRecord] = []
         for seed in cfg.seeds:
             records += run_seed(ctx, seed)
+            races = {str(r.seed): r.extra for r in records if r.method == SH}
+            if races:   # the schedules the races added, beside the candidates given
+                record["search_space_expansion"] = space_record(
+                    cfg.search_space, races, static=race_space(cfg, data))
+                dist.on_main(lambda: out.write_json(CONFIG_NAME, record), "writing config.json")
         summary = dist.on_main(lambda: _write_outputs(cfg, data, out, records,
                                                       time.perf_counter() - t0),
                                "writing the results")
@@ -309,7 +319,9 @@ def _write_outputs(cfg: RunConfig, data: InteractionData, out: RunDir,
         metrics["sh"] = {
             str(r.seed): {"chosen": r.sampler, "runs": r.extra["runs"], "rungs": r.extra["rungs"],
                           "decisions": r.extra["decisions"], "cpu_seconds": r.extra["cpu_seconds"],
-                          "wall_seconds": r.extra["wall_seconds"]}
+                          "wall_seconds": r.extra["wall_seconds"],
+                          **{k: r.extra[k] for k in ("space", "added", "bracket_rungs",
+                                                      "curriculum") if k in r.extra}}
             for r in races}
     costs = cost_summary(records)
     if costs:
@@ -328,7 +340,7 @@ def _write_outputs(cfg: RunConfig, data: InteractionData, out: RunDir,
                              r.seed: r.result.best_epoch for r in records if r.method == "search"})
     table = render_table(records, split, k, ttests, sh_ttests, columns)
     cost_table = render_cost_table(costs) if costs else ""
-    if frame["method"].nunique() > 1 or len(cfg.seeds) > 1:
+    if frame["method"].nunique() > 1 or len(cfg.seeds) > 1 or races:
         note = ("Best test value over epochs (DENS protocol)." if cfg.best_test
                 else "Test metrics at the best validation epoch.")
         if cfg.eval_protocol == "sampled":
@@ -343,5 +355,7 @@ def _write_outputs(cfg: RunConfig, data: InteractionData, out: RunDir,
         text = table + "\n" + note + "\n" + legend_line(metrics) + "\n"
         if cost_table:
             text += "\n" + cost_table
+        if races:
+            text += "\nThe race's candidates:\n\n" + race_table(metrics["sh"], cfg.metric)
         out.write_text("table.md", text)
     return RunSummary(out.path, records, metrics, table, seconds)

@@ -154,18 +154,21 @@ def build_model(cfg: RunConfig, data: InteractionData, seed: int):
 
 def build_sampler(name: str, data: InteractionData, seed: int, device: str,
                   num_negatives: int = 1, options: dict[str, dict[str, Any]] | None = None,
-                  shard=None):
-    """A sampler or a schedule (``aobpr@5+dns``) by name; ``options``: per sampler name, its
-    options (``RunConfig.sampler_options``), applied to the sampler or to the schedule's parts;
-    ``shard``: this process's users in a distributed run."""
-    from autosample_ext.search.schedule import is_schedule
+                  shard=None, segment_seeds: list[int] | None = None):
+    """A sampler, a schedule (``aobpr@5+dns``) or a configured candidate
+    (``dns(num_candidates=8)``) by name; ``options``: per sampler name, its options
+    (``RunConfig.sampler_options``), applied to the sampler or to the schedule's parts, under
+    the candidate's own; ``shard``: this process's users in a distributed run;
+    ``segment_seeds``: a schedule's per-segment seeds (default: mixed from ``seed``)."""
+    from autosample_ext.search.space import parse_candidate
 
     options = options or {}
-    if is_schedule(name):
+    cand = parse_candidate(name)
+    if cand.is_schedule:
         return build_candidate(name, data, seed=seed, device=device, num_negatives=num_negatives,
-                               shard=shard, options=options)
+                               shard=shard, options=options, segment_seeds=segment_seeds)
     return build_candidate(name, data, seed=seed, device=device, num_negatives=num_negatives,
-                           shard=shard, **options.get(name, {}))
+                           shard=shard, **options.get(cand.samplers[0], {}))
 
 
 @dataclass
@@ -214,19 +217,39 @@ def name_stream(name: str) -> int:
 
 
 def single_objective(ctx: RunContext, seed: int, name: str) -> SamplerObjective:
-    """Sampler ``name`` alone, its stream keyed by (seed, name): the same negatives in a single
-    run, a grid, a successive-halving race or a budget run."""
+    """Candidate ``name`` alone. Its sampler's stream is keyed by (seed, sampler name): the same
+    negatives in a single run, a grid, a successive-halving race or a budget run, whatever the
+    candidate's options; a schedule's segments each draw from their sampler's stream, so its
+    first segment trains exactly as that sampler alone."""
+    from autosample_ext.search.space import parse_candidate
+
     cfg = ctx.cfg
-    sampler = build_sampler(name, ctx.data, seed_for(seed, 100, name_stream(name)), cfg.device,
-                            cfg.num_negatives, cfg.sampler_options, shard=ctx.dist.shard)
+    cand = parse_candidate(name)
+    seeds = ([seed_for(seed, 100, name_stream(s)) for s in cand.samplers] if cand.is_schedule
+             else None)
+    sampler = build_sampler(name, ctx.data, seed_for(seed, 100, name_stream(cand.samplers[0])),
+                            cfg.device,
+                            cfg.num_negatives, cfg.sampler_options, shard=ctx.dist.shard,
+                            segment_seeds=seeds)
     return SamplerObjective(sampler, l2=cfg.l2)
+
+
+def candidate_train_config(cfg: RunConfig, seed: int, name: str,
+                           epochs: int | None = None) -> TrainConfig:
+    """The training settings of candidate ``name``: the run's, with the candidate's own
+    learning rate (``dns(lr=0.001)``) when it has one."""
+    from autosample_ext.search.space import parse_candidate
+
+    train_cfg = cfg.train_config(seed, epochs)
+    lr = parse_candidate(name).lr
+    return train_cfg if lr is None else dataclasses.replace(train_cfg, lr=lr)
 
 
 def run_single(ctx: RunContext, seed: int, name: str) -> PhaseRecord:
     cfg = ctx.cfg
     model = build_model(cfg, ctx.data, seed)
     result = _run_trainer(ctx, seed, name, model, single_objective(ctx, seed, name),
-                          cfg.train_config(seed))
+                          candidate_train_config(cfg, seed, name))
     return PhaseRecord(seed, name, name, result)
 
 
@@ -242,7 +265,8 @@ def run_budget_single(ctx: RunContext, seed: int, name: str, single: PhaseRecord
     """
     cfg = ctx.cfg
     phase = f"{name}{BUDGET_SUFFIX}"
-    train_cfg = dataclasses.replace(cfg.train_config(seed), epochs=budget, patience=0)
+    train_cfg = dataclasses.replace(candidate_train_config(cfg, seed, name), epochs=budget,
+                                    patience=0)
     extra = {"budget_epochs": budget, "base": name}
     ran = single.result.epochs_run
     if ran > budget and single.result.best_epoch <= budget:
@@ -256,21 +280,41 @@ def run_budget_single(ctx: RunContext, seed: int, name: str, single: PhaseRecord
     return PhaseRecord(seed, name + BUDGET_SUFFIX, name, trainer.fit(), extra)
 
 
+def race_space(cfg: RunConfig, data: InteractionData) -> tuple[str, ...]:
+    """The candidates a race starts with: ``cfg.search_space`` with ``auto`` replaced by the
+    static part of the automatic space (:func:`autosample_ext.search.auto_space.auto_space`)."""
+    from autosample_ext.search.auto_space import auto_space
+    from autosample_ext.search.space import AUTO
+
+    names: list[str] = []
+    for name in cfg.search_space:
+        names += list(auto_space(data, cfg.sampler_options)) if name == AUTO else [name]
+    return tuple(dict.fromkeys(names))
+
+
 def run_sh(ctx: RunContext, seed: int) -> PhaseRecord:
-    """Successive halving over ``cfg.search_space`` (every candidate from the model init and
-    data order of seed ``seed``, its sampler stream as in a single run); the winner's result."""
+    """Successive halving over the candidates (every candidate from the model init and data
+    order of seed ``seed``, its sampler stream as in a single run); the winner's result. With
+    ``auto`` in the space the race adds the first rung's schedules; with ``sh_curriculum`` the
+    winner's best state then trains on with a harder candidate
+    (:mod:`autosample_ext.experiment.curriculum`)."""
+    from autosample_ext.search.auto_space import first_rung_schedules
+    from autosample_ext.search.space import AUTO
+
     cfg = ctx.cfg
-    train_cfg = cfg.train_config(seed)
 
     def make_trainer(name: str) -> Trainer:
         # Within a race a candidate may be rebuilt from its checkpoint on resume only.
         return _make_trainer(ctx, seed, f"{SH}-{name}", build_model(cfg, ctx.data, seed),
-                             single_objective(ctx, seed, name), train_cfg)
+                             single_objective(ctx, seed, name),
+                             candidate_train_config(cfg, seed, name))
 
-    race = SuccessiveHalving(cfg.search_space, make_trainer, data=ctx.data,
+    space = race_space(cfg, ctx.data)
+    race = SuccessiveHalving(space, make_trainer, data=ctx.data,
                              config=cfg.halving_config(),
                              seed=seed_for(seed, 4000),
-                             state_path=ctx.out.checkpoint(seed, SH), dist=ctx.dist)
+                             state_path=ctx.out.checkpoint(seed, SH), dist=ctx.dist,
+                             expand=first_rung_schedules if AUTO in cfg.search_space else None)
 
     def fresh() -> None:
         if not ctx.resume and race.state_path is not None and race.state_path.exists():
@@ -282,8 +326,18 @@ def run_sh(ctx: RunContext, seed: int) -> PhaseRecord:
              outcome.cpu_seconds)
     extra = {"runs": outcome.runs, "rungs": outcome.rungs,
              "decisions": [dataclasses.asdict(d) for d in outcome.decisions],
-             "cpu_seconds": outcome.cpu_seconds, "wall_seconds": outcome.wall_seconds}
-    return PhaseRecord(seed, SH, outcome.chosen, outcome.result, extra)
+             "cpu_seconds": outcome.cpu_seconds, "wall_seconds": outcome.wall_seconds,
+             "space": list(space), "added": outcome.added,
+             "bracket_rungs": outcome.bracket_rungs}
+    result, chosen = outcome.result, outcome.chosen
+    if cfg.sh_curriculum != "off":
+        from autosample_ext.experiment.curriculum import run_curriculum
+
+        result, chosen, stage = run_curriculum(ctx, seed, race, outcome)
+        extra["curriculum"] = stage
+        extra["cpu_seconds"] += stage["cpu_seconds"]
+        extra["wall_seconds"] += stage["seconds"]
+    return PhaseRecord(seed, SH, chosen, result, extra)
 
 
 def search_objective(ctx: RunContext, seed: int, objective: str):

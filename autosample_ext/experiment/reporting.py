@@ -57,6 +57,16 @@ def write_alpha_plot(frame: pd.DataFrame, path: Path, *, title: str = "",
     draw(frame, path, title=title, best_epochs=best_epochs)
 
 
+def candidate_label(name: str) -> str:
+    """A candidate as the tables print it: sampler names upper case, options as written
+    (``aobpr@4+dns(top_k=2)`` -> ``AOBPR@4+DNS(top_k=2)``)."""
+    out, depth = [], 0
+    for ch in name:
+        depth += (ch == "(") - (ch == ")")
+        out.append(ch.upper() if depth == 0 else ch)
+    return "".join(out)
+
+
 def method_label(method: str) -> str:
     if method == AUTOSAMPLE:
         return "AutoSample"
@@ -69,8 +79,8 @@ def method_label(method: str) -> str:
     if method == GRID:
         return "Grid pick"
     if method.endswith(BUDGET_SUFFIX):
-        return f"{method[:-len(BUDGET_SUFFIX)].upper()} (AutoSample's epochs)"
-    return method.upper()
+        return f"{candidate_label(method[:-len(BUDGET_SUFFIX)])} (AutoSample's epochs)"
+    return candidate_label(method)
 
 
 def flag_below_popularity(metrics: dict[str, Any], metric: str) -> list[str]:
@@ -288,7 +298,7 @@ def summary_text(summary: RunSummary) -> str:
                          f"{a['retrain_seconds']:.1f}s")
         lines.append(f"  how: {how_chosen(next(iter(m[method].values())), m)}")
     for seed, r in m.get("sh", {}).items():
-        lines.append(f"seed {seed}: successive halving chose {r['chosen'].upper()}; "
+        lines.append(f"seed {seed}: successive halving chose {candidate_label(r['chosen'])}; "
                      f"{r['cpu_seconds']:.1f} CPU s, {r['wall_seconds']:.1f}s")
     for seed, g in m.get("grid", {}).items():
         lines.append(f"seed {seed}: grid search best {g['best'].upper()} by validation; "

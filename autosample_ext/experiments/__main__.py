@@ -50,7 +50,7 @@ from autosample_ext.experiments.plan import (
     run_planned,
 )
 from autosample_ext.experiments.report import load_runs, replot_from_json, write_report
-from autosample_ext.train_parser import CLIError, name_list
+from autosample_ext.train_parser import CLIError, _check_split, name_list
 from autosample_ext.training import StopFlag, TrainingInterrupted
 from autosample_ext.training.guard import TrainingDiverged
 
@@ -73,9 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated models ({', '.join(MODELS)})")
     p.add_argument("--seeds", default="0,1,2", help="training seeds")
     p.add_argument("--tables", default=",".join(TABLES),
-                   help="tables beside Table 3, the pick table and Figures 3-4 (always): 4, 5, 6, "
-                        "schedule, sh-ties (SH without the tie rule and with ties against the "
-                        "leader)")
+                   help="3 (Table 3, the pick table and Figures 3-4), 4, 5, 6, schedule, sh-ties "
+                        "(SH without the tie rule and with ties against the leader): all served "
+                        "by the compare run; race (the grid, SH at its defaults and SH over "
+                        "--search-space auto, side by side)")
     p.add_argument("--no-budget-singles", action="store_true",
                    help="compare runs without the singles trained for AutoSample's epochs")
     p.add_argument("--subsets", default=";".join(",".join(s) for s in DEFAULT_SUBSETS),
@@ -86,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=d.epochs, help="maximum epochs per stage")
     p.add_argument("--patience", type=int, default=d.patience,
                    help="evaluations without improvement before stopping")
+    p.add_argument("--split", default=d.split,
+                   help="the split of every setting (3:1:1, or loo: one validation and one test "
+                        "item per user, the small-data setting); a split other than 3:1:1 is "
+                        "part of the setting's folder name")
     p.add_argument("--runs", default="runs/experiments", help="folder of the run directories")
     p.add_argument("--report", default="runs/experiments/report",
                    help="folder of report.md and the PNGs")
@@ -138,6 +143,7 @@ def experiment_config(ns: argparse.Namespace) -> ExperimentConfig:
                                runs=ns.runs, base=RunConfig(search_space=base.search_space,
                                                             epochs=base.epochs,
                                                             patience=base.patience,
+                                                            split=_check_split(ns.split),
                                                             budget_singles=not ns.no_budget_singles))
     except ValueError as exc:
         raise CLIError(str(exc)) from None

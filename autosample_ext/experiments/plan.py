@@ -20,7 +20,20 @@ run                 what                                                  serves
 ``space-<i>-sh``    SH on the i-th subset                                 Table 5
 ``schedule``        the schedules alone (``aobpr@5+dns``)                 schedule table
 ``sh-schedules``    SH over the candidates plus the schedules             schedule table
+``grid``            every candidate alone (``--search grid``)             race table
+``sh``              SH at its defaults over the candidates                race table
+``sh-auto``         SH over ``--search-space auto``                       race table
+``sh-classic``      SH with the rule as first shipped (``--sh-rule halving``  race table
+                    ``--sh-first-rung 3 --sh-tie-anchor last``, no catch-up,
+                    every validation user in the bootstrap)
+``sh-auto-harder``  the same races (checkpoints copied from ``sh-auto``)  race table
+                    and the curriculum stage (``--sh-curriculum harder``)
 ==================  ====================================================  ====================
+
+``compare`` (and the SH variants beside it) run when any of Tables 3-6 or the schedule table is
+asked for; ``--tables race`` alone runs the three race runs only. A setting split other than
+the default 3:1:1 (``--split loo``: one validation and one test item per user) is part of the
+setting's name (``lastfm-loo-mf``).
 
 Single samplers are deterministic functions of (seed, sampler), whatever run they sit in, so
 Table 5's best single of a subset and the schedule table's DNS come from ``compare``.
@@ -41,8 +54,14 @@ from autosample_ext.training import StopFlag
 
 log = logging.getLogger(__name__)
 
-#: "sh-ties": the SH races without the tie rule and with ties judged against the leader
-TABLES: tuple[str, ...] = ("3", "4", "5", "6", "schedule", "sh-ties")
+#: "sh-ties": the SH races without the tie rule and with ties judged against the leader;
+#: "race": the grid, SH at its defaults and SH over the auto space, side by side
+TABLES: tuple[str, ...] = ("3", "4", "5", "6", "schedule", "sh-ties", "race")
+#: successive halving as first shipped (the race table's "today" row)
+CLASSIC_SH: dict[str, object] = {"sh_rule": "halving", "sh_first_rung": 3, "sh_tie_anchor": "last",
+                                 "sh_catch_up_se": 0.0, "sh_bootstrap_users": 0}
+#: the tables that need the ``compare`` run
+COMPARE_TABLES: tuple[str, ...] = ("3", "4", "5", "6", "schedule", "sh-ties")
 #: Table 5's search spaces besides the full one (which is ``compare``'s)
 DEFAULT_SUBSETS: tuple[tuple[str, ...], ...] = (("rns", "pns"), ("rns", "dns"), ("dns", "aobpr"),
                                                 ("rns", "pns", "dns"))
@@ -72,8 +91,11 @@ def dataset_name(path: str) -> str:
     return "default" if path in ("default", "") else Path(path).stem
 
 
-def setting_dir(runs: str | Path, dataset: str, model: str) -> Path:
-    return Path(runs) / f"{dataset_name(dataset)}-{model}"
+def setting_dir(runs: str | Path, dataset: str, model: str, split: str = "3:1:1") -> Path:
+    """``<runs>/<dataset>-<model>``, with the split in the name when it is not the default
+    (``lastfm-loo-mf``)."""
+    tag = "" if split == RunConfig().split else "-" + split.replace(":", "-")
+    return Path(runs) / f"{dataset_name(dataset)}{tag}-{model}"
 
 
 @dataclass
@@ -82,6 +104,8 @@ class PlannedRun:
     name: str         # run name within the setting
     config: RunConfig
     reuse_search_from: str | None = None   # run whose search checkpoints are copied
+    #: the checkpoints copied from it, per seed (a race's: its state and every candidate's)
+    reuse_globs: tuple[str, ...] = ("seed{seed}-search.pt",)
 
 
 def plan(cfg: ExperimentConfig) -> list[PlannedRun]:
@@ -90,7 +114,7 @@ def plan(cfg: ExperimentConfig) -> list[PlannedRun]:
     space = tuple(cfg.base.search_space) or DEFAULT_SEARCH_SPACE
     for dataset in cfg.datasets:
         for model in cfg.models:
-            root = setting_dir(cfg.runs, dataset, model)
+            root = setting_dir(cfg.runs, dataset, model, cfg.base.split)
             setting = root.name
             common = dataclasses.replace(cfg.base, data=None if dataset == "default" else dataset,
                                          model=model, seeds=tuple(cfg.seeds),
@@ -102,7 +126,8 @@ def plan(cfg: ExperimentConfig) -> list[PlannedRun]:
                 out.append(item)
                 return item
 
-            add("compare", compare=True)
+            if any(t in COMPARE_TABLES for t in cfg.tables):
+                add("compare", compare=True)
             if "sh-ties" in cfg.tables:
                 add("sh-tie0", search="sh", sh_tie_se=0.0)
                 add("sh-tiebest", search="sh", sh_tie_anchor="best")
@@ -117,6 +142,16 @@ def plan(cfg: ExperimentConfig) -> list[PlannedRun]:
             if "schedule" in cfg.tables and cfg.schedules:
                 add("schedule", sampler=tuple(cfg.schedules))
                 add("sh-schedules", search="sh", search_space=space + tuple(cfg.schedules))
+            if "race" in cfg.tables:
+                add("grid", search="grid")
+                add("sh", search="sh")
+                add("sh-auto", search="sh", search_space=("auto",))
+                # the curriculum stage on top of the same races (their checkpoints copied)
+                cur = add("sh-auto-harder", search="sh", search_space=("auto",),
+                          sh_curriculum="harder")
+                cur.reuse_search_from = "sh-auto"
+                cur.reuse_globs = ("seed{seed}-sh.pt", "seed{seed}-sh-*.pt")
+                add("sh-classic", search="sh", **CLASSIC_SH)
     return out
 
 
@@ -127,9 +162,12 @@ def _saved_config(path: Path) -> RunConfig | None:
 
 
 def _same(a: RunConfig, b: RunConfig) -> bool:
-    """Equal configurations, up to the output folder, progress bars, device and the spelling
-    of the data path."""
+    """Equal configurations, up to the output folder, progress bars, device, the spelling
+    of the data path, and the race settings (``sh_*``) of runs that do not race (a grid run
+    made before a race default changed is still that grid run)."""
     skip = {"out", "progress", "device"}
+    if a.mode not in ("sh", "compare") and b.mode not in ("sh", "compare"):
+        skip |= {k for k in a.to_json() if k.startswith("sh_")}
     da = {k: v for k, v in a.to_json().items() if k not in skip}
     db = {k: v for k, v in b.to_json().items() if k not in skip}
     for d in (da, db):
@@ -153,12 +191,14 @@ def run_planned(item: PlannedRun, runs_root: str | Path, stop: StopFlag | None =
         src = Path(runs_root) / item.setting / item.reuse_search_from / "checkpoints"
         (path / "checkpoints").mkdir(parents=True, exist_ok=True)
         for seed in item.config.seeds:
-            name = f"seed{seed}-search.pt"
-            if not (src / name).is_file():
-                raise FileNotFoundError(f"{src / name} is missing: run {item.reuse_search_from!r} "
-                                        "of this setting first")
-            shutil.copy2(src / name, path / "checkpoints" / name)
-        resume = True  # the copied search checkpoints are picked up as finished phases
+            for pattern in item.reuse_globs:
+                found = sorted(src.glob(pattern.format(seed=seed)))
+                if not found:
+                    raise FileNotFoundError(f"{src / pattern.format(seed=seed)} is missing: run "
+                                            f"{item.reuse_search_from!r} of this setting first")
+                for file in found:
+                    shutil.copy2(file, path / "checkpoints" / file.name)
+        resume = True  # the copied checkpoints are picked up as finished phases
     log.info("%s/%s: %s", item.setting, item.name, "resuming" if resume else "starting")
     run(item.config, resume=resume, stop=stop)
     return "resumed" if saved is not None else "ran"

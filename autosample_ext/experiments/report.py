@@ -278,15 +278,17 @@ def write_report(runs_root: str | Path, out: str | Path, command: str = "") -> P
              "stage: up to --epochs epochs, stop after --patience evaluations without "
              "improvement. CPU seconds are process CPU time of the training epochs "
              "(evaluation included, final test excluded), 1 thread.\n"]
-    parts.append(f"## Headline: SH and AutoSample against the best single sampler\n\n"
-                 f"{headline(runs, metric)}\n"
-                 "'within 1 std': |SH - best single| <= the best single's std over seeds (or SH "
-                 "above it). CPU / grid: the whole search's CPU seconds over the grid's (every "
-                 "candidate trained alone), per seed, averaged; measured side by side in one "
-                 "run per setting, on a shared machine whose load inflates CPU seconds unevenly. "
-                 "Epoch-priced: each candidate's race epochs priced at its own single run's CPU "
-                 "seconds per epoch (the race's epochs are the first epochs of the single runs), "
-                 "over the grid's: the same ratio without the load's noise.\n")
+    if any("compare" in named for named in runs.values()):
+        parts.append(
+            f"## Headline: SH and AutoSample against the best single sampler\n\n"
+            f"{headline(runs, metric)}\n"
+            "'within 1 std': |SH - best single| <= the best single's std over seeds (or SH "
+            "above it). CPU / grid: the whole search's CPU seconds over the grid's (every "
+            "candidate trained alone), per seed, averaged; measured side by side in one "
+            "run per setting, on a shared machine whose load inflates CPU seconds unevenly. "
+            "Epoch-priced: each candidate's race epochs priced at its own single run's CPU "
+            "seconds per epoch (the race's epochs are the first epochs of the single runs), "
+            "over the grid's: the same ratio without the load's noise.\n")
     picks = pick_table(runs, metric)
     if picks:
         parts.append("## The pick table: AutoSample's alpha by validation and by training loss "
@@ -297,6 +299,35 @@ def write_report(runs_root: str | Path, out: str | Path, command: str = "") -> P
                      "pipeline's process CPU seconds over the grid's, measured side by side in one "
                      "run; epoch-priced: its steps priced at the single runs' CPU seconds per step "
                      "(load-independent).\n")
+    from autosample_ext.experiments.race_table import race_headline
+
+    race = race_headline(runs, metric)
+    if race:
+        parts.append("## Racing configurations: the grid, SH at its defaults, SH over "
+                     "`--search-space auto`\n\n" + race + "\n"
+                     "Best single: the best of the four default samplers by mean test "
+                     f"{metric}, each trained alone (the grid run). SH within 1 std: its mean "
+                     "is within the std over seeds of the grid's pick, or above it. CPU / grid: "
+                     "the race's CPU seconds over the grid's, per seed, averaged (separate runs "
+                     "on the same seeds); in parentheses the epoch-priced ratio (every race "
+                     "epoch priced at its sampler's single-run CPU seconds per epoch), which does "
+                     "not depend on the machine's load. The grid's pick alone: its single run's "
+                     "share of the grid's CPU, the floor of any search that trains its winner "
+                     f"to convergence. auto vs best single: mean over seeds of auto / best - 1, "
+                     "paired t-test p. Targets: SH <= 0.35 of the grid's CPU (both ratios) with "
+                     "its pick within 1 std; auto >= +3% at <= 1.0 of the grid's CPU. SH as first "
+                     "shipped: `--sh-rule halving --sh-first-rung 3 --sh-tie-anchor last "
+                     "--sh-catch-up-se 0 --sh-bootstrap-users 0`. A setting named `-loo-` uses the "
+                     "leave-one-out split (one validation and one test item per user).\n")
+    from autosample_ext.experiments.race_table import curriculum_table
+
+    stage = curriculum_table(runs, metric)
+    if stage:
+        parts.append("### The curriculum stage (`--sh-curriculum harder`) on top of the auto "
+                     "races\n\n" + stage + "\nThe same races (their checkpoints copied), then "
+                     "the winner's best state trained on with the next harder candidate of the "
+                     "race at a fifth of the learning rate, kept where its validation value beats "
+                     "the race's. Test change: mean over seeds of the ratio minus 1.\n")
     sections = [("Table 3: every sampler, AutoSample (paper) and SH", lambda n: table3(n["compare"])
                  if "compare" in n else None),
                 ("Table 4 (RQ2): baselines with T negatives per positive", lambda n: table4(n, metric)),

@@ -9,8 +9,11 @@ segment has no ``@`` and runs to the end of training. ``rns@3+dns@10+aobpr`` = R
 per segment and hands each step to the segment of ``ctx.epoch`` (0-based, set by the trainer).
 The switch is a function of the epoch only, and every segment's state (SRNS memory, GDNS gains)
 is in the checkpoint, so an interrupted run resumes on the right segment with the right state.
-Each segment's sampler has its own random stream (seed mixed with the segment index and the
-sampler's name), so a schedule draws the same negatives whatever else runs beside it.
+Each segment's sampler has its own random stream: by default the schedule's seed mixed with the
+segment index; a run passes ``segment_seeds`` instead, the stream of each segment's sampler when
+trained alone, so that ``rns@3+dns`` trains exactly as RNS alone for its first 3 epochs (same
+initial weights, data order and draws) and a race can branch it from RNS's run
+(:mod:`autosample_ext.search.space` writes options on a segment: ``rns@3+dns(num_candidates=8)``).
 """
 from __future__ import annotations
 
@@ -24,8 +27,13 @@ from autosample_ext.samplers.base import Negatives, SampleContext, Sampler, User
 
 
 def is_schedule(name: str) -> bool:
-    """True when ``name`` is written as a schedule (contains ``+`` or ``@``)."""
-    return "+" in name or "@" in name
+    """True when ``name`` is written as a schedule (``+`` or ``@`` outside parentheses)."""
+    depth = 0
+    for ch in name:
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0 and ch in "+@":
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -95,17 +103,11 @@ def parse_schedule(text: str, known: Sequence[str] | None = None) -> Schedule:
 
 
 def canonical_name(name: str, known: Sequence[str] | None = None) -> str:
-    """A sampler name or schedule in canonical spelling (lower case, no spaces); validated."""
-    name = name.strip().lower()
-    if is_schedule(name):
-        return str(parse_schedule(name, known))
-    if known is None:
-        from autosample_ext.samplers import sampler_names
+    """A sampler name, schedule or configured candidate (``dns(num_candidates=8)``) in canonical
+    spelling (lower case, no spaces); validated (:func:`autosample_ext.search.space.parse_candidate`)."""
+    from autosample_ext.search.space import parse_candidate
 
-        known = sampler_names()
-    if name not in known:
-        raise ValueError(f"unknown sampler {name!r}; known samplers: {', '.join(known)}")
-    return name
+    return parse_candidate(name, known).name
 
 
 class ScheduleSampler(Sampler):
@@ -117,22 +119,35 @@ class ScheduleSampler(Sampler):
             with seed ``mix_seed(seed, i)``.
         options: per sampler name, keyword options of that sampler (``{"dns": {"num_candidates":
             64}}``).
+        segment_options: per segment, its options (instead of ``options``; a candidate whose
+            segments carry their own, ``rns@3+dns(num_candidates=8)``).
+        segment_seeds: per segment, its sampler's seed (default ``mix_seed(seed, i)``).
+        name: the schedule's name (default: its text; a candidate with options passes its own).
     """
 
     def __init__(self, schedule: Schedule | str, data: InteractionData, *, seed: int = 0,
                  num_negatives: int = 1, device: torch.device | str = "cpu",
                  options: dict[str, dict[str, Any]] | None = None,
-                 shard: UserShard | None = None) -> None:
+                 shard: UserShard | None = None,
+                 segment_options: Sequence[dict[str, Any]] | None = None,
+                 segment_seeds: Sequence[int] | None = None, name: str | None = None) -> None:
         from autosample_ext.samplers import build_sampler
 
         super().__init__(data, seed=seed, num_negatives=num_negatives, device=device, shard=shard)
         self.schedule = parse_schedule(schedule) if isinstance(schedule, str) else schedule
-        self.name = str(self.schedule)  # instance attribute: the class has no single name
-        options = options or {}
+        self.name = name or str(self.schedule)  # instance attribute: the class has no single name
+        names = self.schedule.samplers
+        if segment_options is None:
+            segment_options = [(options or {}).get(n, {}) for n in names]
+        if segment_seeds is None:
+            segment_seeds = [mix_seed(seed, i) for i in range(len(names))]
+        if not len(segment_options) == len(segment_seeds) == len(names):
+            raise ValueError(f"schedule {self.name!r}: {len(names)} segments, "
+                             f"{len(segment_options)} option sets, {len(segment_seeds)} seeds")
         self.parts: list[Sampler] = [
-            build_sampler(name, data, seed=mix_seed(seed, i), num_negatives=num_negatives,
-                          device=device, shard=shard, **options.get(name, {}))
-            for i, name in enumerate(self.schedule.samplers)]
+            build_sampler(n, data, seed=s, num_negatives=num_negatives, device=device, shard=shard,
+                          **opts)
+            for n, opts, s in zip(names, segment_options, segment_seeds)]
         self.needs_graph_model = any(p.needs_graph_model for p in self.parts)
 
     def active(self, ctx: SampleContext) -> Sampler:
@@ -165,16 +180,26 @@ class ScheduleSampler(Sampler):
 
 def build_candidate(name: str, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
                     device: torch.device | str = "cpu", shard: UserShard | None = None,
-                    **options: Any) -> Sampler:
-    """A sampler by name, or a :class:`ScheduleSampler` for a schedule (``aobpr@5+dns``).
+                    segment_seeds: Sequence[int] | None = None, **options: Any) -> Sampler:
+    """A sampler by name, or a :class:`ScheduleSampler` for a schedule (``aobpr@5+dns``); the
+    name may carry options (``dns(num_candidates=8)``, ``rns@3+dns(num_candidates=8)``,
+    :mod:`autosample_ext.search.space`), which win over ``options``.
 
     ``options`` go to a plain sampler; for a schedule, pass ``options={name: {...}}``.
-    ``shard``: the users of this process in a distributed run.
+    ``shard``: the users of this process in a distributed run. ``segment_seeds``: a schedule's
+    per-segment seeds (:class:`ScheduleSampler`). A learning rate in the name (``lr=``) is the
+    run's business (:class:`~autosample_ext.training.TrainConfig`), not the sampler's.
     """
-    if is_schedule(name):
-        return ScheduleSampler(name, data, seed=seed, num_negatives=num_negatives, device=device,
-                               options=options.pop("options", None), shard=shard)
+    from autosample_ext.search.space import parse_candidate, segment_options
+
+    cand = parse_candidate(name)
+    if cand.is_schedule:
+        per_name = options.pop("options", None) or {}
+        return ScheduleSampler(cand.schedule_text, data, seed=seed, num_negatives=num_negatives,
+                               device=device, shard=shard,
+                               segment_options=segment_options(cand, per_name),
+                               segment_seeds=segment_seeds, name=cand.name)
     from autosample_ext.samplers import build_sampler
 
-    return build_sampler(name, data, seed=seed, num_negatives=num_negatives, device=device,
-                         shard=shard, **options)
+    return build_sampler(cand.samplers[0], data, seed=seed, num_negatives=num_negatives,
+                         device=device, shard=shard, **{**options, **cand.options()})

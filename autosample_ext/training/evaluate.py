@@ -86,13 +86,14 @@ def _evaluated_users(protocol: str, data: InteractionData, split: str) -> torch.
 def sharded_metrics(user_table: torch.Tensor, item_table: torch.Tensor, data: InteractionData,
                     split: str, ks: tuple[int, ...], dist: DistContext, *,
                     protocol: str = "full", batch_size: int = 1024, progress: bool = False,
-                    per_user: bool = False) -> RankingMetrics:
+                    per_user: bool = False, users: torch.Tensor | None = None) -> RankingMetrics:
     """:func:`~autosample_ext.eval.evaluate_full_ranking` (``protocol="full"``) or
     :func:`~autosample_ext.eval.evaluate_sampled` (``"sampled"``) with the users split over the
     ranks (rank r evaluates the users it owns, ``u % world_size == r``); the per-user sums of
     every metric and the number of users are all-reduced in float64, so every rank gets the
     means of one process to float rounding. ``per_user``: also gather every rank's per-user
-    values (ascending user ids, as one process returns them), e.g. for paired tests."""
+    values (ascending user ids, as one process returns them), e.g. for paired tests. ``users``:
+    evaluate only these (a subset of the split's users, ascending)."""
     _check_protocol(protocol)
     fn = EVAL_FUNCTIONS[protocol]
     if split not in ("test", "valid"):
@@ -108,7 +109,8 @@ def sharded_metrics(user_table: torch.Tensor, item_table: torch.Tensor, data: In
         ks = _check_ks(fn, ks, data.num_items)
         names = FULL_RANKING_METRICS
     keys = [f"{m}@{k}" for m in names for k in ks]
-    users = _evaluated_users(protocol, data, split)
+    if users is None:
+        users = _evaluated_users(protocol, data, split)
     mine = users[dist.shard.owns(users)]
     arrays: dict[str, np.ndarray] = {key: np.zeros(0) for key in keys}
     if mine.numel():
@@ -144,16 +146,24 @@ def sharded_full_ranking(user_table: torch.Tensor, item_table: torch.Tensor, dat
 
 def per_user_metric(model: Recommender, data: InteractionData, split: str, metric: str, *,
                     batch_size: int = 1024, dist: DistContext | None = None,
-                    protocol: str = "full") -> tuple[np.ndarray, np.ndarray]:
+                    protocol: str = "full", users: torch.Tensor | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """``(users, values)``: ``metric`` (``"recall@20"``) per evaluated user under ``protocol``,
-    ascending ids, on every rank (gathered over the ranks of a distributed run)."""
+    ascending ids, on every rank (gathered over the ranks of a distributed run). ``users``:
+    only these (ascending ids of users with items in ``split``; default: all of them)."""
     _check_protocol(protocol)
     k = int(metric.partition("@")[2])
     user_table, item_table = model_tables(model)
     if dist is not None and dist.distributed:
         m = sharded_metrics(user_table, item_table, data, split, (k,), dist, protocol=protocol,
-                            batch_size=batch_size, per_user=True)
+                            batch_size=batch_size, per_user=True, users=users)
     else:
         m = _local(protocol, user_table, item_table, data, split, (k,), batch_size=batch_size,
-                   per_user=True)
+                   per_user=True, users=users)
     return m.users, m.per_user[metric]
+
+
+def evaluated_users(data: InteractionData, split: str, protocol: str = "full") -> torch.Tensor:
+    """The users an evaluation of ``split`` averages over (ascending ids)."""
+    _check_protocol(protocol)
+    return _evaluated_users(protocol, data, split)

@@ -135,6 +135,37 @@ class TrainerCheckpoints:
             r["best_fields"] = dict(self.best_extra)
             self.result = TrainResult(**r)
 
+    def branch_from(self, parent: "TrainerCheckpoints") -> None:
+        """Take over ``parent``'s run at its current epoch end as the first segment of this
+        trainer's schedule: this trainer trains a schedule ``A@e+...`` and ``parent`` trained A
+        alone (same initial weights, data order, seed and A's draws) for exactly ``e`` epochs,
+        so its state (model, optimiser, A's sampler state, RNG, best-so-far, log) IS this
+        schedule's after ``e`` epochs; the later segments start fresh. The log lines are
+        relabelled with this trainer's tag (and written through ``on_epoch``) and the
+        checkpoint is saved. Raises ValueError when the two do not fit (a parent that is not a
+        plain sampler, finished or stopped early, or not at the end of the first segment)."""
+        sampler = getattr(self.objective, "sampler", None)
+        parts = getattr(sampler, "parts", None)
+        source = getattr(parent.objective, "sampler", None)
+        where = f"branch {self.tag or 'run'} from {parent.tag or 'run'}"
+        if parts is None or source is None or getattr(source, "parts", None) is not None:
+            raise ValueError(f"{where}: needs a schedule continuing a single sampler's run")
+        if parent.done or parent.stopped_early or parent.batch != 0:
+            raise ValueError(f"{where}: the parent run is finished or mid-epoch")
+        if parent.epoch != sampler.schedule.ends[0] or type(parts[0]) is not type(source):
+            raise ValueError(f"{where}: the schedule {sampler.name!r} does not start with "
+                             f"{parent.epoch} epochs of {source.name!r}")
+        state = parent.state_dict()
+        state["objective"] = {"sampler": {"schedule": sampler.name, "parts": [
+            cpu_state(source.state_dict())] + [cpu_state(p.state_dict()) for p in parts[1:]]}}
+        state["log"] = [{**e, "run": self.tag, "active": source.name} for e in parent.log]
+        state["tag"] = self.tag
+        self.load_state_dict(state)
+        if self.on_epoch is not None:
+            for entry in self.log:
+                self.on_epoch(entry)
+        self.save()
+
     def save(self) -> None:
         """Write the checkpoint (distributed: rank 0 writes it with every rank's own state)."""
         if self.checkpoint_path is None:
