@@ -7,7 +7,7 @@ CUDA sources are compiled when
 AUTOSAMPLE_WITH_CUDA=0 forces a CPU-only build. torch.cuda.is_available() is never consulted:
 wheel builders have no GPU. TORCH_CUDA_ARCH_LIST chooses the architectures (default 8.0;9.0).
 
-Build time (issue 12): the sources include ATen/core/Tensor.h + per-operator ATen/ops/*.h and
+Build time: the sources include ATen/core/Tensor.h + per-operator ATen/ops/*.h and
 torch/library.h rather than torch/extension.h / ATen/ATen.h, the module is made with the Python
 C API (no pybind11), and debug info is off (-g0: Python's own CFLAGS carry -g, which doubled
 the time of every file). Files compile in parallel (ninja; MAX_JOBS caps the jobs).

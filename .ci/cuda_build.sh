@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI step of issue 3: compile the extension WITH its CUDA kernels on a machine without a GPU.
+# CI step: compile the extension WITH its CUDA kernels on a machine without a GPU.
 #
 # - A separate virtual environment with the PyTorch 2.14.1 CUDA 13.0 build, installed from local
 #   files, kept in a cache folder outside the checkout ($AUTOSAMPLE_CUDA_CACHE, default

@@ -1,4 +1,4 @@
-"""Training throughput and memory with 1 vs 2 processes (torch.distributed, DESIGN.md §8).
+"""Training throughput and memory with 1 vs 2 processes (torch.distributed, README).
 
 Each side is a fresh set of processes training on ml-1m (given split, ~800k training pairs,
 batch 2048 global) through the Trainer API, exactly as ``torchrun ... -m autosample_ext.train``

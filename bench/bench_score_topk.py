@@ -1,6 +1,6 @@
 """score_topk (fused gather + dot + running top-k) against the reference, CPU, 2 threads.
 
-Shape of issue 2: B=4096 rows, M=256 candidates, d=64, N=65,536 items, k in {1, 8}, float32.
+Shape: B=4096 rows, M=256 candidates, d=64, N=65,536 items, k in {1, 8}, float32.
 Baselines, timed in the same run on the same inputs:
   * reference.score_topk: gather + bmm + canonical (stable sort) top-k, the oracle;
   * gather + bmm + torch.topk: the fastest thing a user would write in eager PyTorch;

@@ -1,4 +1,4 @@
-"""CPU cost of the per-call CSR / alias validation (issue 12): validate=True vs validate=False.
+"""CPU cost of the per-call CSR / alias validation: validate=True vs validate=False.
 
 sample_negatives on the ML-1M training CSR (bench_sample_negatives.load_csr: 6,040 users x 3,706
 items, ~132 positives per user; synthetic of that shape when the file is absent), 4,096 users

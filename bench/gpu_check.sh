@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-command GPU check for a fresh machine with an NVIDIA GPU, its own PyTorch and a CUDA
-# toolkit, no network (issue 11). Fits in 8 minutes of command time on an H100 / H200:
+# toolkit, no network. Fits in 8 minutes of command time on an H100 / H200:
 #   1. facts: GPU, driver, torch, CUDA_HOME (bench/cuda_home.sh: also behind an nvcc wrapper);
 #   2. builds the extension in place for the local GPU's arch only, MAX_JOBS = nproc, with the
 #      register / spill report of ptxas in the build log;

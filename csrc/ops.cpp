@@ -1,4 +1,4 @@
-// Operator schemas (DESIGN.md §3) and the Python module autosample_ext._C: build facts and the
+// Operator schemas (docs/design.md) and the Python module autosample_ext._C: build facts and the
 // two error-reporting functions. Kernels register themselves per device in cpu/<op>.cpp and
 // cuda/<op>.cu.
 // No pybind11: the module is made with the Python C API (torch/extension.h took ten times as

@@ -1,4 +1,4 @@
-"""The operators' bad-input table of issue 12, before -> after.
+"""The operators' bad-input table, before -> after.
 
 Runs every case of ``tests/test_op_bad_inputs.py::CASES`` against whichever build of
 ``autosample_ext`` is first on ``sys.path`` (each case in a forked child, so a crash is recorded

@@ -1,4 +1,4 @@
-"""CUDA operators never synchronise the host (issue 11, DESIGN.md §3).
+"""CUDA operators never synchronise the host (docs/design.md).
 
 Every op runs under ``torch.cuda.set_sync_debug_mode("error")`` and is captured in a CUDA graph
 whose replay gives the eager result. Value errors found by a kernel are reported

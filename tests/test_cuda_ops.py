@@ -1,4 +1,4 @@
-"""CUDA kernels of the seven operators (issue 3): sampling, scoring and select_topk here, with
+"""CUDA kernels of the seven operators: sampling, scoring and select_topk here, with
 opcheck / torch.compile / dispatch for all of them; GDNS and rank_topk in test_cuda_ops_gdns_rank.py.
 
 Each op runs on identical inputs on CUDA, through the CPU kernel and through the oracle in

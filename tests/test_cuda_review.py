@@ -1,4 +1,4 @@
-"""The CUDA cases a line-by-line review of csrc/cuda asked for (issue 11).
+"""The CUDA cases a line-by-line review of csrc/cuda asked for.
 
 rank_topk: a tile with fewer than k usable items, a fully excluded tile, exclusions straddling
 the tile / split boundaries, d = 33 and 100, the 64-split cap, float64 NaN / inf on the

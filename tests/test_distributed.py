@@ -1,4 +1,4 @@
-"""Training with torch.distributed (DESIGN.md §8, training/distributed.py): 2-process gloo runs on
+"""Training with torch.distributed (training/distributed.py): 2-process gloo runs on
 the CPU spawned from here (1 thread per rank; the process side is tests/dist_worker.py).
 
 Checked: the epoch partition (every global batch split by user owner, every pair once per epoch,

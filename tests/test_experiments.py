@@ -61,7 +61,7 @@ def test_plan_shares_runs_between_tables():
 def test_experiments_command_runs_reuses_and_reports(tiny_file, tmp_path, capsys):
     argv = ["--data", str(tiny_file), "--seeds", "0,1", "--epochs", "3", "--patience", "2",
             "--search-space", "rns,dns", "--subsets", "rns,dns", "--schedules", "rns@1+dns",
-            "--tables", "3,4,5,6,schedule",
+            "--tables", "3,4,5,6,schedule,sh-ties",
             "--runs", str(tmp_path / "runs"), "--report", str(tmp_path / "rep")]
     assert main(argv) == 0
     root = tmp_path / "runs" / "tiny-mf"

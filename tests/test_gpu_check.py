@@ -1,5 +1,5 @@
-"""bench/gpu_check.sh, run here on a machine without a GPU up to the point where one is needed
-(issue 11): its failure handling (a group that raises, one that hangs and is killed by the step
+"""bench/gpu_check.sh, run here on a machine without a GPU up to the point where one is
+needed: its failure handling (a group that raises, one that hangs and is killed by the step
 timeout then recorded on the retry, a failing test, missing ncu / compute-sanitizer), the
 summary, the copy to $OUT (also when the script is stopped by SIGTERM), and the CUDA toolkit
 search behind an nvcc wrapper script (bench/cuda_home.sh)."""

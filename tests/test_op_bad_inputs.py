@@ -1,4 +1,4 @@
-"""Bad inputs to the operators (issue 12): every case a clear error naming the op, the argument
+"""Bad inputs to the operators: every case a clear error naming the op, the argument
 and the value, never a crash, uninitialised memory or a silent wrong result.
 
 One table, run on every device present (CPU; CUDA when a GPU and a CUDA build are there). The

@@ -1,4 +1,4 @@
-"""Property-based tests (hypothesis) of every operator against its oracle (issue 12).
+"""Property-based tests (hypothesis) of every operator against its oracle.
 
 Every operator, spmm and graph_propagate included. Random shapes (empty ones included), ties,
 NaN and +-inf, extreme k (0 and the largest allowed), unsorted and repeated CSR columns: no

@@ -1,4 +1,4 @@
-"""Data layer: readers, splits, the embedded default dataset (DESIGN.md §4).
+"""Data layer: readers, splits, the embedded default dataset (README "Data").
 
 ``load(path, format=None, **options) -> InteractionData``:
 

@@ -1,5 +1,5 @@
 """The main job: run the phases a :class:`RunConfig` asks for, seed by seed, and write the run
-directory (DESIGN.md §6).
+directory (docs/design.md).
 
 Run directory ``out/``:
 

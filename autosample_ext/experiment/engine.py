@@ -20,9 +20,13 @@ FUSED_SAMPLER_NAMES: tuple[str, ...] = ("rns", "pns", "dns", "aobpr")
 
 
 def _parts(name: str) -> tuple[str, ...]:
-    from autosample_ext.search.schedule import is_schedule, parse_schedule
+    """The samplers a candidate trains: ``aobpr@4+dns(top_k=2)`` -> aobpr, dns (the fused
+    engine reads a sampler's options from the sampler it is given)."""
+    from autosample_ext.search.space import AUTO, base_samplers
 
-    return parse_schedule(name).samplers if is_schedule(name) else (name,)
+    if name == AUTO:  # built from the four default samplers (their options, schedules of them)
+        return FUSED_SAMPLER_NAMES
+    return base_samplers(name)
 
 
 def engine_plan(cfg: RunConfig, world_size: int = 1) -> dict[str, Any]:

@@ -79,7 +79,7 @@ def seed_for(seed: int, *stream: int) -> int:
                >> np.uint64(1))
 
 
-#: validation share drawn from train when the split gives none (DESIGN.md §4)
+#: validation share drawn from train when the split gives none (README "Data")
 AUTO_VALID_FRACTION = 0.1
 
 
@@ -120,7 +120,7 @@ def data_options(cfg: RunConfig) -> dict[str, Any]:
 
 
 def with_validation(cfg: RunConfig, data: InteractionData) -> InteractionData:
-    """DESIGN.md §4: validation drawn from train (:data:`AUTO_VALID_FRACTION`) when the split
+    """README "Data": validation drawn from train (:data:`AUTO_VALID_FRACTION`) when the split
     gives none and the protocol needs one (not with --valid-fraction: that drew already)."""
     from autosample_ext import data as D
 

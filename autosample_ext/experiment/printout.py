@@ -38,7 +38,7 @@ def _metric_legend(columns: Iterable[str]) -> str:
 def _sampler_names(metrics: dict[str, Any]) -> list[str]:
     """Every sampler the printout names: the rows', AutoSample's candidates (alpha*), the
     race's and the grid's candidates; schedules by their parts."""
-    from autosample_ext.search.schedule import is_schedule, parse_schedule
+    from autosample_ext.search.space import base_samplers
 
     given = [str(r.get("sampler", "")) for r in metrics.get("runs", ())]
     for block in metrics.get("autosample", {}).values():
@@ -49,7 +49,10 @@ def _sampler_names(metrics: dict[str, Any]) -> list[str]:
         given += list(block.get("valid", {}))
     names: list[str] = []
     for name in given:
-        names += list(parse_schedule(name).samplers) if is_schedule(name) else [name]
+        try:  # a candidate with options or a schedule: its samplers
+            names += list(base_samplers(name))
+        except ValueError:  # not a candidate (e.g. a curriculum's "a>>b"): as written
+            names.append(name)
     return [n for n in SAMPLER_WORDS if n in names]
 
 

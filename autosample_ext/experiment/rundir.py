@@ -1,4 +1,4 @@
-"""The run directory (DESIGN.md §6): config.json, log.jsonl, metrics.json, table.md, alpha.csv /
+"""The run directory (docs/design.md): config.json, log.jsonl, metrics.json, table.md, alpha.csv /
 alpha.png and ``checkpoints/``; JSON and text files are replaced atomically.
 
 The folder is the run: ``config.json`` stores ``out`` as ``"."`` and ``data`` relative to the

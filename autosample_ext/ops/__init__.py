@@ -1,4 +1,4 @@
-"""Typed wrappers over the ``torch.ops.autosample`` operators (DESIGN.md §3).
+"""Typed wrappers over the ``torch.ops.autosample`` operators (docs/design.md).
 
 This package is the only one that touches ``torch.ops.autosample`` (the sparse graph products
 live in :mod:`autosample_ext.ops.graph`, the fused training step in :mod:`autosample_ext.ops.fused`). Every operator dispatches by

@@ -1,4 +1,4 @@
-"""Pure-PyTorch oracles of the operators (DESIGN.md §3).
+"""Pure-PyTorch oracles of the operators (docs/design.md).
 
 These define what each operator computes. They are the test oracle and the benchmark baseline
 ("the code a user would otherwise write"); the package never falls back to them at run time.

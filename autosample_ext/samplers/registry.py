@@ -29,7 +29,7 @@ SAMPLERS: dict[str, type[Sampler]] = {
 
 
 def sampler_names() -> list[str]:
-    """Registered sampler names, in the order of DESIGN.md §1."""
+    """Registered sampler names, in the order of README."""
     return list(SAMPLERS)
 
 

@@ -1,5 +1,5 @@
 """The generic trainer: settings, objectives, the epoch loop with early stopping, evaluation
-during training, and atomic checkpoints (DESIGN.md §2, §6). Search strategies build on it
+during training, and atomic checkpoints (docs/design.md). Search strategies build on it
 (:mod:`autosample_ext.search`)."""
 from autosample_ext.training.checkpoint import (
     CheckpointError,

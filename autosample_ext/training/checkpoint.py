@@ -1,4 +1,4 @@
-"""Atomic checkpoints that hold only tensors and plain types (DESIGN.md §6).
+"""Atomic checkpoints that hold only tensors and plain types (docs/design.md).
 
 A checkpoint is written to a temporary file in the target's folder, flushed and fsync'ed, then
 moved over the target with :func:`os.replace`, so a reader sees either the previous complete

@@ -1,4 +1,4 @@
-// CPU kernel of autosample::sample_negatives (DESIGN.md §3; semantics: ops/reference.py).
+// CPU kernel of autosample::sample_negatives (docs/design.md; semantics: ops/reference.py).
 //
 // Stream: draw s of batch row b uses draw_words(seed, offset, row = b, draw = s, attempt).
 //   uniform: rank r = uniform_below(w0, w1, N - deg(u)), item = rank_to_non_member(r), attempt 0.

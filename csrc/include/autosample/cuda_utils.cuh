@@ -1,6 +1,6 @@
 // Device-side helpers shared by the CUDA kernels (csrc/cuda/*.cu).
 //
-// Value errors without a host synchronisation (DESIGN.md §3). Checks that need no device data
+// Value errors without a host synchronisation (docs/design.md). Checks that need no device data
 // (shapes, dtypes, devices, k) run on the host before any launch. A kernel that finds a bad value
 // records it with ErrorSink::report (op, code and the values that errors.h's message quotes) in
 // a per-device record, keeps going with a safe substitute (an in-range id, a neutral value: no

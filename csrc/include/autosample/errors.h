@@ -1,5 +1,5 @@
 // Value errors of the operators: one catalogue for the CPU and CUDA kernels, so that both raise
-// the same message for the same bad input (DESIGN.md §3: the op, the argument and the value).
+// the same message for the same bad input (docs/design.md: the op, the argument and the value).
 //
 // A value error is (op, code, v[4]): the op names itself and its CSR arguments, the code picks
 // the message template, v holds the values it quotes ({0}..{3}; {f0} reads v[0] as float32

@@ -1,4 +1,4 @@
-// Scalar formulas shared by every kernel (DESIGN.md §1, GDNS).
+// Scalar formulas shared by every kernel (README, GDNS).
 #pragma once
 #include <cmath>
 #include "autosample/common.h"

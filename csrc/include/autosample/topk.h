@@ -1,4 +1,4 @@
-// Bounded top-k with the canonical order (DESIGN.md §3):
+// Bounded top-k with the canonical order (docs/design.md):
 //   larger key first; equal keys -> smaller index first; NaN ranks above every number
 //   (as torch.topk / torch.sort(descending=True) do), NaNs among themselves by index.
 #pragma once

@@ -1,4 +1,4 @@
-// Value rules shared by the CPU and CUDA kernels (DESIGN.md §3), one definition each, so that
+// Value rules shared by the CPU and CUDA kernels (docs/design.md), one definition each, so that
 // both devices accept and reject the same inputs. Messages: errors.h.
 //
 // CSR rows read by an op (the positives of sample_negatives' users, rank_topk's exclusions):
