@@ -88,8 +88,8 @@ def test_analysis_outputs_and_dns_prefers_planted_items(small, tmp_path, capsys)
     assert g["epochs"]["1"]["h_planted"] and g["epochs"]["1"]["g_ordinary"]
     # everything the figures draw is in the JSON: snapshot histograms over the bins, and the
     # exact gain's diagnostics per epoch
-    assert len(saved["bins"]) == len(snap["h_planted"]["counts"]) + 1
-    assert sum(snap["g_ordinary"]["counts"]) == saved["users_with_planted"]
+    assert len(saved["bins"]) == len(snap["h_planted"]["hist"]) + 1
+    assert sum(snap["g_ordinary"]["hist"]) == saved["users_with_planted"]
     assert [set(e) for e in g["gain"]] == [{"gdns_live_fraction", "gdns_mean_g_selected",
                                              "gdns_mean_g_seen", "gdns_pairs_seen"}] * 2
     assert result["samplers"]["rns"]["epochs"]["1"]["selected"] == \

@@ -199,7 +199,8 @@ def test_memory_check_names_the_option_and_the_estimate():
     with pytest.raises(MemoryLimitError, match=r"^--sampler-opt dns.num_candidates=1000000: "
                                                r"DNS's candidate pool would need about 16.4 GB"):
         check_memory(big, users=1000, items=500, pairs=10**5, available=gib)
-    gdns = RunConfig(sampler=("gdns",), sampler_options={"gdns": {"num_slots": 10**5}})
+    gdns = RunConfig(sampler=("gdns",), sampler_options={"gdns": {
+        "table": "slots", "num_slots": 10**5, "max_table_bytes": 4 * 10**9}})  # over the memory
     with pytest.raises(MemoryLimitError, match=r"^--sampler-opt gdns.num_slots=100000: GDNS's "
                                                r"gain table would need about 1.6 GB \(1,000 users x 100,000 slots"):
         check_memory(gdns, users=1000, items=500, pairs=10**5, available=gib)

@@ -165,14 +165,30 @@ def _srns(opts: dict[str, Any], s: Shape) -> list[Need]:
 
 
 def _gdns(opts: dict[str, Any], s: Shape) -> list[Need]:
-    slots, m = int(opts["num_slots"]), int(opts["num_candidates"])
-    return [Need("GDNS's gain table", s.users * slots * 16,
-                 f"{_n(s.users)} users x {_n(slots)} slots (--sampler-opt gdns.num_slots) x 16 "
-                 f"bytes (item id, H, G)", (("--sampler-opt gdns.num_slots", slots, 128),)),
-            Need("GDNS's candidates", s.rows * m * 12,
-                 f"{_n(s.rows)} rows (--batch-size) x {_n(m)} candidates (--sampler-opt "
-                 f"gdns.num_candidates) x 12 bytes (id and gain)",
-                 (("--batch-size", s.batch_size, 2048), ("--sampler-opt gdns.num_candidates", m, 64)))]
+    from autosample_ext.samplers.base import SamplerOptionError
+    from autosample_ext.samplers.gdns_state import plan_table
+
+    m = int(opts["num_candidates"])
+    needs = [Need("GDNS's candidates", s.rows * m * 12,
+                  f"{_n(s.rows)} rows (--batch-size) x {_n(m)} candidates (--sampler-opt "
+                  f"gdns.num_candidates) x 12 bytes (id and gain)",
+                  (("--batch-size", s.batch_size, 2048), ("--sampler-opt gdns.num_candidates", m, 64)))]
+    try:  # the layout the sampler will choose (its own budget check names a table that cannot fit)
+        plan = plan_table(opts["table"], int(opts["max_table_bytes"]), opts["num_slots"], s.users,
+                          s.items, quiet=True)
+    except SamplerOptionError:
+        return needs
+    if plan.layout == "dense":
+        table = Need("GDNS's gain table", plan.nbytes,
+                     f"{_n(s.users)} users x {_n(s.items)} items x 8 bytes (H, G: the dense "
+                     f"table, --sampler-opt gdns.table)",
+                     (("--sampler-opt gdns.max_table_bytes", opts["max_table_bytes"], 1 << 30),))
+    else:
+        table = Need("GDNS's gain table", plan.nbytes,
+                     f"{_n(s.users)} users x {_n(plan.num_slots)} slots (--sampler-opt "
+                     f"gdns.num_slots) x 16 bytes (item id, H, G)",
+                     (("--sampler-opt gdns.num_slots", plan.num_slots, 128),))
+    return [table] + needs
 
 
 #: per sampler: its allocations for given options (all fields resolved) and sizes
