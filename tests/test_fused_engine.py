@@ -116,8 +116,10 @@ def test_lazy_adam_needs_the_fused_engine(tiny):
     with pytest.raises(ValueError, match="--optimizer lazy_adam: lazy Adam needs the fused engine, "
                                          "and gdns train"):
         RunConfig(sampler=("rns", "gdns"), optimizer="lazy_adam").resolved()
-    with pytest.raises(ValueError, match="the AutoSample search"):
-        RunConfig(optimizer="lazy_adam").resolved()
+    with pytest.raises(ValueError, match="the AutoSample search"):  # the paper's: autograd
+        RunConfig(optimizer="lazy_adam", alpha_objective="train").resolved()
+    # the validation-driven search (the default) trains on the fused engine
+    assert RunConfig(optimizer="lazy_adam").resolved().optimizer == "lazy_adam"
     assert RunConfig(search="sh", optimizer="lazy_adam").resolved().optimizer == "lazy_adam"
 
 
