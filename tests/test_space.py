@@ -3,6 +3,7 @@ schedules with options), its errors (the candidate and the field named, exit 2 o
 line), candidates built and trained as written, and ``--search-space auto``'s static part."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -111,7 +112,11 @@ def test_grid_trains_each_candidate_with_its_options_and_learning_rate(tiny, tmp
     assert config["config"]["search_space"] == ["dns(num_candidates=4)", "dns(num_candidates=16)",
                                                 "dns(lr=0.05)"]
     ck = torch.load(tmp_path / "g" / "checkpoints" / "seed0-dns(lr=0.05).pt", weights_only=True)
-    assert ck["config"]["lr"] == 0.05 and ck["optimizer"]["param_groups"][0]["lr"] == 0.05
+    assert ck["config"]["lr"] == 0.05 and ck["optimizer"]["lr"] == 0.05  # the fused engine's
+    # the same candidate on the autograd engine: torch's optimiser holds the candidate's rate
+    run(dataclasses.replace(cfg, engine="autograd", out=str(tmp_path / "ga")), data=tiny)
+    ck = torch.load(tmp_path / "ga" / "checkpoints" / "seed0-dns(lr=0.05).pt", weights_only=True)
+    assert ck["optimizer"]["param_groups"][0]["lr"] == 0.05
     results = {r.method: r.result for r in summary.records if r.method != "grid"}
     assert results["dns(num_candidates=4)"].log != results["dns(num_candidates=16)"].log
     # a candidate with the run's options is the plain sampler's run (same stream and options)

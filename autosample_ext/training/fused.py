@@ -96,7 +96,8 @@ class FusedOptimizer:
         raise RuntimeError("fused engine: the operator updates the parameters")
 
     def state_dict(self) -> dict[str, Any]:
-        return {"engine": "fused", "optimizer": self.name, "steps": self.steps,
+        # lr: for the record (a resume takes the run's configured rate)
+        return {"engine": "fused", "optimizer": self.name, "steps": self.steps, "lr": self.lr,
                 "state": dict(zip(self.names, self.state))}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
