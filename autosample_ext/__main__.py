@@ -1,6 +1,4 @@
 """``python -m autosample_ext``: same as ``python -m autosample_ext.train``."""
-import sys
+from autosample_ext.train import exit_process, main
 
-from autosample_ext.train import main
-
-sys.exit(main())
+exit_process(main())

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -277,5 +278,20 @@ def main(argv: Sequence[str] | None = None, *,
     return EXIT_OK
 
 
+def exit_process(status: int) -> None:
+    """End the command with ``status``. A process torchrun started ends without the
+    interpreter's teardown (``os._exit`` after flushing the logs and streams): its run is
+    finished and written (the process group destroyed, every output file written atomically),
+    and the C++ threads of the destroyed group's communication can still abort the process in
+    the destructors of the teardown ("terminate called without an active exception"), which
+    would turn a finished run into a failed exit status."""
+    if "TORCHELASTIC_RUN_ID" in os.environ or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())
