@@ -1,4 +1,4 @@
-"""gdns_lookup / gdns_update (C++ CPU kernels) vs vectorised PyTorch equivalents.
+"""gdns_lookup / gdns_contains / gdns_update (C++ CPU kernels) vs vectorised PyTorch equivalents.
 
 Shape: U = 10,000 users, S = 256 slots, B = 2,048 rows, M = 64 candidates (lookup), N = 32
 selected negatives and P = 32 positives (update). The table is pre-filled (about half full) by
@@ -6,6 +6,7 @@ earlier updates. Correctness is checked before timing.
 
 Baselines (what a user would write without the ops):
 * lookup: ``keys[users][:, None, :] == items[..., None]`` -> any / argmax -> gather, 1.0 if absent.
+* contains: the same match -> any.
 * update: the same match for existing pairs; new pairs take their user's free slots in slot
   order. It handles only DUPLICATE-FREE batches (no (user, item) pair twice, which the kernel
   applies sequentially) and tables with enough free slots (no eviction), so the benchmark
@@ -30,6 +31,10 @@ def baseline_lookup(slot_keys, slot_g, users, items):
     found = match.any(dim=2)
     g = torch.gather(slot_g[users], 1, match.to(torch.int8).argmax(dim=2))
     return torch.where(found, g, torch.ones_like(g))
+
+
+def baseline_contains(slot_keys, users, items):
+    return (slot_keys[users][:, None, :] == items[..., None]).any(dim=2)
 
 
 def baseline_update(slot_keys, slot_h, slot_g, users, items, pos, neg, alpha, eps):
@@ -93,6 +98,31 @@ def test_lookup_baseline(benchmark, state) -> None:
     keys, _, g, gen = state
     users, items = batch(gen, M)
     benchmark(baseline_lookup, keys, g, users, items)
+
+
+def contains_inputs(state):
+    keys, _, _, gen = state
+    users, items = batch(gen, M)
+    items[:, ::2] = torch.where(keys[users, :M // 2] < 0, 0, keys[users, :M // 2])  # half held
+    return keys, users, items
+
+
+@pytest.mark.benchmark(group="gdns_contains")
+def test_contains_kernel(benchmark, state) -> None:
+    keys, users, items = contains_inputs(state)
+    small = slice(0, 64)
+    assert torch.equal(ops.gdns_contains(keys, users[small], items[small]),
+                       reference.gdns_contains(keys, users[small], items[small]))
+    got = ops.gdns_contains(keys, users, items)
+    assert torch.equal(got, baseline_contains(keys, users, items))
+    assert 0.2 < got.float().mean() < 0.8
+    benchmark(ops.gdns_contains, keys, users, items)
+
+
+@pytest.mark.benchmark(group="gdns_contains")
+def test_contains_baseline(benchmark, state) -> None:
+    keys, users, items = contains_inputs(state)
+    benchmark(baseline_contains, keys, users, items)
 
 
 def update_inputs(state):

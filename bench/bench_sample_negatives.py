@@ -1,7 +1,8 @@
 """sample_negatives (C++ CPU kernel) vs a searchsorted rejection loop in PyTorch.
 
 1M draws (4096 users x 256 samples) on the ML-1M training CSR (6,040 users x 3,706 items,
-~132 positives per user): /work/shared/data/ml-1m/train.txt when present, else a synthetic CSR
+~132 positives per user): ../shared/data/ml-1m/train.txt beside the repository (or
+$AUTOSAMPLE_DATA_DIR/ml-1m/train.txt) when present, else a synthetic CSR
 of that shape with a fixed seed. Both modes: uniform over non-positives and alias table
 (popularity^0.75) restricted to non-positives. Correctness is checked before timing.
 """

@@ -6,7 +6,7 @@ import torch
 
 from autosample_ext.data import load
 
-# /work/shared/data/README.md: users, items (id ranges), unique train pairs, unique test pairs;
+# ../shared/data/README.md (beside the repository): users, items (id ranges), unique train pairs, unique test pairs;
 # plus the quirks it lists (lastfm duplicates, overlap, users without test items).
 EXPECTED = {
     "lastfm": dict(users=640, items=4165, train_pairs=13039, test_pairs=6014,
