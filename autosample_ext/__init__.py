@@ -44,9 +44,9 @@ _LAZY: dict[str, str] = {
     "ScheduleSampler": "autosample_ext.search",
     "parse_schedule": "autosample_ext.search",
     "build_candidate": "autosample_ext.search",
-    "RunConfig": "autosample_ext.experiment",
-    "RunSummary": "autosample_ext.experiment",
-    "run": "autosample_ext.experiment",
+    "RunConfig": "autosample_ext.run",
+    "RunSummary": "autosample_ext.run",
+    "run": "autosample_ext.run",
 }
 # Training beyond one process (torchrun): the process's context and its set-up.
 _LAZY.update({"DistContext": "autosample_ext.training", "init_from_env": "autosample_ext.training"})

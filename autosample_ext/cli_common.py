@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from autosample_ext.experiment.config import RunConfig
+    from autosample_ext.run.config import RunConfig
 
 EXIT_ERROR, EXIT_USAGE = 1, 2
 

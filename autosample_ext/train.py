@@ -21,13 +21,13 @@ from typing import Any, Callable, Sequence
 import torch
 
 from autosample_ext.cli_common import usage_error
-from autosample_ext.experiment import RunConfig, default_out_dir, run, summary_text
-from autosample_ext.experiment.config import ALPHA_OBJECTIVES
-from autosample_ext.experiment.lock import RunLocked
-from autosample_ext.experiment.phases import has_valid_share
-from autosample_ext.experiment.protocols import protocol_spec
-from autosample_ext.experiment.rundir import RunDirError, read_saved_config
-from autosample_ext.experiment.validate import check_config
+from autosample_ext.run import RunConfig, default_out_dir, run, summary_text
+from autosample_ext.run.config import ALPHA_OBJECTIVES
+from autosample_ext.run.lock import RunLocked
+from autosample_ext.run.phases import has_valid_share
+from autosample_ext.run.protocols import protocol_spec
+from autosample_ext.run.rundir import RunDirError, read_saved_config
+from autosample_ext.run.validate import check_config
 from autosample_ext.samplers.base import SamplerOptionError
 from autosample_ext.training import StopFlag, TrainingInterrupted
 from autosample_ext.training.config import FULL_METRICS, SAMPLED_METRICS

@@ -11,9 +11,9 @@ import torch
 from autosample_ext.cli_common import finite_floats
 from autosample_ext.data.readers import FORMATS, canonical_format
 from autosample_ext.data.splits import SPLIT_ROUNDINGS
-from autosample_ext.experiment import DEFAULT_SEARCH_SPACE, MODELS, PROTOCOLS, SEARCHES, RunConfig
-from autosample_ext.experiment.config import ALPHA_OBJECTIVES
-from autosample_ext.experiment.protocols import PROTOCOL_SPECS
+from autosample_ext.run import DEFAULT_SEARCH_SPACE, MODELS, PROTOCOLS, SEARCHES, RunConfig
+from autosample_ext.run.config import ALPHA_OBJECTIVES
+from autosample_ext.run.protocols import PROTOCOL_SPECS
 from autosample_ext.models._init import INIT_SCHEMES
 from autosample_ext.models.lightgcn import PROPAGATIONS
 from autosample_ext.search.retrain import RETRAIN_INITS

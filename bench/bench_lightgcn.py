@@ -40,8 +40,8 @@ def dataset(name: str):
 
 
 def dens_trainer(data, propagation: str):
-    from autosample_ext.experiment import RunConfig
-    from autosample_ext.experiment.phases import build_model, build_sampler
+    from autosample_ext.run import RunConfig
+    from autosample_ext.run.phases import build_model, build_sampler
     from autosample_ext.training import SamplerObjective, Trainer
 
     cfg = RunConfig(protocol="dens", sampler=("rns",), propagation=propagation,
@@ -78,7 +78,7 @@ def test_lightgcn_rns_step(benchmark, name):
 
 
 def test_lightgcn_dens_run_lastfm_100_epochs(benchmark):
-    from autosample_ext.experiment import RunConfig, run
+    from autosample_ext.run import RunConfig, run
 
     data = dataset("lastfm")
     workdir = Path(tempfile.mkdtemp(prefix="bench_lightgcn_"))

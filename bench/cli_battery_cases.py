@@ -32,7 +32,7 @@ from faultdata import s_ratings_dat as ratings_dat
 from faultdata import skewed_lines, write
 
 MODULES = {"train": "autosample_ext.train", "experiments": "autosample_ext.experiments",
-           "fn": "autosample_ext.experiment.false_negatives", "data": "autosample_ext.data"}
+           "fn": "autosample_ext.studies.false_negatives", "data": "autosample_ext.data"}
 #: an unwritable folder, also for root: sysfs refuses mkdir with EPERM
 UNWRITABLE = "/sys/autosample-battery/run"
 BIG = "100000000000000000000000"

@@ -28,5 +28,5 @@ def test_data_modules_import_in_any_order():
     # synthetic.py and loader.py once imported each other; each must import on its own first.
     for module in ("autosample_ext.data.synthetic", "autosample_ext.data.loader",
                    "autosample_ext.training", "autosample_ext.search",
-                   "autosample_ext.experiment"):
+                   "autosample_ext.run"):
         assert _fresh_python(f"import {module}; print('ok')") == "ok", module

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from autosample_ext.data import SyntheticConfig, default_dataset
-from autosample_ext.experiment import RunConfig
+from autosample_ext.run import RunConfig
 from autosample_ext.experiments import ExperimentConfig, plan
 from autosample_ext.experiments.__main__ import main
 
@@ -131,7 +131,7 @@ def _metrics_without_times(path: Path) -> dict:
 def test_an_interrupted_planned_run_is_resumed_to_the_same_result(tiny_file, tmp_path):
     """What a killed experiments command leaves (a run directory with checkpoints, no
     metrics.json) is resumed by the next one and ends as an uninterrupted run does."""
-    from autosample_ext.experiment import run
+    from autosample_ext.run import run
     from autosample_ext.experiments.plan import run_planned
     from autosample_ext.training import StopFlag, TrainingInterrupted
 
@@ -163,7 +163,7 @@ def test_an_interrupted_planned_run_is_resumed_to_the_same_result(tiny_file, tmp
 
 
 def test_a_run_locked_by_another_writer_is_a_clear_error(tiny_file, tmp_path, capsys):
-    from autosample_ext.experiment.lock import RunLock
+    from autosample_ext.run.lock import RunLock
 
     folder = tmp_path / "runs" / "tiny-mf" / "compare"
     folder.mkdir(parents=True)

@@ -8,7 +8,7 @@ import torch
 
 from autosample_ext.data.loader import LoadOptions, build_default
 from autosample_ext.data.synthetic import SyntheticConfig
-from autosample_ext.experiment.false_negatives import (
+from autosample_ext.studies.false_negatives import (
     SelectionProbe,
     main,
     ordinary_negatives,

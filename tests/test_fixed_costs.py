@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from autosample_ext.data import SyntheticConfig, default_dataset
-from autosample_ext.experiment import RunConfig, run
+from autosample_ext.run import RunConfig, run
 from autosample_ext.training import StopFlag, TrainConfig, TrainingInterrupted, load_checkpoint
 from autosample_ext.training import trainer_state as trainer_module
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from autosample_ext.data import SyntheticConfig, default_dataset
-from autosample_ext.experiment import RunConfig, run
-from autosample_ext.experiment.engine import engine_plan
+from autosample_ext.run import RunConfig, run
+from autosample_ext.run.engine import engine_plan
 from autosample_ext.models import build_model
 from autosample_ext.samplers import build_sampler
 from autosample_ext.search import AutoSampleObjective

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from autosample_ext.data import SyntheticConfig, default_dataset
-from autosample_ext.experiment import RunConfig, run
+from autosample_ext.run import RunConfig, run
 from autosample_ext.search import (
     HalvingConfig,
     SuccessiveHalving,
@@ -269,12 +269,12 @@ def test_compare_reports_sh_grid_budget_singles_and_costs_side_by_side(tiny, tmp
 def test_budget_single_continues_the_single_run_exactly(tiny, tmp_path):
     """A single run stopped early and continued to N epochs without early stopping equals a
     run trained N epochs without early stopping from scratch."""
-    from autosample_ext.experiment.phases import (
+    from autosample_ext.run.phases import (
         RunContext,
         run_budget_single,
         run_single,
     )
-    from autosample_ext.experiment.rundir import RunDir
+    from autosample_ext.run.rundir import RunDir
 
     cfg = _cfg(tmp_path, "b", epochs=30, patience=1, lr=0.2)   # stops early
     out = RunDir(tmp_path / "b")

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from autosample_ext.experiment.printout import below_floor_line, legend_line
-from autosample_ext.experiment.reporting import render_table, summary_text
+from autosample_ext.report.printout import below_floor_line, legend_line
+from autosample_ext.report.tables import render_table, summary_text
 
 
 def _floor(run: str, value: float) -> dict:
@@ -60,7 +60,7 @@ def test_grid_summary_has_no_empty_cost_line():
 
 
 def test_one_row_table_has_no_ranks():
-    from autosample_ext.experiment.phases import PhaseRecord
+    from autosample_ext.run.phases import PhaseRecord
     from autosample_ext.training.config import TrainResult
 
     def rec(seed, method, value):
@@ -76,7 +76,7 @@ def test_one_row_table_has_no_ranks():
 def test_progress_bars_stay_off_when_stderr_is_captured(capsys, tmp_path):
     """tqdm draws only on a terminal: captured output holds no escape codes or carriage returns."""
     from autosample_ext import data as D
-    from autosample_ext.experiment import RunConfig, run
+    from autosample_ext.run import RunConfig, run
 
     data = D.load(None, split="3:1:1", seed=0)
     run(RunConfig(sampler=("rns",), epochs=2, dim=8, batch_size=8192, progress=True,
@@ -95,7 +95,7 @@ def drawn(monkeypatch):
 
 
 def test_alpha_plot_title_ticks_markers_and_alpha_star(drawn, tmp_path):
-    from autosample_ext.experiment.figures import write_alpha_plot
+    from autosample_ext.report.figures import write_alpha_plot
 
     frame = pd.DataFrame([{"seed": s, "epoch": e, "rns": 0.25 + 0.01 * e, "dns": 0.25 - 0.01 * e,
                            "aobpr": 0.25 - 0.01 * e} for s in (0, 1) for e in range(1, 8)])
@@ -113,7 +113,7 @@ def test_alpha_plot_title_ticks_markers_and_alpha_star(drawn, tmp_path):
 
 
 def test_cost_plot_labels_are_horizontal_rows(drawn, tmp_path):
-    from autosample_ext.experiment.figures import write_cost_plot
+    from autosample_ext.report.figures import write_cost_plot
 
     series = {"lastfm-mf": {"AutoSample (paper)": [5.0, 6.0], "SH": [2.0, 3.0],
                             "SH, ties vs leader": [2.5], "grid": [6.0, 7.0]}}
@@ -126,7 +126,7 @@ def test_cost_plot_labels_are_horizontal_rows(drawn, tmp_path):
 
 
 def test_density_plot_from_json_labels_and_log_scale(drawn, tmp_path):
-    from autosample_ext.experiment.false_negatives_report import (
+    from autosample_ext.report.false_negatives import (
         BINS,
         write_density_plot,
     )

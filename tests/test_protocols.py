@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from autosample_ext import data as D
-from autosample_ext.experiment import RunConfig, run
-from autosample_ext.experiment.protocols import PROTOCOL_SPECS, ProtocolConflict
+from autosample_ext.run import RunConfig, run
+from autosample_ext.run.protocols import PROTOCOL_SPECS, ProtocolConflict
 from autosample_ext.models import build_model
 from autosample_ext.samplers import build_sampler
 from autosample_ext.train import config_from_args, build_parser, main
@@ -303,7 +303,7 @@ def test_recbole_protocol_end_to_end(tmp_path, capsys):
 
 
 def test_readme_lists_every_setting_each_protocol_fixes():
-    from autosample_ext.experiment.protocols import settings_table
+    from autosample_ext.run.protocols import settings_table
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     start = readme.index("<!-- protocol-settings")

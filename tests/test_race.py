@@ -12,8 +12,8 @@ import pytest
 from test_halving import _cfg, _fake_race, interrupt_and_resume
 
 from autosample_ext.data import SyntheticConfig, default_dataset
-from autosample_ext.experiment import RunConfig, run
-from autosample_ext.experiment.curriculum import harder_candidate
+from autosample_ext.run import RunConfig, run
+from autosample_ext.search.curriculum import harder_candidate
 from autosample_ext.search import HalvingConfig
 from autosample_ext.search.rungs import RungDecision, decide_race
 

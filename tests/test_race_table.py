@@ -2,7 +2,7 @@
 race's cost went (the reason printed beside a missed cost target)."""
 import pytest
 
-from autosample_ext.experiments.race_table import (
+from autosample_ext.report.race_table import (
     _by,
     epoch_priced,
     priced_candidates,

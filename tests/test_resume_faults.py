@@ -164,7 +164,7 @@ def test_unusable_checkpoint_is_named_and_not_loaded(tmp_path, monkeypatch, caps
 
 _HOLDER = """
 import sys, time
-from autosample_ext.experiment.lock import RunLock
+from autosample_ext.run.lock import RunLock
 lock = RunLock(sys.argv[1]).acquire()
 print("locked", flush=True)
 time.sleep(120)
@@ -198,7 +198,7 @@ def test_second_writer_is_refused_and_a_killed_owner_frees_the_lock(tmp_path, ca
 
 
 def test_stale_lock_file_of_a_dead_pid_is_taken_over(tmp_path):
-    from autosample_ext.experiment.lock import RunLock, pid_alive
+    from autosample_ext.run.lock import RunLock, pid_alive
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -216,7 +216,7 @@ def test_stale_lock_file_of_a_dead_pid_is_taken_over(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 def test_runconfig_takes_a_str_as_one_sampler():
-    from autosample_ext.experiment import RunConfig
+    from autosample_ext.run import RunConfig
 
     assert RunConfig(sampler="dns").sampler == ("dns",)
     assert RunConfig(sampler="rns,dns").sampler == ("rns", "dns")
@@ -230,7 +230,7 @@ def test_runconfig_takes_a_str_as_one_sampler():
 def test_trainer_defaults_are_the_command_line_defaults():
     import dataclasses
 
-    from autosample_ext.experiment import RunConfig
+    from autosample_ext.run import RunConfig
     from autosample_ext.training import TrainConfig
 
     run_defaults = RunConfig()
@@ -249,7 +249,7 @@ def test_trainer_defaults_are_the_command_line_defaults():
 
 
 def test_api_resume_with_another_config_names_the_fields(tmp_path, monkeypatch, capsys):
-    from autosample_ext.experiment import RunConfig, run
+    from autosample_ext.run import RunConfig, run
 
     run_dir, _ = _finished_run(tmp_path, monkeypatch, capsys)
     cfg = RunConfig(data=str(tmp_path / "a" / "tiny.txt"), sampler="rns", out=str(run_dir),

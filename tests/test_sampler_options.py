@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from autosample_ext.experiment import RunConfig, run
+from autosample_ext.run import RunConfig, run
 from autosample_ext.samplers import check_sampler_options, parse_sampler_opt, resolved_options
 from autosample_ext.train import main
 
@@ -71,7 +71,7 @@ def test_cli_errors(capsys):
 
 
 def _recording(monkeypatch):
-    import autosample_ext.experiment.phases as phases
+    import autosample_ext.run.phases as phases
 
     built: list[tuple[str, dict]] = []
     real = phases.build_sampler
@@ -143,7 +143,7 @@ def test_options_reach_samplers_inside_schedules_and_the_race(tmp_path, monkeypa
     assert schedule == [None]          # a schedule has no options of its own: its parts do
     config = json.loads((summary.path / "config.json").read_text())
     assert config["samplers"]["dns"]["num_candidates"] == 3
-    import autosample_ext.experiment.phases as phases
+    import autosample_ext.run.phases as phases
 
     sampler = phases.build_sampler("rns@1+dns", data, 0, "cpu", options={"dns": {"num_candidates": 3}})
     assert sampler.parts[1].options.num_candidates == 3

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from autosample_ext.data import SyntheticConfig, default_dataset
-from autosample_ext.experiment import RunConfig, run
+from autosample_ext.run import RunConfig, run
 from autosample_ext.models import build_model
 from autosample_ext.samplers import SampleContext, build_sampler
 from autosample_ext.samplers.base import mix_seed

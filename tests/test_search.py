@@ -11,7 +11,7 @@ import torch
 from autosample_ext.training.checkpoint import check_plain, load_checkpoint, save_checkpoint
 from autosample_ext.data import SyntheticConfig, default_dataset
 from autosample_ext.models import build_model
-from autosample_ext.experiment import RunConfig, run
+from autosample_ext.run import RunConfig, run
 from autosample_ext.samplers import SampleContext, build_sampler
 from autosample_ext.search import AutoSampleObjective, chosen_sampler, gumbel_softmax_st, init_retrain_model
 from autosample_ext.training import (
@@ -162,7 +162,7 @@ def test_retrain_init_searched_or_random(tiny):
 
 @pytest.mark.parametrize("init", ["searched", "random"])
 def test_pipeline_retrains_argmax_alpha_from_searched_weights(tiny, tmp_path, monkeypatch, init):
-    import autosample_ext.experiment.phases as runs
+    import autosample_ext.run.phases as runs
 
     seen = {}
     real_init = runs.init_retrain_model
@@ -304,7 +304,7 @@ def test_gdns_single_mode_trains_with_group_loss(tiny):
 
 
 def _record(seed, method, r):
-    from autosample_ext.experiment import PhaseRecord
+    from autosample_ext.run import PhaseRecord
     from autosample_ext.training import TrainResult
 
     test = {"recall@20": r, "ndcg@20": r / 2, "precision@20": r / 10, "hit@20": 2 * r}
@@ -313,7 +313,7 @@ def _record(seed, method, r):
 
 @pytest.mark.parametrize("delta,marker", [(0.01, "*"), (-0.01, "†")])
 def test_table_ranks_and_ttest_markers(delta, marker):
-    from autosample_ext.experiment import metrics_frame, paired_ttests, render_table
+    from autosample_ext.run import metrics_frame, paired_ttests, render_table
 
     recs = []
     for seed, noise in enumerate([0.0, 0.001, -0.0005]):

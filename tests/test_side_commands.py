@@ -18,8 +18,8 @@ from faultdata import read_only_folders, skewed_lines, write
 
 from autosample_ext.data.__main__ import build_parser as data_parser
 from autosample_ext.data.__main__ import main as data_main
-from autosample_ext.experiment.false_negatives import main as fn_main
-from autosample_ext.experiment.false_negatives_cli import build_parser as fn_parser
+from autosample_ext.studies.false_negatives import main as fn_main
+from autosample_ext.studies.false_negatives_cli import build_parser as fn_parser
 from autosample_ext.experiments.__main__ import build_parser as exp_parser
 from autosample_ext.experiments.__main__ import main as exp_main
 from autosample_ext.train import main as train_main
@@ -181,8 +181,8 @@ def test_no_option_takes_a_plain_float(make):
 
 
 def test_memory_check_names_the_option_and_the_estimate():
-    from autosample_ext.experiment import RunConfig
-    from autosample_ext.experiment.memory import (
+    from autosample_ext.run import RunConfig
+    from autosample_ext.run.memory import (
         MemoryLimitError,
         check_memory,
         run_needs,
@@ -212,7 +212,7 @@ def test_memory_check_names_the_option_and_the_estimate():
 
 def test_run_config_refuses_non_finite_numbers():
     from autosample_ext.data.loader import load
-    from autosample_ext.experiment import RunConfig
+    from autosample_ext.run import RunConfig
     from autosample_ext.samplers import build_sampler
 
     with pytest.raises(ValueError, match="sh_tie_se must be a finite number, got nan"):

@@ -141,7 +141,7 @@ def test_end_to_end_on_embedded_data_writes_every_file(capsys, tmp_path):
 def test_mf_rns_beats_popularity_on_embedded_data(tmp_path):
     from autosample_ext import data as D
     from autosample_ext.eval import evaluate_full_ranking, popularity_tables
-    from autosample_ext.experiment import RunConfig, run
+    from autosample_ext.run import RunConfig, run
 
     data = D.load(None, split="3:1:1", seed=0)
     summary = run(RunConfig(out=str(tmp_path / "r"), sampler=("rns",), epochs=3, patience=0,

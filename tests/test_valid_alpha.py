@@ -11,7 +11,7 @@ import torch
 
 from autosample_ext.data import SyntheticConfig, default_dataset
 from autosample_ext.eval import evaluate_full_ranking
-from autosample_ext.experiment import RunConfig, run
+from autosample_ext.run import RunConfig, run
 from autosample_ext.models import build_model
 from autosample_ext.samplers import Negatives, SampleContext, Sampler, build_sampler
 from autosample_ext.search.probes import (
@@ -306,7 +306,7 @@ def test_the_fused_engine_trains_the_validation_driven_search(tiny):
 
 
 def test_pick_table_judges_each_seed_against_the_grid_picks_spread(tmp_path):
-    from autosample_ext.experiments.picks import pick_rows, pick_table
+    from autosample_ext.report.picks import pick_rows, pick_table
 
     (tmp_path / "config.json").write_text(json.dumps({"data": {"train": 100},
                                                       "config": {"batch_size": 10}}))

@@ -35,10 +35,10 @@ from autosample_ext.cli_common import (
     train_checked,
     usage_error,
 )
-from autosample_ext.experiment import MODELS, RunConfig
-from autosample_ext.experiment.lock import RunLocked
-from autosample_ext.experiment.rundir import RunDirError
-from autosample_ext.experiment.validate import check_config
+from autosample_ext.run import MODELS, RunConfig
+from autosample_ext.run.lock import RunLocked
+from autosample_ext.run.rundir import RunDirError
+from autosample_ext.run.validate import check_config
 from autosample_ext.experiments.plan import (
     DEFAULT_SCHEDULES,
     DEFAULT_SUBSETS,
@@ -49,7 +49,7 @@ from autosample_ext.experiments.plan import (
     plan,
     run_planned,
 )
-from autosample_ext.experiments.report import load_runs, replot_from_json, write_report
+from autosample_ext.report.experiments import load_runs, replot_from_json, write_report
 from autosample_ext.train_parser import CLIError, _check_split, name_list
 from autosample_ext.training import StopFlag, TrainingInterrupted
 from autosample_ext.training.guard import TrainingDiverged

@@ -1,7 +1,7 @@
 """Which runs the paper's tables and figures need, and running them (resumable).
 
 One *setting* is a (dataset, model) pair; its runs live in ``<runs>/<dataset>-<model>/<name>/``
-(ordinary run directories of :func:`autosample_ext.experiment.run`). One set of runs serves
+(ordinary run directories of :func:`autosample_ext.run.run`). One set of runs serves
 several tables:
 
 ==================  ====================================================  ====================
@@ -48,8 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from autosample_ext.experiment import DEFAULT_SEARCH_SPACE, RunConfig, run
-from autosample_ext.experiment.rundir import read_saved_config
+from autosample_ext.run import DEFAULT_SEARCH_SPACE, RunConfig, run
+from autosample_ext.run.rundir import read_saved_config
 from autosample_ext.training import StopFlag
 
 log = logging.getLogger(__name__)

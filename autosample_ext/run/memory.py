@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from autosample_ext.experiment.config import RunConfig
+    from autosample_ext.run.config import RunConfig
 
 
 class MemoryLimitError(ValueError):

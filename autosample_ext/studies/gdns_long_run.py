@@ -3,7 +3,7 @@ is live: the exact gain decides nothing until a user's never-selected negatives 
 the candidates (about negatives-per-user / N epochs: ~110 on ml-1m), later than the protocol's
 early stopping (patience 10) usually fires.
 
-    python python/gdns_long_run.py --data ../shared/data/ml-1m --out runs/gdns-long --epochs 300
+    python -m autosample_ext.studies.gdns_long_run --data ../shared/data/ml-1m --out runs/gdns-long --epochs 300
 
 Writes ``OUT/log.jsonl`` (every epoch: loss, validation NDCG@1/NDCG@3/Recall@3, the gain
 diagnostics) and ``OUT/checkpoint.pt`` (every 10 epochs; the command continues from it when run
@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from autosample_ext import data as D
-from autosample_ext.experiment.config import RunConfig
-from autosample_ext.experiment.phases import (
+from autosample_ext.run.config import RunConfig
+from autosample_ext.run.phases import (
     build_model,
     build_sampler,
     name_stream,

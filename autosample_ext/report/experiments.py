@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from autosample_ext.experiment.phases import is_autosample, is_search_stage
-from autosample_ext.experiment.reporting import method_label
-from autosample_ext.experiments.picks import pick_table
-from autosample_ext.experiments.report_figures import (
+from autosample_ext.run.phases import is_autosample, is_search_stage
+from autosample_ext.report.tables import method_label
+from autosample_ext.report.picks import pick_table
+from autosample_ext.report.experiments_figures import (
     alpha_rows,
     figure3,
     figure4,
@@ -299,7 +299,7 @@ def write_report(runs_root: str | Path, out: str | Path, command: str = "") -> P
                      "pipeline's process CPU seconds over the grid's, measured side by side in one "
                      "run; epoch-priced: its steps priced at the single runs' CPU seconds per step "
                      "(load-independent).\n")
-    from autosample_ext.experiments.race_table import race_headline
+    from autosample_ext.report.race_table import race_headline
 
     race = race_headline(runs, metric)
     if race:
@@ -319,7 +319,7 @@ def write_report(runs_root: str | Path, out: str | Path, command: str = "") -> P
                      "shipped: `--sh-rule halving --sh-first-rung 3 --sh-tie-anchor last "
                      "--sh-catch-up-se 0 --sh-bootstrap-users 0`. A setting named `-loo-` uses the "
                      "leave-one-out split (one validation and one test item per user).\n")
-    from autosample_ext.experiments.race_table import curriculum_table
+    from autosample_ext.report.race_table import curriculum_table
 
     stage = curriculum_table(runs, metric)
     if stage:

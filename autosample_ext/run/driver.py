@@ -4,7 +4,7 @@ directory (docs/design.md).
 Run directory ``out/``:
 
 * ``config.json``   the resolved :class:`RunConfig` plus dataset facts and ``engines``: which
-                    engine trains each sampler and the search (experiment/engine.py);
+                    engine trains each sampler and the search (run/engine.py);
 * ``log.jsonl``     one line per epoch of every phase: run tag, epoch, loss, alpha (search),
                     validation metrics (when evaluated), seconds;
 * ``alpha.csv`` / ``alpha.png``  alpha per candidate per search epoch (the paper's Figure 4);
@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from autosample_ext.data.interactions import InteractionData
-from autosample_ext.experiment.config import ALPHA_OBJECTIVES, RunConfig
-from autosample_ext.experiment.engine import engine_plan, log_engine_notice
-from autosample_ext.experiment.figures import setting_title
-from autosample_ext.experiment.printout import legend_line
-from autosample_ext.experiment.protocols import protocol_spec
-from autosample_ext.experiment.phases import (
+from autosample_ext.run.config import ALPHA_OBJECTIVES, RunConfig
+from autosample_ext.run.engine import engine_plan, log_engine_notice
+from autosample_ext.report.figures import setting_title
+from autosample_ext.report.printout import legend_line
+from autosample_ext.run.protocols import protocol_spec
+from autosample_ext.run.phases import (
     AUTOSAMPLE,
     GRID,
     SH,
@@ -45,8 +45,8 @@ from autosample_ext.experiment.phases import (
     run_sh,
     run_single,
 )
-from autosample_ext.experiment.race_report import race_table, space_record
-from autosample_ext.experiment.reporting import (
+from autosample_ext.report.race import race_table, space_record
+from autosample_ext.report.tables import (
     aggregate,
     flag_below_popularity,
     alpha_frame,
@@ -57,7 +57,7 @@ from autosample_ext.experiment.reporting import (
     render_table,
     write_alpha_plot,
 )
-from autosample_ext.experiment.rundir import (
+from autosample_ext.run.rundir import (
     CONFIG_NAME,
     RankRunDir,
     RunDir,
@@ -66,7 +66,7 @@ from autosample_ext.experiment.rundir import (
     config_record,
     default_out_dir,
 )
-from autosample_ext.experiment.validate import check_config, check_data
+from autosample_ext.run.validate import check_config, check_data
 from autosample_ext.samplers.registry import check_sampler_data
 from autosample_ext.search.grid import pick_best
 from autosample_ext.training.config import StopFlag

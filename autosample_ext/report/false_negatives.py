@@ -3,7 +3,7 @@ densities of planted vs ordinary negatives, the planted-selection lift per sampl
 
 Everything here reads the analysis's saved numbers only (``false_negatives.json``, and the
 ``snapshots_<sampler>.npz`` beside it when present), so the figures of any earlier analysis
-can be redrawn (:func:`replot`; ``python -m autosample_ext.experiment.false_negatives
+can be redrawn (:func:`replot`; ``python -m autosample_ext.studies.false_negatives
 --report-only``). The population snapshots are drawn from the histograms the JSON holds
 (``snapshots.<epoch>.<key>.hist``), else from the ``.npz`` values, else (older files, which
 kept only quantiles) as their 10-90% range, median and mean.
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from autosample_ext.experiment.figures import MODEL_NAMES, line_style, pyplot
+from autosample_ext.report.figures import MODEL_NAMES, line_style, pyplot
 
 BINS = np.linspace(0.0, 1.0, 51)
 KINDS = (("planted", "tab:red", "-"), ("ordinary", "tab:blue", "--"))

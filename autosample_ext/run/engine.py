@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from autosample_ext.experiment.config import RunConfig
+from autosample_ext.run.config import RunConfig
 
 log = logging.getLogger(__name__)
 

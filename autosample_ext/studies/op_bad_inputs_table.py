@@ -7,9 +7,9 @@ an error (shape, dtype, device, range of the values: the silent wrong results). 
 puts two such runs side by side as a markdown table.
 
     # before: a build without the operator validation (e.g. main before the i11 merge)
-    PYTHONPATH=/path/to/old/checkout python python/op_bad_inputs_table.py --label before --out before.json
-    python python/op_bad_inputs_table.py --label after --out after.json
-    python python/op_bad_inputs_table.py --merge before.json after.json --md bench/results/op_bad_inputs.md
+    PYTHONPATH=/path/to/old/checkout python -m autosample_ext.studies.op_bad_inputs_table --label before --out before.json
+    python -m autosample_ext.studies.op_bad_inputs_table --label after --out after.json
+    python -m autosample_ext.studies.op_bad_inputs_table --merge before.json after.json --md bench/results/op_bad_inputs.md
 
 CPU only (the machine has no GPU); the CUDA side of the same table runs in the test suite.
 """
@@ -21,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def describe(value: object) -> str:
@@ -101,7 +101,7 @@ def merge(before: dict, after: dict) -> str:
     lines = [
         f"# Operator bad inputs, before -> after ({len(after['rows'])} cases, CPU)",
         "",
-        "Produced by `python/op_bad_inputs_table.py` from `tests/test_op_bad_inputs.py::CASES`.",
+        "Produced by `autosample_ext/studies/op_bad_inputs_table.py` from `tests/test_op_bad_inputs.py::CASES`.",
         f"Before: `{before['module']}` ({before['label']}); after: `{after['module']}` ({after['label']}).",
         "NO ERROR = the call returned (shape, dtype, device, value range shown): a silent wrong",
         "result or uninitialised memory. 'test' = the after message matches the test's regex.",

@@ -20,9 +20,9 @@ import torch
 
 from autosample_ext.data.interactions import InteractionData
 from autosample_ext.data.splits import NotEnoughNegatives
-from autosample_ext.experiment.config import RunConfig
-from autosample_ext.experiment.protocols import protocol_spec
-from autosample_ext.experiment.rundir import RunDir
+from autosample_ext.run.config import RunConfig
+from autosample_ext.run.protocols import protocol_spec
+from autosample_ext.run.rundir import RunDir
 from autosample_ext.search.autosample import AutoSampleObjective
 from autosample_ext.search.halving import SuccessiveHalving
 from autosample_ext.search.retrain import chosen_sampler, init_retrain_model
@@ -297,7 +297,7 @@ def run_sh(ctx: RunContext, seed: int) -> PhaseRecord:
     order of seed ``seed``, its sampler stream as in a single run); the winner's result. With
     ``auto`` in the space the race adds the first rung's schedules; with ``sh_curriculum`` the
     winner's best state then trains on with a harder candidate
-    (:mod:`autosample_ext.experiment.curriculum`)."""
+    (:mod:`autosample_ext.search.curriculum`)."""
     from autosample_ext.search.auto_space import first_rung_schedules
     from autosample_ext.search.space import AUTO
 
@@ -331,7 +331,7 @@ def run_sh(ctx: RunContext, seed: int) -> PhaseRecord:
              "bracket_rungs": outcome.bracket_rungs}
     result, chosen = outcome.result, outcome.chosen
     if cfg.sh_curriculum != "off":
-        from autosample_ext.experiment.curriculum import run_curriculum
+        from autosample_ext.search.curriculum import run_curriculum
 
         result, chosen, stage = run_curriculum(ctx, seed, race, outcome)
         extra["curriculum"] = stage

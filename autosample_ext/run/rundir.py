@@ -4,7 +4,7 @@ alpha.png and ``checkpoints/``; JSON and text files are replaced atomically.
 The folder is the run: ``config.json`` stores ``out`` as ``"."`` and ``data`` relative to the
 folder (plus its absolute path), so a run folder that was moved, or a relative ``runs/...`` folder
 resumed from another working directory, is still found and continued in place. One process
-writes a folder at a time (``.lock``, :mod:`autosample_ext.experiment.lock`); the writer that
+writes a folder at a time (``.lock``, :mod:`autosample_ext.run.lock`); the writer that
 takes the lock deletes temporary files a killed writer left behind.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from autosample_ext.experiment.config import RunConfig
-from autosample_ext.experiment.lock import RunLock, remove_stale_temps
+from autosample_ext.run.config import RunConfig
+from autosample_ext.run.lock import RunLock, remove_stale_temps
 
 CONFIG_NAME = "config.json"
 

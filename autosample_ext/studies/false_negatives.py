@@ -1,6 +1,6 @@
 """The GDNS paper's false-negative analysis (§4.6, Figure 5) as a command.
 
-    python -m autosample_ext.experiment.false_negatives --data ../shared/data/ml-1m \\
+    python -m autosample_ext.studies.false_negatives --data ../shared/data/ml-1m \\
         --out runs/fn-ml1m --epochs 20 --samplers gdns,rns,dns --threads 1
 
 What it does (the GDNS protocol's data, model and optimiser: leave-one-out with 100 fixed
@@ -43,11 +43,11 @@ import numpy as np
 import torch
 
 from autosample_ext.data.interactions import CSR, InteractionData
-from autosample_ext.experiment.false_negatives_report import BINS, histogram, write_outputs
+from autosample_ext.report.false_negatives import BINS, histogram, write_outputs
 from autosample_ext.samplers.base import Negatives, SampleContext, Sampler
 
 if TYPE_CHECKING:
-    from autosample_ext.experiment.config import RunConfig
+    from autosample_ext.run.config import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ def analysis_config(samplers: Sequence[str], seed: int, epochs: int,
                     progress: bool = False) -> RunConfig:
     """The settings every sampler of the analysis trains with: the GDNS protocol's, for
     ``epochs`` epochs without early stopping."""
-    from autosample_ext.experiment.config import RunConfig
+    from autosample_ext.run.config import RunConfig
 
     cfg = RunConfig(protocol="gdns", sampler=tuple(samplers), seeds=(seed,), progress=progress)
     return dataclasses.replace(cfg.resolved(), epochs=epochs, patience=0)
@@ -226,7 +226,7 @@ def run_analysis(data: InteractionData, out: Path, *, samplers: Sequence[str], e
                  seed: int, plant_seed: int, snapshot_epochs: Sequence[int],
                  progress: bool = False) -> dict[str, Any]:
     """Plant, train every sampler, write the outputs; returns the JSON written."""
-    from autosample_ext.experiment.phases import build_model, build_sampler, name_stream, seed_for
+    from autosample_ext.run.phases import build_model, build_sampler, name_stream, seed_for
     from autosample_ext.training import SamplerObjective, Trainer
 
     out.mkdir(parents=True, exist_ok=True)
@@ -286,8 +286,8 @@ def run_analysis(data: InteractionData, out: Path, *, samplers: Sequence[str], e
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command line (:mod:`autosample_ext.experiment.false_negatives_cli`)."""
-    from autosample_ext.experiment.false_negatives_cli import main as cli
+    """The command line (:mod:`autosample_ext.studies.false_negatives_cli`)."""
+    from autosample_ext.studies.false_negatives_cli import main as cli
 
     return cli(argv)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from autosample_ext.experiment.reporting import column_label
+from autosample_ext.report.tables import column_label
 
 
 def race_table(races: dict[str, dict[str, Any]], metric: str) -> str:

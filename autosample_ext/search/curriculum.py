@@ -21,7 +21,7 @@ from autosample_ext.search.space import Candidate, parse_candidate
 from autosample_ext.training.config import TrainResult
 
 if TYPE_CHECKING:
-    from autosample_ext.experiment.phases import RunContext
+    from autosample_ext.run.phases import RunContext
     from autosample_ext.search.halving import HalvingOutcome, SuccessiveHalving
 
 #: the stage's learning rate, as a share of the run's
@@ -56,7 +56,7 @@ def run_curriculum(ctx: RunContext, seed: int, race: SuccessiveHalving, outcome:
                    ) -> tuple[TrainResult, str, dict[str, Any]]:
     """The stage for one seed: ``(result, chosen, record)``; ``chosen`` is ``W>>H`` when the
     stage's model is kept, else W."""
-    from autosample_ext.experiment.phases import (
+    from autosample_ext.run.phases import (
         _make_trainer,
         build_model,
         candidate_train_config,

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from autosample_ext.data.splits import SPLIT_ROUNDINGS
-from autosample_ext.experiment.protocols import (
+from autosample_ext.run.protocols import (
     DENS,
     PROTOCOLS,
     ProtocolConflict,
@@ -47,7 +47,7 @@ SH_LEGACY: dict[str, Any] = {"sh_rule": "halving", "sh_catch_up_se": 0.0, "sh_br
                              "sh_bootstrap_users": 0, "sh_curriculum": "off"}
 
 # Kept for callers of the earlier API: the DENS protocol's fixed settings and samplers
-# (autosample_ext.experiment.protocols.DENS holds the whole protocol).
+# (autosample_ext.run.protocols.DENS holds the whole protocol).
 DENS_SETTINGS: dict[str, Any] = dict(DENS.fixed)
 DENS_DEFAULT_SAMPLERS: tuple[str, ...] = tuple(DENS.default_samplers or ())
 
@@ -107,7 +107,7 @@ class RunConfig:
     (singles, grid, successive halving; the paper's Table 4 baselines); the AutoSample search
     and its retraining use one per candidate.
     ``protocol``: ``autosample`` (default, fixes nothing), ``dens``, ``gdns`` or ``recbole``
-    (:mod:`autosample_ext.experiment.protocols`): :meth:`resolved` applies the protocol's fixed
+    (:mod:`autosample_ext.run.protocols`): :meth:`resolved` applies the protocol's fixed
     settings, and raises :class:`ProtocolConflict` for explicit values that differ from them.
 
     ``sampler_options``: ``{sampler: {option field: value}}`` (``--sampler-opt dns.num_candidates=8``),
@@ -362,7 +362,7 @@ class RunConfig:
             raise ValueError(f"--eval-protocol sampled needs the leave-one-out split with its fixed "
                              f"negatives (--split loo), got --split {out.split}")
         if out.optimizer == "lazy_adam":
-            from autosample_ext.experiment.engine import engine_plan
+            from autosample_ext.run.engine import engine_plan
 
             plan = engine_plan(out)
             slow = [n for n, e in plan["samplers"].items() if e == "autograd"]

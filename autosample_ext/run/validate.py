@@ -2,7 +2,7 @@
 message naming the option, the dataset file or the user, and writes nothing.
 
 :func:`check_config`: the configuration alone (no data read): samplers the model cannot serve,
-sizes that cannot fit in memory whatever the data (:mod:`autosample_ext.experiment.memory`).
+sizes that cannot fit in memory whatever the data (:mod:`autosample_ext.run.memory`).
 :func:`check_data`: the loaded dataset against the configuration: every training user has at
 least one non-positive item (a negative to draw), the split leaves validation and test pairs
 where the protocol needs them, the metric cut-offs fit the number of items, the model's tables
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from autosample_ext.data.interactions import InteractionData
-from autosample_ext.experiment.protocols import protocol_spec
+from autosample_ext.run.protocols import protocol_spec
 
 if TYPE_CHECKING:
-    from autosample_ext.experiment.config import RunConfig
+    from autosample_ext.run.config import RunConfig
 
 
 class DataValidationError(ValueError):
@@ -34,7 +34,7 @@ def check_config(cfg: "RunConfig") -> None:
     """Raise ValueError (naming the options) for a configuration that cannot run whatever the
     data: a sampler that needs a graph model (MixGCF) with MF/GMF; a size that cannot fit in
     memory even for the smallest dataset (one user, one item, one training pair)."""
-    from autosample_ext.experiment.memory import check_memory
+    from autosample_ext.run.memory import check_memory
     from autosample_ext.models import MODELS
     from autosample_ext.models.lightgcn import GraphRecommender
     from autosample_ext.samplers.registry import SAMPLERS
@@ -129,7 +129,7 @@ def check_data(cfg: "RunConfig", data: InteractionData) -> None:
         raise DataValidationError(
             f"--ks / --metric cut-off {k}: {data_files(data)} has only {data.num_items} item(s); "
             + how)
-    from autosample_ext.experiment.memory import check_memory
+    from autosample_ext.run.memory import check_memory
 
     check_memory(cfg, users=data.num_users, items=data.num_items, pairs=data.train.nnz)
 

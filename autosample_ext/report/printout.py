@@ -21,7 +21,7 @@ SAMPLER_WORDS = {
 
 def _metric_legend(columns: Iterable[str]) -> str:
     """``R/N/P/H@20 = Recall, NDCG, Precision, Hit rate in the top 20``."""
-    from autosample_ext.experiment.reporting import TABLE_ABBREV
+    from autosample_ext.report.tables import TABLE_ABBREV
 
     by_k: dict[str, list[str]] = {}
     for column in columns:

@@ -1,7 +1,7 @@
 """Every method of the GDNS comparison trained as the paper trained its baselines: the learning
 rate chosen on validation over the paper's grid, then more seeds at the chosen rate.
 
-    python python/gdns_lr_sweep.py --data ../shared/data/ml-1m --root runs/gdns-ml1m --jobs 2
+    python -m autosample_ext.studies.gdns_lr_sweep --data ../shared/data/ml-1m --root runs/gdns-ml1m --jobs 2
 
 Stages (each a set of ordinary, resumable ``python -m autosample_ext.train --protocol gdns``
 runs; a finished run is skipped, an interrupted one continued with ``--resume``):
@@ -19,7 +19,7 @@ runs; a finished run is skipped, an interrupted one continued with ``--resume``)
 
 Methods: ``gdns`` (the paper's loop, exact gain), ``uniform-group`` (the control: GDNS's loop and
 group-wise loss with uniform negatives, ``gdns.selection=uniform``), ``rns``, ``dns``, ``srns``
-(BPR, batches of training pairs). The table: ``python python/gdns_table.py --root ROOT``.
+(BPR, batches of training pairs). The table: ``python -m autosample_ext.studies.gdns_table --root ROOT``.
 """
 from __future__ import annotations
 

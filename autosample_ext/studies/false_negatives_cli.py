@@ -1,5 +1,5 @@
 """The command line of the false-negative analysis (``python -m
-autosample_ext.experiment.false_negatives``, :mod:`.false_negatives`).
+autosample_ext.studies.false_negatives``, :mod:`.false_negatives`).
 
 Every option is checked before the data is read, with ``train``'s rules where ``train`` has
 the option (``--data``, ``--format``, ``--epochs``, ``--threads``, sampler names, seeds; the
@@ -28,11 +28,11 @@ from autosample_ext.cli_common import (
 )
 from autosample_ext.train_parser import CLIError, check_seed, int_list, name_list
 
-PROG = "python -m autosample_ext.experiment.false_negatives"
+PROG = "python -m autosample_ext.studies.false_negatives"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from autosample_ext.experiment import false_negatives
+    from autosample_ext.studies import false_negatives
 
     p = argparse.ArgumentParser(prog=PROG, description=false_negatives.__doc__.split("\n\n")[0],
                                 allow_abbrev=False)
@@ -65,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 def check_args(ns: argparse.Namespace) -> dict[str, Any]:
     """The analysis's arguments, each checked (``CLIError``: exit 2); returns the keyword
     arguments of :func:`~.false_negatives.run_analysis` with the data and format to load."""
-    from autosample_ext.experiment.false_negatives import analysis_config
-    from autosample_ext.experiment.validate import check_config
+    from autosample_ext.studies.false_negatives import analysis_config
+    from autosample_ext.run.validate import check_config
     from autosample_ext.search.schedule import is_schedule
 
     if ns.out is None:
@@ -125,9 +125,9 @@ def analyse(ns: argparse.Namespace, args: dict[str, Any]) -> None:
     """Load the data (the GDNS protocol's split), check it against the settings, run."""
     from autosample_ext import data as D
     from autosample_ext.data.splits import NotEnoughNegatives
-    from autosample_ext.experiment.false_negatives import run_analysis
-    from autosample_ext.experiment.phases import loo_advice
-    from autosample_ext.experiment.validate import check_data
+    from autosample_ext.studies.false_negatives import run_analysis
+    from autosample_ext.run.phases import loo_advice
+    from autosample_ext.run.validate import check_data
 
     cfg = args.pop("config")
     split_seed = args.pop("split_seed")
@@ -141,8 +141,8 @@ def analyse(ns: argparse.Namespace, args: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from autosample_ext.experiment.false_negatives_report import replot
-    from autosample_ext.experiment.rundir import RunDirError
+    from autosample_ext.report.false_negatives import replot
+    from autosample_ext.run.rundir import RunDirError
 
     parser = build_parser()
     ns = parse_one_process(parser, argv, "start it with python, not torchrun")

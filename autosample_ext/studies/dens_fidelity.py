@@ -3,9 +3,9 @@ against the published numbers (bench/results/fidelity_dens.md). Reads run direct
 by ``python -m autosample_ext.train --protocol dens ...``; trains nothing.
 
     # which pool reproduces DENS's per-step training loss (runs of one sampler, several pools)
-    python python/dens_fidelity.py losses --dataset beauty --sampler dns runs/pool-beauty-dns-M*
+    python -m autosample_ext.studies.dens_fidelity losses --dataset beauty --sampler dns runs/pool-beauty-dns-M*
     # the table: one run directory per cell (a --seeds 0,1 CLI call)
-    python python/dens_fidelity.py table runs/fidelity-*
+    python -m autosample_ext.studies.dens_fidelity table runs/fidelity-*
 
 Loss matching: DENS prints, per epoch, the SUM of the per-batch mean losses (BPR + its L2 term)
 over the epoch's full batches (``dens_log_*.csv``: lastfm 6 batches, beauty 31); this tool logs
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("AUTOSAMPLE_DATA_DIR", ROOT.parent / "shared" / "data"))
 PUBLISHED = {  # (dataset, sampler) -> (Recall@20, NDCG@20), ../shared/data/README.md
     ("lastfm", "rns"): (0.0921, 0.0864), ("lastfm", "dns"): (0.1084, 0.1026),

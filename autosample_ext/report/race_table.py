@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from autosample_ext.experiment.reporting import candidate_label
+from autosample_ext.report.tables import candidate_label
 from autosample_ext.search.space import parse_candidate
 
 #: the targets the table checks

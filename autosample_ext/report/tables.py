@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from autosample_ext.experiment.phases import (AUTOSAMPLE, BUDGET_SUFFIX, GRID, SH, PhaseRecord,
+from autosample_ext.run.phases import (AUTOSAMPLE, BUDGET_SUFFIX, GRID, SH, PhaseRecord,
                                                is_autosample, is_search_stage)
-from autosample_ext.experiment.printout import below_floor_line, legend_line
+from autosample_ext.report.printout import below_floor_line, legend_line
 
 if TYPE_CHECKING:  # pandas is imported when a run reports, not when the CLI starts
     import pandas as pd
 
-    from autosample_ext.experiment.driver import RunSummary
+    from autosample_ext.run.driver import RunSummary
 
 TABLE_METRICS: tuple[str, ...] = ("recall", "ndcg", "precision", "hit")
 TABLE_ABBREV = {"recall": "R", "ndcg": "N", "precision": "P", "hit": "H", "mrr": "MRR"}
@@ -51,8 +51,8 @@ def alpha_frame(records: Sequence[PhaseRecord]) -> pd.DataFrame:
 def write_alpha_plot(frame: pd.DataFrame, path: Path, *, title: str = "",
                      best_epochs: dict[int, int] | None = None) -> None:
     """alpha.png: one panel per seed, one line per candidate (the paper's Figure 4); see
-    :func:`autosample_ext.experiment.figures.write_alpha_plot`."""
-    from autosample_ext.experiment.figures import write_alpha_plot as draw
+    :func:`autosample_ext.report.figures.write_alpha_plot`."""
+    from autosample_ext.report.figures import write_alpha_plot as draw
 
     draw(frame, path, title=title, best_epochs=best_epochs)
 

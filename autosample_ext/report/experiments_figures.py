@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from autosample_ext.experiment.figures import (
+from autosample_ext.report.figures import (
     setting_title,
     split_setting,
     write_alpha_plot,

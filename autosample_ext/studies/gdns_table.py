@@ -1,7 +1,7 @@
 """The GDNS-protocol comparison (NDCG@1 / NDCG@3 / Recall@3) from the runs of
-``python/gdns_lr_sweep.py``, beside the GDNS paper's MovieLens-1M numbers; trains nothing.
+``autosample_ext/studies/gdns_lr_sweep.py``, beside the GDNS paper's MovieLens-1M numbers; trains nothing.
 
-    python python/gdns_table.py --root runs/gdns-ml1m --json bench/results/gdns_ml1m.json
+    python -m autosample_ext.studies.gdns_table --root runs/gdns-ml1m --json bench/results/gdns_ml1m.json
 
 Reads ``ROOT/chosen_lr.json`` and the runs' checkpoints (``checkpoints/seed<S>-<sampler>.pt``: a
 finished run holds its test metrics at the best validation epoch): seed 0 of a method is its
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from gdns_lr_sweep import PAPER_LRS, final_dir, own_dir, seed_records, sweep_dir
+from autosample_ext.studies.gdns_lr_sweep import PAPER_LRS, final_dir, own_dir, seed_records, sweep_dir
 
 #: GDNS paper (Zhu et al., WWW 2022), Table 3, MovieLens-1M (ratings >= 4, SRNS's test set):
 #: NDCG@1, NDCG@3, Recall@3. Its uniform row equals SRNS's released model (SRNS's README).
@@ -72,8 +72,8 @@ def test_at_best_so_far(rec: dict[str, Any], data: Any) -> dict[str, float]:
     """Test metrics of an unfinished run at its best validation epoch so far (the checkpoint's
     best weights), under the gdns protocol's evaluation: what the run would report if it stopped
     now. Only for runs cut for time; they are flagged wherever they appear."""
-    from autosample_ext.experiment.config import RunConfig
-    from autosample_ext.experiment.phases import build_model
+    from autosample_ext.run.config import RunConfig
+    from autosample_ext.run.phases import build_model
     from autosample_ext.training.evaluate import evaluate_model
 
     ckpt = torch.load(rec["path"], map_location="cpu", weights_only=True)
@@ -188,7 +188,7 @@ def render(summary: dict[str, Any]) -> str:
 
 
 def long_runs(dirs: list[Path]) -> tuple[str, list[dict[str, Any]]]:
-    """The runs of ``python/gdns_long_run.py`` (no early stopping): best validation epoch, test
+    """The runs of ``autosample_ext/studies/gdns_long_run.py`` (no early stopping): best validation epoch, test
     there, and the live-gain fraction and validation NDCG@3 by epoch."""
     rows = []
     for d in dirs:
@@ -216,10 +216,10 @@ def long_runs(dirs: list[Path]) -> tuple[str, list[dict[str, Any]]]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--root", type=Path, required=True, help="ROOT of python/gdns_lr_sweep.py")
+    p.add_argument("--root", type=Path, required=True, help="ROOT of autosample_ext/studies/gdns_lr_sweep.py")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     p.add_argument("--long", type=Path, nargs="*", default=[],
-                   help="run folders of python/gdns_long_run.py (no early stopping)")
+                   help="run folders of autosample_ext/studies/gdns_long_run.py (no early stopping)")
     p.add_argument("--unfinished-test", metavar="DATA", default=None,
                    help="count runs cut for time: test metrics at their best validation epoch so "
                         "far (the checkpoint's best weights) on DATA, flagged CUT in the table")
@@ -227,14 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     data = None
     if args.unfinished_test is not None:
         from autosample_ext import data as D
-        from autosample_ext.experiment.config import RunConfig
+        from autosample_ext.run.config import RunConfig
         data = D.load(args.unfinished_test, split="loo", seed=RunConfig(protocol="gdns").resolved()
                       .split_seed, min_rating=4.0, min_rating_optional=True)
     summary = summarise(args.root, data)
     text = render(summary)
     if args.long:
         long_text, summary["long_runs"] = long_runs(args.long)
-        text += "\nWithout early stopping (python/gdns_long_run.py, lr 0.09):\n\n" + long_text
+        text += "\nWithout early stopping (autosample_ext/studies/gdns_long_run.py, lr 0.09):\n\n" + long_text
     if args.json is not None:
         args.json.write_text(json.dumps(summary, indent=1) + "\n")
     print(text)

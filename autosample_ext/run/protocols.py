@@ -1,6 +1,6 @@
 """Protocols: the settings that reproduce a peer's experiments exactly (README "Protocols").
 
-A protocol FIXES some :class:`~autosample_ext.experiment.config.RunConfig` fields (an explicit
+A protocol FIXES some :class:`~autosample_ext.run.config.RunConfig` fields (an explicit
 value that differs is an error listing each one, never silently replaced), gives DEFAULT sampler
 options (a ``--sampler-opt`` overrides them: the candidate pools are meant to be set), names the
 samplers run when none is given, and says how results are reported.
@@ -84,7 +84,7 @@ DENS = Protocol(
 # test (and validation) positive; GMF, d = 32; AdaGrad; N = 32, margin 1, alpha 0.2; batch 1024;
 # model selection on NDCG@3 with early stopping; NDCG@1 / NDCG@3 / Recall@3 reported; every
 # method's learning rate tuned on validation over {0.01, 0.03, 0.09, 0.3, 1.0}
-# (python/gdns_lr_sweep.py), 0.09 for GDNS.
+# (autosample_ext/studies/gdns_lr_sweep.py), 0.09 for GDNS.
 GDNS = Protocol(
     "gdns",
     "the GDNS paper's setting: ratings >= 4 as positives (where the data has ratings), "
@@ -115,7 +115,7 @@ GDNS = Protocol(
         "other samplers train with BPR on batches of 1024 (user, positive) pairs, one negative "
         "per pair",
         "the optimiser, learning rate, L2 and epoch cap are defaults, not fixed: the paper tuned "
-        "each method's learning rate on validation (python/gdns_lr_sweep.py does), and SRNS's "
+        "each method's learning rate on validation (autosample_ext/studies/gdns_lr_sweep.py does), and SRNS's "
         "own setting is --optimizer adam --lr 0.001 --l2 0.01",
         "not stated in the settings cited, chosen here: no L2 term, the model's default init "
         "(N(0, 0.1^2)), GDNS's M = 64 candidates, patience 10, at most 1000 epochs (GDNS's "

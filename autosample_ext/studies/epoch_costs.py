@@ -1,7 +1,7 @@
 """CPU seconds per training epoch and per validation, by model, dataset and sampler: the numbers
 that plan the experiments' compute (1 thread; run under ``nice``).
 
-    PYTHONPATH=. OMP_NUM_THREADS=1 python python/epoch_costs.py --datasets lastfm,beauty \
+    PYTHONPATH=. OMP_NUM_THREADS=1 python -m autosample_ext.studies.epoch_costs --datasets lastfm,beauty \
         --models mf,lightgcn --samplers rns,pns,dns,aobpr --epochs 2 --out bench/results/epoch_costs.json
 """
 from __future__ import annotations
@@ -15,12 +15,12 @@ from pathlib import Path
 import torch
 
 from autosample_ext.data import load
-from autosample_ext.experiment import RunConfig
-from autosample_ext.experiment.phases import build_model, build_sampler
+from autosample_ext.run import RunConfig
+from autosample_ext.run.phases import build_model, build_sampler
 from autosample_ext.search import AutoSampleObjective
 from autosample_ext.training import SamplerObjective, TrainConfig, Trainer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def measure(trainer: Trainer, epochs: int) -> tuple[float, float]:

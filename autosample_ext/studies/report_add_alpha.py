@@ -2,7 +2,7 @@
 lacks them, so that Figure 4 can be redrawn from the JSON alone
 (``python -m autosample_ext.experiments --report-only --from-json report.json``).
 
-    python python/report_add_alpha.py bench/results/experiments/report.json \\
+    python -m autosample_ext.studies.report_add_alpha bench/results/experiments/report.json \\
         lastfm-mf=runs/alpha-lastfm-mf lastfm-lightgcn=runs/alpha-lastfm-lightgcn ...
 
 Each ``SETTING=RUN`` names a run folder of ``python -m autosample_ext.train`` with the compare
