@@ -239,3 +239,17 @@ def test_readme_has_no_absolute_paths():
     assert len(reproduces) == 1
     reproduce = reproduces[0][reproduces[0].index("Reproduce (resumable"):][:400]
     assert "--data ../shared/data/lastfm,../shared/data/beauty" in reproduce
+
+
+def test_readme_and_docs_link_to_files_that_exist():
+    """The README is an overview for newcomers (at most 200 lines) whose links, like those of the
+    docs/ pages, lead to files of the repository; every docs/ page is linked from the README."""
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).is_file(), f"{page.name}: {target}"
+    linked = set(re.findall(r"\]\((docs/[^)#\s]+)", readme))
+    assert {f"docs/{p.name}" for p in pages[1:]} <= linked
+    assert "Readings of the papers' ambiguous points" in (ROOT / "docs" / "readings.md").read_text()
