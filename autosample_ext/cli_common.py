@@ -1,7 +1,7 @@
 """What the package's command lines share (``train``, ``experiments``, the false-negative
 analysis, ``data info``): the finite-number argument type, the output-folder check and the
 error path (``prog: error: ...`` on stderr, exit status 2 for a bad argument and 1 for data or
-files that cannot be used; README, "Errors and exit statuses").
+files that cannot be used; docs/cli.md, "Errors and exit statuses").
 
 The argument *rules* (what ``--epochs`` or ``--seeds`` accept) are ``train``'s
 (:mod:`autosample_ext.train_parser`, :func:`autosample_ext.train.config_from_args`); the other

@@ -1,4 +1,4 @@
-"""Pairwise and group-wise ranking losses (README).
+"""Pairwise and group-wise ranking losses (docs/search.md).
 
 All losses take raw scores (dot products) and return a scalar with ``reduction="mean"`` (the
 default) or the unreduced per-pair / per-user tensor with ``reduction="none"``. L2

@@ -40,7 +40,7 @@ from autosample_ext.train_parser import (DEFAULT_THREADS, CLIError, build_parser
 
 log = logging.getLogger("autosample_ext.train")
 
-# Exit statuses (README, "Errors and exit statuses").
+# Exit statuses (docs/cli.md, "Errors and exit statuses").
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 _FIELD_OF_ARG = {"search_space": "search_space", "sampler": "sampler", "seeds": "seeds",
@@ -190,8 +190,8 @@ def _install_signal_handlers(stop: StopFlag, distributed: bool = False) -> dict[
 def main(argv: Sequence[str] | None = None, *,
          on_step: Callable[[str, int], None] | None = None) -> int:
     """The command line; returns the exit status. ``on_step(tag, step)`` is called after every
-    optimiser step (tests inject faults). Under torchrun every process runs ``main`` (README,
-    "More than one process"): rank 0 prints, the others only their own errors."""
+    optimiser step (tests inject faults). Under torchrun every process runs ``main``
+    (docs/distributed.md): rank 0 prints, the others only their own errors."""
     parser = build_parser()
     ns = parser.parse_args(argv)
     try:  # the arguments the process group is created with: a bad one is a usage error (2)

@@ -22,7 +22,8 @@ from autosample_ext.training.distributed import DEFAULT_TIMEOUT_S
 
 DEFAULTS = RunConfig()
 # One thread unless --threads says otherwise: runs are usually many processes on a shared
-# machine, where extra threads oversubscribe the cores (bench/bench_threads.py, README).
+# machine, where extra threads oversubscribe the cores (bench/bench_threads.py,
+# docs/performance.md).
 DEFAULT_THREADS = 1
 #: the most --threads: torch takes a C int, and thousands of threads on one process help no one
 MAX_THREADS = 4096
@@ -228,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(AOBPR for epochs 1-5, then DNS), samplers with options and "
                         f"alternatives such as dns(num_candidates=4|8|32) or dns(lr=1e-3|5e-3) "
                         f"(one candidate per value), or auto (--search sh: built from the "
-                        f"data, see the README) [default: {','.join(d.search_space)}]")
+                        f"data, see docs/search.md) [default: {','.join(d.search_space)}]")
     g.add_argument("--sampler", metavar="NAME[,NAME]",
                    help="train these samplers (or schedules, aobpr@5+dns) alone, each from "
                         "scratch (no search)")
@@ -237,8 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "schedule, as a search or racing candidate, in the grid), e.g. "
                         "dns.num_candidates=8, mixgcf.num_candidates=16, gdns.group_size=32, "
                         "dns.rank_lambda=none; repeatable; any field of the sampler's options "
-                        "(see the README's sampler table); a protocol's pool sizes are set "
-                        "this way")
+                        "(see the sampler table of docs/search.md); a protocol's pool sizes are "
+                        "set this way")
     g.add_argument("--search", choices=SEARCHES,
                    help="search strategy over --search-space: autosample = the paper's "
                         "Algorithm 1 + retrain; sh = successive halving on the validation "
@@ -269,8 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sh-rule", choices=("race", "halving"),
                    help="successive halving: race = the leader, the top ceil(n/ETA) unless "
                         "clearly behind the leader, candidates catching up with it, ties for "
-                        "one rung; halving = the classic top ceil(n/ETA) plus ties (README, "
-                        f"'Search strategies') [default: {d.sh_rule}]")
+                        "one rung; halving = the classic top ceil(n/ETA) plus ties "
+                        "(docs/search.md, "
+                        f"'The race') [default: {d.sh_rule}]")
     g.add_argument("--sh-catch-up-se", type=float, metavar="Z",
                    help="successive halving, --sh-rule race: keep a candidate whose relative gap "
                         "to the leader shrank by ETA since the previous rung, when the gap it "

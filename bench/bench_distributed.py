@@ -1,4 +1,4 @@
-"""Training throughput and memory with 1 vs 2 processes (torch.distributed, README).
+"""Training throughput and memory with 1 vs 2 processes (torch.distributed, docs/distributed.md).
 
 Each side is a fresh set of processes training on ml-1m (given split, ~800k training pairs,
 batch 2048 global) through the Trainer API, exactly as ``torchrun ... -m autosample_ext.train``
@@ -223,8 +223,8 @@ def _median(values: list[float]) -> float:
 
 
 def table(results: dict[str, Any]) -> str:
-    """The README's table: throughput (median over the interleaved runs), ratio to the first
-    side, evaluation time, peak RSS per process."""
+    """The table of bench/results/distributed_cpu.md: throughput (median over the interleaved
+    runs), ratio to the first side, evaluation time, peak RSS per process."""
     lines = ["| case | side | pairs/s | vs first side | step (ms) | CPU ms/step, all processes |"
              " exchange ms/step (KB sent) | eval (s) | peak RSS per process (MB) |"
              " RSS before training (MB) |", "|---|---|---|---|---|---|---|---|---|---|"]

@@ -1,4 +1,4 @@
-"""GPU benchmarks of the CUDA kernels (README), against eager PyTorch and torch.compile.
+"""GPU benchmarks of the CUDA kernels (docs/performance.md) against eager PyTorch and torch.compile.
 
 Groups (gpu_groups.py runs them, one JSON each; ``python -u bench/bench_gpu.py --list``):
   roofs            the device's own ceilings, measured in the same run: a 1 GiB device-to-device

@@ -299,7 +299,7 @@ def test_cli_error_exit_code(tmp_path):
     env = {"PYTHONPATH": str(ROOT)}
     r = subprocess.run([sys.executable, "-m", "autosample_ext.data", "info", str(p)],
                        capture_output=True, text=True, env=env)
-    assert r.returncode == 1 and r.stdout == ""  # unreadable data: 1 (README's table)
+    assert r.returncode == 1 and r.stdout == ""  # unreadable data: 1 (docs/cli.md's table)
     assert "line 2" in r.stderr and "negative id -2" in r.stderr
 
 

@@ -224,11 +224,32 @@ def test_run_config_refuses_non_finite_numbers():
 
 
 def test_readme_has_no_absolute_paths():
-    """Commands in the README run from the repository (data under ../shared/data): no path of
-    a particular machine. System locations (/usr/..., /proc/...) are fine."""
-    text = (ROOT / "README.md").read_text()
-    found = re.findall(r"(?:^|[\s`'\"(=,])(/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.@-]+)+)", text, re.MULTILINE)
+    """Commands in the README and the docs/ pages run from the repository (data under
+    ../shared/data): no path of a particular machine. System locations (/usr/..., /proc/...)
+    are fine."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    assert len(pages) > 1
     allowed = ("/usr/", "/proc/", "/dev/", "/sys/", "/etc/")
-    assert [p for p in found if not p.startswith(allowed)] == []
-    reproduce = text[text.index("Reproduce (resumable"):][:400]
+    for page in pages:
+        text = page.read_text()
+        found = re.findall(r"(?:^|[\s`'\"(=,])(/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.@-]+)+)", text,
+                           re.MULTILINE)
+        assert [p for p in found if not p.startswith(allowed)] == [], page.name
+    reproduces = [page.read_text() for page in pages if "Reproduce (resumable" in page.read_text()]
+    assert len(reproduces) == 1
+    reproduce = reproduces[0][reproduces[0].index("Reproduce (resumable"):][:400]
     assert "--data ../shared/data/lastfm,../shared/data/beauty" in reproduce
+
+
+def test_readme_and_docs_link_to_files_that_exist():
+    """The README is an overview for newcomers (at most 200 lines) whose links, like those of the
+    docs/ pages, lead to files of the repository; every docs/ page is linked from the README."""
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).is_file(), f"{page.name}: {target}"
+    linked = set(re.findall(r"\]\((docs/[^)#\s]+)", readme))
+    assert {f"docs/{p.name}" for p in pages[1:]} <= linked
+    assert "Readings of the papers' ambiguous points" in (ROOT / "docs" / "readings.md").read_text()

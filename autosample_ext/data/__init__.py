@@ -1,4 +1,4 @@
-"""Data layer: readers, splits, the embedded default dataset (README "Data").
+"""Data layer: readers, splits, the embedded default dataset (docs/cli.md "Data (the loader)").
 
 ``load(path, format=None, **options) -> InteractionData``:
 

@@ -1,7 +1,7 @@
 """``python -m autosample_ext.data info PATH [--format F] [--min-rating R] [--kcore K] ...``
 
-Prints the dataset summary as JSON on stdout. Exit statuses as for ``train`` (README, "Errors
-and exit statuses"): 2 for a bad argument, found before the data is read (the option and its
+Prints the dataset summary as JSON on stdout. Exit statuses as for ``train`` (docs/cli.md,
+"Errors and exit statuses"): 2 for a bad argument, found before the data is read (the option and its
 value named; ``--format``, ``--split``, ``--valid-fraction`` and ``--min-rating`` are checked
 with ``train``'s rules), 1 for data that cannot be read (the file and line named).
 """

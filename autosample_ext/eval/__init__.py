@@ -1,4 +1,4 @@
-"""Evaluation: full-ranking and sampled metrics (README), significance tests."""
+"""Evaluation: full-ranking and sampled metrics (docs/search.md), significance tests."""
 from autosample_ext.eval.full_ranking import (
     FULL_RANKING_METRICS,
     RankingMetrics,

@@ -1,4 +1,4 @@
-"""Full-ranking evaluation (README): Recall / Precision / NDCG / Hit @K over all items."""
+"""Full-ranking evaluation (docs/search.md): Recall / Precision / NDCG / Hit @K over all items."""
 from __future__ import annotations
 
 import logging

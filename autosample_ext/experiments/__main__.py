@@ -11,7 +11,7 @@ covers every finished run under ``--runs`` (``--report-only`` writes it without 
 Every option is checked before anything runs, with ``train``'s rules where ``train`` has the
 option (``--seeds``, ``--search-space``, ``--epochs``, ``--patience``, ``--threads``, ``--data``):
 a bad argument exits with status 2 naming the option and the value; a folder that cannot be
-written or read, or a run that fails, with status 1 (README, "Errors and exit statuses").
+written or read, or a run that fails, with status 1 (docs/cli.md, "Errors and exit statuses").
 """
 from __future__ import annotations
 

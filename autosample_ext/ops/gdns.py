@@ -1,4 +1,4 @@
-"""The GDNS state operators, in both layouts (README "GDNS state"; the rules are in
+"""The GDNS state operators, in both layouts (docs/search.md "GDNS state"; the rules are in
 csrc/include/autosample/gdns_table.h, the oracles in :mod:`autosample_ext.ops.reference`).
 
 * dense (the paper's exact gain): ``h, g [U, I]``, 1.0 for a pair never selected:

@@ -79,7 +79,7 @@ def seed_for(seed: int, *stream: int) -> int:
                >> np.uint64(1))
 
 
-#: validation share drawn from train when the split gives none (README "Data")
+#: validation share drawn from train when the split gives none (docs/cli.md, "Data options")
 AUTO_VALID_FRACTION = 0.1
 
 
@@ -120,7 +120,7 @@ def data_options(cfg: RunConfig) -> dict[str, Any]:
 
 
 def with_validation(cfg: RunConfig, data: InteractionData) -> InteractionData:
-    """README "Data": validation drawn from train (:data:`AUTO_VALID_FRACTION`) when the split
+    """docs/cli.md, data options: validation drawn from train (:data:`AUTO_VALID_FRACTION`) when the split
     gives none and the protocol needs one (not with --valid-fraction: that drew already)."""
     from autosample_ext import data as D
 

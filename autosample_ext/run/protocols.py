@@ -1,4 +1,4 @@
-"""Protocols: the settings that reproduce a peer's experiments exactly (README "Protocols").
+"""Protocols: the settings that reproduce a peer's experiments exactly (docs/protocols.md).
 
 A protocol FIXES some :class:`~autosample_ext.run.config.RunConfig` fields (an explicit
 value that differs is an error listing each one, never silently replaced), gives DEFAULT sampler
@@ -29,7 +29,7 @@ class Protocol:
     test value over evaluations is reported (DENS). modes: the run modes it allows.
     table: the metric columns of ``table.md`` (None: R/N/P/H@K at the first cut-off).
     notes: what the protocol does beyond its fixed fields, and where it knowingly differs from
-    the peer (README, ``--help``)."""
+    the peer (docs/protocols.md, ``--help``)."""
 
     name: str
     summary: str
@@ -214,7 +214,7 @@ def _cell(value: Any, name: str = "") -> str:
 
 
 def settings_table(names: tuple[str, ...] = ("dens", "gdns", "recbole")) -> str:
-    """The markdown table of every setting the protocols fix (README "Protocols"; a test keeps
+    """The markdown table of every setting the protocols fix (docs/protocols.md; a test keeps
     the two equal). Rows: the RunConfig fields (as CLI options; "(default)": the protocol's
     value unless the run gives one), the sampler option defaults, the default samplers, what is
     reported."""

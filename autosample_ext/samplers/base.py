@@ -1,4 +1,4 @@
-"""The interface every negative sampler implements (README)."""
+"""The interface every negative sampler implements (docs/search.md)."""
 from __future__ import annotations
 
 import zlib
@@ -66,7 +66,7 @@ class Negatives:
 
 @dataclass(frozen=True)
 class UserShard:
-    """The users one process of a distributed run owns (README): user ``u`` belongs to
+    """The users one process of a distributed run owns (docs/distributed.md): user ``u`` belongs to
     rank ``u % world_size``; its row in a rank's user-indexed state tables is
     ``u // world_size``. ``UserShard()`` (rank 0 of 1) owns every user, row = id.
 

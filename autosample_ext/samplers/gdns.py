@@ -1,4 +1,4 @@
-"""GDNS: gain-tuning dynamic negative sampler (Zhu et al., WWW 2022; README "GDNS").
+"""GDNS: gain-tuning dynamic negative sampler (Zhu et al., WWW 2022; docs/search.md).
 
 State per (user, item) pair (:mod:`autosample_ext.samplers.gdns_state`): ``H_uj`` = mean over
 the positive group of ``sigmoid(r_uj - r_ui)`` (replaced at each update) and the gain
@@ -27,8 +27,8 @@ Two modes:
   the ``num_negatives`` highest-G of its M candidates; :meth:`observe` updates H and G of those
   pairs with the row's single positive as the positive group (``H_new = sigmoid(r_uj - r_ui)``).
 
-Selection by G is the paper's equation (5) / Algorithm 1 line 10 (keep the highest G; README
-"Readings of the papers' ambiguous points").
+Selection by G is the paper's equation (5) / Algorithm 1 line 10 (keep the highest G;
+docs/readings.md).
 
 Group-mode step, as a trainer drives it::
 
@@ -127,8 +127,8 @@ class GDNSSampler(Sampler):
         self.options = opt = options or GDNSOptions()
         if num_negatives > opt.num_candidates:
             raise ValueError(f"gdns: num_negatives ({num_negatives}) must not exceed num_candidates ({opt.num_candidates})")
-        # One row per user of this process's shard (all users in one process; README "More than
-        # one process"); the size is checked against the budget before anything is allocated.
+        # One row per user of this process's shard (all users in one process; docs/distributed.md);
+        # the size is checked against the budget before anything is allocated.
         self.table: GainTable | None = None
         if opt.selection == "gain":
             plan = self.plan(opt, self.shard.count(data.num_users), data.num_items)

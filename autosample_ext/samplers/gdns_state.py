@@ -1,4 +1,4 @@
-"""GDNS's per-(user, item) state, H and G, in one of two layouts (README "GDNS state"; the rules
+"""GDNS's per-(user, item) state, H and G, in one of two layouts (docs/search.md; the rules
 are in csrc/include/autosample/gdns_table.h, the operators in :mod:`autosample_ext.ops.gdns`).
 
 * ``dense``: the paper's exact gain, ``h, g [U, I]`` float32 (``I`` = items, ``U`` = the users
@@ -83,7 +83,7 @@ def plan_table(table: str, max_table_bytes: int, num_slots: int | None, num_user
     if table == "auto" and not quiet:
         log.warning("gdns: the dense gain table (%s users x %s items, %s) exceeds "
                     "gdns.max_table_bytes (%s): using the slot table, %d slots per user (%s), "
-                    "an approximation (README \"GDNS state\")", f"{num_users:,}",
+                    "an approximation (docs/search.md, \"GDNS state\")", f"{num_users:,}",
                     f"{num_items:,}", _size(dense), _size(max_table_bytes), slots, _size(nbytes))
     return TablePlan("slots", slots, nbytes)
 

@@ -29,7 +29,7 @@ SAMPLERS: dict[str, type[Sampler]] = {
 
 
 def sampler_names() -> list[str]:
-    """Registered sampler names, in the order of README."""
+    """Registered sampler names, in the order of the sampler table of docs/search.md."""
     return list(SAMPLERS)
 
 

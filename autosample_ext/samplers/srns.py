@@ -73,7 +73,7 @@ class SRNSSampler(Sampler):
         self.options = opt = options or SRNSOptions()
         if num_negatives > opt.memory_size:
             raise ValueError(f"srns: num_negatives ({num_negatives}) must not exceed memory_size ({opt.memory_size})")
-        # One row per user of this process's shard (all users in one process; README).
+        # One row per user of this process's shard (all users in one process; docs/distributed.md).
         shard = self.shard
         num_users, s1, t = shard.count(data.num_users), opt.memory_size, opt.history_length
         self.memory = torch.full((num_users, s1), -1, dtype=torch.int64, device=self.device)

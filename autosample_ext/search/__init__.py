@@ -1,4 +1,4 @@
-"""Search strategies over candidate samplers (README): the paper's AutoSample
+"""Search strategies over candidate samplers (docs/search.md): the paper's AutoSample
 (Gumbel weights learned jointly with the model) and its retraining, successive halving on the
 validation metric, the grid search baseline, and schedules (``aobpr@5+dns``) usable as
 candidates anywhere. A candidate may carry options and a learning rate

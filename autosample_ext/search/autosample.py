@@ -1,4 +1,4 @@
-"""AutoSample search (Algorithm 1 of Lyu et al., arXiv 2311.03526; README).
+"""AutoSample search (Algorithm 1 of Lyu et al., arXiv 2311.03526; docs/search.md).
 
 T candidate samplers, learnable logits ``theta [T]`` with ``alpha = softmax(theta)`` (uniform at
 start). Every training step:

@@ -1,5 +1,5 @@
-"""Look-ahead probes of the validation-driven AutoSample search (README, "Readings of the papers'
-ambiguous points"): from the model and optimiser state of the moment, each candidate sampler
+"""Look-ahead probes of the validation-driven AutoSample search (docs/readings.md): from the model
+and optimiser state of the moment, each candidate sampler
 trains a few steps on the same rows, the validation metric of a fixed set of validation users is
 measured, and the state is put back. The gains, one per candidate, move alpha
 (:mod:`autosample_ext.search.valid_alpha`).

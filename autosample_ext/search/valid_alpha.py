@@ -6,7 +6,7 @@ The paper's structure is kept: learnable logits ``theta [T]`` over the candidate
 model and alpha are learned in one run; the best-validation ``(W', alpha*)`` is kept and
 argmax(alpha*) is retrained from W' (:mod:`autosample_ext.search.retrain`).
 
-What moves alpha is not the training loss (which always prefers the easiest sampler, README
+What moves alpha is not the training loss (which always prefers the easiest sampler, docs/search.md
 "The paper's bias") but the validation metric. Every ``P`` steps (a *probe*,
 :mod:`autosample_ext.search.probes`) each active candidate ``k`` trains ``W`` look-ahead steps
 from the current model and optimiser state on the same rows, the smooth validation recall@K

@@ -5,7 +5,7 @@ Every option is checked before the data is read, with ``train``'s rules where ``
 the option (``--data``, ``--format``, ``--epochs``, ``--threads``, sampler names, seeds; the
 GDNS protocol's settings and the memory its samplers need): a bad argument exits with status 2
 naming the option and the value; data that cannot be used, or an ``--out`` that cannot be
-written, with status 1 (README, "Errors and exit statuses"). ``--report-only`` redraws the
+written, with status 1 (docs/cli.md, "Errors and exit statuses"). ``--report-only`` redraws the
 figures and the report of an earlier analysis from its ``false_negatives.json``.
 """
 from __future__ import annotations

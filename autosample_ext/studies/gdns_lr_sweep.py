@@ -97,7 +97,7 @@ def diverged(run_dir: Path) -> bool:
 
 
 #: A BPR run whose mean loss stays within COLLAPSE_TOL of ln 2 for COLLAPSE_EPOCHS epochs has
-#: collapsed: GMF's output vector w went to ~0, every score is ~0 (README "Protocols", gdns). Its
+#: collapsed: GMF's output vector w went to ~0, every score is ~0 (docs/protocols.md, gdns). Its
 #: validation metric can still creep up by noise (DNS/SRNS at lr 0.09: 0.05 -> 0.067 over 30
 #: epochs), which keeps resetting the patience; the sweep stops such a run and counts it out.
 COLLAPSE_TOL, COLLAPSE_EPOCHS = 1e-3, 10

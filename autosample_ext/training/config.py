@@ -36,7 +36,7 @@ class TrainConfig:
     seed: data order, sampler streams and Gumbel noise derive from it.
     optimizer: ``"adam"`` (PyTorch defaults), ``"adagrad"`` (the GDNS paper's), ``"sgd"``, at
         ``lr``, on either engine with the same results; ``"lazy_adam"`` (lazy / sparse Adam:
-        only the batch's rows are updated; README, "Fused training engine") needs the fused
+        only the batch's rows are updated; docs/performance.md) needs the fused
         engine.
     engine: ``"fused"`` (default): MF / GMF with RNS, PNS, DNS or AOBPR train with the
         ``mf_bpr_train`` operator (training/fused.py); everything else, and ``"autograd"``,

@@ -1,4 +1,4 @@
-"""Training beyond one process: torch.distributed data parallelism (README).
+"""Training beyond one process: torch.distributed data parallelism (docs/distributed.md).
 
 Launch (:mod:`autosample_ext.training.launch` starts and stops the process group): ``torchrun --nproc_per_node=N [--nnodes=M ...] -m autosample_ext.train <flags>``; every
 flag means what it means for one process, in every mode (single samplers, AutoSample search +

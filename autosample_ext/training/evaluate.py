@@ -25,7 +25,7 @@ def evaluate_model(model: Recommender, data: InteractionData, split: str, ks: tu
     """Metrics of ``model`` on ``split`` ("valid" or "test"), model in eval mode.
 
     ``protocol="full"``: full ranking. Excluded from the ranking: train items for validation;
-    train and validation items for test (README; with no validation split, train only: the
+    train and validation items for test (docs/search.md; with no validation split, train only: the
     DENS protocol). Returns ``{"recall@20": ..., "ndcg@20": ..., "precision@20": ...,
     "hit@20": ..., "mrr@20": ...}`` for every k.
     ``protocol="sampled"``: the leave-one-out protocol (GDNS / SRNS), the held-out item ranked

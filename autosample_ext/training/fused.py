@@ -8,7 +8,7 @@ without dense gradient tables. With ``optimizer="sgd"``, ``"adagrad"`` or ``"ada
 the batch's rows with their gradient, every other row with a zero gradient, as torch.optim.Adam)
 the parameters equal the autograd path's to float rounding (tested); ``"lazy_adam"`` (lazy /
 sparse Adam, this engine only) updates the batch's rows only: rows not in a batch keep their
-moments and do not move (README, "Fused training engine"). The engine's optimiser state
+moments and do not move (docs/performance.md, "Fused training engine"). The engine's optimiser state
 (:class:`FusedOptimizer`) goes into the trainer's checkpoints like a torch optimiser's.
 
 RNS, PNS and DNS run whole chunks of consecutive steps in one operator call (:data:`STEPS_PER_CALL`;

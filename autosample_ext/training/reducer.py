@@ -1,4 +1,4 @@
-"""The gradient reduction of a distributed run (README; the contract is in
+"""The gradient reduction of a distributed run (docs/distributed.md; the contract is in
 :mod:`autosample_ext.training.distributed`, "Gradients").
 
 Each rank back-propagates ``n_r * L_r`` (its loss times its units: rows, or GDNS's distinct

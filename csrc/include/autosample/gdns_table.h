@@ -1,4 +1,4 @@
-// GDNS state (README "GDNS state"): H and G of (user, item) pairs, in one of two layouts, and
+// GDNS state (docs/search.md, "GDNS state"): H and G of (user, item) pairs, in one of two layouts, and
 // the rules both devices apply to them. The formulas of H and G are in math.h.
 //
 // Dense layout (the paper's exact gain): h, g [U, I]; row u is user u's H and G of every item;

@@ -1,4 +1,4 @@
-// Scalar formulas shared by every kernel (README, GDNS).
+// Scalar formulas shared by every kernel (docs/search.md, GDNS).
 #pragma once
 #include <cmath>
 #include "autosample/common.h"
