@@ -6,9 +6,13 @@ through the run's context (:class:`autosample_ext.run.phases.RunContext`: config
 run directory, stop flag, resume, distributed context), each phase checkpointed under
 ``checkpoints/seed<S>-<phase>.pt`` and resumed from there, and returns the seed's
 :class:`~autosample_ext.run.phases.PhaseRecord` list in the order they ran. ``--compare`` runs
-every strategy of the table, in its order. Adding a strategy: its engine and its ``run`` in
-``search/``, one row here; its records' section of ``metrics.json`` in
-:mod:`autosample_ext.run.driver`.
+every strategy of the table, in its order.
+
+Adding a strategy: its engine and its ``run`` in ``search/``, and one row here; ``--search``,
+``--compare`` and every protocol that does not restrict the run modes then include it. Its
+records are reported like any method (``metrics.json`` ``runs`` and ``aggregate``,
+``table.md``); a section of its own in ``metrics.json`` is written by
+:mod:`autosample_ext.run.driver`, its table label by :mod:`autosample_ext.report.tables`.
 """
 from __future__ import annotations
 
