@@ -162,7 +162,7 @@ def test_retrain_init_searched_or_random(tiny):
 
 @pytest.mark.parametrize("init", ["searched", "random"])
 def test_pipeline_retrains_argmax_alpha_from_searched_weights(tiny, tmp_path, monkeypatch, init):
-    import autosample_ext.run.phases as runs
+    import autosample_ext.search.autosample_phases as runs
 
     seen = {}
     real_init = runs.init_retrain_model

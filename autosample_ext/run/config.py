@@ -23,6 +23,7 @@ from autosample_ext.models.lightgcn import PROPAGATIONS
 from autosample_ext.search.halving import HalvingConfig
 from autosample_ext.search.probes import ProbeConfig
 from autosample_ext.search.retrain import RETRAIN_INITS
+from autosample_ext.search.strategies import STRATEGIES
 from autosample_ext.training.config import (
     ENGINES,
     EVAL_PROTOCOLS,
@@ -33,8 +34,9 @@ from autosample_ext.training.config import (
 log = logging.getLogger(__name__)
 
 DEFAULT_SEARCH_SPACE: tuple[str, ...] = ("rns", "pns", "dns", "aobpr")
-#: search strategies: the paper's AutoSample (default), successive halving, grid search
-SEARCHES: tuple[str, ...] = ("autosample", "sh", "grid")
+#: search strategies (the names of :data:`~autosample_ext.search.strategies.STRATEGIES`): the
+#: paper's AutoSample (default), successive halving, grid search
+SEARCHES: tuple[str, ...] = tuple(STRATEGIES)
 #: what moves AutoSample's alpha: the validation metric's look-ahead gains (default) or the
 #: training loss (the paper's Algorithm 1 as written)
 ALPHA_OBJECTIVES: tuple[str, ...] = ("valid", "train")

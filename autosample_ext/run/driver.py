@@ -26,23 +26,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 from autosample_ext.data.interactions import InteractionData
-from autosample_ext.run.config import ALPHA_OBJECTIVES, RunConfig
+from autosample_ext.run.config import RunConfig
 from autosample_ext.run.engine import engine_plan, log_engine_notice
 from autosample_ext.report.figures import setting_title
 from autosample_ext.report.printout import legend_line
 from autosample_ext.run.protocols import protocol_spec
 from autosample_ext.run.phases import (
-    AUTOSAMPLE,
     GRID,
     SH,
     PhaseRecord,
     RunContext,
+    budget_singles,
     is_autosample,
     load_data,
-    race_space,
-    run_autosample,
-    run_budget_single,
-    run_sh,
     run_single,
 )
 from autosample_ext.report.race import race_table, space_record
@@ -68,7 +64,8 @@ from autosample_ext.run.rundir import (
 )
 from autosample_ext.run.validate import check_config, check_data
 from autosample_ext.samplers.registry import check_sampler_data
-from autosample_ext.search.grid import pick_best
+from autosample_ext.search.halving_phases import race_space
+from autosample_ext.search.strategies import STRATEGIES
 from autosample_ext.training.config import StopFlag
 from autosample_ext.training.distributed import DistContext
 from autosample_ext.training.launch import check_world_size, current_context
@@ -187,35 +184,19 @@ def _launch_hint(saved: dict[str, Any]) -> str:
 
 
 def run_seed(ctx: RunContext, seed: int) -> list[PhaseRecord]:
-    """The phases of one seed for the run's mode (fixed order)."""
+    """The phases of one seed for the run's mode: the samplers alone, or the search strategy
+    (:data:`~autosample_ext.search.strategies.STRATEGIES`); ``compare``: every strategy in the
+    table's order, then (``budget_singles``) each candidate at AutoSample's epochs."""
     cfg = ctx.cfg
-    records: list[PhaseRecord] = []
     if cfg.mode == "single":
         return [run_single(ctx, seed, name) for name in cfg.sampler]
-    if cfg.mode in ("autosample", "compare"):
-        records += run_autosample(ctx, seed)
-    if cfg.mode == "compare":  # the other alpha objective beside it (valid and train)
-        records += run_autosample(ctx, seed, other_objective(cfg.alpha_objective))
-    if cfg.mode in ("sh", "compare"):
-        records.append(run_sh(ctx, seed))
-    if cfg.mode in ("grid", "compare"):
-        singles = [run_single(ctx, seed, name) for name in cfg.search_space]
-        records += singles
-        g = pick_best({r.method: r.result for r in singles}, cfg.metric)
-        pick = next(r for r in singles if r.method == g.best)
-        records.append(PhaseRecord(seed, GRID, g.best, pick.result,
-                                   {"cpu_seconds": g.cpu_seconds, "wall_seconds": g.seconds,
-                                    "valid_by_candidate": g.valid}))
-        if cfg.mode == "compare" and cfg.budget_singles:
-            auto = next(r for r in records if r.method == AUTOSAMPLE)
-            budget = auto.extra["search_epochs"] + auto.extra["retrain_epochs"]
-            records += [run_budget_single(ctx, seed, r.method, r, budget) for r in singles]
+    strategies = STRATEGIES.values() if cfg.mode == "compare" else [STRATEGIES[cfg.mode]]
+    records: list[PhaseRecord] = []
+    for strategy in strategies:
+        records += strategy.run(ctx, seed)
+    if cfg.mode == "compare" and cfg.budget_singles:
+        records += budget_singles(ctx, seed, records)
     return records
-
-
-def other_objective(objective: str) -> str:
-    """The alpha objective ``--compare`` runs beside the run's own."""
-    return next(o for o in ALPHA_OBJECTIVES if o != objective)
 
 
 def sampler_settings(cfg: RunConfig) -> dict[str, dict[str, Any]]:

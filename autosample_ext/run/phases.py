@@ -1,5 +1,6 @@
-"""The phases of a run, per seed: one sampler (or schedule) alone, the AutoSample search then
-retraining, the successive-halving race, and a single sampler continued to AutoSample's epochs.
+"""The phases of a run, per seed, and what they share: one sampler (or schedule) alone, and a
+single sampler continued to AutoSample's epochs; the context, models, samplers and checkpointed
+trainers the search strategies' phases (:mod:`autosample_ext.search.strategies`) train with.
 
 Each phase trains through :class:`~autosample_ext.training.Trainer` with its own checkpoint
 ``checkpoints/seed<S>-<phase>.pt``; on resume a finished phase returns its stored result and a
@@ -16,18 +17,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
 
 from autosample_ext.data.interactions import InteractionData
 from autosample_ext.data.splits import NotEnoughNegatives
 from autosample_ext.run.config import RunConfig
 from autosample_ext.run.protocols import protocol_spec
 from autosample_ext.run.rundir import RunDir
-from autosample_ext.search.autosample import AutoSampleObjective
-from autosample_ext.search.halving import SuccessiveHalving
-from autosample_ext.search.retrain import chosen_sampler, init_retrain_model
 from autosample_ext.search.schedule import build_candidate
-from autosample_ext.search.valid_alpha import ValidAlphaObjective
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainResult
 from autosample_ext.training.distributed import DistContext
 from autosample_ext.training.objectives import SamplerObjective
@@ -190,8 +186,8 @@ class RunContext:
         return state
 
 
-def _make_trainer(ctx: RunContext, seed: int, phase: str, model, objective,
-                  train_cfg: TrainConfig, *, resume: bool | None = None) -> Trainer:
+def make_trainer(ctx: RunContext, seed: int, phase: str, model, objective,
+                 train_cfg: TrainConfig, *, resume: bool | None = None) -> Trainer:
     """The phase's trainer, restored from its checkpoint on resume (its log replayed)."""
     tag = f"seed{seed}/{phase}"
     trainer = Trainer(ctx.data, model, objective, train_cfg,
@@ -205,9 +201,9 @@ def _make_trainer(ctx: RunContext, seed: int, phase: str, model, objective,
     return trainer
 
 
-def _run_trainer(ctx: RunContext, seed: int, phase: str, model, objective,
-                 train_cfg: TrainConfig) -> TrainResult:
-    return _make_trainer(ctx, seed, phase, model, objective, train_cfg).fit()
+def run_trainer(ctx: RunContext, seed: int, phase: str, model, objective,
+                train_cfg: TrainConfig) -> TrainResult:
+    return make_trainer(ctx, seed, phase, model, objective, train_cfg).fit()
 
 
 def name_stream(name: str) -> int:
@@ -248,8 +244,8 @@ def candidate_train_config(cfg: RunConfig, seed: int, name: str,
 def run_single(ctx: RunContext, seed: int, name: str) -> PhaseRecord:
     cfg = ctx.cfg
     model = build_model(cfg, ctx.data, seed)
-    result = _run_trainer(ctx, seed, name, model, single_objective(ctx, seed, name),
-                          candidate_train_config(cfg, seed, name))
+    result = run_trainer(ctx, seed, name, model, single_objective(ctx, seed, name),
+                         candidate_train_config(cfg, seed, name))
     return PhaseRecord(seed, name, name, result)
 
 
@@ -272,126 +268,19 @@ def run_budget_single(ctx: RunContext, seed: int, name: str, single: PhaseRecord
     if ran > budget and single.result.best_epoch <= budget:
         extra["same_as_single"] = True
         return PhaseRecord(seed, name + BUDGET_SUFFIX, name, single.result, extra)
-    trainer = _make_trainer(ctx, seed, phase, build_model(cfg, ctx.data, seed),
-                            single_objective(ctx, seed, name), train_cfg)
+    trainer = make_trainer(ctx, seed, phase, build_model(cfg, ctx.data, seed),
+                           single_objective(ctx, seed, name), train_cfg)
     if trainer.epoch == 0 and trainer.batch == 0 and ran <= budget:
         trainer.continue_from(ctx.read_checkpoint(seed, name))
         extra["continued_from_epoch"] = ran
     return PhaseRecord(seed, name + BUDGET_SUFFIX, name, trainer.fit(), extra)
 
 
-def race_space(cfg: RunConfig, data: InteractionData) -> tuple[str, ...]:
-    """The candidates a race starts with: ``cfg.search_space`` with ``auto`` replaced by the
-    static part of the automatic space (:func:`autosample_ext.search.auto_space.auto_space`)."""
-    from autosample_ext.search.auto_space import auto_space
-    from autosample_ext.search.space import AUTO
-
-    names: list[str] = []
-    for name in cfg.search_space:
-        names += list(auto_space(data, cfg.sampler_options)) if name == AUTO else [name]
-    return tuple(dict.fromkeys(names))
-
-
-def run_sh(ctx: RunContext, seed: int) -> PhaseRecord:
-    """Successive halving over the candidates (every candidate from the model init and data
-    order of seed ``seed``, its sampler stream as in a single run); the winner's result. With
-    ``auto`` in the space the race adds the first rung's schedules; with ``sh_curriculum`` the
-    winner's best state then trains on with a harder candidate
-    (:mod:`autosample_ext.search.curriculum`)."""
-    from autosample_ext.search.auto_space import first_rung_schedules
-    from autosample_ext.search.space import AUTO
-
-    cfg = ctx.cfg
-
-    def make_trainer(name: str) -> Trainer:
-        # Within a race a candidate may be rebuilt from its checkpoint on resume only.
-        return _make_trainer(ctx, seed, f"{SH}-{name}", build_model(cfg, ctx.data, seed),
-                             single_objective(ctx, seed, name),
-                             candidate_train_config(cfg, seed, name))
-
-    space = race_space(cfg, ctx.data)
-    race = SuccessiveHalving(space, make_trainer, data=ctx.data,
-                             config=cfg.halving_config(),
-                             seed=seed_for(seed, 4000),
-                             state_path=ctx.out.checkpoint(seed, SH), dist=ctx.dist,
-                             expand=first_rung_schedules if AUTO in cfg.search_space else None)
-
-    def fresh() -> None:
-        if not ctx.resume and race.state_path is not None and race.state_path.exists():
-            raise FileExistsError(f"{race.state_path} exists; use --resume")
-
-    ctx.dist.on_main(fresh, "checking the race state")
-    outcome = race.run()
-    log.info("seed %d: successive halving picked %s (%.1f CPU s)", seed, outcome.chosen,
-             outcome.cpu_seconds)
-    extra = {"runs": outcome.runs, "rungs": outcome.rungs,
-             "decisions": [dataclasses.asdict(d) for d in outcome.decisions],
-             "cpu_seconds": outcome.cpu_seconds, "wall_seconds": outcome.wall_seconds,
-             "space": list(space), "added": outcome.added,
-             "bracket_rungs": outcome.bracket_rungs}
-    result, chosen = outcome.result, outcome.chosen
-    if cfg.sh_curriculum != "off":
-        from autosample_ext.search.curriculum import run_curriculum
-
-        result, chosen, stage = run_curriculum(ctx, seed, race, outcome)
-        extra["curriculum"] = stage
-        extra["cpu_seconds"] += stage["cpu_seconds"]
-        extra["wall_seconds"] += stage["seconds"]
-    return PhaseRecord(seed, SH, chosen, result, extra)
-
-
-def search_objective(ctx: RunContext, seed: int, objective: str):
-    """The search stage's objective: alpha moved by the validation probes (``"valid"``,
-    :class:`~autosample_ext.search.valid_alpha.ValidAlphaObjective`) or by the training loss
-    (``"train"``, the paper's Algorithm 1). Both draw the same model init and sampler streams."""
-    cfg = ctx.cfg
-    samplers = [build_sampler(name, ctx.data, seed_for(seed, 1000, name_stream(name)), cfg.device,
-                              options=cfg.sampler_options, shard=ctx.dist.shard)
-                for name in cfg.search_space]
-    if objective == "train":
-        return AutoSampleObjective(samplers, cfg.search_space, tau=cfg.tau,
-                                   alpha_lr=cfg.alpha_lr, l2=cfg.l2, seed=seed,
-                                   device=cfg.device)
-    return ValidAlphaObjective(samplers, cfg.search_space, ctx.data, tau=cfg.tau, l2=cfg.l2,
-                               seed=seed, k=int(cfg.metric.partition("@")[2]),
-                               probes=cfg.probe_config(), device=cfg.device)
-
-
-def run_autosample(ctx: RunContext, seed: int, objective: str | None = None) -> list[PhaseRecord]:
-    """Search (Algorithm 1, alpha moved by ``objective``, default the run's) then retrain
-    (Algorithm 2) for one seed. The run's objective writes the phases ``search`` / ``retrain``
-    and the method ``autosample``; the other one (``--compare``) ``search-<objective>`` /
-    ``retrain-<objective>`` and ``autosample-<objective>``."""
-    cfg = ctx.cfg
-    objective = objective or cfg.alpha_objective
-    method = autosample_method(cfg, objective)
-    suffix = method[len(AUTOSAMPLE):]
-    search_phase, retrain_phase = SEARCH + suffix, "retrain" + suffix
-    model = build_model(cfg, ctx.data, seed)
-    search = _run_trainer(ctx, seed, search_phase, model, search_objective(ctx, seed, objective),
-                          cfg.train_config(seed))
-    alpha_logits = search.best_fields["alpha_logits"]
-    chosen = chosen_sampler(alpha_logits, cfg.search_space)
-    alpha_star = torch.softmax(torch.as_tensor(alpha_logits, dtype=torch.float64), 0).tolist()
-    log.info("seed %d: search (alpha objective %s) picked %s (alpha* %s)", seed, objective,
-             chosen, ", ".join(f"{n}={a:.3f}" for n, a in zip(cfg.search_space, alpha_star)))
-    searched_state = ctx.read_checkpoint(seed, search_phase)["best_model"]
-    retrain_model = init_retrain_model(build_model(cfg, ctx.data, seed_for(seed, 2000)),
-                                       searched_state, cfg.retrain_init)
-    sampler = build_sampler(chosen, ctx.data, seed_for(seed, 3000), cfg.device,
-                            options=cfg.sampler_options, shard=ctx.dist.shard)
-    retrain = _run_trainer(ctx, seed, retrain_phase, retrain_model,
-                           SamplerObjective(sampler, l2=cfg.l2),
-                           cfg.train_config(seed, cfg.retrain_epochs or cfg.epochs))
-    extra = {"alpha_star": dict(zip(cfg.search_space, alpha_star)),
-             "alpha_objective": objective,
-             "search_seconds": search.seconds, "retrain_seconds": retrain.seconds,
-             "search_cpu_seconds": search.cpu_seconds, "retrain_cpu_seconds": retrain.cpu_seconds,
-             "search_epochs": search.epochs_run, "retrain_epochs": retrain.epochs_run,
-             "search_best_epoch": search.best_epoch, "search_valid": search.valid,
-             "retrain_init": cfg.retrain_init}
-    if objective == "valid":
-        last = search.log[-1] if search.log else {}
-        extra["probes"] = int(last.get("probes", 0))
-    return [PhaseRecord(seed, search_phase, chosen, search),
-            PhaseRecord(seed, method, chosen, retrain, extra)]
+def budget_singles(ctx: RunContext, seed: int, records: list[PhaseRecord]) -> list[PhaseRecord]:
+    """Every candidate's single run of this seed (in ``records``, from the grid) continued to
+    AutoSample's epochs of this seed (search + retrain; :func:`run_budget_single`)."""
+    auto = next(r for r in records if r.method == AUTOSAMPLE)
+    budget = auto.extra["search_epochs"] + auto.extra["retrain_epochs"]
+    singles = {r.method: r for r in records}
+    return [run_budget_single(ctx, seed, name, singles[name], budget)
+            for name in ctx.cfg.search_space]

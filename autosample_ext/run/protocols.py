@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from autosample_ext.search.strategies import STRATEGIES
+
 
 @dataclass(frozen=True)
 class Protocol:
@@ -38,7 +40,7 @@ class Protocol:
     sampler_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     default_samplers: tuple[str, ...] | None = None
     best_test: bool = False
-    modes: tuple[str, ...] = ("autosample", "single", "grid", "sh", "compare")
+    modes: tuple[str, ...] = (*STRATEGIES, "single", "compare")
     table: tuple[str, ...] | None = None
     notes: tuple[str, ...] = ()
 

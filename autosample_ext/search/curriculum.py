@@ -57,9 +57,9 @@ def run_curriculum(ctx: RunContext, seed: int, race: SuccessiveHalving, outcome:
     """The stage for one seed: ``(result, chosen, record)``; ``chosen`` is ``W>>H`` when the
     stage's model is kept, else W."""
     from autosample_ext.run.phases import (
-        _make_trainer,
         build_model,
         candidate_train_config,
+        make_trainer,
         single_objective,
     )
 
@@ -74,8 +74,8 @@ def run_curriculum(ctx: RunContext, seed: int, race: SuccessiveHalving, outcome:
     base = candidate_train_config(cfg, seed, winner)
     train_cfg = dataclasses.replace(candidate_train_config(cfg, seed, harder),
                                     lr=base.lr * LR_FACTOR)
-    trainer = _make_trainer(ctx, seed, STAGE, model, single_objective(ctx, seed, harder),
-                            train_cfg)
+    trainer = make_trainer(ctx, seed, STAGE, model, single_objective(ctx, seed, harder),
+                           train_cfg)
     result = trainer.fit()
     kept = result.valid[cfg.metric] > outcome.result.valid[cfg.metric]
     name = f"{winner}>>{harder}"

@@ -1,14 +1,19 @@
 """Grid search over the candidates: every sampler trained alone, the best by validation.
 
 This is the exhaustive baseline of the paper's search-cost comparison: its cost is the sum of
-the candidates' training times, against AutoSample's search + retrain.
+the candidates' training times, against AutoSample's search + retrain. As a run's phases, per
+seed: every candidate's single run (:func:`autosample_ext.run.phases.run_single`, the same
+checkpoints and streams as ``--sampler``), then the grid's record of the best.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from autosample_ext.training.config import TrainResult
+
+if TYPE_CHECKING:
+    from autosample_ext.run.phases import PhaseRecord, RunContext
 
 
 @dataclass
@@ -29,3 +34,17 @@ def pick_best(results: Mapping[str, TrainResult], metric: str) -> GridOutcome:
     seconds = float(sum(r.seconds for r in results.values()))
     cpu = float(sum(r.cpu_seconds for r in results.values()))
     return GridOutcome(best=best, metric=metric, valid=valid, seconds=seconds, cpu_seconds=cpu)
+
+
+def run(ctx: RunContext, seed: int) -> list[PhaseRecord]:
+    """The strategy's entry point: every candidate's single run, then the grid's record (the
+    best candidate's result, the grid's total cost and every candidate's validation value)."""
+    from autosample_ext.run.phases import GRID, PhaseRecord, run_single
+
+    cfg = ctx.cfg
+    singles = [run_single(ctx, seed, name) for name in cfg.search_space]
+    g = pick_best({r.method: r.result for r in singles}, cfg.metric)
+    pick = next(r for r in singles if r.method == g.best)
+    return singles + [PhaseRecord(seed, GRID, g.best, pick.result,
+                                  {"cpu_seconds": g.cpu_seconds, "wall_seconds": g.seconds,
+                                   "valid_by_candidate": g.valid})]
