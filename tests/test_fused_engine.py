@@ -16,7 +16,7 @@ from autosample_ext.experiment.engine import engine_plan
 from autosample_ext.models import build_model
 from autosample_ext.samplers import build_sampler
 from autosample_ext.search import AutoSampleObjective
-from autosample_ext.search.schedule import build_candidate
+from autosample_ext.samplers.schedule import build_candidate
 from autosample_ext.training import (
     SamplerObjective,
     StopFlag,

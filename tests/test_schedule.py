@@ -12,7 +12,7 @@ from autosample_ext.experiment import RunConfig, run
 from autosample_ext.models import build_model
 from autosample_ext.samplers import SampleContext, build_sampler
 from autosample_ext.samplers.base import mix_seed
-from autosample_ext.search import ScheduleSampler, build_candidate, canonical_name, parse_schedule
+from autosample_ext.samplers import ScheduleSampler, build_candidate, canonical_name, parse_schedule
 from autosample_ext.training import SamplerObjective, StopFlag, TrainConfig, Trainer, TrainingInterrupted
 from autosample_ext.training.checkpoint import load_checkpoint
 

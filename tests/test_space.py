@@ -11,7 +11,7 @@ import torch
 
 from autosample_ext.data import SyntheticConfig, default_dataset
 from autosample_ext.experiment import RunConfig, run
-from autosample_ext.search import build_candidate
+from autosample_ext.samplers import build_candidate
 from autosample_ext.search.auto_space import auto_space, dns_pools
 from autosample_ext.search.space import (
     AUTO,

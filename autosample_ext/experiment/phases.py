@@ -26,7 +26,7 @@ from autosample_ext.experiment.rundir import RunDir
 from autosample_ext.search.autosample import AutoSampleObjective
 from autosample_ext.search.halving import SuccessiveHalving
 from autosample_ext.search.retrain import chosen_sampler, init_retrain_model
-from autosample_ext.search.schedule import build_candidate
+from autosample_ext.samplers.schedule import build_candidate
 from autosample_ext.search.valid_alpha import ValidAlphaObjective
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainResult
 from autosample_ext.training.distributed import DistContext

@@ -9,6 +9,8 @@ from autosample_ext.samplers.registry import (SAMPLERS, build_sampler, check_sam
                                               option_types, parse_sampler_opt, resolved_options,
                                               sampler_class, sampler_names, sampler_options)
 from autosample_ext.samplers.rns import RNSOptions, RNSSampler
+from autosample_ext.samplers.schedule import (Schedule, ScheduleSampler, build_candidate,
+                                              canonical_name, is_schedule, parse_schedule)
 from autosample_ext.samplers.srns import SRNSOptions, SRNSSampler
 
 __all__ = [
@@ -19,3 +21,5 @@ __all__ = [
     "check_sampler_options", "option_types", "parse_sampler_opt", "resolved_options",
 ]
 __all__ += ["UserShard"]
+__all__ += ["Schedule", "ScheduleSampler", "build_candidate", "canonical_name", "is_schedule",
+            "parse_schedule"]

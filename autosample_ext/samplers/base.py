@@ -215,7 +215,7 @@ class Sampler:
 
     def active(self, ctx: SampleContext) -> "Sampler":
         """The sampler that draws this step's negatives: ``self``, or a schedule's current
-        segment (:class:`autosample_ext.search.schedule.ScheduleSampler`)."""
+        segment (:class:`autosample_ext.samplers.schedule.ScheduleSampler`)."""
         return self
 
     def sample(self, ctx: SampleContext) -> Negatives:
