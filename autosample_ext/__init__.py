@@ -43,7 +43,6 @@ _LAZY: dict[str, str] = {
     "HalvingConfig": "autosample_ext.search",
     "ScheduleSampler": "autosample_ext.samplers",
     "parse_schedule": "autosample_ext.samplers",
-    "build_candidate": "autosample_ext.samplers",
     "RunConfig": "autosample_ext.experiment",
     "RunSummary": "autosample_ext.experiment",
     "run": "autosample_ext.experiment",

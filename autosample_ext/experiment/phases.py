@@ -26,7 +26,7 @@ from autosample_ext.experiment.rundir import RunDir
 from autosample_ext.search.autosample import AutoSampleObjective
 from autosample_ext.search.halving import SuccessiveHalving
 from autosample_ext.search.retrain import chosen_sampler, init_retrain_model
-from autosample_ext.samplers.schedule import build_candidate
+from autosample_ext.samplers.registry import build_sampler
 from autosample_ext.search.valid_alpha import ValidAlphaObjective
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainResult
 from autosample_ext.training.distributed import DistContext
@@ -150,25 +150,6 @@ def build_model(cfg: RunConfig, data: InteractionData, seed: int):
     if cfg.init is not None:
         kwargs["init"] = cfg.init
     return _build(cfg.model, data, **kwargs)
-
-
-def build_sampler(name: str, data: InteractionData, seed: int, device: str,
-                  num_negatives: int = 1, options: dict[str, dict[str, Any]] | None = None,
-                  shard=None, segment_seeds: list[int] | None = None):
-    """A sampler, a schedule (``aobpr@5+dns``) or a configured candidate
-    (``dns(num_candidates=8)``) by name; ``options``: per sampler name, its options
-    (``RunConfig.sampler_options``), applied to the sampler or to the schedule's parts, under
-    the candidate's own; ``shard``: this process's users in a distributed run;
-    ``segment_seeds``: a schedule's per-segment seeds (default: mixed from ``seed``)."""
-    from autosample_ext.search.space import parse_candidate
-
-    options = options or {}
-    cand = parse_candidate(name)
-    if cand.is_schedule:
-        return build_candidate(name, data, seed=seed, device=device, num_negatives=num_negatives,
-                               shard=shard, options=options, segment_seeds=segment_seeds)
-    return build_candidate(name, data, seed=seed, device=device, num_negatives=num_negatives,
-                           shard=shard, **options.get(cand.samplers[0], {}))
 
 
 @dataclass

@@ -1,5 +1,8 @@
-"""The samplers by name: ``build_sampler("dns", data, seed=0, num_candidates=64)``, and the
-sampler options given as text (``--sampler-opt dns.num_candidates=8``)."""
+"""The samplers by name: the one place that knows them. :func:`check_sampler_name` is the one
+"unknown sampler" check (every parser of sampler names, schedules and candidates calls it);
+:func:`build_sampler` is the one build-by-name (``build_sampler("dns", data, seed=0,
+num_candidates=64)``, ``build_sampler("aobpr@5+dns", data)``); and the sampler options given as
+text (``--sampler-opt dns.num_candidates=8``)."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,7 +10,7 @@ import difflib
 import math
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -33,11 +36,17 @@ def sampler_names() -> list[str]:
     return list(SAMPLERS)
 
 
+def check_sampler_name(name: str) -> str:
+    """``name`` in lower case when it names a registered sampler; else ValueError with the
+    message every command prints for an unknown sampler (callers prefix where it was written)."""
+    key = name.lower()
+    if key not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; known samplers: {', '.join(SAMPLERS)}")
+    return key
+
+
 def sampler_class(name: str) -> type[Sampler]:
-    try:
-        return SAMPLERS[name.lower()]
-    except KeyError:
-        raise ValueError(f"unknown sampler {name!r}; choose from {sampler_names()}") from None
+    return SAMPLERS[check_sampler_name(name)]
 
 
 def sampler_options(name: str, **options: Any) -> Any:
@@ -59,14 +68,42 @@ def _check_finite(cls: type[Sampler], options: Mapping[str, Any]) -> None:
             raise ValueError(f"{cls.name}.{field}={value}: expected a finite number")
 
 
-def build_sampler(name: str, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
-                  device: torch.device | str = "cpu", shard: UserShard | None = None,
-                  **options: Any) -> Sampler:
-    """Build sampler ``name`` for ``data``; ``options`` are fields of its options dataclass;
-    ``shard``: the users of this process in a distributed run (:class:`UserShard`)."""
-    cls = sampler_class(name)
-    return cls(data, seed=seed, num_negatives=num_negatives, device=device,
-               options=sampler_options(name, **options), shard=shard)
+def build_sampler(name: str, data: InteractionData, seed: int = 0,
+                  device: torch.device | str = "cpu", num_negatives: int = 1,
+                  options: Mapping[str, Mapping[str, Any]] | None = None, *,
+                  shard: UserShard | None = None, segment_seeds: Sequence[int] | None = None,
+                  **fields: Any) -> Sampler:
+    """Build what ``name`` names for ``data``: a sampler (``dns``), a schedule (``aobpr@5+dns``,
+    a :class:`~autosample_ext.samplers.schedule.ScheduleSampler`) or a configured candidate
+    (``dns(num_candidates=8)``, ``rns@3+dns(num_candidates=8)``; the grammar of
+    :mod:`autosample_ext.search.space`).
+
+    ``options``: per sampler name, its options (the run's ``--sampler-opt``), applied to that
+    sampler wherever it trains (alone or as a schedule's segment); ``fields``: options of a
+    plain sampler (fields of its options dataclass); options written in the name win over both.
+    ``shard``: the users of this process in a distributed run (:class:`UserShard`);
+    ``segment_seeds``: a schedule's per-segment seeds (default: mixed from ``seed``). A learning
+    rate in the name (``lr=``) is the run's business, not the sampler's.
+    """
+    per_name = dict(options or {})
+    if name.lower() in SAMPLERS:   # a plain name: no parsing
+        cls = sampler_class(name)
+        given = {**per_name.get(cls.name, {}), **fields}
+        return cls(data, seed=seed, num_negatives=num_negatives, device=device,
+                   options=sampler_options(cls.name, **given), shard=shard)
+    # Schedules and candidates with options are parsed by the candidate grammar (which checks
+    # every sampler name here, with check_sampler_name).
+    from autosample_ext.samplers.schedule import ScheduleSampler
+    from autosample_ext.search.space import parse_candidate, segment_options
+
+    cand = parse_candidate(name)
+    if cand.is_schedule:
+        return ScheduleSampler(cand.schedule_text, data, seed=seed, num_negatives=num_negatives,
+                               device=device, shard=shard,
+                               segment_options=segment_options(cand, per_name),
+                               segment_seeds=segment_seeds, name=cand.name)
+    return build_sampler(cand.samplers[0], data, seed, device, num_negatives, per_name,
+                         shard=shard, **{**fields, **cand.options()})
 
 
 def check_sampler_data(name: str, options: Mapping[str, Any] | None, num_users: int,

@@ -24,6 +24,7 @@ import torch
 
 from autosample_ext.data.interactions import InteractionData
 from autosample_ext.samplers.base import Negatives, SampleContext, Sampler, UserShard, mix_seed
+from autosample_ext.samplers.registry import build_sampler, check_sampler_name
 
 
 def is_schedule(name: str) -> bool:
@@ -67,15 +68,8 @@ class Schedule:
         return "+".join([f"{n}@{e}" for n, e in self.segments] + [self.last])
 
 
-def parse_schedule(text: str, known: Sequence[str] | None = None) -> Schedule:
-    """Parse ``s1@n1+...+sK``; ValueError naming the part that is wrong.
-
-    ``known``: the allowed sampler names (default: the registry's).
-    """
-    if known is None:
-        from autosample_ext.samplers import sampler_names
-
-        known = sampler_names()
+def parse_schedule(text: str) -> Schedule:
+    """Parse ``s1@n1+...+sK``; ValueError naming the part that is wrong."""
     where = f"schedule {text!r}"
     parts = [p.strip().lower() for p in text.split("+")]
     if any(not p for p in parts):
@@ -84,8 +78,10 @@ def parse_schedule(text: str, known: Sequence[str] | None = None) -> Schedule:
     for i, part in enumerate(parts):
         name, at, count = part.partition("@")
         name = name.strip()
-        if name not in known:
-            raise ValueError(f"{where}: unknown sampler {name!r}; known samplers: {', '.join(known)}")
+        try:
+            check_sampler_name(name)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
         if i == len(parts) - 1:
             if at:
                 raise ValueError(f"{where}: the last segment {part!r} runs to the end of training "
@@ -100,14 +96,6 @@ def parse_schedule(text: str, known: Sequence[str] | None = None) -> Schedule:
     if not segments:
         raise ValueError(f"{where}: a schedule needs at least two segments (write e.g. aobpr@5+dns)")
     return Schedule(tuple(segments), last)
-
-
-def canonical_name(name: str, known: Sequence[str] | None = None) -> str:
-    """A sampler name, schedule or configured candidate (``dns(num_candidates=8)``) in canonical
-    spelling (lower case, no spaces); validated (:func:`autosample_ext.search.space.parse_candidate`)."""
-    from autosample_ext.search.space import parse_candidate
-
-    return parse_candidate(name, known).name
 
 
 class ScheduleSampler(Sampler):
@@ -131,8 +119,6 @@ class ScheduleSampler(Sampler):
                  shard: UserShard | None = None,
                  segment_options: Sequence[dict[str, Any]] | None = None,
                  segment_seeds: Sequence[int] | None = None, name: str | None = None) -> None:
-        from autosample_ext.samplers import build_sampler
-
         super().__init__(data, seed=seed, num_negatives=num_negatives, device=device, shard=shard)
         self.schedule = parse_schedule(schedule) if isinstance(schedule, str) else schedule
         self.name = name or str(self.schedule)  # instance attribute: the class has no single name
@@ -177,29 +163,3 @@ class ScheduleSampler(Sampler):
         for part, s in zip(self.parts, state["parts"], strict=True):
             part.load_state_dict(s)
 
-
-def build_candidate(name: str, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
-                    device: torch.device | str = "cpu", shard: UserShard | None = None,
-                    segment_seeds: Sequence[int] | None = None, **options: Any) -> Sampler:
-    """A sampler by name, or a :class:`ScheduleSampler` for a schedule (``aobpr@5+dns``); the
-    name may carry options (``dns(num_candidates=8)``, ``rns@3+dns(num_candidates=8)``,
-    :mod:`autosample_ext.search.space`), which win over ``options``.
-
-    ``options`` go to a plain sampler; for a schedule, pass ``options={name: {...}}``.
-    ``shard``: the users of this process in a distributed run. ``segment_seeds``: a schedule's
-    per-segment seeds (:class:`ScheduleSampler`). A learning rate in the name (``lr=``) is the
-    run's business (:class:`~autosample_ext.training.TrainConfig`), not the sampler's.
-    """
-    from autosample_ext.search.space import parse_candidate, segment_options
-
-    cand = parse_candidate(name)
-    if cand.is_schedule:
-        per_name = options.pop("options", None) or {}
-        return ScheduleSampler(cand.schedule_text, data, seed=seed, num_negatives=num_negatives,
-                               device=device, shard=shard,
-                               segment_options=segment_options(cand, per_name),
-                               segment_seeds=segment_seeds, name=cand.name)
-    from autosample_ext.samplers import build_sampler
-
-    return build_sampler(cand.samplers[0], data, seed=seed, num_negatives=num_negatives,
-                         device=device, shard=shard, **{**options, **cand.options()})

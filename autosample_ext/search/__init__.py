@@ -19,6 +19,7 @@ from autosample_ext.search.space import (
     AUTO,
     Candidate,
     CandidateError,
+    canonical_name,
     expand_space,
     parse_candidate,
 )
@@ -27,6 +28,6 @@ __all__ = [
     "AutoSampleObjective", "SearchConfig", "gumbel_softmax_st", "GridOutcome", "pick_best",
     "HalvingConfig", "HalvingOutcome", "RungDecision", "SuccessiveHalving",
     "paired_bootstrap_se", "rung_epochs", "RETRAIN_INITS", "chosen_sampler",
-    "init_retrain_model", "AUTO", "Candidate", "CandidateError", "expand_space",
+    "init_retrain_model", "AUTO", "Candidate", "CandidateError", "canonical_name", "expand_space",
     "parse_candidate",
 ]
