@@ -148,6 +148,8 @@ class Sampler:
     needs_graph_model: ClassVar[bool] = False
     #: the options dataclass; None for a sampler without one (a schedule: its parts have theirs)
     Options: ClassVar[type | None] = None
+    #: the option that bounds ``num_negatives`` (the negatives are picked among that many)
+    negatives_bound: ClassVar[str | None] = None
 
     def __init__(self, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
                  device: torch.device | str = "cpu", options: Any = None,
@@ -167,6 +169,10 @@ class Sampler:
         self.train_indices = data.train.indices.to(self.device)
         if self.Options is not None:
             self.options = options if options is not None else self.Options()
+        bound = self.negatives_bound
+        if bound is not None and self.num_negatives > getattr(self.options, bound):
+            raise ValueError(f"{self.name}: num_negatives ({self.num_negatives}) must not exceed "
+                             f"{bound} ({getattr(self.options, bound)})")
         self.setup()
 
     def setup(self) -> None:

@@ -119,11 +119,10 @@ class GDNSSampler(Sampler):
     name: ClassVar[str] = "gdns"
     Options: ClassVar[type] = GDNSOptions
     options: GDNSOptions
+    negatives_bound: ClassVar[str | None] = "num_candidates"
 
     def setup(self) -> None:
-        opt, data, num_negatives = self.options, self.data, self.num_negatives
-        if num_negatives > opt.num_candidates:
-            raise ValueError(f"gdns: num_negatives ({num_negatives}) must not exceed num_candidates ({opt.num_candidates})")
+        opt, data = self.options, self.data
         # One row per user of this process's shard (all users in one process; README "More than
         # one process"); the size is checked against the budget before anything is allocated.
         self.table: GainTable | None = None

@@ -65,11 +65,10 @@ class SRNSSampler(Sampler):
     name: ClassVar[str] = "srns"
     Options: ClassVar[type] = SRNSOptions
     options: SRNSOptions
+    negatives_bound: ClassVar[str | None] = "memory_size"
 
     def setup(self) -> None:
-        opt, data, num_negatives = self.options, self.data, self.num_negatives
-        if num_negatives > opt.memory_size:
-            raise ValueError(f"srns: num_negatives ({num_negatives}) must not exceed memory_size ({opt.memory_size})")
+        opt, data = self.options, self.data
         # One row per user of this process's shard (all users in one process; README).
         shard = self.shard
         num_users, s1, t = shard.count(data.num_users), opt.memory_size, opt.history_length
