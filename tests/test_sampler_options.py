@@ -78,7 +78,7 @@ def _recording(monkeypatch):
 
     def record(name, data, seed, device, num_negatives=1, options=None, shard=None, **kw):
         sampler = real(name, data, seed, device, num_negatives, options, shard=shard, **kw)
-        built.append((name, dict((options or {}).get(name, {})),
+        built.append((str(name), dict((options or {}).get(str(name), {})),
                       getattr(sampler, "options", None)))
         return sampler
 

@@ -26,6 +26,7 @@ from autosample_ext.experiment.rundir import RunDir
 from autosample_ext.search.autosample import AutoSampleObjective
 from autosample_ext.search.halving import SuccessiveHalving
 from autosample_ext.search.retrain import chosen_sampler, init_retrain_model
+from autosample_ext.search.space import parse_candidate
 from autosample_ext.samplers.registry import build_sampler
 from autosample_ext.search.valid_alpha import ValidAlphaObjective
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainResult
@@ -208,7 +209,7 @@ def single_objective(ctx: RunContext, seed: int, name: str) -> SamplerObjective:
     cand = parse_candidate(name)
     seeds = ([seed_for(seed, 100, name_stream(s)) for s in cand.samplers] if cand.is_schedule
              else None)
-    sampler = build_sampler(name, ctx.data, seed_for(seed, 100, name_stream(cand.samplers[0])),
+    sampler = build_sampler(cand, ctx.data, seed_for(seed, 100, name_stream(cand.samplers[0])),
                             cfg.device,
                             cfg.num_negatives, cfg.sampler_options, shard=ctx.dist.shard,
                             segment_seeds=seeds)
@@ -326,7 +327,8 @@ def search_objective(ctx: RunContext, seed: int, objective: str):
     :class:`~autosample_ext.search.valid_alpha.ValidAlphaObjective`) or by the training loss
     (``"train"``, the paper's Algorithm 1). Both draw the same model init and sampler streams."""
     cfg = ctx.cfg
-    samplers = [build_sampler(name, ctx.data, seed_for(seed, 1000, name_stream(name)), cfg.device,
+    samplers = [build_sampler(parse_candidate(name), ctx.data,
+                              seed_for(seed, 1000, name_stream(name)), cfg.device,
                               options=cfg.sampler_options, shard=ctx.dist.shard)
                 for name in cfg.search_space]
     if objective == "train":
@@ -359,7 +361,7 @@ def run_autosample(ctx: RunContext, seed: int, objective: str | None = None) -> 
     searched_state = ctx.read_checkpoint(seed, search_phase)["best_model"]
     retrain_model = init_retrain_model(build_model(cfg, ctx.data, seed_for(seed, 2000)),
                                        searched_state, cfg.retrain_init)
-    sampler = build_sampler(chosen, ctx.data, seed_for(seed, 3000), cfg.device,
+    sampler = build_sampler(parse_candidate(chosen), ctx.data, seed_for(seed, 3000), cfg.device,
                             options=cfg.sampler_options, shard=ctx.dist.shard)
     retrain = _run_trainer(ctx, seed, retrain_phase, retrain_model,
                            SamplerObjective(sampler, l2=cfg.l2),

@@ -6,10 +6,10 @@ from autosample_ext.samplers.gdns import GDNSGroups, GDNSOptions, GDNSSampler
 from autosample_ext.samplers.mixgcf import MixGCFOptions, MixGCFSampler
 from autosample_ext.samplers.pns import PNSOptions, PNSSampler
 from autosample_ext.samplers.registry import (SAMPLERS, build_sampler, check_sampler_name,
-                                              check_sampler_options, option_types, parse_sampler_opt, resolved_options,
+                                              check_sampler_options, option_types, parse_schedule, parse_sampler_opt, resolved_options,
                                               sampler_class, sampler_names, sampler_options)
 from autosample_ext.samplers.rns import RNSOptions, RNSSampler
-from autosample_ext.samplers.schedule import Schedule, ScheduleSampler, is_schedule, parse_schedule
+from autosample_ext.samplers.schedule import Schedule, ScheduleSampler, is_schedule
 from autosample_ext.samplers.srns import SRNSOptions, SRNSSampler
 
 __all__ = [

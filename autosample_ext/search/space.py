@@ -303,14 +303,6 @@ def base_samplers(name: str) -> tuple[str, ...]:
     return parse_candidate(name).samplers
 
 
-def segment_options(candidate: Candidate, run_options: dict[str, dict[str, Any]] | None = None
-                    ) -> list[dict[str, Any]]:
-    """Per segment, the options used: the run's options of that sampler (``--sampler-opt``, a
-    protocol's defaults) with the candidate's own on top."""
-    run_options = run_options or {}
-    return [{**run_options.get(s.sampler, {}), **dict(s.options)} for s in candidate.segments]
-
-
 def with_options(candidate: Candidate, **changes: Any) -> Candidate:
     """The candidate with its last segment's options updated (a new candidate)."""
     last = candidate.segments[-1]
