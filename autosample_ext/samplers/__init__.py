@@ -1,4 +1,4 @@
-"""Negative samplers and their registry by name (README)."""
+"""Negative samplers, schedules of them by epoch, and their registry by name (README)."""
 from autosample_ext.samplers.aobpr import AOBPROptions, AOBPRSampler
 from autosample_ext.samplers.base import Negatives, SampleContext, Sampler, UserShard
 from autosample_ext.samplers.dns import DNSOptions, DNSSampler
