@@ -94,12 +94,6 @@ def check_more_args(ns: argparse.Namespace, given: dict[str, Any]) -> None:
         raise CLIError(f"--valid-fraction: must be in (0, 1), got {given['valid_fraction']}")
 
 
-def known_samplers() -> tuple[str, ...]:
-    from autosample_ext import samplers
-
-    return tuple(samplers.sampler_names())
-
-
 def name_list(text: str, what: str) -> tuple[str, ...]:
     """Candidates of ``--sampler`` / ``--search-space``: sampler names, schedules
     (``aobpr@5+dns``) and configured candidates (``dns(num_candidates=4|8)``), expanded and in
@@ -113,7 +107,7 @@ def name_list(text: str, what: str) -> tuple[str, ...]:
     if not text.strip() or any(not n for n in parts):
         raise CLIError(f"{what}: expected comma-separated sampler names, got {text!r}")
     try:
-        return expand_space(parts, known_samplers())
+        return expand_space(parts)
     except ValueError as exc:
         message = str(exc)
         if "appears twice" in message:

@@ -41,7 +41,8 @@ def dataset(name: str):
 
 def dens_trainer(data, propagation: str):
     from autosample_ext.run import RunConfig
-    from autosample_ext.run.phases import build_model, build_sampler
+    from autosample_ext.run.phases import build_model
+    from autosample_ext.samplers import build_sampler
     from autosample_ext.training import SamplerObjective, Trainer
 
     cfg = RunConfig(protocol="dens", sampler=("rns",), propagation=propagation,

@@ -16,7 +16,6 @@ from autosample_ext.run.engine import engine_plan
 from autosample_ext.models import build_model
 from autosample_ext.samplers import build_sampler
 from autosample_ext.search import AutoSampleObjective
-from autosample_ext.search.schedule import build_candidate
 from autosample_ext.training import (
     SamplerObjective,
     StopFlag,
@@ -37,7 +36,7 @@ def tiny():
 def trained(data, engine: str, *, sampler="rns", model="mf", optimizer="sgd", epochs=2,
             options=None, dtype=torch.float64, **cfg):
     net = build_model(model, data, 8, seed=0).to(dtype)
-    smp = build_candidate(sampler, data, seed=5, **(options or {}))
+    smp = build_sampler(sampler, data, seed=5, **(options or {}))
     trainer = Trainer(data, net, SamplerObjective(smp, l2=1e-3),
                       TrainConfig(epochs=epochs, batch_size=128, progress=False, optimizer=optimizer,
                                   lr=0.05, engine=engine, eval_every=10, **cfg))

@@ -72,17 +72,19 @@ def test_cli_errors(capsys):
 
 def _recording(monkeypatch):
     import autosample_ext.run.phases as phases
+    import autosample_ext.search.autosample_phases as autosample_phases
 
     built: list[tuple[str, dict]] = []
     real = phases.build_sampler
 
     def record(name, data, seed, device, num_negatives=1, options=None, shard=None, **kw):
         sampler = real(name, data, seed, device, num_negatives, options, shard=shard, **kw)
-        built.append((name, dict((options or {}).get(name, {})),
+        built.append((str(name), dict((options or {}).get(str(name), {})),
                       getattr(sampler, "options", None)))
         return sampler
 
-    monkeypatch.setattr(phases, "build_sampler", record)
+    for module in (phases, autosample_phases):  # every module that builds a run's samplers
+        monkeypatch.setattr(module, "build_sampler", record)
     return built
 
 

@@ -100,6 +100,34 @@ def test_registry_errors():
     assert build_sampler("DNS", data, num_candidates=16).options.num_candidates == 16
 
 
+def test_one_unknown_sampler_message_everywhere():
+    """Every way of naming a sampler (a name, a schedule, a candidate, --sampler-opt, a run's
+    configuration) reports an unknown one with the registry's message; RunConfig refuses it
+    when it is built, not when the sampler is."""
+    from autosample_ext.run import RunConfig
+    from autosample_ext.samplers import (
+        check_sampler_name,
+        parse_sampler_opt,
+        parse_schedule,
+    )
+    from autosample_ext.search.space import expand_space
+
+    message = "unknown sampler 'foo'; known samplers: rns, pns, dns, aobpr, srns, mixgcf, gdns"
+    with pytest.raises(ValueError) as direct:
+        check_sampler_name("foo")
+    assert str(direct.value) == message
+    assert check_sampler_name("DNS") == "dns"
+    data = make_data()
+    for call in (lambda: build_sampler("foo", data), lambda: build_sampler("rns@1+foo", data),
+                 lambda: parse_schedule("foo@1+dns"), lambda: expand_space("rns,foo(x=1)"),
+                 lambda: parse_sampler_opt("foo.x=1"), lambda: RunConfig(sampler="foo"),
+                 lambda: RunConfig(search_space=("rns", "dns@1+foo")),
+                 lambda: RunConfig(sampler_options={"foo": {"x": 1}})):
+        with pytest.raises(ValueError) as exc:
+            call()
+        assert str(exc.value).endswith(message), str(exc.value)
+
+
 def test_samplers_with_one_seed_draw_independent_streams():
     data = make_data()
     rns, dns = build_sampler("rns", data, seed=1), build_sampler("dns", data, seed=1)

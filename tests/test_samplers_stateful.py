@@ -60,6 +60,16 @@ def test_gdns_state_agrees_with_dense_reference(table):
     torch.testing.assert_close(sampler.gain(torch.arange(data.num_users), all_items), g)
 
 
+@pytest.mark.parametrize("name, bound, other", [("gdns", "num_candidates", {"group_size": 2}),
+                                                ("srns", "memory_size", {})])
+def test_num_negatives_bounded_by_the_pool(name, bound, other):
+    data = make_data()
+    with pytest.raises(ValueError) as exc:
+        build_sampler(name, data, num_negatives=5, **{bound: 4}, **other)
+    assert str(exc.value) == f"{name}: num_negatives (5) must not exceed {bound} (4)"
+    assert build_sampler(name, data, num_negatives=4, **{bound: 4}, **other).num_negatives == 4
+
+
 def test_gdns_positive_group_without_replacement_when_possible():
     data = make_data(num_users=10, num_items=40, seed=5)
     sampler = build_sampler("gdns", data, seed=3, group_size=4, num_candidates=8)

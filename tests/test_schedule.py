@@ -10,9 +10,9 @@ import torch
 from autosample_ext.data import SyntheticConfig, default_dataset
 from autosample_ext.run import RunConfig, run
 from autosample_ext.models import build_model
-from autosample_ext.samplers import SampleContext, build_sampler
+from autosample_ext.samplers import SampleContext, ScheduleSampler, build_sampler, parse_schedule
 from autosample_ext.samplers.base import mix_seed
-from autosample_ext.search import ScheduleSampler, build_candidate, canonical_name, parse_schedule
+from autosample_ext.search.space import canonical_name
 from autosample_ext.training import SamplerObjective, StopFlag, TrainConfig, Trainer, TrainingInterrupted
 from autosample_ext.training.checkpoint import load_checkpoint
 
@@ -51,7 +51,7 @@ def _ctx(data, model, epoch, step=0, n=64):
 
 def test_schedule_draws_with_the_segment_of_the_epoch(tiny):
     model = build_model("mf", tiny, 8, seed=0)
-    sched = build_candidate("pns@2+dns", tiny, seed=7)
+    sched = build_sampler("pns@2+dns", tiny, seed=7)
     assert isinstance(sched, ScheduleSampler) and sched.name == "pns@2+dns"
     pns = build_sampler("pns", tiny, seed=mix_seed(7, 0))
     dns = build_sampler("dns", tiny, seed=mix_seed(7, 1))
@@ -65,7 +65,7 @@ def test_schedule_draws_with_the_segment_of_the_epoch(tiny):
 
 def test_trainer_switches_and_logs_the_active_segment(tiny):
     model = build_model("mf", tiny, 8, seed=0)
-    obj = SamplerObjective(build_candidate("rns@2+dns", tiny, seed=0), l2=1e-4)
+    obj = SamplerObjective(build_sampler("rns@2+dns", tiny, seed=0), l2=1e-4)
     result = Trainer(tiny, model, obj, TrainConfig(epochs=4, batch_size=256, patience=0,
                                                    progress=False)).fit()
     assert [e["active"] for e in result.log] == ["rns", "rns", "dns", "dns"]
@@ -73,7 +73,7 @@ def test_trainer_switches_and_logs_the_active_segment(tiny):
 
 def test_schedule_with_gdns_segment_trains_in_group_mode(tiny):
     model = build_model("mf", tiny, 8, seed=0)
-    sched = build_candidate("rns@1+gdns", tiny, seed=0,
+    sched = build_sampler("rns@1+gdns", tiny, seed=0,
                             options={"gdns": dict(group_size=4, num_candidates=8)})
     gdns = sched.parts[1]
     Trainer(tiny, model, SamplerObjective(sched, l2=1e-4),
@@ -85,11 +85,11 @@ def test_schedule_with_gdns_segment_trains_in_group_mode(tiny):
 
 
 def test_schedule_state_roundtrip_and_mismatch(tiny):
-    a = build_candidate("rns@1+dns", tiny, seed=0)
-    b = build_candidate("rns@1+dns", tiny, seed=0)
+    a = build_sampler("rns@1+dns", tiny, seed=0)
+    b = build_sampler("rns@1+dns", tiny, seed=0)
     b.load_state_dict(a.state_dict())
     with pytest.raises(ValueError, match="checkpoint holds schedule"):
-        build_candidate("rns@2+dns", tiny, seed=0).load_state_dict(a.state_dict())
+        build_sampler("rns@2+dns", tiny, seed=0).load_state_dict(a.state_dict())
 
 
 def test_schedule_run_resumes_across_the_switch_exactly(tiny, tmp_path):

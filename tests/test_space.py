@@ -11,7 +11,7 @@ import torch
 
 from autosample_ext.data import SyntheticConfig, default_dataset
 from autosample_ext.run import RunConfig, run
-from autosample_ext.search import build_candidate
+from autosample_ext.samplers import build_sampler
 from autosample_ext.search.auto_space import auto_space, dns_pools
 from autosample_ext.search.space import (
     AUTO,
@@ -94,13 +94,16 @@ def test_cli_bad_candidate_exits_2_naming_it(capsys):
 
 
 def test_configured_candidate_builds_its_options_and_wins_over_the_runs(tiny):
-    s = build_candidate("dns(num_candidates=8,top_k=2)", tiny, seed=0, num_candidates=64)
+    s = build_sampler(parse_candidate("dns(num_candidates=8,top_k=2)"), tiny, seed=0,
+                      num_candidates=64)
     assert (s.options.num_candidates, s.options.top_k) == (8, 2)
-    sched = build_candidate("pns(beta=0.5)@1+dns(num_candidates=4)", tiny, seed=0,
-                            options={"dns": {"num_candidates": 64, "top_k": 2}})
+    sched = build_sampler(parse_candidate("pns(beta=0.5)@1+dns(num_candidates=4)"), tiny, seed=0,
+                          options={"dns": {"num_candidates": 64, "top_k": 2}})
     assert sched.parts[0].options.beta == 0.5
     assert (sched.parts[1].options.num_candidates, sched.parts[1].options.top_k) == (4, 2)
     assert sched.name == "pns(beta=0.5)@1+dns(num_candidates=4)"
+    with pytest.raises(ValueError, match="parse_candidate"):   # option text is not parsed here
+        build_sampler("dns(num_candidates=8)", tiny)
 
 
 def test_grid_trains_each_candidate_with_its_options_and_learning_rate(tiny, tmp_path):

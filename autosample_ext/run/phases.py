@@ -23,7 +23,7 @@ from autosample_ext.data.splits import NotEnoughNegatives
 from autosample_ext.run.config import RunConfig
 from autosample_ext.run.protocols import protocol_spec
 from autosample_ext.run.rundir import RunDir
-from autosample_ext.search.schedule import build_candidate
+from autosample_ext.samplers.registry import build_sampler
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainResult
 from autosample_ext.training.distributed import DistContext
 from autosample_ext.training.objectives import SamplerObjective
@@ -148,25 +148,6 @@ def build_model(cfg: RunConfig, data: InteractionData, seed: int):
     return _build(cfg.model, data, **kwargs)
 
 
-def build_sampler(name: str, data: InteractionData, seed: int, device: str,
-                  num_negatives: int = 1, options: dict[str, dict[str, Any]] | None = None,
-                  shard=None, segment_seeds: list[int] | None = None):
-    """A sampler, a schedule (``aobpr@5+dns``) or a configured candidate
-    (``dns(num_candidates=8)``) by name; ``options``: per sampler name, its options
-    (``RunConfig.sampler_options``), applied to the sampler or to the schedule's parts, under
-    the candidate's own; ``shard``: this process's users in a distributed run;
-    ``segment_seeds``: a schedule's per-segment seeds (default: mixed from ``seed``)."""
-    from autosample_ext.search.space import parse_candidate
-
-    options = options or {}
-    cand = parse_candidate(name)
-    if cand.is_schedule:
-        return build_candidate(name, data, seed=seed, device=device, num_negatives=num_negatives,
-                               shard=shard, options=options, segment_seeds=segment_seeds)
-    return build_candidate(name, data, seed=seed, device=device, num_negatives=num_negatives,
-                           shard=shard, **options.get(cand.samplers[0], {}))
-
-
 @dataclass
 class RunContext:
     cfg: RunConfig
@@ -223,7 +204,7 @@ def single_objective(ctx: RunContext, seed: int, name: str) -> SamplerObjective:
     cand = parse_candidate(name)
     seeds = ([seed_for(seed, 100, name_stream(s)) for s in cand.samplers] if cand.is_schedule
              else None)
-    sampler = build_sampler(name, ctx.data, seed_for(seed, 100, name_stream(cand.samplers[0])),
+    sampler = build_sampler(cand, ctx.data, seed_for(seed, 100, name_stream(cand.samplers[0])),
                             cfg.device,
                             cfg.num_negatives, cfg.sampler_options, shard=ctx.dist.shard,
                             segment_seeds=seeds)

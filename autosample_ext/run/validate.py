@@ -37,7 +37,7 @@ def check_config(cfg: "RunConfig") -> None:
     from autosample_ext.run.memory import check_memory
     from autosample_ext.models import MODELS
     from autosample_ext.models.lightgcn import GraphRecommender
-    from autosample_ext.samplers.registry import SAMPLERS
+    from autosample_ext.samplers.registry import sampler_class
 
     check_memory(cfg)
     model_cls = MODELS.get(cfg.model)
@@ -45,8 +45,7 @@ def check_config(cfg: "RunConfig") -> None:
         return
     option = "--sampler" if cfg.mode == "single" else "--search-space"
     for name in trained_samplers(cfg):
-        cls = SAMPLERS.get(name)
-        if cls is not None and cls.needs_graph_model:
+        if sampler_class(name).needs_graph_model:
             raise ValueError(f"{option} {name}: {name} needs a graph model with per-layer "
                              f"embeddings; --model {cfg.model} has none (use --model lightgcn or "
                              f"--model ngcf, or drop {name})")

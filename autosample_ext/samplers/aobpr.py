@@ -10,8 +10,7 @@ from typing import ClassVar, Literal
 import torch
 
 from autosample_ext import ops
-from autosample_ext.data.interactions import InteractionData
-from autosample_ext.samplers.base import Negatives, SampleContext, Sampler, UserShard
+from autosample_ext.samplers.base import Negatives, SampleContext, Sampler
 from autosample_ext.samplers.dns import exp_rank_cdf
 
 
@@ -63,13 +62,10 @@ class AOBPRSampler(Sampler):
 
     name: ClassVar[str] = "aobpr"
     Options: ClassVar[type] = AOBPROptions
+    options: AOBPROptions
 
-    def __init__(self, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
-                 device: torch.device | str = "cpu", options: AOBPROptions | None = None,
-                 shard: UserShard | None = None) -> None:
-        super().__init__(data, seed=seed, num_negatives=num_negatives, device=device, shard=shard)
-        self.options = options or AOBPROptions()
-        self._free = data.num_items - (self.train_indptr[1:] - self.train_indptr[:-1])
+    def setup(self) -> None:
+        self._free = self.data.num_items - (self.train_indptr[1:] - self.train_indptr[:-1])
 
     def sample(self, ctx: SampleContext) -> Negatives:
         users, n, lam = ctx.users, self.num_negatives, self.options.rank_lambda

@@ -133,9 +133,11 @@ def mix_seed(*parts: int) -> int:
 class Sampler:
     """Base class: draws negatives for (user, positive) rows, deterministically by seed and step.
 
-    Subclasses set ``name`` and implement :meth:`sample`. Stateful samplers (SRNS, GDNS) also
-    implement :meth:`observe` (called after the model scored the batch) and keep all state in
-    tensors returned by :meth:`state_dict`, so checkpoints restore it exactly.
+    Subclasses set ``name`` and ``Options`` (their options dataclass) and implement
+    :meth:`sample`; what they build beyond the common state (an alias table, per-user memory)
+    goes in :meth:`setup`, so every sampler shares this constructor. Stateful samplers (SRNS,
+    GDNS) also implement :meth:`observe` (called after the model scored the batch) and keep all
+    state in tensors returned by :meth:`state_dict`, so checkpoints restore it exactly.
 
     ``shard``: in a distributed run, the users of this process (:class:`UserShard`); the
     sampler then only sees batches of those users, keys its streams by the rank and sizes
@@ -144,9 +146,14 @@ class Sampler:
 
     name: ClassVar[str] = ""
     needs_graph_model: ClassVar[bool] = False
+    #: the options dataclass; None for a sampler without one (a schedule: its parts have theirs)
+    Options: ClassVar[type | None] = None
+    #: the option that bounds ``num_negatives`` (the negatives are picked among that many)
+    negatives_bound: ClassVar[str | None] = None
 
     def __init__(self, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
-                 device: torch.device | str = "cpu", shard: UserShard | None = None) -> None:
+                 device: torch.device | str = "cpu", options: Any = None,
+                 shard: UserShard | None = None) -> None:
         if num_negatives < 1:
             raise ValueError(f"{type(self).__name__}: num_negatives must be >= 1, got {num_negatives}")
         self.data = data
@@ -160,6 +167,18 @@ class Sampler:
         ops.check_csr(data.train.indptr, data.train.indices, data.num_items, "training positives")
         self.train_indptr = data.train.indptr.to(self.device)
         self.train_indices = data.train.indices.to(self.device)
+        if self.Options is not None:
+            self.options = options if options is not None else self.Options()
+        bound = self.negatives_bound
+        if bound is not None and self.num_negatives > getattr(self.options, bound):
+            raise ValueError(f"{self.name}: num_negatives ({self.num_negatives}) must not exceed "
+                             f"{bound} ({getattr(self.options, bound)})")
+        self.setup()
+
+    def setup(self) -> None:
+        """Build what this sampler adds to the common state, once the constructor has set
+        ``data``, ``seed``, ``shard``, ``num_negatives``, ``device``, ``options`` and the
+        training positives on the device (``train_indptr``, ``train_indices``)."""
 
     # -- randomness: every draw is a function of (seed, name, step, rank, stream), never global
     # RNG --
@@ -215,7 +234,7 @@ class Sampler:
 
     def active(self, ctx: SampleContext) -> "Sampler":
         """The sampler that draws this step's negatives: ``self``, or a schedule's current
-        segment (:class:`autosample_ext.search.schedule.ScheduleSampler`)."""
+        segment (:class:`autosample_ext.samplers.schedule.ScheduleSampler`)."""
         return self
 
     def sample(self, ctx: SampleContext) -> Negatives:

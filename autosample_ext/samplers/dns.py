@@ -9,8 +9,7 @@ from typing import ClassVar
 import torch
 
 from autosample_ext import ops
-from autosample_ext.data.interactions import InteractionData
-from autosample_ext.samplers.base import Negatives, SampleContext, Sampler, UserShard
+from autosample_ext.samplers.base import Negatives, SampleContext, Sampler
 
 
 def exp_rank_cdf(k: int, rank_lambda: float | None, device: torch.device) -> torch.Tensor:
@@ -66,12 +65,9 @@ class DNSSampler(Sampler):
 
     name: ClassVar[str] = "dns"
     Options: ClassVar[type] = DNSOptions
+    options: DNSOptions
 
-    def __init__(self, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
-                 device: torch.device | str = "cpu", options: DNSOptions | None = None,
-                 shard: UserShard | None = None) -> None:
-        super().__init__(data, seed=seed, num_negatives=num_negatives, device=device, shard=shard)
-        self.options = options or DNSOptions()
+    def setup(self) -> None:
         self._cdf = exp_rank_cdf(self.options.top_k, self.options.rank_lambda, self.device)
 
     def candidates(self, users: torch.Tensor, step: int) -> torch.Tensor:

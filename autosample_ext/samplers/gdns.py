@@ -51,8 +51,7 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from autosample_ext import ops
-from autosample_ext.data.interactions import InteractionData
-from autosample_ext.samplers.base import Negatives, SampleContext, Sampler, UserShard
+from autosample_ext.samplers.base import Negatives, SampleContext, Sampler
 from autosample_ext.samplers.gdns_state import GainTable, TablePlan, plan_table
 
 
@@ -119,14 +118,11 @@ class GDNSSampler(Sampler):
 
     name: ClassVar[str] = "gdns"
     Options: ClassVar[type] = GDNSOptions
+    options: GDNSOptions
+    negatives_bound: ClassVar[str | None] = "num_candidates"
 
-    def __init__(self, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
-                 device: torch.device | str = "cpu", options: GDNSOptions | None = None,
-                 shard: UserShard | None = None) -> None:
-        super().__init__(data, seed=seed, num_negatives=num_negatives, device=device, shard=shard)
-        self.options = opt = options or GDNSOptions()
-        if num_negatives > opt.num_candidates:
-            raise ValueError(f"gdns: num_negatives ({num_negatives}) must not exceed num_candidates ({opt.num_candidates})")
+    def setup(self) -> None:
+        opt, data = self.options, self.data
         # One row per user of this process's shard (all users in one process; docs/distributed.md);
         # the size is checked against the budget before anything is allocated.
         self.table: GainTable | None = None

@@ -34,8 +34,7 @@ from typing import ClassVar, Literal
 import torch
 
 from autosample_ext import ops
-from autosample_ext.data.interactions import InteractionData
-from autosample_ext.samplers.base import Negatives, SampleContext, Sampler, UserShard
+from autosample_ext.samplers.base import Negatives, SampleContext, Sampler
 
 
 @dataclass(frozen=True)
@@ -65,12 +64,7 @@ class MixGCFSampler(Sampler):
     name: ClassVar[str] = "mixgcf"
     needs_graph_model: ClassVar[bool] = True
     Options: ClassVar[type] = MixGCFOptions
-
-    def __init__(self, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
-                 device: torch.device | str = "cpu", options: MixGCFOptions | None = None,
-                 shard: UserShard | None = None) -> None:
-        super().__init__(data, seed=seed, num_negatives=num_negatives, device=device, shard=shard)
-        self.options = options or MixGCFOptions()
+    options: MixGCFOptions
 
     def candidates(self, users: torch.Tensor, step: int) -> torch.Tensor:
         seed, offset = self.stream(step, 0)

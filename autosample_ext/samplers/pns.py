@@ -7,8 +7,7 @@ from typing import ClassVar
 import torch
 
 from autosample_ext import ops
-from autosample_ext.data.interactions import InteractionData
-from autosample_ext.samplers.base import Negatives, SampleContext, Sampler, UserShard
+from autosample_ext.samplers.base import Negatives, SampleContext, Sampler
 
 
 @dataclass(frozen=True)
@@ -43,12 +42,9 @@ class PNSSampler(Sampler):
 
     name: ClassVar[str] = "pns"
     Options: ClassVar[type] = PNSOptions
+    options: PNSOptions
 
-    def __init__(self, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
-                 device: torch.device | str = "cpu", options: PNSOptions | None = None,
-                 shard: UserShard | None = None) -> None:
-        super().__init__(data, seed=seed, num_negatives=num_negatives, device=device, shard=shard)
-        self.options = options or PNSOptions()
+    def setup(self) -> None:
         self.weights = self.item_weights()
         prob, alias = ops.build_alias_table(self.weights)
         self.alias_prob = prob.to(self.device)

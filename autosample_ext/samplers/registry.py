@@ -1,5 +1,8 @@
-"""The samplers by name: ``build_sampler("dns", data, seed=0, num_candidates=64)``, and the
-sampler options given as text (``--sampler-opt dns.num_candidates=8``)."""
+"""The samplers by name: the one place that knows them. :func:`check_sampler_name` is the one
+"unknown sampler" check (every parser of sampler names, schedules and candidates calls it);
+:func:`parse_schedule` reads a schedule's text; :func:`build_sampler` is the one build-by-name
+(``build_sampler("dns", data, seed=0, num_candidates=64)``, ``build_sampler("aobpr@5+dns",
+data)``); and the sampler options given as text (``--sampler-opt dns.num_candidates=8``)."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,19 +10,20 @@ import difflib
 import math
 import types
 import typing
-from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, Protocol
 
 import torch
 
 from autosample_ext.data.interactions import InteractionData
 from autosample_ext.samplers.aobpr import AOBPRSampler
-from autosample_ext.samplers.base import Sampler, UserShard
+from autosample_ext.samplers.base import Sampler, UserShard, mix_seed
 from autosample_ext.samplers.dns import DNSSampler
 from autosample_ext.samplers.gdns import GDNSSampler
 from autosample_ext.samplers.mixgcf import MixGCFSampler
 from autosample_ext.samplers.pns import PNSSampler
 from autosample_ext.samplers.rns import RNSSampler
+from autosample_ext.samplers.schedule import Schedule, ScheduleSampler, is_schedule
 from autosample_ext.samplers.srns import SRNSSampler
 
 SAMPLERS: dict[str, type[Sampler]] = {
@@ -28,16 +32,40 @@ SAMPLERS: dict[str, type[Sampler]] = {
 }
 
 
+class SegmentSpec(Protocol):
+    """One segment of a parsed candidate: its sampler, options and length (None: the last)."""
+
+    sampler: str
+    options: Iterable[tuple[str, Any]]
+    epochs: int | None
+
+
+class SamplerSpec(Protocol):
+    """A parsed sampler or schedule with options on its segments
+    (:class:`autosample_ext.search.space.Candidate`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    segments: Sequence[SegmentSpec]
+
+
 def sampler_names() -> list[str]:
     """Registered sampler names, in the order of the sampler table of docs/search.md."""
     return list(SAMPLERS)
 
 
+def check_sampler_name(name: str) -> str:
+    """``name`` in lower case when it names a registered sampler; else ValueError with the
+    message every command prints for an unknown sampler (callers prefix where it was written)."""
+    key = name.lower()
+    if key not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; known samplers: {', '.join(SAMPLERS)}")
+    return key
+
+
 def sampler_class(name: str) -> type[Sampler]:
-    try:
-        return SAMPLERS[name.lower()]
-    except KeyError:
-        raise ValueError(f"unknown sampler {name!r}; choose from {sampler_names()}") from None
+    return SAMPLERS[check_sampler_name(name)]
 
 
 def sampler_options(name: str, **options: Any) -> Any:
@@ -59,14 +87,91 @@ def _check_finite(cls: type[Sampler], options: Mapping[str, Any]) -> None:
             raise ValueError(f"{cls.name}.{field}={value}: expected a finite number")
 
 
-def build_sampler(name: str, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
-                  device: torch.device | str = "cpu", shard: UserShard | None = None,
-                  **options: Any) -> Sampler:
-    """Build sampler ``name`` for ``data``; ``options`` are fields of its options dataclass;
-    ``shard``: the users of this process in a distributed run (:class:`UserShard`)."""
-    cls = sampler_class(name)
-    return cls(data, seed=seed, num_negatives=num_negatives, device=device,
-               options=sampler_options(name, **options), shard=shard)
+def parse_schedule(text: str) -> Schedule:
+    """Parse ``s1@n1+...+sK``; ValueError naming the part that is wrong."""
+    where = f"schedule {text!r}"
+    parts = [p.strip().lower() for p in text.split("+")]
+    if any(not p for p in parts):
+        raise ValueError(f"{where}: empty segment (write e.g. aobpr@5+dns)")
+    segments: list[tuple[str, int]] = []
+    for i, part in enumerate(parts):
+        name, at, count = part.partition("@")
+        name = name.strip()
+        try:
+            check_sampler_name(name)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        if i == len(parts) - 1:
+            if at:
+                raise ValueError(f"{where}: the last segment {part!r} runs to the end of training "
+                                 f"and takes no @epochs (write e.g. aobpr@5+dns)")
+            last = name
+        else:
+            if not at:
+                raise ValueError(f"{where}: segment {part!r} needs @epochs (write e.g. aobpr@5+dns)")
+            if not count.strip().isdigit() or int(count) < 1:
+                raise ValueError(f"{where}: segment {part!r}: epochs must be an integer >= 1")
+            segments.append((name, int(count)))
+    if not segments:
+        raise ValueError(f"{where}: a schedule needs at least two segments (write e.g. aobpr@5+dns)")
+    return Schedule(tuple(segments), last)
+
+
+def build_sampler(name: str | SamplerSpec, data: InteractionData, seed: int = 0,
+                  device: torch.device | str = "cpu", num_negatives: int = 1,
+                  options: Mapping[str, Mapping[str, Any]] | None = None, *,
+                  shard: UserShard | None = None, segment_seeds: Sequence[int] | None = None,
+                  **fields: Any) -> Sampler:
+    """Build what ``name`` names for ``data``: a sampler (``"dns"``), a schedule
+    (``"aobpr@5+dns"``, a :class:`~autosample_ext.samplers.schedule.ScheduleSampler`), or a
+    parsed candidate whose segments carry options (a :class:`SamplerSpec`, such as
+    ``autosample_ext.search.space.parse_candidate("rns@3+dns(num_candidates=8)")``: the option
+    text is the search space's grammar, parsed there).
+
+    ``options``: per sampler name, its options (the run's ``--sampler-opt``), applied to that
+    sampler wherever it trains (alone or as a schedule's segment); ``fields``: options of a
+    plain sampler (fields of its options dataclass); a candidate's own options win over both.
+    ``shard``: the users of this process in a distributed run (:class:`UserShard`);
+    ``segment_seeds``: a schedule's per-segment seeds (default ``mix_seed(seed, i)``). A
+    candidate's learning rate is the run's business, not the sampler's.
+    """
+    per_name = dict(options or {})
+    if isinstance(name, str):
+        text = name.strip()
+        if text.lower() in SAMPLERS:
+            cls = sampler_class(text)
+            given = {**per_name.get(cls.name, {}), **fields}
+            return cls(data, seed=seed, num_negatives=num_negatives, device=device,
+                       options=sampler_options(cls.name, **given), shard=shard)
+        if "(" in text:
+            raise ValueError(f"build_sampler: {name!r} writes options in the name; pass "
+                             f"autosample_ext.search.space.parse_candidate({name!r}) instead")
+        if not is_schedule(text):
+            check_sampler_name(text)
+        schedule = parse_schedule(text)
+        own, label = [{} for _ in schedule.samplers], str(schedule)
+    else:
+        segments = tuple(name.segments)
+        if len(segments) == 1:
+            return build_sampler(segments[0].sampler, data, seed, device, num_negatives, per_name,
+                                 shard=shard, **{**fields, **dict(segments[0].options)})
+        schedule = Schedule(tuple((s.sampler, int(s.epochs)) for s in segments[:-1]),
+                            segments[-1].sampler)
+        own, label = [dict(s.options) for s in segments], name.name
+    names = schedule.samplers
+    seeds = list(segment_seeds) if segment_seeds is not None else [mix_seed(seed, i)
+                                                                    for i in range(len(names))]
+    if len(seeds) != len(names):
+        raise ValueError(f"schedule {label!r}: {len(names)} segments, "
+                         f"{len(seeds)} seeds")
+    per_segment = [{**per_name.get(n, {}), **o} for n, o in zip(names, own)]
+
+    def make_part(i: int) -> Sampler:
+        return build_sampler(names[i], data, seeds[i], device, num_negatives, shard=shard,
+                             **per_segment[i])
+
+    return ScheduleSampler(schedule, data, make_part=make_part, seed=seed,
+                           num_negatives=num_negatives, device=device, shard=shard, name=label)
 
 
 def check_sampler_data(name: str, options: Mapping[str, Any] | None, num_users: int,

@@ -4,11 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import torch
-
 from autosample_ext import ops
-from autosample_ext.data.interactions import InteractionData
-from autosample_ext.samplers.base import Negatives, SampleContext, Sampler, UserShard
+from autosample_ext.samplers.base import Negatives, SampleContext, Sampler
 
 
 @dataclass(frozen=True)
@@ -25,12 +22,7 @@ class RNSSampler(Sampler):
 
     name: ClassVar[str] = "rns"
     Options: ClassVar[type] = RNSOptions
-
-    def __init__(self, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
-                 device: torch.device | str = "cpu", options: RNSOptions | None = None,
-                 shard: UserShard | None = None) -> None:
-        super().__init__(data, seed=seed, num_negatives=num_negatives, device=device, shard=shard)
-        self.options = options or RNSOptions()
+    options: RNSOptions
 
     def sample(self, ctx: SampleContext) -> Negatives:
         seed, offset = self.stream(ctx.step, 0)

@@ -33,8 +33,7 @@ from typing import Any, ClassVar
 import torch
 
 from autosample_ext import ops
-from autosample_ext.data.interactions import InteractionData
-from autosample_ext.samplers.base import Negatives, SampleContext, Sampler, UserShard
+from autosample_ext.samplers.base import Negatives, SampleContext, Sampler
 
 
 @dataclass(frozen=True)
@@ -65,14 +64,11 @@ class SRNSSampler(Sampler):
 
     name: ClassVar[str] = "srns"
     Options: ClassVar[type] = SRNSOptions
+    options: SRNSOptions
+    negatives_bound: ClassVar[str | None] = "memory_size"
 
-    def __init__(self, data: InteractionData, *, seed: int = 0, num_negatives: int = 1,
-                 device: torch.device | str = "cpu", options: SRNSOptions | None = None,
-                 shard: UserShard | None = None) -> None:
-        super().__init__(data, seed=seed, num_negatives=num_negatives, device=device, shard=shard)
-        self.options = opt = options or SRNSOptions()
-        if num_negatives > opt.memory_size:
-            raise ValueError(f"srns: num_negatives ({num_negatives}) must not exceed memory_size ({opt.memory_size})")
+    def setup(self) -> None:
+        opt, data = self.options, self.data
         # One row per user of this process's shard (all users in one process; docs/distributed.md).
         shard = self.shard
         num_users, s1, t = shard.count(data.num_users), opt.memory_size, opt.history_length

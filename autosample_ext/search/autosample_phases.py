@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from autosample_ext.samplers.registry import build_sampler
 from autosample_ext.search.autosample import AutoSampleObjective
 from autosample_ext.search.retrain import chosen_sampler, init_retrain_model
+from autosample_ext.search.space import parse_candidate
 from autosample_ext.search.valid_alpha import ValidAlphaObjective
 from autosample_ext.training.objectives import SamplerObjective
 
@@ -42,10 +44,11 @@ def search_objective(ctx: RunContext, seed: int, objective: str):
     """The search stage's objective: alpha moved by the validation probes (``"valid"``,
     :class:`~autosample_ext.search.valid_alpha.ValidAlphaObjective`) or by the training loss
     (``"train"``, the paper's Algorithm 1). Both draw the same model init and sampler streams."""
-    from autosample_ext.run.phases import build_sampler, name_stream, seed_for
+    from autosample_ext.run.phases import name_stream, seed_for
 
     cfg = ctx.cfg
-    samplers = [build_sampler(name, ctx.data, seed_for(seed, 1000, name_stream(name)), cfg.device,
+    samplers = [build_sampler(parse_candidate(name), ctx.data,
+                              seed_for(seed, 1000, name_stream(name)), cfg.device,
                               options=cfg.sampler_options, shard=ctx.dist.shard)
                 for name in cfg.search_space]
     if objective == "train":
@@ -89,7 +92,7 @@ def run_autosample(ctx: RunContext, seed: int, objective: str | None = None) -> 
     searched_state = ctx.read_checkpoint(seed, search_phase)["best_model"]
     retrain_model = init_retrain_model(build_model(cfg, ctx.data, seed_for(seed, 2000)),
                                        searched_state, cfg.retrain_init)
-    sampler = build_sampler(chosen, ctx.data, seed_for(seed, 3000), cfg.device,
+    sampler = build_sampler(parse_candidate(chosen), ctx.data, seed_for(seed, 3000), cfg.device,
                             options=cfg.sampler_options, shard=ctx.dist.shard)
     retrain = run_trainer(ctx, seed, retrain_phase, retrain_model,
                           SamplerObjective(sampler, l2=cfg.l2),

@@ -30,6 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from autosample_ext.samplers.registry import check_sampler_name
+
 #: the search-space value that asks the race to build its space from the data
 AUTO = "auto"
 LR = "lr"
@@ -139,7 +141,7 @@ def split_space(text: str) -> list[str]:
 
 # -- parsing -------------------------------------------------------------------------------------
 
-def _segment_alternatives(text: str, where: str, known: Sequence[str]
+def _segment_alternatives(text: str, where: str
                           ) -> tuple[str, list[tuple[str, list[str]]], int | None]:
     """``dns(num_candidates=4|8)@5`` -> ("dns", [("num_candidates", ["4", "8"])], 5)."""
     body, at, count = text.rpartition("@") if "@" in text.rsplit(")", 1)[-1] else (text, "", "")
@@ -155,8 +157,10 @@ def _segment_alternatives(text: str, where: str, known: Sequence[str]
     name = name.strip().lower()
     if not name:
         raise CandidateError(f"{where}: empty segment (write e.g. aobpr@5+dns)")
-    if name not in known:
-        raise CandidateError(f"{where}: unknown sampler {name!r}; known samplers: {', '.join(known)}")
+    try:
+        check_sampler_name(name)
+    except ValueError as exc:
+        raise CandidateError(f"{where}: {exc}") from None
     fields: list[tuple[str, list[str]]] = []
     if paren:
         if not rest.endswith(")"):
@@ -228,21 +232,17 @@ def check_candidate(candidate: Candidate, where: str | None = None) -> Candidate
     return candidate
 
 
-def expand_candidate(text: str, known: Sequence[str] | None = None) -> list[Candidate]:
+def expand_candidate(text: str) -> list[Candidate]:
     """Every candidate a text stands for (alternatives ``a|b`` expanded, every combination in the
     order written: the first field varies slowest). Raises CandidateError naming the text and
     the field."""
-    if known is None:
-        from autosample_ext.samplers import sampler_names
-
-        known = sampler_names()
     where = f"candidate {text.strip()!r}"
     if not text.strip():
         raise CandidateError("empty candidate (write e.g. rns,dns(num_candidates=8))")
     parts = split_top(text, "+")
     per_segment = []
     for i, part in enumerate(parts):
-        name, fields, epochs = _segment_alternatives(part, where, known)
+        name, fields, epochs = _segment_alternatives(part, where)
         last = i == len(parts) - 1
         if last and epochs is not None:
             raise CandidateError(f"{where}: the last segment {part.strip()!r} runs to the end of "
@@ -266,16 +266,16 @@ def expand_candidate(text: str, known: Sequence[str] | None = None) -> list[Cand
     return out
 
 
-def parse_candidate(text: str, known: Sequence[str] | None = None) -> Candidate:
+def parse_candidate(text: str) -> Candidate:
     """Exactly one candidate (no alternatives)."""
-    found = expand_candidate(text, known)
+    found = expand_candidate(text)
     if len(found) != 1:
         raise CandidateError(f"candidate {text.strip()!r} stands for {len(found)} candidates; "
                              f"name one")
     return found[0]
 
 
-def expand_space(names: Sequence[str] | str, known: Sequence[str] | None = None) -> tuple[str, ...]:
+def expand_space(names: Sequence[str] | str) -> tuple[str, ...]:
     """Canonical names of every candidate of a space (a text or a sequence of texts); ``auto``
     stays as it is (the race expands it). Raises CandidateError for a bad candidate or one that
     appears twice."""
@@ -285,24 +285,22 @@ def expand_space(names: Sequence[str] | str, known: Sequence[str] | None = None)
         if text.strip().lower() == AUTO:
             out.append(AUTO)
             continue
-        for cand in expand_candidate(text, known):
+        for cand in expand_candidate(text):
             if cand.name in out:
                 raise CandidateError(f"candidate {cand.name!r} appears twice in the search space")
             out.append(cand.name)
     return tuple(out)
 
 
+def canonical_name(name: str) -> str:
+    """A sampler name, schedule or configured candidate (``dns(num_candidates=8)``) in canonical
+    spelling (lower case, no spaces); validated (:func:`parse_candidate`)."""
+    return parse_candidate(name).name
+
+
 def base_samplers(name: str) -> tuple[str, ...]:
     """The sampler names a candidate trains (``rns@3+dns(num_candidates=8)`` -> rns, dns)."""
     return parse_candidate(name).samplers
-
-
-def segment_options(candidate: Candidate, run_options: dict[str, dict[str, Any]] | None = None
-                    ) -> list[dict[str, Any]]:
-    """Per segment, the options used: the run's options of that sampler (``--sampler-opt``, a
-    protocol's defaults) with the candidate's own on top."""
-    run_options = run_options or {}
-    return [{**run_options.get(s.sampler, {}), **dict(s.options)} for s in candidate.segments]
 
 
 def with_options(candidate: Candidate, **changes: Any) -> Candidate:

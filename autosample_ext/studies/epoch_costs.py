@@ -16,7 +16,8 @@ import torch
 
 from autosample_ext.data import load
 from autosample_ext.run import RunConfig
-from autosample_ext.run.phases import build_model, build_sampler
+from autosample_ext.run.phases import build_model
+from autosample_ext.samplers.registry import build_sampler
 from autosample_ext.search import AutoSampleObjective
 from autosample_ext.training import SamplerObjective, TrainConfig, Trainer
 

@@ -226,7 +226,9 @@ def run_analysis(data: InteractionData, out: Path, *, samplers: Sequence[str], e
                  seed: int, plant_seed: int, snapshot_epochs: Sequence[int],
                  progress: bool = False) -> dict[str, Any]:
     """Plant, train every sampler, write the outputs; returns the JSON written."""
-    from autosample_ext.run.phases import build_model, build_sampler, name_stream, seed_for
+    from autosample_ext.run.phases import build_model, name_stream, seed_for
+    from autosample_ext.samplers.registry import build_sampler
+    from autosample_ext.search.space import parse_candidate
     from autosample_ext.training import SamplerObjective, Trainer
 
     out.mkdir(parents=True, exist_ok=True)
@@ -243,8 +245,9 @@ def run_analysis(data: InteractionData, out: Path, *, samplers: Sequence[str], e
         "sampler_options": cfg.sampler_options, "bins": BINS.tolist(), "samplers": {}}
     for name in samplers:
         model = build_model(cfg, planted_data, seed)
-        inner = build_sampler(name, planted_data, seed_for(seed, 100, name_stream(name)),
-                              cfg.device, options=cfg.sampler_options)
+        inner = build_sampler(parse_candidate(name), planted_data,
+                              seed_for(seed, 100, name_stream(name)), cfg.device,
+                              options=cfg.sampler_options)
         probe = SelectionProbe(inner, planted, non_positive)
         snaps: dict[int, dict[str, Any]] = {}
 

@@ -67,7 +67,7 @@ def check_args(ns: argparse.Namespace) -> dict[str, Any]:
     arguments of :func:`~.false_negatives.run_analysis` with the data and format to load."""
     from autosample_ext.studies.false_negatives import analysis_config
     from autosample_ext.run.validate import check_config
-    from autosample_ext.search.schedule import is_schedule
+    from autosample_ext.samplers.schedule import is_schedule
 
     if ns.out is None:
         raise CLIError("--out: required (the output folder)")

@@ -24,10 +24,10 @@ from autosample_ext import data as D
 from autosample_ext.run.config import RunConfig
 from autosample_ext.run.phases import (
     build_model,
-    build_sampler,
     name_stream,
     seed_for,
 )
+from autosample_ext.samplers.registry import build_sampler
 from autosample_ext.training import SamplerObjective, Trainer
 
 
