@@ -1,9 +1,13 @@
-"""The command line of ``python -m autosample_ext.train``: defaults, the argument parser and
-the checks of single arguments (each raising :class:`CLIError` or argparse's usage error, exit 2).
+"""The command line of ``python -m autosample_ext.train``: defaults, the argument parser, the
+parsing of list-valued arguments, the checks :class:`RunConfig` does not make (threads, timeouts,
+the device, files, spellings argparse cannot check) and the option naming of RunConfig's errors
+(each a :class:`CLIError` or argparse's usage error, exit 2). The rules of the settings are
+RunConfig's (and those of the configs it builds), stated once there.
 Turning parsed arguments into a :class:`RunConfig` and running it is :mod:`autosample_ext.train`."""
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any, Sequence
 
 import torch
@@ -11,7 +15,8 @@ import torch
 from autosample_ext.cli_common import finite_floats
 from autosample_ext.data.readers import FORMATS, canonical_format
 from autosample_ext.data.splits import SPLIT_ROUNDINGS
-from autosample_ext.run import DEFAULT_SEARCH_SPACE, MODELS, PROTOCOLS, SEARCHES, RunConfig
+from autosample_ext.models import MODEL_NAMES
+from autosample_ext.run import DEFAULT_SEARCH_SPACE, PROTOCOLS, SEARCHES, RunConfig
 from autosample_ext.run.config import ALPHA_OBJECTIVES
 from autosample_ext.run.protocols import PROTOCOL_SPECS
 from autosample_ext.models._init import INIT_SCHEMES
@@ -71,7 +76,7 @@ def check_seed(value: int, option: str) -> int:
 
 def check_more_args(ns: argparse.Namespace, given: dict[str, Any]) -> None:
     """Values argparse cannot check: --threads, --dist-timeout, --seeds, --split-seed,
-    --format, --split, --valid-fraction."""
+    --format, --split."""
     if "threads" in ns and not 1 <= ns.threads <= MAX_THREADS:
         raise CLIError(f"--threads: must be >= 1 and at most {MAX_THREADS}, got {ns.threads}")
     for key in ("seeds", "split_seed"):
@@ -89,8 +94,6 @@ def check_more_args(ns: argparse.Namespace, given: dict[str, Any]) -> None:
                            f"{', '.join(FORMATS)}") from None
     if "split" in given:
         _check_split(given["split"])
-    if "valid_fraction" in given and not 0 < given["valid_fraction"] < 1:
-        raise CLIError(f"--valid-fraction: must be in (0, 1), got {given['valid_fraction']}")
 
 
 def known_samplers() -> tuple[str, ...]:
@@ -122,8 +125,9 @@ def name_list(text: str, what: str) -> tuple[str, ...]:
 
 def sampler_opts(texts: Sequence[str]) -> dict[str, dict[str, Any]]:
     """``--sampler-opt`` values (``dns.num_candidates=8``, repeatable) -> ``{sampler: {field:
-    value}}``, each converted to its field's type and range-checked by the sampler's options."""
-    from autosample_ext.samplers.registry import check_sampler_options, parse_sampler_opt
+    value}}``, each converted to its field's type (the ranges are the sampler's options' rules,
+    which :class:`RunConfig` applies)."""
+    from autosample_ext.samplers.registry import parse_sampler_opt
 
     out: dict[str, dict[str, Any]] = {}
     for text in texts:
@@ -135,10 +139,35 @@ def sampler_opts(texts: Sequence[str]) -> dict[str, dict[str, Any]]:
             raise CLIError(f"--sampler-opt {text}: {name}.{field} is given twice "
                            f"(first {out[name][field]!r})")
         out.setdefault(name, {})[field] = value
-    try:
-        return check_sampler_options(out)
-    except ValueError as exc:
-        raise CLIError(f"--sampler-opt {exc}") from None
+    return out
+
+
+#: the RunConfig field an option's parsed value sets, where the names differ
+FIELD_OF_DEST: dict[str, str] = {"sampler_opt": "sampler_options",
+                                 "no_budget_singles": "budget_singles", "no_progress": "progress"}
+
+
+def option_of_field(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """RunConfig field -> the option that sets it (``epochs`` -> ``--epochs``), from the
+    parser's destinations."""
+    return {FIELD_OF_DEST.get(a.dest, a.dest): max(a.option_strings, key=len)
+            for a in parser._actions if a.option_strings}  # argparse has no public list
+
+
+_LEADING_FIELD = re.compile(r"([a-z][a-z0-9_]*)(:?) (.*)", re.DOTALL)
+
+
+def option_message(exc: Exception, options: dict[str, str]) -> str:
+    """A :class:`RunConfig` error in the command line's words: the field that leads the
+    message becomes its option (``epochs must be >= 1, got 0`` -> ``--epochs: must be >= 1,
+    got 0``); a message that names no field stays as it is."""
+    text = str(exc)
+    match = _LEADING_FIELD.fullmatch(text)
+    if match is None or match.group(1) not in options:
+        return text
+    field, colon, rest = match.groups()
+    sep = ": " if colon or rest.startswith("must ") else " "
+    return f"{options[field]}{sep}{rest}"
 
 
 def _protocol_help() -> str:
@@ -208,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep interactions rated >= R as positives (the data must have ratings) "
                         "[default: keep all]")
     g = p.add_argument_group("model")
-    g.add_argument("--model", choices=MODELS,
+    g.add_argument("--model", choices=MODEL_NAMES,
                    help=f"recommender (gmf: GDNS's generalised MF) [default: {d.model}]")
     g.add_argument("--dim", type=int, metavar="D", help=f"embedding width [default: {d.dim}]")
     g.add_argument("--layers", type=int, metavar="K",

@@ -35,10 +35,10 @@ from autosample_ext.cli_common import (
     train_checked,
     usage_error,
 )
-from autosample_ext.run import MODELS, RunConfig
+from autosample_ext.models import MODEL_NAMES
+from autosample_ext.run import RunConfig
 from autosample_ext.run.lock import RunLocked
 from autosample_ext.run.rundir import RunDirError
-from autosample_ext.run.validate import check_config
 from autosample_ext.experiments.plan import (
     DEFAULT_SCHEDULES,
     DEFAULT_SUBSETS,
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="default",
                    help="comma-separated dataset paths ('default' = the embedded data)")
     p.add_argument("--models", default="mf",
-                   help=f"comma-separated models ({', '.join(MODELS)})")
+                   help=f"comma-separated models ({', '.join(MODEL_NAMES)})")
     p.add_argument("--seeds", default="0,1,2", help="training seeds")
     p.add_argument("--tables", default=",".join(TABLES),
                    help="3 (Table 3, the pick table and Figures 3-4), 4, 5, 6, schedule, sh-ties "
@@ -115,10 +115,10 @@ def experiment_config(ns: argparse.Namespace) -> ExperimentConfig:
     base = train_checked(search_space=ns.search_space, epochs=ns.epochs, patience=ns.patience,
                          seeds=ns.seeds, threads=ns.threads)
     models = _split(ns.models)
-    unknown = [m for m in models if m not in MODELS]
+    unknown = [m for m in models if m not in MODEL_NAMES]
     if not models or unknown:
         raise CLIError(f"--models: unknown model(s) {', '.join(map(repr, unknown))}; known models: "
-                       f"{', '.join(MODELS)}" if unknown else
+                       f"{', '.join(MODEL_NAMES)}" if unknown else
                        f"--models: expected comma-separated models such as mf,lightgcn, got "
                        f"{ns.models!r}")
     if len(set(models)) != len(models):
@@ -149,7 +149,7 @@ def experiment_config(ns: argparse.Namespace) -> ExperimentConfig:
         raise CLIError(str(exc)) from None
     for item in plan(cfg):  # every planned run's settings, before the first one starts
         try:
-            check_config(item.config.resolved())
+            item.config.resolved()  # raises what would stop the run (run/config.py)
         except ValueError as exc:
             raise CLIError(f"{item.setting}/{item.name}: {exc}") from None
     return cfg

@@ -18,17 +18,14 @@ from autosample_ext.run.protocols import (
     find_conflicts,
     protocol_spec,
 )
+from autosample_ext.models import MODEL_NAMES
 from autosample_ext.models._init import INIT_SCHEMES
 from autosample_ext.models.lightgcn import PROPAGATIONS
+from autosample_ext.search.autosample import SearchConfig
 from autosample_ext.search.halving import HalvingConfig
 from autosample_ext.search.probes import ProbeConfig
 from autosample_ext.search.retrain import RETRAIN_INITS
-from autosample_ext.training.config import (
-    ENGINES,
-    EVAL_PROTOCOLS,
-    OPTIMIZERS,
-    TrainConfig,
-)
+from autosample_ext.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +35,6 @@ SEARCHES: tuple[str, ...] = ("autosample", "sh", "grid")
 #: what moves AutoSample's alpha: the validation metric's look-ahead gains (default) or the
 #: training loss (the paper's Algorithm 1 as written)
 ALPHA_OBJECTIVES: tuple[str, ...] = ("valid", "train")
-MODELS: tuple[str, ...] = ("mf", "gmf", "lightgcn", "ngcf")
 #: after a race: off, or the winner's best state trained on with a harder candidate
 SH_CURRICULA: tuple[str, ...] = ("off", "harder")
 #: the race settings of a run saved before they existed (config.json without them): that run
@@ -91,6 +87,17 @@ def _ints(value: Any, field: str) -> tuple[int, ...]:
         return tuple(int(v) for v in value)
     except (TypeError, ValueError):
         raise TypeError(f"{field}: expected an int or a sequence of ints, got {value!r}") from None
+
+
+def _checked_options(options: Any) -> dict[str, dict[str, Any]]:
+    """``sampler_options`` checked by each sampler's options dataclass (its own rules), the
+    error naming the field."""
+    from autosample_ext.samplers.registry import check_sampler_options
+
+    try:
+        return check_sampler_options(options)
+    except ValueError as exc:
+        raise ValueError(f"sampler_options: {exc}") from None
 
 
 @dataclass
@@ -197,29 +204,17 @@ class RunConfig:
         self.sampler = _expanded(_names(self.sampler, "sampler"), "sampler")
         self.seeds = _ints(self.seeds, "seeds")
         self.ks = _ints(self.ks, "ks")
-        from autosample_ext.samplers.registry import check_sampler_options
-
-        self.sampler_options = check_sampler_options(self.sampler_options)
+        self.sampler_options = _checked_options(self.sampler_options)
         if self.valid_fraction is not None and not 0.0 < self.valid_fraction < 1.0:
             raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.eval_protocol not in EVAL_PROTOCOLS:
-            raise ValueError(f"eval_protocol must be one of {EVAL_PROTOCOLS}, got {self.eval_protocol!r}")
-        if self.engine not in ENGINES:
-            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
         if self.split_rounding not in SPLIT_ROUNDINGS:
             raise ValueError(f"split_rounding must be one of {SPLIT_ROUNDINGS}, got {self.split_rounding!r}")
-        if self.eval_start is not None and self.eval_start < 1:
-            raise ValueError(f"eval_start must be None or >= 1, got {self.eval_start}")
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.model not in MODEL_NAMES:
+            raise ValueError(f"model must be one of {MODEL_NAMES}, got {self.model!r}")
         if self.propagation not in PROPAGATIONS:
             raise ValueError(f"propagation must be one of {PROPAGATIONS}, got {self.propagation!r}")
-        if self.checkpoint_every is not None and self.checkpoint_every < 0:
-            raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if self.init is not None and self.init not in INIT_SCHEMES:
             raise ValueError(f"init must be one of {INIT_SCHEMES} or None, got {self.init!r}")
         if self.retrain_init not in RETRAIN_INITS:
@@ -243,11 +238,23 @@ class RunConfig:
         self._check_space()
         if self.num_negatives < 1:
             raise ValueError(f"num_negatives must be >= 1, got {self.num_negatives}")
-        for name in ("epochs", "dim", "layers", "batch_size"):
+        for name in ("dim", "layers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.retrain_epochs is not None and self.retrain_epochs < 1:
             raise ValueError(f"retrain_epochs must be >= 1, got {self.retrain_epochs}")
+        try:  # the training loop's own rules: epochs, batch_size, checkpoint_every, lr, metric, ...
+            self.train_config(self.seeds[0])
+        except ValueError as exc:
+            raise ValueError(str(exc).removeprefix("train: ")) from None
+        from autosample_ext.search.space import AUTO
+
+        try:  # the AutoSample search's own rules: alpha_lr, tau, at least two candidates
+            SearchConfig(candidates=(DEFAULT_SEARCH_SPACE if AUTO in self.search_space
+                                     else self.search_space), alpha_lr=self.alpha_lr, tau=self.tau)
+        except ValueError as exc:
+            raise ValueError(str(exc).removeprefix("search: ")
+                             .replace("the search space needs", "search_space: needs")) from None
         if self.alpha_objective not in ALPHA_OBJECTIVES:
             raise ValueError(f"alpha_objective must be one of {ALPHA_OBJECTIVES}, got "
                              f"{self.alpha_objective!r}")
@@ -315,10 +322,16 @@ class RunConfig:
         An explicit value that differs from a fixed one raises :class:`ProtocolConflict`
         listing each. Idempotent. Also checks what only the resolved
         config can tell: the mode is allowed, every ``sampler_options`` entry names a sampler of
-        the run, the sampled evaluation has the leave-one-out split it needs.
+        the run, the sampled evaluation has the leave-one-out split it needs, an explicit
+        ``valid_fraction`` has a split without validation pairs to serve, and
+        :func:`~autosample_ext.run.validate.check_config` (the model serves every sampler, the
+        sizes fit in memory): a config ``resolved()`` returns can run, data permitting.
         """
         spec = protocol_spec(self.protocol)
         given = set(self.explicit_fields() if explicit is None else explicit)
+        if "valid_fraction" in given and spec.best_test:
+            raise ValueError(f"--valid-fraction: the {self.protocol.upper()} protocol evaluates "
+                             f"on test and has no validation split")
         conflicts = find_conflicts(spec, {f.name: getattr(self, f.name)
                                           for f in dataclasses.fields(self)}, given)
         if conflicts:
@@ -354,10 +367,7 @@ class RunConfig:
         options = {n: dict(d) for n, d in spec.sampler_defaults.items() if n in trained}
         for n, d in out.sampler_options.items():
             options.setdefault(n, {}).update(d)
-        out.sampler_options = options
-        from autosample_ext.samplers.registry import check_sampler_options
-
-        check_sampler_options(out.sampler_options)
+        out.sampler_options = _checked_options(options)  # the protocol's defaults merged in
         if out.eval_protocol == "sampled" and out.split != "loo":
             raise ValueError(f"--eval-protocol sampled needs the leave-one-out split with its fixed "
                              f"negatives (--split loo), got --split {out.split}")
@@ -371,9 +381,15 @@ class RunConfig:
                 raise ValueError(f"--optimizer lazy_adam: lazy Adam needs the fused engine, and "
                                  f"{', '.join(slow)} train(s) with autograd here "
                                  f"({plan['notice'] or '--engine autograd'}); use --optimizer adam")
-        if out.eval_start is not None and out.eval_start > out.epochs:
-            raise ValueError(f"--eval-start {out.eval_start} is after the last epoch "
-                             f"(--epochs {out.epochs}): nothing would be evaluated")
+        from autosample_ext.run.phases import has_valid_share
+
+        if "valid_fraction" in given and (out.split == "loo" or has_valid_share(out.split)):
+            raise ValueError(f"--valid-fraction {out.valid_fraction}: --split {out.split} already "
+                             f"gives validation pairs; use a train:test ratio (e.g. 8:2) or "
+                             f"--split given with it")
+        from autosample_ext.run.validate import check_config
+
+        check_config(out)  # what the model and the memory allow, whatever the data
         return out
 
     @property
