@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import torch
 
 from autosample_ext.cli_common import finite_floats
-from autosample_ext.data.readers import FORMATS, canonical_format
+from autosample_ext.data.readers import FORMATS
 from autosample_ext.data.splits import SPLIT_ROUNDINGS
 from autosample_ext.models import MODEL_NAMES
 from autosample_ext.run import DEFAULT_SEARCH_SPACE, PROTOCOLS, SEARCHES, RunConfig
@@ -54,19 +54,6 @@ def int_list(text: str, what: str) -> tuple[int, ...]:
     return values
 
 
-def _check_split(text: str) -> str:
-    from autosample_ext.data.splits import parse_ratio
-
-    if text in ("given", "loo"):
-        return text
-    try:
-        parse_ratio(text)
-    except ValueError:
-        raise CLIError(f"--split: expected 'given', 'loo' or a ratio train:valid:test (e.g. 3:1:1) "
-                       f"or train:test (e.g. 8:2) with train > 0 and test > 0, got {text!r}") from None
-    return text
-
-
 def check_seed(value: int, option: str) -> int:
     """A seed: torch's and numpy's generators take 0 <= seed < 2^63."""
     if not 0 <= value < 2**63:
@@ -75,8 +62,8 @@ def check_seed(value: int, option: str) -> int:
 
 
 def check_more_args(ns: argparse.Namespace, given: dict[str, Any]) -> None:
-    """Values argparse cannot check: --threads, --dist-timeout, --seeds, --split-seed,
-    --format, --split."""
+    """Values argparse cannot check that are no rule of :class:`RunConfig`: --threads,
+    --dist-timeout, the range of --seeds and --split-seed."""
     if "threads" in ns and not 1 <= ns.threads <= MAX_THREADS:
         raise CLIError(f"--threads: must be >= 1 and at most {MAX_THREADS}, got {ns.threads}")
     for key in ("seeds", "split_seed"):
@@ -86,14 +73,6 @@ def check_more_args(ns: argparse.Namespace, given: dict[str, Any]) -> None:
     if "dist_timeout" in ns and not 0 < ns.dist_timeout <= MAX_TIMEOUT_S:
         raise CLIError(f"--dist-timeout: must be > 0 and at most {MAX_TIMEOUT_S:g} seconds (a "
                        f"year), got {ns.dist_timeout}")
-    if "format" in given:
-        try:
-            canonical_format(given["format"])
-        except ValueError:
-            raise CLIError(f"--format: unknown format {given['format']!r}; known formats: "
-                           f"{', '.join(FORMATS)}") from None
-    if "split" in given:
-        _check_split(given["split"])
 
 
 def known_samplers() -> tuple[str, ...]:

@@ -50,7 +50,7 @@ from autosample_ext.experiments.plan import (
     run_planned,
 )
 from autosample_ext.report.experiments import load_runs, replot_from_json, write_report
-from autosample_ext.train_parser import CLIError, _check_split, name_list
+from autosample_ext.train_parser import CLIError, name_list
 from autosample_ext.training import StopFlag, TrainingInterrupted
 from autosample_ext.training.guard import TrainingDiverged
 
@@ -113,7 +113,7 @@ def _names(text: str, option: str, *, at_least: int = 1) -> tuple[str, ...]:
 def experiment_config(ns: argparse.Namespace) -> ExperimentConfig:
     """The experiments of the arguments, every option checked (``CLIError``: exit 2)."""
     base = train_checked(search_space=ns.search_space, epochs=ns.epochs, patience=ns.patience,
-                         seeds=ns.seeds, threads=ns.threads)
+                         seeds=ns.seeds, split=ns.split, threads=ns.threads)
     models = _split(ns.models)
     unknown = [m for m in models if m not in MODEL_NAMES]
     if not models or unknown:
@@ -143,7 +143,7 @@ def experiment_config(ns: argparse.Namespace) -> ExperimentConfig:
                                runs=ns.runs, base=RunConfig(search_space=base.search_space,
                                                             epochs=base.epochs,
                                                             patience=base.patience,
-                                                            split=_check_split(ns.split),
+                                                            split=base.split,
                                                             budget_singles=not ns.no_budget_singles))
     except ValueError as exc:
         raise CLIError(str(exc)) from None

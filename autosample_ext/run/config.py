@@ -209,6 +209,7 @@ class RunConfig:
             raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        self._check_data_fields()
         if self.split_rounding not in SPLIT_ROUNDINGS:
             raise ValueError(f"split_rounding must be one of {SPLIT_ROUNDINGS}, got {self.split_rounding!r}")
         if self.model not in MODEL_NAMES:
@@ -256,13 +257,32 @@ class RunConfig:
             raise ValueError(str(exc).removeprefix("search: ")
                              .replace("the search space needs", "search_space: needs")) from None
         if self.alpha_objective not in ALPHA_OBJECTIVES:
-            raise ValueError(f"alpha_objective must be one of {ALPHA_OBJECTIVES}, got "
-                             f"{self.alpha_objective!r}")
+            raise ValueError(f"alpha_objective must be one of {', '.join(ALPHA_OBJECTIVES)}, "
+                             f"got {self.alpha_objective!r}")
         try:  # the probes' own rules; their fields are these without the probe_/alpha_ prefix
             self.probe_config()
         except ValueError as exc:
             raise ValueError(str(exc).replace("probes: step_size", "alpha_step")
                              .replace("probes: ", "probe_")) from None
+
+    def _check_data_fields(self) -> None:
+        """``format`` and ``split`` by the data layer's own rules (the reader's names, the
+        ratio's form)."""
+        from autosample_ext.data.readers import canonical_format
+        from autosample_ext.data.splits import parse_ratio
+
+        if self.format is not None:
+            try:
+                canonical_format(self.format)
+            except ValueError as exc:
+                raise ValueError(f"format: {exc}") from None
+        if self.split not in (None, "given", "loo"):
+            try:
+                parse_ratio(self.split)
+            except ValueError:
+                raise ValueError(f"split: expected 'given', 'loo' or a ratio train:valid:test "
+                                 f"(e.g. 3:1:1) or train:test (e.g. 8:2) with train > 0 and "
+                                 f"test > 0, got {self.split!r}") from None
 
     def _check_space(self) -> None:
         """What only the mode can tell about the candidates: ``auto`` builds its schedules from
