@@ -89,17 +89,6 @@ def _ints(value: Any, field: str) -> tuple[int, ...]:
         raise TypeError(f"{field}: expected an int or a sequence of ints, got {value!r}") from None
 
 
-def _checked_options(options: Any) -> dict[str, dict[str, Any]]:
-    """``sampler_options`` checked by each sampler's options dataclass (its own rules), the
-    error naming the field."""
-    from autosample_ext.samplers.registry import check_sampler_options
-
-    try:
-        return check_sampler_options(options)
-    except ValueError as exc:
-        raise ValueError(f"sampler_options: {exc}") from None
-
-
 @dataclass
 class RunConfig:
     """Everything that defines a run (``config.json`` holds the resolved values).
@@ -204,7 +193,12 @@ class RunConfig:
         self.sampler = _expanded(_names(self.sampler, "sampler"), "sampler")
         self.seeds = _ints(self.seeds, "seeds")
         self.ks = _ints(self.ks, "ks")
-        self.sampler_options = _checked_options(self.sampler_options)
+        from autosample_ext.samplers.registry import check_sampler_options
+
+        try:  # each sampler's options dataclass checks its own fields
+            self.sampler_options = check_sampler_options(self.sampler_options)
+        except ValueError as exc:
+            raise ValueError(f"sampler_options: {exc}") from None
         if self.valid_fraction is not None and not 0.0 < self.valid_fraction < 1.0:
             raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
         if self.protocol not in PROTOCOLS:
@@ -387,7 +381,7 @@ class RunConfig:
         options = {n: dict(d) for n, d in spec.sampler_defaults.items() if n in trained}
         for n, d in out.sampler_options.items():
             options.setdefault(n, {}).update(d)
-        out.sampler_options = _checked_options(options)  # the protocol's defaults merged in
+        out = dataclasses.replace(out, sampler_options=options)  # checked with the defaults
         if out.eval_protocol == "sampled" and out.split != "loo":
             raise ValueError(f"--eval-protocol sampled needs the leave-one-out split with its fixed "
                              f"negatives (--split loo), got --split {out.split}")
