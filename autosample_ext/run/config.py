@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from autosample_ext.data.splits import SPLIT_ROUNDINGS
 from autosample_ext.run.protocols import (
     DENS,
     PROTOCOLS,
@@ -199,13 +198,9 @@ class RunConfig:
             self.sampler_options = check_sampler_options(self.sampler_options)
         except ValueError as exc:
             raise ValueError(f"sampler_options: {exc}") from None
-        if self.valid_fraction is not None and not 0.0 < self.valid_fraction < 1.0:
-            raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         self._check_data_fields()
-        if self.split_rounding not in SPLIT_ROUNDINGS:
-            raise ValueError(f"split_rounding must be one of {SPLIT_ROUNDINGS}, got {self.split_rounding!r}")
         if self.model not in MODEL_NAMES:
             raise ValueError(f"model must be one of {MODEL_NAMES}, got {self.model!r}")
         if self.propagation not in PROPAGATIONS:
@@ -260,23 +255,25 @@ class RunConfig:
                              .replace("probes: ", "probe_")) from None
 
     def _check_data_fields(self) -> None:
-        """``format`` and ``split`` by the data layer's own rules (the reader's names, the
-        ratio's form)."""
+        """``format``, ``split``, ``valid_fraction``, ``split_rounding`` by the data layer's own
+        rules (the readers' names, the loader's options)."""
+        from autosample_ext.data.loader import LoadOptions
         from autosample_ext.data.readers import canonical_format
-        from autosample_ext.data.splits import parse_ratio
 
         if self.format is not None:
             try:
                 canonical_format(self.format)
             except ValueError as exc:
                 raise ValueError(f"format: {exc}") from None
-        if self.split not in (None, "given", "loo"):
-            try:
-                parse_ratio(self.split)
-            except ValueError:
-                raise ValueError(f"split: expected 'given', 'loo' or a ratio train:valid:test "
-                                 f"(e.g. 3:1:1) or train:test (e.g. 8:2) with train > 0 and "
-                                 f"test > 0, got {self.split!r}") from None
+        try:
+            LoadOptions(split=self.split, valid_fraction=self.valid_fraction,
+                        split_rounding=self.split_rounding)
+        except ValueError as exc:
+            if not str(exc).startswith("split ratio"):
+                raise
+            raise ValueError(f"split: expected 'given', 'loo' or a ratio train:valid:test "
+                             f"(e.g. 3:1:1) or train:test (e.g. 8:2) with train > 0 and "
+                             f"test > 0, got {self.split!r}") from None
 
     def _check_space(self) -> None:
         """What only the mode can tell about the candidates: ``auto`` builds its schedules from
