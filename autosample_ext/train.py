@@ -2,8 +2,8 @@
 
 With no arguments: AutoSample search over RNS/PNS/DNS/AOBPR then retraining, MF, on the
 embedded default dataset (3:1:1 split), on the CPU, printing the final table. See ``--help``.
-The parser and the single-argument checks are :mod:`autosample_ext.train_parser`; this module
-turns parsed arguments into a :class:`RunConfig` (or a saved one, on ``--resume``) and runs it.
+The parser is :mod:`autosample_ext.train_parser`; this module turns parsed arguments into a
+:class:`RunConfig` (or a saved one, on ``--resume``), which checks them, and runs it.
 """
 from __future__ import annotations
 
@@ -22,20 +22,16 @@ import torch
 
 from autosample_ext.cli_common import usage_error
 from autosample_ext.run import RunConfig, default_out_dir, run, summary_text
-from autosample_ext.run.config import ALPHA_OBJECTIVES
 from autosample_ext.run.lock import RunLocked
-from autosample_ext.run.phases import has_valid_share
-from autosample_ext.run.protocols import protocol_spec
 from autosample_ext.run.rundir import RunDirError, read_saved_config
-from autosample_ext.run.validate import check_config
 from autosample_ext.samplers.base import SamplerOptionError
 from autosample_ext.training import StopFlag, TrainingInterrupted
-from autosample_ext.training.config import FULL_METRICS, SAMPLED_METRICS
 from autosample_ext.training.distributed import DEFAULT_TIMEOUT_S, DistributedError, RemoteError
 from autosample_ext.training.guard import TrainingDiverged
 from autosample_ext.training.launch import init_from_env, shutdown
-from autosample_ext.train_parser import (DEFAULT_THREADS, CLIError, build_parser,
-                                         check_device, check_more_args, int_list, name_list,
+from autosample_ext.train_parser import (DEFAULT_THREADS, FIELD_OF_DEST, CLIError,
+                                         build_parser, check_device, check_more_args, int_list,
+                                         name_list, option_message, option_of_field,
                                          sampler_opts)
 
 log = logging.getLogger("autosample_ext.train")
@@ -43,92 +39,36 @@ log = logging.getLogger("autosample_ext.train")
 # Exit statuses (docs/cli.md, "Errors and exit statuses").
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
-_FIELD_OF_ARG = {"search_space": "search_space", "sampler": "sampler", "seeds": "seeds",
-                 "ks": "ks"}
+#: parsed arguments that are not settings of the run
+_NOT_FIELDS = ("resume", "verbose", "threads", "dist_timeout")
 
 
 def config_from_args(ns: argparse.Namespace) -> tuple[RunConfig, dict[str, Any]]:
-    """RunConfig from the given arguments; also returns the explicitly given fields."""
+    """The resolved RunConfig of the given arguments; also returns the explicitly given fields.
+    The rules are RunConfig's (:meth:`RunConfig.resolved` included): their errors become
+    :class:`CLIError` naming the option."""
     given: dict[str, Any] = {}
     for key, value in vars(ns).items():
-        if key in ("resume", "no_progress", "verbose", "threads", "dist_timeout"):
+        if key in _NOT_FIELDS:
             continue
-        if key == "no_budget_singles":
-            given["budget_singles"] = False
-            continue
-        if key == "search_space":
-            value = name_list(value, "--search-space")
-            if len(value) < 2 and value != ("auto",):
-                raise CLIError(f"--search-space: needs at least 2 samplers, got {list(value)}")
-        elif key == "sampler":
-            value = name_list(value, "--sampler")
-        elif key == "seeds":
-            value = int_list(value, "--seeds")
-        elif key == "ks":
-            value = int_list(value, "--ks")
-            if 0 in value:
-                raise CLIError("--ks: cut-offs must be >= 1")
+        if key in ("search_space", "sampler"):
+            value = name_list(value, f"--{key.replace('_', '-')}")
+        elif key in ("seeds", "ks"):
+            value = int_list(value, f"--{key}")
         elif key == "device":
             value = check_device(value)
-        elif key == "data":
-            if not Path(value).exists():
-                raise CLIError(f"--data: {value} does not exist")
-        elif key in ("epochs", "dim", "layers", "batch_size", "eval_every", "sh_first_rung",
-                     "num_negatives", "sh_brackets") and value < 1:
-            raise CLIError(f"--{key.replace('_', '-')}: must be >= 1, got {value}")
-        elif key in ("sh_tie_se", "sh_catch_up_se", "sh_bootstrap_users") and not value >= 0:
-            raise CLIError(f"--{key.replace('_', '-')}: must be >= 0, got {value}")
-        elif key == "sh_eta" and value < 2:
-            raise CLIError(f"--sh-eta: must be >= 2, got {value}")
-        elif key == "retrain_epochs" and value < 1:
-            raise CLIError(f"--retrain-epochs: must be >= 1, got {value}")
-        elif key == "checkpoint_every" and value < 0:
-            raise CLIError(f"--checkpoint-every: must be >= 0, got {value}")
-        elif key == "patience" and value < 0:
-            raise CLIError(f"--patience: must be >= 0, got {value}")
-        elif key in ("lr", "alpha_lr", "tau") and not value > 0:
-            raise CLIError(f"--{key.replace('_', '-')}: must be > 0, got {value}")
-        elif key == "l2" and value < 0:
-            raise CLIError(f"--l2: must be >= 0, got {value}")
-        elif key == "eval_start" and value < 1:
-            raise CLIError(f"--eval-start: must be >= 1, got {value}")
+        elif key == "data" and not Path(value).exists():
+            raise CLIError(f"--data: {value} does not exist")
         elif key == "sampler_opt":
-            key, value = "sampler_options", sampler_opts(value)
-        elif key == "alpha_objective" and value not in ALPHA_OBJECTIVES:
-            raise CLIError(f"--alpha-objective: unknown objective {value!r}; choose from "
-                           f"{', '.join(ALPHA_OBJECTIVES)}")
-        elif key in ("probe_every", "probe_steps", "probe_users") and value < 1:
-            raise CLIError(f"--{key.replace('_', '-')}: must be >= 1, got {value}")
-        elif key == "alpha_step" and not value > 0:
-            raise CLIError(f"--alpha-step: must be > 0, got {value}")
-        given[key] = value
+            value = sampler_opts(value)
+        elif key in ("no_budget_singles", "no_progress"):
+            value = False
+        given[FIELD_OF_DEST.get(key, key)] = value
     check_more_args(ns, given)
-    if getattr(ns, "no_progress", False):
-        given["progress"] = False
     try:
-        cfg = RunConfig(**given)
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
-    if "valid_fraction" in given and protocol_spec(cfg.protocol).best_test:
-        raise CLIError(f"--valid-fraction: the {cfg.protocol.upper()} protocol evaluates on test "
-                       "and has no validation split")
-    if "metric" in given:
-        name, _, k = cfg.metric.partition("@")
-        if name not in FULL_METRICS or not k.isdigit() or int(k) < 1:
-            raise CLIError(f"--metric: expected recall@K, ndcg@K, precision@K, hit@K or mrr@K, "
-                           f"got {cfg.metric!r}")
-    try:
-        cfg = cfg.resolved(explicit=given)  # ProtocolConflict, unused --sampler-opt, ...
-        check_config(cfg)
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
-    if "valid_fraction" in given and (cfg.split == "loo" or has_valid_share(cfg.split)):
-        raise CLIError(f"--valid-fraction {given['valid_fraction']}: --split {cfg.split} already "
-                       f"gives validation pairs; use a train:test ratio (e.g. 8:2) or --split "
-                       f"given with it")
-    name, _, _ = cfg.metric.partition("@")
-    if cfg.eval_protocol == "sampled" and name not in SAMPLED_METRICS:
-        raise CLIError(f"--metric: the sampled protocol reports ndcg@K and recall@K, got {cfg.metric!r}")
+        cfg = RunConfig(**given).resolved(explicit=given)
+    except ValueError as exc:  # ProtocolConflict, a bad value, unused --sampler-opt, ...
+        raise CLIError(option_message(exc, option_of_field(build_parser()))) from None
     return cfg, given
 
 
@@ -221,7 +161,6 @@ def main(argv: Sequence[str] | None = None, *,
     except (RemoteError, DistributedError) as exc:
         print(f"{parser.prog}: {who}error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    cfg = cfg.resolved()
     out = Path(cfg.out) if cfg.out is not None else default_out_dir(cfg)
     cfg = dataclasses.replace(cfg, out=str(out.resolve()))
     torch.set_num_threads(getattr(ns, "threads", DEFAULT_THREADS))

@@ -1,17 +1,22 @@
-"""The command line of ``python -m autosample_ext.train``: defaults, the argument parser and
-the checks of single arguments (each raising :class:`CLIError` or argparse's usage error, exit 2).
+"""The command line of ``python -m autosample_ext.train``: defaults, the argument parser, the
+parsing of list-valued arguments, the checks :class:`RunConfig` does not make (threads, timeouts,
+the device, files, spellings argparse cannot check) and the option naming of RunConfig's errors
+(each a :class:`CLIError` or argparse's usage error, exit 2). The rules of the settings are
+RunConfig's (and those of the configs it builds), stated once there.
 Turning parsed arguments into a :class:`RunConfig` and running it is :mod:`autosample_ext.train`."""
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any, Sequence
 
 import torch
 
 from autosample_ext.cli_common import finite_floats
-from autosample_ext.data.readers import FORMATS, canonical_format
+from autosample_ext.data.readers import FORMATS
 from autosample_ext.data.splits import SPLIT_ROUNDINGS
-from autosample_ext.run import DEFAULT_SEARCH_SPACE, MODELS, PROTOCOLS, SEARCHES, RunConfig
+from autosample_ext.models import MODEL_NAMES
+from autosample_ext.run import DEFAULT_SEARCH_SPACE, PROTOCOLS, SEARCHES, RunConfig
 from autosample_ext.run.config import ALPHA_OBJECTIVES
 from autosample_ext.run.protocols import PROTOCOL_SPECS
 from autosample_ext.models._init import INIT_SCHEMES
@@ -50,19 +55,6 @@ def int_list(text: str, what: str) -> tuple[int, ...]:
     return values
 
 
-def _check_split(text: str) -> str:
-    from autosample_ext.data.splits import parse_ratio
-
-    if text in ("given", "loo"):
-        return text
-    try:
-        parse_ratio(text)
-    except ValueError:
-        raise CLIError(f"--split: expected 'given', 'loo' or a ratio train:valid:test (e.g. 3:1:1) "
-                       f"or train:test (e.g. 8:2) with train > 0 and test > 0, got {text!r}") from None
-    return text
-
-
 def check_seed(value: int, option: str) -> int:
     """A seed: torch's and numpy's generators take 0 <= seed < 2^63."""
     if not 0 <= value < 2**63:
@@ -71,8 +63,8 @@ def check_seed(value: int, option: str) -> int:
 
 
 def check_more_args(ns: argparse.Namespace, given: dict[str, Any]) -> None:
-    """Values argparse cannot check: --threads, --dist-timeout, --seeds, --split-seed,
-    --format, --split, --valid-fraction."""
+    """Values argparse cannot check that are no rule of :class:`RunConfig`: --threads,
+    --dist-timeout, the range of --seeds and --split-seed."""
     if "threads" in ns and not 1 <= ns.threads <= MAX_THREADS:
         raise CLIError(f"--threads: must be >= 1 and at most {MAX_THREADS}, got {ns.threads}")
     for key in ("seeds", "split_seed"):
@@ -82,16 +74,6 @@ def check_more_args(ns: argparse.Namespace, given: dict[str, Any]) -> None:
     if "dist_timeout" in ns and not 0 < ns.dist_timeout <= MAX_TIMEOUT_S:
         raise CLIError(f"--dist-timeout: must be > 0 and at most {MAX_TIMEOUT_S:g} seconds (a "
                        f"year), got {ns.dist_timeout}")
-    if "format" in given:
-        try:
-            canonical_format(given["format"])
-        except ValueError:
-            raise CLIError(f"--format: unknown format {given['format']!r}; known formats: "
-                           f"{', '.join(FORMATS)}") from None
-    if "split" in given:
-        _check_split(given["split"])
-    if "valid_fraction" in given and not 0 < given["valid_fraction"] < 1:
-        raise CLIError(f"--valid-fraction: must be in (0, 1), got {given['valid_fraction']}")
 
 
 def name_list(text: str, what: str) -> tuple[str, ...]:
@@ -117,8 +99,9 @@ def name_list(text: str, what: str) -> tuple[str, ...]:
 
 def sampler_opts(texts: Sequence[str]) -> dict[str, dict[str, Any]]:
     """``--sampler-opt`` values (``dns.num_candidates=8``, repeatable) -> ``{sampler: {field:
-    value}}``, each converted to its field's type and range-checked by the sampler's options."""
-    from autosample_ext.samplers.registry import check_sampler_options, parse_sampler_opt
+    value}}``, each converted to its field's type (the ranges are the sampler's options' rules,
+    which :class:`RunConfig` applies)."""
+    from autosample_ext.samplers.registry import parse_sampler_opt
 
     out: dict[str, dict[str, Any]] = {}
     for text in texts:
@@ -130,10 +113,35 @@ def sampler_opts(texts: Sequence[str]) -> dict[str, dict[str, Any]]:
             raise CLIError(f"--sampler-opt {text}: {name}.{field} is given twice "
                            f"(first {out[name][field]!r})")
         out.setdefault(name, {})[field] = value
-    try:
-        return check_sampler_options(out)
-    except ValueError as exc:
-        raise CLIError(f"--sampler-opt {exc}") from None
+    return out
+
+
+#: the RunConfig field an option's parsed value sets, where the names differ
+FIELD_OF_DEST: dict[str, str] = {"sampler_opt": "sampler_options",
+                                 "no_budget_singles": "budget_singles", "no_progress": "progress"}
+
+
+def option_of_field(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """RunConfig field -> the option that sets it (``epochs`` -> ``--epochs``), from the
+    parser's destinations."""
+    return {FIELD_OF_DEST.get(a.dest, a.dest): max(a.option_strings, key=len)
+            for a in parser._actions if a.option_strings}  # argparse has no public list
+
+
+_LEADING_FIELD = re.compile(r"([a-z][a-z0-9_]*)(:?) (.*)", re.DOTALL)
+
+
+def option_message(exc: Exception, options: dict[str, str]) -> str:
+    """A :class:`RunConfig` error in the command line's words: the field that leads the
+    message becomes its option (``epochs must be >= 1, got 0`` -> ``--epochs: must be >= 1,
+    got 0``); a message that names no field stays as it is."""
+    text = str(exc)
+    match = _LEADING_FIELD.fullmatch(text)
+    if match is None or match.group(1) not in options:
+        return text
+    field, colon, rest = match.groups()
+    sep = ": " if colon or rest.startswith("must ") else " "
+    return f"{options[field]}{sep}{rest}"
 
 
 def _protocol_help() -> str:
@@ -203,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep interactions rated >= R as positives (the data must have ratings) "
                         "[default: keep all]")
     g = p.add_argument_group("model")
-    g.add_argument("--model", choices=MODELS,
+    g.add_argument("--model", choices=MODEL_NAMES,
                    help=f"recommender (gmf: GDNS's generalised MF) [default: {d.model}]")
     g.add_argument("--dim", type=int, metavar="D", help=f"embedding width [default: {d.dim}]")
     g.add_argument("--layers", type=int, metavar="K",

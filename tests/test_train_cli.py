@@ -64,6 +64,43 @@ def test_other_bad_arguments(capsys, tmp_path):
     assert exc.value.code == 2
 
 
+# A rule of a setting lives in RunConfig (or the lower layer's config it builds); the command
+# line only names the option: its message is RunConfig's, led by the option instead of the field.
+@pytest.mark.parametrize("option,value", [
+    ("--epochs", "0"), ("--batch-size", "0"), ("--checkpoint-every", "-1"), ("--tau", "0"),
+    ("--lr", "0"), ("--patience", "-1"), ("--sh-eta", "1"), ("--probe-users", "0"),
+    ("--valid-fraction", "1.5"), ("--split", "half"), ("--ks", "0"), ("--metric", "auc@5"),
+    ("--search-space", "rns"), ("--alpha-objective", "loss")])
+def test_the_cli_names_the_option_of_a_runconfig_rule(capsys, option, value):
+    from autosample_ext.run import RunConfig
+    from autosample_ext.train import config_from_args
+    from autosample_ext.train_parser import build_parser
+
+    ns = build_parser().parse_args([option, value])
+    field = option[2:].replace("-", "_")
+    with pytest.raises(ValueError) as exc:
+        config_from_args(ns)
+    with pytest.raises(ValueError) as direct:
+        RunConfig(**{field: getattr(ns, field)})  # lists as the CLI writes them: "0", "rns"
+    rule = str(direct.value).removeprefix(field).removeprefix(":").strip()
+    assert str(exc.value) == f"{option}: {rule}"
+    _fails(capsys, [option, value], f"error: {option}: {rule}")
+
+
+def test_every_option_of_train_sets_a_runconfig_field():
+    """The option -> field table the errors are named by covers every option but the process's
+    own (threads, timeouts, logging, --resume)."""
+    import dataclasses
+
+    from autosample_ext.run import RunConfig
+    from autosample_ext.train_parser import build_parser, option_of_field
+
+    table = option_of_field(build_parser())
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    assert set(table) - fields == {"help", "resume", "verbose", "threads", "dist_timeout"}
+    assert table["sampler_options"] == "--sampler-opt" and table["epochs"] == "--epochs"
+
+
 def test_bad_data_file_is_a_clear_error(capsys, tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_text("0 1 2\n1 x 3\n")

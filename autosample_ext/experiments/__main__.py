@@ -35,10 +35,10 @@ from autosample_ext.cli_common import (
     train_checked,
     usage_error,
 )
-from autosample_ext.run import MODELS, RunConfig
+from autosample_ext.models import MODEL_NAMES
+from autosample_ext.run import RunConfig
 from autosample_ext.run.lock import RunLocked
 from autosample_ext.run.rundir import RunDirError
-from autosample_ext.run.validate import check_config
 from autosample_ext.experiments.plan import (
     DEFAULT_SCHEDULES,
     DEFAULT_SUBSETS,
@@ -50,7 +50,7 @@ from autosample_ext.experiments.plan import (
     run_planned,
 )
 from autosample_ext.report.experiments import load_runs, replot_from_json, write_report
-from autosample_ext.train_parser import CLIError, _check_split, name_list
+from autosample_ext.train_parser import CLIError, name_list
 from autosample_ext.training import StopFlag, TrainingInterrupted
 from autosample_ext.training.guard import TrainingDiverged
 
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="default",
                    help="comma-separated dataset paths ('default' = the embedded data)")
     p.add_argument("--models", default="mf",
-                   help=f"comma-separated models ({', '.join(MODELS)})")
+                   help=f"comma-separated models ({', '.join(MODEL_NAMES)})")
     p.add_argument("--seeds", default="0,1,2", help="training seeds")
     p.add_argument("--tables", default=",".join(TABLES),
                    help="3 (Table 3, the pick table and Figures 3-4), 4, 5, 6, schedule, sh-ties "
@@ -113,12 +113,12 @@ def _names(text: str, option: str, *, at_least: int = 1) -> tuple[str, ...]:
 def experiment_config(ns: argparse.Namespace) -> ExperimentConfig:
     """The experiments of the arguments, every option checked (``CLIError``: exit 2)."""
     base = train_checked(search_space=ns.search_space, epochs=ns.epochs, patience=ns.patience,
-                         seeds=ns.seeds, threads=ns.threads)
+                         seeds=ns.seeds, split=ns.split, threads=ns.threads)
     models = _split(ns.models)
-    unknown = [m for m in models if m not in MODELS]
+    unknown = [m for m in models if m not in MODEL_NAMES]
     if not models or unknown:
         raise CLIError(f"--models: unknown model(s) {', '.join(map(repr, unknown))}; known models: "
-                       f"{', '.join(MODELS)}" if unknown else
+                       f"{', '.join(MODEL_NAMES)}" if unknown else
                        f"--models: expected comma-separated models such as mf,lightgcn, got "
                        f"{ns.models!r}")
     if len(set(models)) != len(models):
@@ -143,13 +143,13 @@ def experiment_config(ns: argparse.Namespace) -> ExperimentConfig:
                                runs=ns.runs, base=RunConfig(search_space=base.search_space,
                                                             epochs=base.epochs,
                                                             patience=base.patience,
-                                                            split=_check_split(ns.split),
+                                                            split=base.split,
                                                             budget_singles=not ns.no_budget_singles))
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     for item in plan(cfg):  # every planned run's settings, before the first one starts
         try:
-            check_config(item.config.resolved())
+            item.config.resolved()  # raises what would stop the run (run/config.py)
         except ValueError as exc:
             raise CLIError(f"{item.setting}/{item.name}: {exc}") from None
     return cfg

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from autosample_ext.run.config import SEARCHES
 from autosample_ext.run.phases import is_autosample, is_search_stage
 from autosample_ext.report.tables import method_label
 from autosample_ext.report.picks import pick_table
@@ -23,8 +24,6 @@ from autosample_ext.report.experiments_figures import (
     paper_method,
     replot_from_json,
 )
-
-SEARCHES = ("autosample", "sh", "grid")
 
 
 def load_runs(runs: str | Path) -> dict[str, dict[str, dict[str, Any]]]:

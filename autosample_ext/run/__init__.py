@@ -5,7 +5,6 @@ from autosample_ext.run.config import (
     DEFAULT_SEARCH_SPACE,
     DENS_DEFAULT_SAMPLERS,
     DENS_SETTINGS,
-    MODELS,
     PROTOCOLS,
     SEARCHES,
     RunConfig,
@@ -23,7 +22,7 @@ from autosample_ext.report.tables import (
 from autosample_ext.run.rundir import RunDir, default_out_dir
 
 __all__ = [
-    "DEFAULT_SEARCH_SPACE", "DENS_DEFAULT_SAMPLERS", "DENS_SETTINGS", "MODELS", "PROTOCOLS", "SEARCHES",
+    "DEFAULT_SEARCH_SPACE", "DENS_DEFAULT_SAMPLERS", "DENS_SETTINGS", "PROTOCOLS", "SEARCHES",
     "RunConfig", "RunSummary", "run", "AUTOSAMPLE", "PhaseRecord", "aggregate", "metrics_frame",
     "paired_ttests", "render_table", "summary_text", "RunDir", "default_out_dir",
     "PROTOCOL_SPECS", "Protocol", "ProtocolConflict",

@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from autosample_ext.data.splits import SPLIT_ROUNDINGS
 from autosample_ext.run.protocols import (
     DENS,
     PROTOCOLS,
@@ -18,18 +17,15 @@ from autosample_ext.run.protocols import (
     find_conflicts,
     protocol_spec,
 )
+from autosample_ext.models import MODEL_NAMES
 from autosample_ext.models._init import INIT_SCHEMES
 from autosample_ext.models.lightgcn import PROPAGATIONS
+from autosample_ext.search.autosample import SearchConfig
 from autosample_ext.search.halving import HalvingConfig
 from autosample_ext.search.probes import ProbeConfig
 from autosample_ext.search.retrain import RETRAIN_INITS
 from autosample_ext.search.strategies import STRATEGIES
-from autosample_ext.training.config import (
-    ENGINES,
-    EVAL_PROTOCOLS,
-    OPTIMIZERS,
-    TrainConfig,
-)
+from autosample_ext.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +36,6 @@ SEARCHES: tuple[str, ...] = tuple(STRATEGIES)
 #: what moves AutoSample's alpha: the validation metric's look-ahead gains (default) or the
 #: training loss (the paper's Algorithm 1 as written)
 ALPHA_OBJECTIVES: tuple[str, ...] = ("valid", "train")
-MODELS: tuple[str, ...] = ("mf", "gmf", "lightgcn", "ngcf")
 #: after a race: off, or the winner's best state trained on with a harder candidate
 SH_CURRICULA: tuple[str, ...] = ("off", "harder")
 #: the race settings of a run saved before they existed (config.json without them): that run
@@ -201,27 +196,17 @@ class RunConfig:
         self.ks = _ints(self.ks, "ks")
         from autosample_ext.samplers.registry import check_sampler_options
 
-        self.sampler_options = check_sampler_options(self.sampler_options)
-        if self.valid_fraction is not None and not 0.0 < self.valid_fraction < 1.0:
-            raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
+        try:  # each sampler's options dataclass checks its own fields
+            self.sampler_options = check_sampler_options(self.sampler_options)
+        except ValueError as exc:
+            raise ValueError(f"sampler_options: {exc}") from None
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.eval_protocol not in EVAL_PROTOCOLS:
-            raise ValueError(f"eval_protocol must be one of {EVAL_PROTOCOLS}, got {self.eval_protocol!r}")
-        if self.engine not in ENGINES:
-            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
-        if self.split_rounding not in SPLIT_ROUNDINGS:
-            raise ValueError(f"split_rounding must be one of {SPLIT_ROUNDINGS}, got {self.split_rounding!r}")
-        if self.eval_start is not None and self.eval_start < 1:
-            raise ValueError(f"eval_start must be None or >= 1, got {self.eval_start}")
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        self._check_data_fields()
+        if self.model not in MODEL_NAMES:
+            raise ValueError(f"model must be one of {MODEL_NAMES}, got {self.model!r}")
         if self.propagation not in PROPAGATIONS:
             raise ValueError(f"propagation must be one of {PROPAGATIONS}, got {self.propagation!r}")
-        if self.checkpoint_every is not None and self.checkpoint_every < 0:
-            raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if self.init is not None and self.init not in INIT_SCHEMES:
             raise ValueError(f"init must be one of {INIT_SCHEMES} or None, got {self.init!r}")
         if self.retrain_init not in RETRAIN_INITS:
@@ -245,19 +230,52 @@ class RunConfig:
         self._check_space()
         if self.num_negatives < 1:
             raise ValueError(f"num_negatives must be >= 1, got {self.num_negatives}")
-        for name in ("epochs", "dim", "layers", "batch_size"):
+        for name in ("dim", "layers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.retrain_epochs is not None and self.retrain_epochs < 1:
             raise ValueError(f"retrain_epochs must be >= 1, got {self.retrain_epochs}")
+        try:  # the training loop's own rules: epochs, batch_size, checkpoint_every, lr, metric, ...
+            self.train_config(self.seeds[0])
+        except ValueError as exc:
+            raise ValueError(str(exc).removeprefix("train: ")) from None
+        from autosample_ext.search.space import AUTO
+
+        try:  # the AutoSample search's own rules: alpha_lr, tau, at least two candidates
+            SearchConfig(candidates=(DEFAULT_SEARCH_SPACE if AUTO in self.search_space
+                                     else self.search_space), alpha_lr=self.alpha_lr, tau=self.tau)
+        except ValueError as exc:
+            raise ValueError(str(exc).removeprefix("search: ")
+                             .replace("the search space needs", "search_space: needs")) from None
         if self.alpha_objective not in ALPHA_OBJECTIVES:
-            raise ValueError(f"alpha_objective must be one of {ALPHA_OBJECTIVES}, got "
-                             f"{self.alpha_objective!r}")
+            raise ValueError(f"alpha_objective must be one of {', '.join(ALPHA_OBJECTIVES)}, "
+                             f"got {self.alpha_objective!r}")
         try:  # the probes' own rules; their fields are these without the probe_/alpha_ prefix
             self.probe_config()
         except ValueError as exc:
             raise ValueError(str(exc).replace("probes: step_size", "alpha_step")
                              .replace("probes: ", "probe_")) from None
+
+    def _check_data_fields(self) -> None:
+        """``format``, ``split``, ``valid_fraction``, ``split_rounding`` by the data layer's own
+        rules (the readers' names, the loader's options)."""
+        from autosample_ext.data.loader import LoadOptions
+        from autosample_ext.data.readers import canonical_format
+
+        if self.format is not None:
+            try:
+                canonical_format(self.format)
+            except ValueError as exc:
+                raise ValueError(f"format: {exc}") from None
+        try:
+            LoadOptions(split=self.split, valid_fraction=self.valid_fraction,
+                        split_rounding=self.split_rounding)
+        except ValueError as exc:
+            if not str(exc).startswith("split ratio"):
+                raise
+            raise ValueError(f"split: expected 'given', 'loo' or a ratio train:valid:test "
+                             f"(e.g. 3:1:1) or train:test (e.g. 8:2) with train > 0 and "
+                             f"test > 0, got {self.split!r}") from None
 
     def _check_space(self) -> None:
         """What only the mode can tell about the candidates: ``auto`` builds its schedules from
@@ -317,10 +335,16 @@ class RunConfig:
         An explicit value that differs from a fixed one raises :class:`ProtocolConflict`
         listing each. Idempotent. Also checks what only the resolved
         config can tell: the mode is allowed, every ``sampler_options`` entry names a sampler of
-        the run, the sampled evaluation has the leave-one-out split it needs.
+        the run, the sampled evaluation has the leave-one-out split it needs, an explicit
+        ``valid_fraction`` has a split without validation pairs to serve, and
+        :func:`~autosample_ext.run.validate.check_config` (the model serves every sampler, the
+        sizes fit in memory): a config ``resolved()`` returns can run, data permitting.
         """
         spec = protocol_spec(self.protocol)
         given = set(self.explicit_fields() if explicit is None else explicit)
+        if "valid_fraction" in given and spec.best_test:
+            raise ValueError(f"--valid-fraction: the {self.protocol.upper()} protocol evaluates "
+                             f"on test and has no validation split")
         conflicts = find_conflicts(spec, {f.name: getattr(self, f.name)
                                           for f in dataclasses.fields(self)}, given)
         if conflicts:
@@ -356,10 +380,7 @@ class RunConfig:
         options = {n: dict(d) for n, d in spec.sampler_defaults.items() if n in trained}
         for n, d in out.sampler_options.items():
             options.setdefault(n, {}).update(d)
-        out.sampler_options = options
-        from autosample_ext.samplers.registry import check_sampler_options
-
-        check_sampler_options(out.sampler_options)
+        out = dataclasses.replace(out, sampler_options=options)  # checked with the defaults
         if out.eval_protocol == "sampled" and out.split != "loo":
             raise ValueError(f"--eval-protocol sampled needs the leave-one-out split with its fixed "
                              f"negatives (--split loo), got --split {out.split}")
@@ -373,9 +394,15 @@ class RunConfig:
                 raise ValueError(f"--optimizer lazy_adam: lazy Adam needs the fused engine, and "
                                  f"{', '.join(slow)} train(s) with autograd here "
                                  f"({plan['notice'] or '--engine autograd'}); use --optimizer adam")
-        if out.eval_start is not None and out.eval_start > out.epochs:
-            raise ValueError(f"--eval-start {out.eval_start} is after the last epoch "
-                             f"(--epochs {out.epochs}): nothing would be evaluated")
+        from autosample_ext.run.phases import has_valid_share
+
+        if "valid_fraction" in given and (out.split == "loo" or has_valid_share(out.split)):
+            raise ValueError(f"--valid-fraction {out.valid_fraction}: --split {out.split} already "
+                             f"gives validation pairs; use a train:test ratio (e.g. 8:2) or "
+                             f"--split given with it")
+        from autosample_ext.run.validate import check_config
+
+        check_config(out)  # what the model and the memory allow, whatever the data
         return out
 
     @property

@@ -62,7 +62,7 @@ from autosample_ext.run.rundir import (
     config_record,
     default_out_dir,
 )
-from autosample_ext.run.validate import check_config, check_data
+from autosample_ext.run.validate import check_data
 from autosample_ext.samplers.registry import check_sampler_data
 from autosample_ext.search.halving_phases import race_space
 from autosample_ext.search.strategies import STRATEGIES
@@ -94,8 +94,7 @@ def run(cfg: RunConfig, *, resume: bool = False, data: InteractionData | None = 
     summary with the records and no metrics.
     """
     dist = dist or current_context()
-    cfg = cfg.resolved()
-    check_config(cfg)
+    cfg = cfg.resolved()  # the protocol applied, and every check of the config alone
     if not dist.is_main:
         cfg = dataclasses.replace(cfg, progress=False)
     t0 = time.perf_counter()

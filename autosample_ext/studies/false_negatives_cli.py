@@ -66,7 +66,6 @@ def check_args(ns: argparse.Namespace) -> dict[str, Any]:
     """The analysis's arguments, each checked (``CLIError``: exit 2); returns the keyword
     arguments of :func:`~.false_negatives.run_analysis` with the data and format to load."""
     from autosample_ext.studies.false_negatives import analysis_config
-    from autosample_ext.run.validate import check_config
     from autosample_ext.samplers.schedule import is_schedule
 
     if ns.out is None:
@@ -96,8 +95,8 @@ def check_args(ns: argparse.Namespace) -> dict[str, Any]:
         raise CLIError(f"--samplers: the analysis trains samplers alone, not schedules such as "
                        f"{schedules[0]!r}")
     try:
+        # resolved, so checked: the model serves every sampler, the sizes fit in memory
         cfg = analysis_config(names, seed, ns.epochs)
-        check_config(cfg)  # the model serves every sampler; sizes fit in memory
     except ValueError as exc:
         raise CLIError(f"--samplers {ns.samplers}: {exc}") from None
     if ns.snapshot_epochs:

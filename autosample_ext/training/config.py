@@ -107,13 +107,15 @@ class TrainConfig:
         if self.eval_start is not None and self.eval_start < 1:
             raise ValueError(f"train: eval_start must be None or >= 1, got {self.eval_start}")
         if self.eval_start is not None and self.eval_start > self.epochs:
-            raise ValueError(f"train: eval_start={self.eval_start} is after the last epoch "
-                             f"({self.epochs}): nothing would be evaluated")
+            raise ValueError(f"train: eval_start {self.eval_start} is after the last epoch "
+                             f"(epochs {self.epochs}): nothing would be evaluated")
         if self.eval_protocol not in EVAL_PROTOCOLS:
             raise ValueError(f"train: eval_protocol must be one of {EVAL_PROTOCOLS}, got {self.eval_protocol!r}")
+        if any(k < 1 for k in self.ks):
+            raise ValueError(f"train: ks: cut-offs must be >= 1, got {list(self.ks)}")
         name, _, k = self.metric.partition("@")
         allowed = SAMPLED_METRICS if self.eval_protocol == "sampled" else FULL_METRICS
-        if name not in allowed or not k.isdigit():
+        if name not in allowed or not k.isdigit() or int(k) < 1:
             raise ValueError(f"train: metric must look like {allowed[0]}@20 ({'/'.join(allowed)} "
                              f"with eval_protocol={self.eval_protocol!r}), got {self.metric!r}")
         if int(k) not in self.ks:
