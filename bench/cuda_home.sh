@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # find_cuda_home: print the CUDA toolkit root (the folder holding bin/nvcc, include/cuda_runtime.h
 # and the cudart library), or print why none was found on stderr and return 1. Sourced by
-# bench/gpu_check.sh; tested by tests/test_gpu_check.py.
+# bench/gpu_check.sh; tested by tests/tools/test_gpu_check.py.
 #
 # Tried in order: $CUDA_HOME; nvcc on PATH resolved through symlinks; a wrapper script on PATH
 # (`exec /usr/local/cuda-13.0/bin/nvcc "$@"`, as on the GPU machines: its folder's parent is

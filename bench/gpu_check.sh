@@ -17,7 +17,7 @@
 # summary, status, log and a tarball of the folder to $OUT when that is set.
 #
 # Usage: bash bench/gpu_check.sh     (PYTHON=/path/to/python to choose the interpreter)
-# Self-test knobs (tests/test_gpu_check.py runs the script on a machine without a GPU):
+# Self-test knobs (tests/tools/test_gpu_check.py runs the script on a machine without a GPU):
 #   GPU_CHECK_ALLOW_NO_GPU=1  go on without a GPU      GPU_CHECK_SKIP_BUILD=1  use the built _C
 #   GPU_CHECK_ARCH=9.0        arch when no GPU          GPU_CHECK_RESULTS=DIR   results root
 #   GPU_CHECK_TESTS="files"   test files                GPU_CHECK_BENCH="files" benchmark files
@@ -166,7 +166,7 @@ assert a.cuda_compiled() or not torch.cuda.is_available(), 'built without CUDA k
 fi
 
 # --- 3. tests ------------------------------------------------------------------------------------
-TESTS="${GPU_CHECK_TESTS:-tests/test_cuda_ops.py tests/test_cuda_ops_gdns_rank.py tests/test_cuda_async.py tests/test_cuda_review.py tests/test_cuda_graph_ops.py tests/test_op_bad_inputs.py tests/test_op_properties.py tests/test_cuda_mf_step.py tests/test_op_mf_step_bad_inputs.py}"
+TESTS="${GPU_CHECK_TESTS:-tests/cuda tests/ops/test_op_bad_inputs.py tests/ops/test_op_properties.py tests/ops/test_op_mf_step_bad_inputs.py}"
 if (( BUILT )); then
   TIMEOUT_ARGS=()
   "$PY" -c "import pytest_timeout" 2>/dev/null && TIMEOUT_ARGS=(-p pytest_timeout --timeout=90)

@@ -1,4 +1,4 @@
-"""The process side of tests/test_distributed.py (not a test module).
+"""The process side of tests/distributed/test_distributed.py (not a test module).
 
 Every rank runs ``python tests/dist_worker.py SCENARIO FOLDER [ARGS...]`` with torchrun's
 environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), set by the test or by

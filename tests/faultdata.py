@@ -33,7 +33,7 @@ def write(path: Path, content: str | bytes) -> Path:
     return path
 
 
-# -- bad and edge inputs (tests/test_bad_inputs.py, bench/cli_battery_cases.py) ------------
+# -- bad and edge inputs (tests/run/test_bad_inputs.py, bench/cli_battery_cases.py) ------------
 
 def s_binary(tmp: Path, mp=None) -> None:
     write(tmp / "blob.bin", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))

@@ -1,6 +1,6 @@
 """The operators' bad-input table, before -> after.
 
-Runs every case of ``tests/test_op_bad_inputs.py::CASES`` against whichever build of
+Runs every case of ``tests/ops/test_op_bad_inputs.py::CASES`` against whichever build of
 ``autosample_ext`` is first on ``sys.path`` (each case in a forked child, so a crash is recorded
 as a crash) and writes what happened: the error's first line, or what the call returned without
 an error (shape, dtype, device, range of the values: the silent wrong results). Then ``--merge``
@@ -101,7 +101,7 @@ def merge(before: dict, after: dict) -> str:
     lines = [
         f"# Operator bad inputs, before -> after ({len(after['rows'])} cases, CPU)",
         "",
-        "Produced by `autosample_ext/studies/op_bad_inputs_table.py` from `tests/test_op_bad_inputs.py::CASES`.",
+        "Produced by `autosample_ext/studies/op_bad_inputs_table.py` from `tests/ops/test_op_bad_inputs.py::CASES`.",
         f"Before: `{before['module']}` ({before['label']}); after: `{after['module']}` ({after['label']}).",
         "NO ERROR = the call returned (shape, dtype, device, value range shown): a silent wrong",
         "result or uninitialised memory. 'test' = the after message matches the test's regex.",

@@ -222,7 +222,7 @@ def test_avx2_and_baseline_kernels_give_the_same_bits(tmp_path) -> None:
     results = {}
     for isa in ("auto", "baseline"):
         path = tmp_path / f"{isa}.pt"
-        code = _ISA_SCRIPT.format(tests=str(Path(__file__).parent), path=str(path))
+        code = _ISA_SCRIPT.format(tests=str(Path(__file__).resolve().parents[1]), path=str(path))
         env = {**os.environ, "AUTOSAMPLE_CPU_ISA": isa}
         subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
         results[isa] = torch.load(path)

@@ -14,7 +14,7 @@ import torch
 import autosample_ext
 from autosample_ext.train import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _fails(capsys, argv, *needles, code=2):

@@ -307,7 +307,7 @@ def test_readme_lists_every_setting_each_protocol_fixes():
     them) is the one the code generates."""
     from autosample_ext.run.protocols import settings_table
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
     holders = [p.read_text() for p in pages if "<!-- protocol-settings" in p.read_text()]
     assert len(holders) == 1

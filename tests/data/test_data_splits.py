@@ -148,7 +148,7 @@ def test_load_loo_has_negatives_outside_every_split():
 
 
 def test_load_resplit_of_given_folder():
-    folder = Path(__file__).parent / "fixtures" / "data" / "lines_given"
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "data" / "lines_given"
     d = load(folder, split="8:1:1", seed=0)
     base = load(folder)
 

@@ -19,7 +19,7 @@ import torch
 from autosample_ext.train import main
 from faultdata import FAST, skewed_lines
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ---------------------------------------------------------------------------------------------

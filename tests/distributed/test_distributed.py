@@ -36,8 +36,8 @@ from faultdata import skewed_lines
 
 import dist_worker as W
 
-ROOT = Path(__file__).resolve().parents[1]
-WORKER = Path(__file__).resolve().parent / "dist_worker.py"
+ROOT = Path(__file__).resolve().parents[2]
+WORKER = Path(__file__).resolve().parents[1] / "dist_worker.py"
 #: seconds a 2-process launch may take before the test calls it a hang
 LAUNCH_TIMEOUT = 240
 

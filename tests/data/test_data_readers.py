@@ -13,8 +13,8 @@ import torch
 from autosample_ext.data import DataFormatError, InteractionData, LoadOptions, load
 from autosample_ext.data.readers import sniff_file_format, tokenize_ints
 
-FIX = Path(__file__).parent / "fixtures" / "data"
-ROOT = Path(__file__).resolve().parents[1]
+FIX = Path(__file__).resolve().parents[1] / "fixtures" / "data"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def raw_pairs(data: InteractionData, splits=("train", "valid", "test")) -> set[tuple]:

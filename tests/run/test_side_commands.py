@@ -25,7 +25,7 @@ from autosample_ext.experiments.__main__ import main as exp_main
 from autosample_ext.train import main as train_main
 from autosample_ext.train_parser import build_parser as train_parser
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MAINS = {"train": train_main, "experiments": exp_main, "fn": fn_main, "data": data_main}
 # the settings a wrongly accepted case would run with: seconds, not hours
 QUICK = {"experiments": ["--epochs", "1", "--seeds", "0", "--tables", "", "--search-space",
