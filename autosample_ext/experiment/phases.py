@@ -29,7 +29,7 @@ from autosample_ext.search.retrain import chosen_sampler, init_retrain_model
 from autosample_ext.search.schedule import build_candidate
 from autosample_ext.search.valid_alpha import ValidAlphaObjective
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainResult
-from autosample_ext.training.distributed import DistContext
+from autosample_ext.distributed.context import DistContext
 from autosample_ext.training.objectives import SamplerObjective
 from autosample_ext.training.trainer import Trainer
 

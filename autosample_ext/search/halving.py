@@ -62,7 +62,7 @@ from autosample_ext.search.rungs import (
 )
 from autosample_ext.training.checkpoint import cpu_state, save_checkpoint
 from autosample_ext.training.config import TrainResult
-from autosample_ext.training.distributed import DistContext
+from autosample_ext.distributed.context import DistContext
 from autosample_ext.training.evaluate import evaluated_users, per_user_metric
 from autosample_ext.training.trainer import Trainer
 

@@ -26,7 +26,7 @@ counters, the running loss of a partial epoch, the best-so-far state and the log
 the data order depends only on (seed, epoch) and samplers draw by (seed, step), a resumed run
 ends with exactly the metrics of an uninterrupted one.
 
-In a distributed run (``dist``, :mod:`autosample_ext.training.distributed`) each rank trains
+In a distributed run (``dist``, :mod:`autosample_ext.distributed.context`) each rank trains
 its users' rows of every global batch, the gradients are reduced over the ranks before the
 optimiser steps, evaluation is sharded by users, and rank 0 writes the checkpoints with every
 rank's own state in them.
@@ -49,13 +49,13 @@ from autosample_ext.models.base import Recommender
 from autosample_ext.samplers.base import SampleContext
 from autosample_ext.training.checkpoint import cpu_state
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainingInterrupted, TrainResult
-from autosample_ext.training.distributed import DistContext
+from autosample_ext.distributed.context import DistContext
 from autosample_ext.training.evaluate import evaluate_model
 from autosample_ext.training.fused import FusedEngine, fused_unsupported
 from autosample_ext.training.guard import TrainingDiverged, check_divergence
 from autosample_ext.training.objectives import Objective, StepOutput
 from autosample_ext.training.optim import make_optimizer
-from autosample_ext.training.reducer import GradientReducer
+from autosample_ext.distributed.reducer import GradientReducer
 from autosample_ext.training.trainer_state import TrainerCheckpoints
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class Trainer(TrainerCheckpoints):
         on_epoch: called with each new log line (the run directory appends it to log.jsonl).
         on_step: called with the global step after each optimiser step (tests inject faults).
         tag: the run's name in log lines ("seed0/search").
-        dist: this process's place in a distributed run (:mod:`~autosample_ext.training.distributed`):
+        dist: this process's place in a distributed run (:mod:`~autosample_ext.distributed.context`):
             the rank trains its users' rows of each global batch, gradients are reduced over the
             ranks, evaluation is sharded, rank 0 writes the checkpoints. Default: one process.
     """

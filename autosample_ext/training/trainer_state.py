@@ -14,7 +14,7 @@ import torch
 from autosample_ext.training.checkpoint import (CheckpointError, check_shapes, cpu_state, load_checkpoint,
                                                  save_checkpoint)
 from autosample_ext.training.config import TrainResult
-from autosample_ext.training.launch import check_world_size
+from autosample_ext.distributed.launch import check_world_size
 
 log = logging.getLogger("autosample_ext.training.trainer")
 
