@@ -182,3 +182,18 @@ def test_graph_propagate(dev: str, data) -> None:
     assert out.shape == (N, d) and out.dtype == dtype
     assert same(out.cpu(), ref.graph_propagate(*a, x, K))
     ops.check_errors()
+
+
+def test_every_operator_has_an_autograd_kernel():
+    """Each schema of csrc/ops.cpp gets the Autograd key registered from the same table: the
+    fall-through for the non-differentiable ops (their outputs never require grad) and the
+    backward of the Python wrapper for spmm and graph_propagate."""
+    import autosample_ext.ops.graph  # noqa: F401  (registers the backwards)
+
+    names = sorted(n for n in torch._C._dispatch_get_all_op_names() if n.startswith("autosample::"))
+    assert len(names) >= 13, names
+    assert [n for n in names if not torch._C._dispatch_has_kernel_for_dispatch_key(n, "Autograd")] == []
+    user = torch.randn(3, 4, requires_grad=True)
+    item = torch.randn(5, 4, requires_grad=True)
+    scores = torch.ops.autosample.score_candidates(user, item, torch.zeros(3, 2, dtype=torch.int64))
+    assert not scores.requires_grad and scores.grad_fn is None
