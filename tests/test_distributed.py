@@ -26,12 +26,12 @@ import pytest
 import torch
 
 from autosample_ext.data import load
+from autosample_ext.distributed.context import DistContext
 from autosample_ext.samplers import Negatives, Sampler
 from autosample_ext.samplers.gdns import GDNSGroups, GDNSOptions
 from autosample_ext.search.autosample import AutoSampleObjective
 from autosample_ext.train import main
 from autosample_ext.training import SamplerObjective, Trainer, epoch_permutation
-from autosample_ext.distributed.context import DistContext
 from faultdata import skewed_lines
 
 import dist_worker as W

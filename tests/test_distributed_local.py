@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from autosample_ext.data import load
-from autosample_ext.samplers import UserShard, build_sampler
-from autosample_ext.training import Trainer
 from autosample_ext.distributed.context import DistContext
 from autosample_ext.distributed.launch import check_world_size
 from autosample_ext.distributed.reducer import GradientReducer
+from autosample_ext.samplers import UserShard, build_sampler
+from autosample_ext.training import Trainer
 from faultdata import skewed_lines
 
 import dist_worker as W

@@ -51,7 +51,6 @@ Contract, with R processes (ranks) and B = ``--batch-size``:
 from __future__ import annotations
 
 import logging
-import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -61,8 +60,8 @@ from typing import Any, Callable, Iterator, TypeVar
 import torch
 import torch.distributed as tdist
 
-from autosample_ext.samplers.base import UserShard
 from autosample_ext.distributed import failures
+from autosample_ext.samplers.base import UserShard
 
 log = logging.getLogger(__name__)
 
@@ -323,12 +322,6 @@ class DistContext:
             raise ValueError(f"{what} differs between the processes: rank 0 has {values[0]}, "
                              f"rank {bad[0]} has {values[bad[0]]}; every node must see the same "
                              f"files at the same paths")
-
-    def load_checkpoint(self, path: str | os.PathLike) -> dict[str, Any] | None:
-        """:func:`~autosample_ext.training.checkpoint.load_for_rank` of ``path`` for this rank."""
-        from autosample_ext.training.checkpoint import load_for_rank
-
-        return load_for_rank(path, self)
 
 
 def _raise_if(problem: str) -> None:

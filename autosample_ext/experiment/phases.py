@@ -20,6 +20,7 @@ import torch
 
 from autosample_ext.data.interactions import InteractionData
 from autosample_ext.data.splits import NotEnoughNegatives
+from autosample_ext.distributed.context import DistContext
 from autosample_ext.experiment.config import RunConfig
 from autosample_ext.experiment.protocols import protocol_spec
 from autosample_ext.experiment.rundir import RunDir
@@ -28,8 +29,8 @@ from autosample_ext.search.halving import SuccessiveHalving
 from autosample_ext.search.retrain import chosen_sampler, init_retrain_model
 from autosample_ext.search.schedule import build_candidate
 from autosample_ext.search.valid_alpha import ValidAlphaObjective
+from autosample_ext.training.checkpoint import load_for_rank
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainResult
-from autosample_ext.distributed.context import DistContext
 from autosample_ext.training.objectives import SamplerObjective
 from autosample_ext.training.trainer import Trainer
 
@@ -184,7 +185,7 @@ class RunContext:
     def read_checkpoint(self, seed: int, phase: str) -> dict[str, Any]:
         """A phase's checkpoint (in a distributed run: read by rank 0, each rank's part sent)."""
         path = self.out.checkpoint(seed, phase)
-        state = self.dist.load_checkpoint(path)
+        state = load_for_rank(path, self.dist)
         if state is None:
             raise FileNotFoundError(f"checkpoint {path} does not exist")
         return state

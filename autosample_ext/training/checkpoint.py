@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from autosample_ext.distributed.launch import check_world_size
+
 _PLAIN = (type(None), bool, int, float, str)
 
 
@@ -105,8 +107,6 @@ def load_for_rank(path: str | os.PathLike, dist: Any) -> dict[str, Any] | None:
     the top level (``objective``, ``rng``, ``epoch_cpu_seconds``). A checkpoint written by
     another number of processes raises ValueError on every rank.
     """
-    from autosample_ext.distributed.launch import check_world_size
-
     path = Path(path)
 
     def read() -> tuple[dict[str, Any] | None, list[Any] | None]:

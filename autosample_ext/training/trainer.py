@@ -45,17 +45,17 @@ from tqdm.auto import tqdm
 
 from autosample_ext import ops
 from autosample_ext.data.interactions import InteractionData
+from autosample_ext.distributed.context import DistContext
+from autosample_ext.distributed.reducer import GradientReducer
 from autosample_ext.models.base import Recommender
 from autosample_ext.samplers.base import SampleContext
 from autosample_ext.training.checkpoint import cpu_state
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainingInterrupted, TrainResult
-from autosample_ext.distributed.context import DistContext
 from autosample_ext.training.evaluate import evaluate_model
 from autosample_ext.training.fused import FusedEngine, fused_unsupported
 from autosample_ext.training.guard import TrainingDiverged, check_divergence
 from autosample_ext.training.objectives import Objective, StepOutput
 from autosample_ext.training.optim import make_optimizer
-from autosample_ext.distributed.reducer import GradientReducer
 from autosample_ext.training.trainer_state import TrainerCheckpoints
 
 log = logging.getLogger(__name__)
