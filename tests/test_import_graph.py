@@ -1,6 +1,7 @@
 """The package's import graph, read from source by tools/import_cycles.py."""
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 from pathlib import Path
@@ -8,17 +9,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@functools.cache
 def _tool():
+    """tools/import_cycles.py, loaded by path (tools/ is not a package)."""
     spec = importlib.util.spec_from_file_location("import_cycles", ROOT / "tools" / "import_cycles.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("import_cycles", module)
+    sys.modules["import_cycles"] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
 
 def test_no_import_cycle_at_import_time():
-    _, graphs = _tool().build_graphs(ROOT / "autosample_ext")
-    assert _tool().simple_cycles(graphs["runtime"]) == []
+    tool = _tool()
+    _, graphs = tool.build_graphs(ROOT / "autosample_ext")
+    assert tool.simple_cycles(graphs["runtime"]) == []
 
 
 def test_distributed_runtime_sits_in_no_cycle():
