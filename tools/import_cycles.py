@@ -1,7 +1,8 @@
 """Count the import cycles of the ``autosample_ext`` package, read from source (nothing is imported).
 
 Nodes are the package's modules (one per file; a package is its ``__init__.py``; a compiled
-extension such as ``_C*.so`` is a module without imports, so build the package first). An edge
+extension is a module without imports: the ``_C*.so`` files found, and the names given by
+``--extension``, default ``_C``, so an unbuilt checkout counts the same). An edge
 ``a -> b`` is an import in ``a`` of the project module ``b``: relative imports are resolved
 against ``a``'s package, and ``from pkg import name`` points to the submodule ``pkg.name`` when
 that is a module file, else to ``pkg`` itself (its ``__init__``). Importing a submodule also runs
@@ -48,8 +49,9 @@ class ModuleInfo:
     edges: list[Edge] = field(default_factory=list)
 
 
-def discover(root: Path) -> dict[str, ModuleInfo]:
-    """Every module of the package at ``root`` (a folder with ``__init__.py``), by dotted name."""
+def discover(root: Path, extensions: tuple[str, ...] = ()) -> dict[str, ModuleInfo]:
+    """Every module of the package at ``root`` (a folder with ``__init__.py``), by dotted name;
+    ``extensions``: compiled modules' names relative to ``root`` (``"_C"``), built or not."""
     modules: dict[str, ModuleInfo] = {}
     base = root.parent
     for path in sorted(root.rglob("*.py")):
@@ -65,6 +67,9 @@ def discover(root: Path) -> dict[str, ModuleInfo]:
     for path in sorted([*root.rglob("*.so"), *root.rglob("*.pyd")]):
         parts = list(path.relative_to(base).parent.parts) + [path.name.split(".")[0]]
         modules.setdefault(".".join(parts), ModuleInfo(".".join(parts), path, False))
+    for name in extensions:
+        dotted = f"{root.name}.{name}"
+        modules.setdefault(dotted, ModuleInfo(dotted, root / f"{name.replace('.', '/')}.so", False))
     return modules
 
 
@@ -138,9 +143,10 @@ def collect_edges(module: ModuleInfo, modules: dict[str, ModuleInfo]) -> None:
     visit(tree, False, False)
 
 
-def build_graphs(root: Path) -> tuple[dict[str, ModuleInfo], dict[str, dict[str, set[str]]]]:
+def build_graphs(root: Path, extensions: tuple[str, ...] = ("_C",)
+                 ) -> tuple[dict[str, ModuleInfo], dict[str, dict[str, set[str]]]]:
     """The modules under ``root`` and the three graphs, as adjacency sets by graph name."""
-    modules = discover(root)
+    modules = discover(root, extensions)
     for module in modules.values():
         collect_edges(module, modules)
     graphs: dict[str, dict[str, set[str]]] = {g: {m: set() for m in modules} for g in GRAPHS}
@@ -183,8 +189,8 @@ def simple_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(cycles, key=lambda c: (len(c), c))
 
 
-def report(root: Path) -> dict[str, object]:
-    modules, graphs = build_graphs(root)
+def report(root: Path, extensions: tuple[str, ...] = ("_C",)) -> dict[str, object]:
+    modules, graphs = build_graphs(root, extensions)
     out: dict[str, object] = {"root": root.name, "modules": len(modules)}
     for name, graph in graphs.items():
         cycles = simple_cycles(graph)
@@ -197,12 +203,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default=str(Path(__file__).resolve().parent.parent / "autosample_ext"),
                         help="the package folder (default: the repository's autosample_ext)")
+    parser.add_argument("--extension", action="append", default=None, metavar="NAME",
+                        help="a compiled module of the package, relative to it (repeatable; "
+                             "default: _C)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     root = Path(args.root)
     if not (root / "__init__.py").is_file():
         parser.error(f"--root: {root} is not a package folder (no __init__.py)")
-    result = report(root)
+    result = report(root, tuple(args.extension) if args.extension is not None else ("_C",))
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
