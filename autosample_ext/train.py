@@ -21,8 +21,6 @@ from typing import Any, Callable, Sequence
 import torch
 
 from autosample_ext.cli_common import usage_error
-from autosample_ext.distributed.context import DEFAULT_TIMEOUT_S, DistributedError, RemoteError
-from autosample_ext.distributed.launch import init_from_env, shutdown
 from autosample_ext.experiment import RunConfig, default_out_dir, run, summary_text
 from autosample_ext.experiment.config import ALPHA_OBJECTIVES
 from autosample_ext.experiment.lock import RunLocked
@@ -33,7 +31,9 @@ from autosample_ext.experiment.validate import check_config
 from autosample_ext.samplers.base import SamplerOptionError
 from autosample_ext.training import StopFlag, TrainingInterrupted
 from autosample_ext.training.config import FULL_METRICS, SAMPLED_METRICS
+from autosample_ext.distributed.context import DEFAULT_TIMEOUT_S, DistributedError, RemoteError
 from autosample_ext.training.guard import TrainingDiverged
+from autosample_ext.distributed.launch import init_from_env, shutdown
 from autosample_ext.train_parser import (DEFAULT_THREADS, CLIError, build_parser,
                                          check_device, check_more_args, int_list, name_list,
                                          sampler_opts)

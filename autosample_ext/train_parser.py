@@ -11,7 +11,6 @@ import torch
 from autosample_ext.cli_common import finite_floats
 from autosample_ext.data.readers import FORMATS, canonical_format
 from autosample_ext.data.splits import SPLIT_ROUNDINGS
-from autosample_ext.distributed.context import DEFAULT_TIMEOUT_S
 from autosample_ext.experiment import DEFAULT_SEARCH_SPACE, MODELS, PROTOCOLS, SEARCHES, RunConfig
 from autosample_ext.experiment.config import ALPHA_OBJECTIVES
 from autosample_ext.experiment.protocols import PROTOCOL_SPECS
@@ -19,6 +18,7 @@ from autosample_ext.models._init import INIT_SCHEMES
 from autosample_ext.models.lightgcn import PROPAGATIONS
 from autosample_ext.search.retrain import RETRAIN_INITS
 from autosample_ext.training.config import ENGINES, EVAL_PROTOCOLS, OPTIMIZERS
+from autosample_ext.distributed.context import DEFAULT_TIMEOUT_S
 
 DEFAULTS = RunConfig()
 # One thread unless --threads says otherwise: runs are usually many processes on a shared

@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from autosample_ext.data.interactions import InteractionData
-from autosample_ext.distributed.context import DistContext
-from autosample_ext.distributed.launch import check_world_size, current_context
 from autosample_ext.experiment.config import ALPHA_OBJECTIVES, RunConfig
 from autosample_ext.experiment.engine import engine_plan, log_engine_notice
 from autosample_ext.experiment.figures import setting_title
@@ -72,6 +70,8 @@ from autosample_ext.experiment.validate import check_config, check_data
 from autosample_ext.samplers.registry import check_sampler_data
 from autosample_ext.search.grid import pick_best
 from autosample_ext.training.config import StopFlag
+from autosample_ext.distributed.context import DistContext
+from autosample_ext.distributed.launch import check_world_size, current_context
 
 
 @dataclass

@@ -20,7 +20,6 @@ import torch
 
 from autosample_ext.data.interactions import InteractionData
 from autosample_ext.data.splits import NotEnoughNegatives
-from autosample_ext.distributed.context import DistContext
 from autosample_ext.experiment.config import RunConfig
 from autosample_ext.experiment.protocols import protocol_spec
 from autosample_ext.experiment.rundir import RunDir
@@ -31,6 +30,7 @@ from autosample_ext.search.schedule import build_candidate
 from autosample_ext.search.valid_alpha import ValidAlphaObjective
 from autosample_ext.training.checkpoint import load_for_rank
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainResult
+from autosample_ext.distributed.context import DistContext
 from autosample_ext.training.objectives import SamplerObjective
 from autosample_ext.training.trainer import Trainer
 
