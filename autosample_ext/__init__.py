@@ -48,7 +48,7 @@ _LAZY: dict[str, str] = {
     "run": "autosample_ext.run",
 }
 # Training beyond one process (torchrun): the process's context and its set-up.
-_LAZY.update({"DistContext": "autosample_ext.training", "init_from_env": "autosample_ext.training"})
+_LAZY.update({"DistContext": "autosample_ext.distributed", "init_from_env": "autosample_ext.distributed"})
 
 
 def __getattr__(name: str) -> object:

@@ -96,7 +96,7 @@ def parse_one_process(parser: argparse.ArgumentParser, argv: Sequence[str] | Non
                       advice: str) -> argparse.Namespace | int:
     """Parse ``argv`` for a command that runs in one process and set up its INFO logging; the
     exit status 2 instead when torchrun started it (``advice``: what to do instead)."""
-    from autosample_ext.training.launch import single_process_error
+    from autosample_ext.distributed.launch import single_process_error
 
     ns = parser.parse_args(argv)
     refused = single_process_error(parser.prog, advice)

@@ -26,9 +26,9 @@ from autosample_ext.run.lock import RunLocked
 from autosample_ext.run.rundir import RunDirError, read_saved_config
 from autosample_ext.samplers.base import SamplerOptionError
 from autosample_ext.training import StopFlag, TrainingInterrupted
-from autosample_ext.training.distributed import DEFAULT_TIMEOUT_S, DistributedError, RemoteError
+from autosample_ext.distributed.context import DEFAULT_TIMEOUT_S, DistributedError, RemoteError
 from autosample_ext.training.guard import TrainingDiverged
-from autosample_ext.training.launch import init_from_env, shutdown
+from autosample_ext.distributed.launch import init_from_env, shutdown
 from autosample_ext.train_parser import (DEFAULT_THREADS, FIELD_OF_DEST, CLIError,
                                          build_parser, check_device, check_more_args, int_list,
                                          name_list, option_message, option_of_field,

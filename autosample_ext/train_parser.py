@@ -23,7 +23,7 @@ from autosample_ext.models._init import INIT_SCHEMES
 from autosample_ext.models.lightgcn import PROPAGATIONS
 from autosample_ext.search.retrain import RETRAIN_INITS
 from autosample_ext.training.config import ENGINES, EVAL_PROTOCOLS, OPTIMIZERS
-from autosample_ext.training.distributed import DEFAULT_TIMEOUT_S
+from autosample_ext.distributed.context import DEFAULT_TIMEOUT_S
 
 DEFAULTS = RunConfig()
 # One thread unless --threads says otherwise: runs are usually many processes on a shared

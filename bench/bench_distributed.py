@@ -65,7 +65,7 @@ def worker(args: argparse.Namespace) -> None:
     from autosample_ext.models import build_model
     from autosample_ext.samplers import build_sampler
     from autosample_ext.training import SamplerObjective, TrainConfig, Trainer, TrainingInterrupted
-    from autosample_ext.training.launch import init_from_env, shutdown
+    from autosample_ext.distributed.launch import init_from_env, shutdown
     from autosample_ext.training.evaluate import evaluate_model
 
     torch.set_num_threads(args.threads)
@@ -114,8 +114,8 @@ def worker(args: argparse.Namespace) -> None:
 def exchange_worker(args: argparse.Namespace) -> None:
     """One rank of the exchange micro-benchmark: a ``[users, 64]`` table whose gradient has
     ``rows`` non-zero rows (a step's batch), reduced densely and as rows, interleaved."""
-    from autosample_ext.training.launch import init_from_env, shutdown
-    from autosample_ext.training.reducer import GradientReducer
+    from autosample_ext.distributed.launch import init_from_env, shutdown
+    from autosample_ext.distributed.reducer import GradientReducer
 
     torch.set_num_threads(1)
     dist = init_from_env(timeout_s=600)

@@ -203,7 +203,8 @@ def sample_negatives() -> list[Case]:
 
 
 def gdns() -> list[Case]:
-    ops, ref = _ext()
+    ops, _ = _ext()
+    from autosample_ext.ops import reference_gdns as ref
     U, N, S, B, M = 6040, 3706, 64, 4096, 256
     g = _gen(13)
     keys = torch.full((U, S), -1, dtype=torch.int64, device="cuda")

@@ -10,6 +10,7 @@
 #include <c10/util/Exception.h>
 #include <torch/library.h>
 
+#include <cstring>
 #include <exception>
 #include <string>
 
@@ -51,47 +52,69 @@ bool set_sync_errors(bool enabled) {
 
 }  // namespace
 
+namespace {
+
+// One row per operator: its schema, and whether it is differentiable. The schema definitions and
+// the Autograd registrations below both read this table, so an operator is listed once.
+// Differentiable operators get their backward from torch.library.register_autograd in their
+// Python wrapper (autosample_ext/ops/graph.py); every other one falls through the Autograd key.
+struct OpDef {
+  const char* schema;
+  bool differentiable;
+};
+
+constexpr OpDef kOps[] = {
+    {"sample_negatives(Tensor indptr, Tensor indices, Tensor users, int num_items, "
+     "int num_samples, int seed, int offset, Tensor? alias_prob=None, "
+     "Tensor? alias_idx=None, bool validate=True) -> Tensor",
+     false},
+    {"score_candidates(Tensor user_emb, Tensor item_emb, Tensor cand) -> Tensor", false},
+    {"score_topk(Tensor user_emb, Tensor item_emb, Tensor cand, int k) -> (Tensor, Tensor)", false},
+    {"select_topk(Tensor keys, int k) -> (Tensor, Tensor)", false},
+    {"gdns_lookup(Tensor slot_keys, Tensor slot_g, Tensor users, Tensor items) -> Tensor", false},
+    {"gdns_update(Tensor(a!) slot_keys, Tensor(b!) slot_h, Tensor(c!) slot_g, Tensor users, "
+     "Tensor items, Tensor pos_scores, Tensor neg_scores, float alpha, float eps) -> ()",
+     false},
+    {"gdns_contains(Tensor slot_keys, Tensor users, Tensor items) -> Tensor", false},
+    {"gdns_dense_lookup(Tensor g, Tensor users, Tensor items) -> Tensor", false},
+    {"gdns_dense_update(Tensor(a!) h, Tensor(b!) g, Tensor users, Tensor items, "
+     "Tensor pos_scores, Tensor neg_scores, float alpha, float eps) -> ()",
+     false},
+    {"rank_topk(Tensor user_emb, Tensor item_emb, Tensor excl_indptr, Tensor excl_indices, "
+     "int k, bool validate=True) -> (Tensor, Tensor)",
+     false},
+    {"spmm(Tensor indptr, Tensor indices, Tensor values, Tensor x, bool symmetric=False) "
+     "-> Tensor",
+     true},
+    {"graph_propagate(Tensor indptr, Tensor indices, Tensor values, Tensor x, "
+     "int num_layers, bool symmetric=False) -> Tensor",
+     true},
+    {"mf_bpr_train(Tensor(a!) user_emb, Tensor(b!) item_emb, Tensor(c!)? weight, "
+     "Tensor(d!)[] state, Tensor indptr, Tensor indices, Tensor users, Tensor pos_items, "
+     "Tensor? negatives, int batch_size, int num_negatives, str sampler, int num_candidates, "
+     "int top_k, Tensor? alias_prob, Tensor? alias_idx, Tensor? cdf, Tensor? uniforms, int seed, "
+     "int offset, int offset_stride, float lr, float l2, str optimizer, float beta1, "
+     "float beta2, float eps, int opt_step, bool validate=True) -> Tensor",
+     false},
+};
+
+// The operator's name: the schema up to its argument list.
+std::string op_name(const char* schema) { return std::string(schema, std::strchr(schema, '(')); }
+
+}  // namespace
+
 TORCH_LIBRARY(autosample, m) {
-  m.def(
-      "sample_negatives(Tensor indptr, Tensor indices, Tensor users, int num_items, "
-      "int num_samples, int seed, int offset, Tensor? alias_prob=None, "
-      "Tensor? alias_idx=None, bool validate=True) -> Tensor");
-  m.def("score_candidates(Tensor user_emb, Tensor item_emb, Tensor cand) -> Tensor");
-  m.def("score_topk(Tensor user_emb, Tensor item_emb, Tensor cand, int k) -> (Tensor, Tensor)");
-  m.def("select_topk(Tensor keys, int k) -> (Tensor, Tensor)");
-  m.def("gdns_lookup(Tensor slot_keys, Tensor slot_g, Tensor users, Tensor items) -> Tensor");
-  m.def(
-      "gdns_update(Tensor(a!) slot_keys, Tensor(b!) slot_h, Tensor(c!) slot_g, Tensor users, "
-      "Tensor items, Tensor pos_scores, Tensor neg_scores, float alpha, float eps) -> ()");
-  m.def("gdns_contains(Tensor slot_keys, Tensor users, Tensor items) -> Tensor");
-  m.def("gdns_dense_lookup(Tensor g, Tensor users, Tensor items) -> Tensor");
-  m.def(
-      "gdns_dense_update(Tensor(a!) h, Tensor(b!) g, Tensor users, Tensor items, "
-      "Tensor pos_scores, Tensor neg_scores, float alpha, float eps) -> ()");
-  m.def(
-      "rank_topk(Tensor user_emb, Tensor item_emb, Tensor excl_indptr, Tensor excl_indices, "
-      "int k, bool validate=True) -> (Tensor, Tensor)");
-  m.def("spmm(Tensor indptr, Tensor indices, Tensor values, Tensor x, bool symmetric=False) "
-        "-> Tensor");
-  m.def("graph_propagate(Tensor indptr, Tensor indices, Tensor values, Tensor x, "
-        "int num_layers, bool symmetric=False) -> Tensor");
-  m.def(
-      "mf_bpr_train(Tensor(a!) user_emb, Tensor(b!) item_emb, Tensor(c!)? weight, "
-      "Tensor(d!)[] state, Tensor indptr, Tensor indices, Tensor users, Tensor pos_items, "
-      "Tensor? negatives, int batch_size, int num_negatives, str sampler, int num_candidates, "
-      "int top_k, Tensor? alias_prob, Tensor? alias_idx, Tensor? cdf, Tensor? uniforms, int seed, "
-      "int offset, int offset_stride, float lr, float l2, str optimizer, float beta1, "
-      "float beta2, float eps, int opt_step, bool validate=True) -> Tensor");
+  for (const OpDef& op : kOps) m.def(op.schema);
 }
 
-// None of these ops is differentiable (samplers and evaluation use them on detached tables):
-// the autograd key falls through, so their outputs never require grad, even for inputs that do
-// (without this, torch gives them a grad_fn that backpropagates nothing, with a warning only).
+// The non-differentiable ops (samplers and evaluation use them on detached tables) fall through
+// the autograd key, so their outputs never require grad, even for inputs that do (without this,
+// torch gives them a grad_fn that backpropagates nothing, with a warning only).
 TORCH_LIBRARY_IMPL(autosample, Autograd, m) {
-  for (const char* op : {"sample_negatives", "score_candidates", "score_topk", "select_topk",
-                         "gdns_lookup", "gdns_update", "gdns_dense_lookup", "gdns_dense_update",
-                         "gdns_contains", "rank_topk", "mf_bpr_train"}) {
-    m.impl(op, torch::CppFunction::makeFallthrough());
+  for (const OpDef& op : kOps) {
+    if (!op.differentiable) {
+      m.impl(op_name(op.schema).c_str(), torch::CppFunction::makeFallthrough());
+    }
   }
 }
 

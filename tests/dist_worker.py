@@ -24,12 +24,12 @@ from typing import Any
 import torch
 
 from autosample_ext.data import load
+from autosample_ext.distributed.context import DistContext
+from autosample_ext.distributed.launch import init_from_env
 from autosample_ext.models import build_model
 from autosample_ext.samplers import build_sampler
 from autosample_ext.search.autosample import AutoSampleObjective
 from autosample_ext.training import SamplerObjective, TrainConfig, Trainer, TrainingInterrupted
-from autosample_ext.training.distributed import DistContext
-from autosample_ext.training.launch import init_from_env
 from autosample_ext.training.evaluate import evaluate_model, per_user_metric
 
 #: name -> (model, sampler(s), grad_exchange, batch size, epochs)

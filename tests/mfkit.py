@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from autosample_ext import ops
-from autosample_ext.ops import reference
+from autosample_ext.ops import reference_mf
 from autosample_ext.ops.fused import new_state
 from autosample_ext.samplers.dns import exp_rank_cdf
 
@@ -89,7 +89,7 @@ def run_reference(p: Problem, optimizer: str, batch_size: int = 16, opt_step: in
                   **over: Any) -> torch.Tensor:
     """The oracle on ``p`` (in place); returns the losses."""
     kw = {**HYPER, **p.extra, **over}
-    return reference.mf_bpr_train(
+    return reference_mf.mf_bpr_train(
         p.P, p.Q, p.w, p.state, p.indptr, p.indices, p.users, p.pos, kw.get("negatives"),
         batch_size, kw["num_negatives"], kw["sampler"], kw.get("num_candidates", 1),
         kw.get("top_k", 1), kw.get("alias_prob"), kw.get("alias_idx"), kw.get("cdf"),

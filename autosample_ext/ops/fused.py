@@ -6,7 +6,7 @@ streams (RNS, PNS through the alias table, DNS's candidate pools scored and sele
 operator, or takes them from ``negatives``), computes the BPR loss with the L2 term and its
 gradient, and updates the touched rows of the tables with SGD, AdaGrad or lazy (sparse) Adam, or
 every row with dense Adam (torch.optim.Adam: the untouched rows with a zero gradient). The
-pure-PyTorch oracle is :func:`autosample_ext.ops.reference.mf_bpr_train`; the trainer's
+pure-PyTorch oracle is :func:`autosample_ext.ops.reference_mf.mf_bpr_train`; the trainer's
 fused engine (:mod:`autosample_ext.training.fused`) drives it.
 """
 from __future__ import annotations

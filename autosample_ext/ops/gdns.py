@@ -1,5 +1,5 @@
 """The GDNS state operators, in both layouts (docs/search.md "GDNS state"; the rules are in
-csrc/include/autosample/gdns_table.h, the oracles in :mod:`autosample_ext.ops.reference`).
+csrc/include/autosample/gdns_table.h, the oracles in :mod:`autosample_ext.ops.reference_gdns`).
 
 * dense (the paper's exact gain): ``h, g [U, I]``, 1.0 for a pair never selected:
   :func:`gdns_dense_lookup`, :func:`gdns_dense_update`;

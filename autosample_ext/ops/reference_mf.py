@@ -1,7 +1,7 @@
 """Pure-PyTorch oracle of ``mf_bpr_train``: whole MF / GMF BPR training steps (negatives, BPR + L2
-gradient by autograd, an update of the touched rows). Re-exported by
-:mod:`autosample_ext.ops.reference`; docs/performance.md's "Fused training engine" describes the
-operator.
+gradient by autograd, an update of the touched rows), built on the sampling and scoring
+oracles of :mod:`autosample_ext.ops.reference`; docs/performance.md's "Fused training
+engine" describes the operator.
 
 Per step ``s`` (rows ``[s*B, min((s+1)*B, T))`` of ``users`` / ``pos_items``, ``B_s`` of them,
 Philox offset ``offset + s * offset_stride``):

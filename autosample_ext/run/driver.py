@@ -67,8 +67,8 @@ from autosample_ext.samplers.registry import check_sampler_data
 from autosample_ext.search.halving_phases import race_space
 from autosample_ext.search.strategies import STRATEGIES
 from autosample_ext.training.config import StopFlag
-from autosample_ext.training.distributed import DistContext
-from autosample_ext.training.launch import check_world_size, current_context
+from autosample_ext.distributed.context import DistContext
+from autosample_ext.distributed.launch import check_world_size, current_context
 
 
 @dataclass
@@ -89,7 +89,7 @@ def run(cfg: RunConfig, *, resume: bool = False, data: InteractionData | None = 
     ``stop``: set by signal handlers: checkpoint at the next step and raise TrainingInterrupted.
     ``on_step(tag, step)``: called after every optimiser step (fault injection in tests).
     ``dist``: the process's place in a distributed run (default: the initialised process group,
-    else one process; :mod:`autosample_ext.training.distributed`). Every rank calls ``run``;
+    else one process; :mod:`autosample_ext.distributed.context`). Every rank calls ``run``;
     rank 0 alone writes the run directory and returns the full summary, the other ranks a
     summary with the records and no metrics.
     """

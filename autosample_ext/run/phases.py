@@ -24,8 +24,9 @@ from autosample_ext.run.config import RunConfig
 from autosample_ext.run.protocols import protocol_spec
 from autosample_ext.run.rundir import RunDir
 from autosample_ext.samplers.registry import build_sampler
+from autosample_ext.training.checkpoint import load_for_rank
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainResult
-from autosample_ext.training.distributed import DistContext
+from autosample_ext.distributed.context import DistContext
 from autosample_ext.training.objectives import SamplerObjective
 from autosample_ext.training.trainer import Trainer
 
@@ -161,7 +162,7 @@ class RunContext:
     def read_checkpoint(self, seed: int, phase: str) -> dict[str, Any]:
         """A phase's checkpoint (in a distributed run: read by rank 0, each rank's part sent)."""
         path = self.out.checkpoint(seed, phase)
-        state = self.dist.load_checkpoint(path)
+        state = load_for_rank(path, self.dist)
         if state is None:
             raise FileNotFoundError(f"checkpoint {path} does not exist")
         return state

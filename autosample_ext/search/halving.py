@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from autosample_ext.data.interactions import InteractionData
+from autosample_ext.distributed.context import DistContext
 from autosample_ext.search.rungs import (
     LEGACY,
     RULES,
@@ -60,9 +61,8 @@ from autosample_ext.search.rungs import (
     paired_bootstrap_se,
     rung_epochs,
 )
-from autosample_ext.training.checkpoint import cpu_state, save_checkpoint
+from autosample_ext.training.checkpoint import cpu_state, load_for_rank, save_checkpoint
 from autosample_ext.training.config import TrainResult
-from autosample_ext.training.distributed import DistContext
 from autosample_ext.training.evaluate import evaluated_users, per_user_metric
 from autosample_ext.training.trainer import Trainer
 
@@ -252,7 +252,7 @@ class SuccessiveHalving:
     def run(self) -> HalvingOutcome:
         ref = self.trainer(self.candidates[0]).config
         self.bracket_rungs = self.config.bracket_rungs(ref.epochs, ref.eval_every)
-        saved = self.dist.load_checkpoint(self.state_path) if self.state_path is not None else None
+        saved = load_for_rank(self.state_path, self.dist) if self.state_path is not None else None
         if saved is not None:
             self.load_state_dict(saved)
             log.info("successive halving: resumed after %d rung epoch(s), alive %s",

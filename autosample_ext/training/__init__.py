@@ -9,10 +9,8 @@ from autosample_ext.training.checkpoint import (
     save_checkpoint,
 )
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainingInterrupted, TrainResult
-from autosample_ext.training.distributed import DistContext, DistributedError, RemoteError
 from autosample_ext.training.evaluate import evaluate_model
 from autosample_ext.training.guard import TrainingDiverged, check_divergence
-from autosample_ext.training.launch import init_from_env
 from autosample_ext.training.objectives import (
     Objective,
     SamplerObjective,
@@ -30,4 +28,3 @@ __all__ = [
     "make_adam", "make_optimizer",
 ]
 __all__ += ["TrainingDiverged", "check_divergence", "CheckpointError"]
-__all__ += ["DistContext", "DistributedError", "RemoteError", "init_from_env"]

@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from autosample_ext.distributed.launch import check_world_size
+
 _PLAIN = (type(None), bool, int, float, str)
 
 
@@ -99,14 +101,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 def load_for_rank(path: str | os.PathLike, dist: Any) -> dict[str, Any] | None:
     """The checkpoint at ``path`` as this process needs it, or None when there is none.
 
-    ``dist``: the process's :class:`~autosample_ext.training.distributed.DistContext`. One
+    ``dist``: the process's :class:`~autosample_ext.distributed.context.DistContext`. One
     process: :func:`load_checkpoint`. Distributed: rank 0 reads the file; the replicated part is
     sent to every rank and each other rank receives its own ``rank_states`` entry merged into
     the top level (``objective``, ``rng``, ``epoch_cpu_seconds``). A checkpoint written by
     another number of processes raises ValueError on every rank.
     """
-    from autosample_ext.training.launch import check_world_size
-
     path = Path(path)
 
     def read() -> tuple[dict[str, Any] | None, list[Any] | None]:

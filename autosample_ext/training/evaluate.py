@@ -13,7 +13,7 @@ from autosample_ext.eval.full_ranking import FULL_RANKING_METRICS, RankingMetric
 from autosample_ext.models.base import Recommender
 
 if TYPE_CHECKING:
-    from autosample_ext.training.distributed import DistContext
+    from autosample_ext.distributed.context import DistContext
 
 EVAL_FUNCTIONS = {"full": "evaluate_full_ranking", "sampled": "evaluate_sampled"}
 SAMPLED_METRIC_NAMES = ("ndcg", "recall")

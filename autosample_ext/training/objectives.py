@@ -38,7 +38,7 @@ class StepOutput:
     loss: torch.Tensor          # scalar with autograd
     selected: int | None = None  # AutoSample: the candidate chosen by the Gumbel sample
     # What ``loss`` averages over when not the batch's rows (GDNS's group loss: the distinct
-    # users); a distributed run weights each rank's loss by it (training/distributed.py).
+    # users); a distributed run weights each rank's loss by it (distributed/context.py).
     units: int | None = None
 
 

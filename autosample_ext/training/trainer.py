@@ -9,8 +9,9 @@ batches of ``batch_size`` (user, positive) rows; for an objective whose ``batch_
     loss = objective.step_loss(ctx, user_table, item_table)   # sampler(s) -> negatives -> loss
     loss.backward(); model Adam step; objective's own optimiser step (alpha, for the search)
 
-or, with the fused engine (``TrainConfig.engine``, training/fused.py: MF / GMF with RNS, PNS,
-DNS or AOBPR), the same steps by the ``mf_bpr_train`` operator, several per call.
+(the autograd engine's step: training/autograd_engine.py) or, with the fused engine
+(``TrainConfig.engine``, training/fused.py: MF / GMF with RNS, PNS, DNS or AOBPR), the same steps
+by the ``mf_bpr_train`` operator, several per call.
 
 Validation every ``eval_every`` epochs on ``eval_split``; the best-validation state (model
 weights and the objective's best fields, e.g. alpha) is kept; early stopping after ``patience``
@@ -26,7 +27,7 @@ counters, the running loss of a partial epoch, the best-so-far state and the log
 the data order depends only on (seed, epoch) and samplers draw by (seed, step), a resumed run
 ends with exactly the metrics of an uninterrupted one.
 
-In a distributed run (``dist``, :mod:`autosample_ext.training.distributed`) each rank trains
+In a distributed run (``dist``, :mod:`autosample_ext.distributed.context`) each rank trains
 its users' rows of every global batch, the gradients are reduced over the ranks before the
 optimiser steps, evaluation is sharded by users, and rank 0 writes the checkpoints with every
 rank's own state in them.
@@ -45,17 +46,17 @@ from tqdm.auto import tqdm
 
 from autosample_ext import ops
 from autosample_ext.data.interactions import InteractionData
+from autosample_ext.distributed.context import DistContext
+from autosample_ext.distributed.reducer import GradientReducer
 from autosample_ext.models.base import Recommender
-from autosample_ext.samplers.base import SampleContext
+from autosample_ext.training.autograd_engine import AutogradSteps
 from autosample_ext.training.checkpoint import cpu_state
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainingInterrupted, TrainResult
-from autosample_ext.training.distributed import DistContext
 from autosample_ext.training.evaluate import evaluate_model
 from autosample_ext.training.fused import FusedEngine, fused_unsupported
 from autosample_ext.training.guard import TrainingDiverged, check_divergence
-from autosample_ext.training.objectives import Objective, StepOutput
+from autosample_ext.training.objectives import Objective
 from autosample_ext.training.optim import make_optimizer
-from autosample_ext.training.reducer import GradientReducer
 from autosample_ext.training.trainer_state import TrainerCheckpoints
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
     return torch.randperm(n, generator=gen)
 
 
-class Trainer(TrainerCheckpoints):
+class Trainer(AutogradSteps, TrainerCheckpoints):
     """Trains ``model`` with ``objective`` under ``config``; see the module docstring.
 
     Args:
@@ -82,7 +83,7 @@ class Trainer(TrainerCheckpoints):
         on_epoch: called with each new log line (the run directory appends it to log.jsonl).
         on_step: called with the global step after each optimiser step (tests inject faults).
         tag: the run's name in log lines ("seed0/search").
-        dist: this process's place in a distributed run (:mod:`~autosample_ext.training.distributed`):
+        dist: this process's place in a distributed run (:mod:`~autosample_ext.distributed.context`):
             the rank trains its users' rows of each global batch, gradients are reduced over the
             ranks, evaluation is sharded, rank 0 writes the checkpoints. Default: one process.
     """
@@ -190,55 +191,6 @@ class Trainer(TrainerCheckpoints):
             raise
 
     # -- training ------------------------------------------------------------------------------
-
-    def _train_step(self, users: torch.Tensor, pos: torch.Tensor, step: int) -> bool:
-        """One optimiser step on the rows ``users, pos`` (this rank's share of the global batch
-        in a distributed run); returns whether to stop at this step boundary (agreed by every
-        rank in a distributed run)."""
-        self.objective.before_step(self, step)   # the validation-driven search's probes
-        self.optimizer.zero_grad(set_to_none=True)
-        self.objective.zero_grad()
-        out = self._step_loss(users, pos, step)
-        if self.reducer is None:
-            out.loss.backward()
-            loss = out.loss.detach()
-            stop = self.stop.requested
-        else:
-            units = (out.units if out.units is not None else int(users.shape[0])) if out else 0
-            loss, stop = self.reducer.step(out.loss if out else None, units, int(users.shape[0]),
-                                           self.stop.requested)
-            if stop and not self.stop.requested:
-                self.stop.request("another process of the run received a stop request")
-        self.optimizer.step()
-        self.objective.optimizer_step()
-        self.loss_sum += loss.to(torch.float64)
-        if step == 0:
-            self.first_loss = float(loss)
-        return stop
-
-    def _step_loss(self, users: torch.Tensor, pos: torch.Tensor, step: int,
-                   objective: Objective | None = None, epoch: int | None = None
-                   ) -> StepOutput | None:
-        """Propagation, the objective's negatives and loss; None for an empty batch (a rank that
-        owns no user of a global batch), after :meth:`Objective.skip_step`. ``objective`` /
-        ``epoch``: another objective and the epoch its samplers see (look-ahead steps,
-        :mod:`autosample_ext.training.lookahead`); default the trainer's, ``step``'s epoch."""
-        objective = objective or self.objective
-        layers = None
-        if self.needs_layers:
-            # One propagation serves the samplers (MixGCF's per-layer tables) and the loss.
-            layers = self.model.layer_embeddings()
-            user_table, item_table = self.model.pool(layers[0]), self.model.pool(layers[1])
-        else:
-            user_table, item_table = self.model.propagate()
-        ctx = SampleContext(users=users, pos_items=pos, model=self.model,
-                            user_table=user_table.detach(), item_table=item_table.detach(),
-                            step=step, layers=layers,
-                            epoch=step // self.num_batches if epoch is None else epoch)
-        if users.shape[0] == 0:
-            objective.skip_step(ctx)
-            return None
-        return objective.step_loss(ctx, user_table, item_table)
 
     def train_batches(self, epoch: int) -> None:
         """The steps of ``epoch`` from ``self.batch`` on (no evaluation, no checkpoint unless a

@@ -11,10 +11,10 @@ from typing import Any
 
 import torch
 
+from autosample_ext.distributed.launch import check_world_size
 from autosample_ext.training.checkpoint import (CheckpointError, check_shapes, cpu_state, load_checkpoint,
-                                                 save_checkpoint)
+                                                 load_for_rank, save_checkpoint)
 from autosample_ext.training.config import TrainResult
-from autosample_ext.training.launch import check_world_size
 
 log = logging.getLogger("autosample_ext.training.trainer")
 
@@ -184,7 +184,7 @@ class TrainerCheckpoints:
         if self.checkpoint_path is None:
             return False
         if self.dist.distributed:
-            state = self.dist.load_checkpoint(self.checkpoint_path)
+            state = load_for_rank(self.checkpoint_path, self.dist)
             if state is None:
                 return False
         elif not self.checkpoint_path.is_file():

@@ -1,4 +1,4 @@
-// CPU kernels of the GDNS ops over both layouts of gdns_table.h (semantics: ops/reference.py):
+// CPU kernels of the GDNS ops over both layouts of gdns_table.h (semantics: ops/reference_gdns.py):
 // gdns_lookup / gdns_update / gdns_contains (slot table) and gdns_dense_lookup /
 // gdns_dense_update (dense H, G).
 //

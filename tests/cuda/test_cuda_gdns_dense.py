@@ -1,5 +1,5 @@
 """CUDA kernels of the GDNS dense table (gdns_dense_lookup / gdns_dense_update) and of
-gdns_contains against the CPU kernels and the oracles (ops/reference.py), the same bad-input
+gdns_contains against the CPU kernels and the oracles (ops/reference_gdns.py), the same bad-input
 messages on both devices, opcheck on CUDA, and a full-row slot table's default gain and eviction
 on CUDA. Skipped when no GPU is visible or the build has no CUDA kernels."""
 from __future__ import annotations
@@ -17,7 +17,7 @@ from cudakit import (
 )
 
 from autosample_ext import ops
-from autosample_ext.ops import reference as ref
+from autosample_ext.ops import reference_gdns
 
 
 def dense(U: int, I: int, dtype: torch.dtype, device: str = "cpu"):
@@ -38,14 +38,14 @@ def test_dense_update_sequence_matches(dtype: torch.dtype) -> None:
         neg = torch.randn(B, N, generator=gen, dtype=dtype)
         ops.gdns_dense_update(*dev, *to_dev(users, items, pos, neg), 0.2, 1e-8)
         ops.gdns_dense_update(*cpu, users, items, pos, neg, 0.2, 1e-8)
-        ref.gdns_dense_update(*oracle, users, items, pos, neg, 0.2, 1e-8)
+        reference_gdns.gdns_dense_update(*oracle, users, items, pos, neg, 0.2, 1e-8)
         for a, b, c in zip(dev, cpu, oracle):  # the same formula; exp may differ in the last bit
             torch.testing.assert_close(a.cpu(), b, **tol(dtype), msg=f"CPU vs CUDA at step {step}")
             torch.testing.assert_close(a.cpu(), c, **tol(dtype))
         q_users = torch.randint(0, U, (5,), generator=gen)
         query = torch.randint(0, I, (5, 7), generator=gen)
         got = ops.gdns_dense_lookup(dev[1], *to_dev(q_users, query))
-        assert torch.equal(got.cpu(), ref.gdns_dense_lookup(cpu[1], q_users, query))
+        assert torch.equal(got.cpu(), reference_gdns.gdns_dense_lookup(cpu[1], q_users, query))
 
 
 @pytest.mark.cuda
@@ -68,7 +68,7 @@ def test_contains_and_full_row_default_match_cpu() -> None:
                                ops.gdns_lookup(cpu[0], cpu[2], users, every), **tol(torch.float64))
     held = ops.gdns_contains(dev[0], *to_dev(users, every)).cpu()
     assert torch.equal(held, ops.gdns_contains(cpu[0], users, every))
-    assert torch.equal(held, ref.gdns_contains(cpu[0], users, every))
+    assert torch.equal(held, reference_gdns.gdns_contains(cpu[0], users, every))
     assert int(held.sum()) == U * S
 
 

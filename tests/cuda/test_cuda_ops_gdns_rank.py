@@ -1,7 +1,7 @@
 """CUDA kernels of the GDNS slot table (gdns_lookup / gdns_update) and of rank_topk against the CPU
-kernel and the oracle in ``autosample_ext.ops.reference`` (split from test_cuda_ops.py; same
-conventions: exact integer-valued inputs, asynchronous errors checked after every test). Skipped
-when no GPU is visible or the build has no CUDA kernels."""
+kernel and the oracles (``autosample_ext.ops.reference_gdns``, ``autosample_ext.ops.reference``;
+split from test_cuda_ops.py; same conventions: exact integer-valued inputs, asynchronous errors
+checked after every test). Skipped when no GPU is visible or the build has no CUDA kernels."""
 from __future__ import annotations
 
 import pytest
@@ -9,6 +9,7 @@ import torch
 
 from autosample_ext import ops
 from autosample_ext.ops import reference as ref
+from autosample_ext.ops import reference_gdns
 from cudakit import _no_pending_device_error  # noqa: F401 (autouse: no asynchronous error left behind)
 from cudakit import (DEV, DTYPES, empty_table, int_valued, raises_async, random_csr, to_dev,
                      tol)
@@ -38,7 +39,7 @@ def test_gdns_update_sequence_matches(dtype: torch.dtype, S: int) -> None:
         neg = torch.randn(B, N, generator=gen, dtype=dtype)
         ops.gdns_update(*dev_state, *to_dev(users, items, pos, neg), 0.7, 1e-3)
         ops.gdns_update(*cpu_state, users, items, pos, neg, 0.7, 1e-3)
-        ref.gdns_update(*ref_state, users, items, pos, neg, 0.7, 1e-3)
+        reference_gdns.gdns_update(*ref_state, users, items, pos, neg, 0.7, 1e-3)
         assert torch.equal(dev_state[0].cpu(), ref_state[0]), f"keys differ at step {step}"
         assert torch.equal(dev_state[0].cpu(), cpu_state[0])
         for a, b, c in zip(dev_state[1:], ref_state[1:], cpu_state[1:]):
@@ -47,7 +48,7 @@ def test_gdns_update_sequence_matches(dtype: torch.dtype, S: int) -> None:
         query_users = torch.randint(0, U, (5,), generator=gen)
         query = torch.randint(0, num_items + 3, (5, 7), generator=gen)
         got = ops.gdns_lookup(dev_state[0], dev_state[2], *to_dev(query_users, query))
-        torch.testing.assert_close(got.cpu(), ref.gdns_lookup(ref_state[0], ref_state[2], query_users, query),
+        torch.testing.assert_close(got.cpu(), reference_gdns.gdns_lookup(ref_state[0], ref_state[2], query_users, query),
                                    **tol(dtype))
         torch.testing.assert_close(got.cpu(), ops.gdns_lookup(cpu_state[0], cpu_state[2], query_users, query),
                                    **tol(dtype))
@@ -66,7 +67,7 @@ def test_gdns_dense_equivalence_when_large() -> None:
         pos = torch.randn(7, 2, generator=gen, dtype=torch.float64)
         neg = torch.randn(7, 3, generator=gen, dtype=torch.float64)
         ops.gdns_update(keys, h, g, *to_dev(users, items, pos, neg), 0.5, 1e-6)
-        ref.gdns_dense_update(dense_h, dense_g, users, items, pos, neg, 0.5, 1e-6)
+        reference_gdns.gdns_dense_update(dense_h, dense_g, users, items, pos, neg, 0.5, 1e-6)
     all_items = torch.arange(num_items).repeat(U, 1)
     got = ops.gdns_lookup(keys, g, torch.arange(U, device=DEV), all_items.to(DEV))
     torch.testing.assert_close(got.cpu(), dense_g, rtol=1e-12, atol=1e-12)

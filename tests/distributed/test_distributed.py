@@ -1,4 +1,4 @@
-"""Training with torch.distributed (training/distributed.py): 2-process gloo runs on
+"""Training with torch.distributed (distributed/context.py): 2-process gloo runs on
 the CPU spawned from here (1 thread per rank; the process side is tests/dist_worker.py).
 
 Checked: the epoch partition (every global batch split by user owner, every pair once per epoch,
@@ -26,12 +26,12 @@ import pytest
 import torch
 
 from autosample_ext.data import load
+from autosample_ext.distributed.context import DistContext
 from autosample_ext.samplers import Negatives, Sampler
 from autosample_ext.samplers.gdns import GDNSGroups, GDNSOptions
 from autosample_ext.search.autosample import AutoSampleObjective
 from autosample_ext.train import main
 from autosample_ext.training import SamplerObjective, Trainer, epoch_permutation
-from autosample_ext.training.distributed import DistContext
 from faultdata import skewed_lines
 
 import dist_worker as W

@@ -1,4 +1,4 @@
-"""The distributed pieces that need no launch (training/distributed.py, launch.py, reducer.py,
+"""The distributed pieces that need no launch (distributed/context.py, launch.py, reducer.py,
 failures.py, samplers' user shards): one process, fast. The 2-process runs are in
 test_distributed.py. Also the trainer's once-per-epoch check of asynchronous op errors."""
 from __future__ import annotations
@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from autosample_ext.data import load
+from autosample_ext.distributed.context import DistContext
+from autosample_ext.distributed.launch import check_world_size
+from autosample_ext.distributed.reducer import GradientReducer
 from autosample_ext.samplers import UserShard, build_sampler
 from autosample_ext.training import Trainer
-from autosample_ext.training.distributed import DistContext
-from autosample_ext.training.launch import check_world_size
-from autosample_ext.training.reducer import GradientReducer
 from faultdata import skewed_lines
 
 import dist_worker as W
@@ -91,7 +91,7 @@ def test_gradient_reducer_one_process_is_not_built(data):
 def test_failure_report_names_failed_and_gone_ranks(monkeypatch):
     """What a rank whose collective failed says about the others: a recorded error, or a pid of
     this host that is no longer running (a SIGKILLed rank records nothing)."""
-    from autosample_ext.training import failures
+    from autosample_ext.distributed import failures
 
     store = torch.distributed.HashStore()
     monkeypatch.setattr(failures, "_store", lambda: store)
@@ -133,7 +133,7 @@ def test_one_process_commands_refuse_torchrun(monkeypatch, capsys):
     """The experiments command plans many runs in one process: under torchrun every rank would
     run (and write) all of them, so it stops with exit 2 and says how to launch instead."""
     from autosample_ext.experiments.__main__ import main as experiments_main
-    from autosample_ext.training.launch import single_process_error
+    from autosample_ext.distributed.launch import single_process_error
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert single_process_error("x", "advice") is None

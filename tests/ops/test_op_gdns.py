@@ -1,5 +1,5 @@
 """autosample::gdns_lookup / gdns_update (the slot table) on CPU against the oracles
-(ops/reference.py); the dense layout's ops are in test_op_gdns_dense.py."""
+(ops/reference_gdns.py); the dense layout's ops are in test_op_gdns_dense.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from autosample_ext import ops
-from autosample_ext.ops import reference
+from autosample_ext.ops import reference_gdns
 
 
 def empty_table(num_users: int, num_slots: int, dtype=torch.float32):
@@ -37,7 +37,7 @@ def test_update_and_lookup_match_oracle(dtype, num_slots: int) -> None:
         users, items, pos, neg = random_step(rng, num_users, num_items, int(rng.integers(0, 9)),
                                              int(rng.integers(1, 5)), int(rng.integers(1, 4)), dtype)
         ops.gdns_update(*mine, users, items, pos, neg, 0.7, 1e-3)
-        reference.gdns_update(*oracle, users, items, pos, neg, 0.7, 1e-3)
+        reference_gdns.gdns_update(*oracle, users, items, pos, neg, 0.7, 1e-3)
         assert torch.equal(mine[0], oracle[0]), f"keys differ after step {step}"
         torch.testing.assert_close(mine[1], oracle[1], **tol(dtype))
         torch.testing.assert_close(mine[2], oracle[2], **tol(dtype))
@@ -45,7 +45,7 @@ def test_update_and_lookup_match_oracle(dtype, num_slots: int) -> None:
         q_items = torch.from_numpy(rng.integers(0, num_items, (7, 5)))
         got = ops.gdns_lookup(mine[0], mine[2], q_users, q_items)
         assert got.dtype == dtype
-        torch.testing.assert_close(got, reference.gdns_lookup(mine[0], mine[2], q_users, q_items),
+        torch.testing.assert_close(got, reference_gdns.gdns_lookup(mine[0], mine[2], q_users, q_items),
                                    rtol=0, atol=0)
 
 
@@ -58,7 +58,7 @@ def test_large_table_equals_dense_model() -> None:
     for _ in range(25):
         users, items, pos, neg = random_step(rng, num_users, num_items, 16, 6, 4, torch.float64)
         ops.gdns_update(keys, h, g, users, items, pos, neg, 0.9, 1e-2)
-        reference.gdns_dense_update(dense_h, dense_g, users, items, pos, neg, 0.9, 1e-2)
+        reference_gdns.gdns_dense_update(dense_h, dense_g, users, items, pos, neg, 0.9, 1e-2)
     all_items = torch.arange(num_items).repeat(num_users, 1)
     torch.testing.assert_close(ops.gdns_lookup(keys, g, torch.arange(num_users), all_items), dense_g,
                                rtol=1e-12, atol=1e-12)
@@ -123,10 +123,10 @@ def test_duplicate_pairs_apply_twice_in_row_major_order() -> None:
     neg = torch.tensor([[0.7, 1.5], [0.2, 0.0], [-1.0, 0.3]], dtype=torch.float64)
     alpha, eps = 0.6, 1e-3
     ops.gdns_update(keys, h, g, users, items, pos, neg, alpha, eps)
-    h_new = reference.gdns_h_new(pos, neg)
+    h_new = reference_gdns.gdns_h_new(pos, neg)
     g_val, h_val = torch.tensor(1.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)
     for b, n in [(0, 0), (0, 1), (2, 0)]:  # (user 1, item 4) three times, in this order
-        g_val = reference.gdns_next_gain(g_val, h_val, h_new[b, n], alpha, eps)
+        g_val = reference_gdns.gdns_next_gain(g_val, h_val, h_new[b, n], alpha, eps)
         h_val = h_new[b, n]
     torch.testing.assert_close(ops.gdns_lookup(keys, g, torch.tensor([1]), torch.tensor([[4]]))[0, 0],
                                g_val)
@@ -140,7 +140,7 @@ def test_many_rows_per_user_parallel_equals_sequential() -> None:
     users, items, pos, neg = random_step(rng, 4, 40, 256, 8, 3, torch.float64)
     a, b = empty_table(4, 16, torch.float64), empty_table(4, 16, torch.float64)
     ops.gdns_update(*a, users, items, pos, neg, 0.8, 1e-3)
-    reference.gdns_update(*b, users, items, pos, neg, 0.8, 1e-3)
+    reference_gdns.gdns_update(*b, users, items, pos, neg, 0.8, 1e-3)
     assert torch.equal(a[0], b[0])
     torch.testing.assert_close(a[2], b[2], rtol=1e-12, atol=1e-12)
 

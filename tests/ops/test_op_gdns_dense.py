@@ -1,5 +1,5 @@
 """autosample::gdns_dense_lookup / gdns_dense_update (the paper's exact gain, a dense users x
-items table) on CPU against the oracles (ops/reference.py), and against the slot table when it
+items table) on CPU against the oracles (ops/reference_gdns.py), and against the slot table when it
 has room for every pair."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from test_op_gdns import empty_table, random_step, tol
 
 from autosample_ext import ops
-from autosample_ext.ops import reference
+from autosample_ext.ops import reference_gdns
 
 
 def dense_table(num_users: int, num_items: int, dtype=torch.float32):
@@ -25,14 +25,14 @@ def test_update_and_lookup_match_oracle(dtype) -> None:
         users, items, pos, neg = random_step(rng, num_users, num_items, int(rng.integers(0, 12)),
                                              int(rng.integers(1, 6)), int(rng.integers(1, 4)), dtype)
         ops.gdns_dense_update(*mine, users, items, pos, neg, 0.2, 1e-8)
-        reference.gdns_dense_update(*oracle, users, items, pos, neg, 0.2, 1e-8)
+        reference_gdns.gdns_dense_update(*oracle, users, items, pos, neg, 0.2, 1e-8)
         torch.testing.assert_close(mine[0], oracle[0], **tol(dtype), msg=f"H after step {step}")
         torch.testing.assert_close(mine[1], oracle[1], **tol(dtype), msg=f"G after step {step}")
         q_users = torch.from_numpy(rng.integers(0, num_users, 6))
         q_items = torch.from_numpy(rng.integers(0, num_items, (6, 4)))
         got = ops.gdns_dense_lookup(mine[1], q_users, q_items)
         assert got.dtype == dtype
-        assert torch.equal(got, reference.gdns_dense_lookup(mine[1], q_users, q_items))
+        assert torch.equal(got, reference_gdns.gdns_dense_lookup(mine[1], q_users, q_items))
     assert (mine[1] < 1).any() and (mine[1] == 1).any()  # some pairs updated, some never selected
 
 
@@ -57,10 +57,10 @@ def test_repeated_pair_is_updated_twice_in_row_major_order() -> None:
     pos = torch.tensor([[0.1, -0.3], [0.0, 0.2], [0.5, 0.4]], dtype=torch.float64)
     neg = torch.tensor([[0.7, 1.5], [0.2, 0.0], [-1.0, 0.3]], dtype=torch.float64)
     ops.gdns_dense_update(h, g, users, items, pos, neg, 0.6, 1e-3)
-    h_new = reference.gdns_h_new(pos, neg)
+    h_new = reference_gdns.gdns_h_new(pos, neg)
     g_val, h_val = torch.tensor(1.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)
     for b, n in [(0, 0), (0, 1), (2, 0)]:  # (user 1, item 4) three times, in this order
-        g_val = reference.gdns_next_gain(g_val, h_val, h_new[b, n], 0.6, 1e-3)
+        g_val = reference_gdns.gdns_next_gain(g_val, h_val, h_new[b, n], 0.6, 1e-3)
         h_val = h_new[b, n]
     torch.testing.assert_close(g[1, 4], g_val)
     torch.testing.assert_close(h[1, 4], h_val)

@@ -9,7 +9,7 @@ import torch
 from mfkit import SAMPLER_CASES, make_problem, run_op, run_reference
 
 from autosample_ext import ops
-from autosample_ext.ops import reference
+from autosample_ext.ops import reference_mf
 from autosample_ext.ops.reference_mf import lazy_adam_rows
 
 OPTIMIZERS = ["sgd", "adagrad", "adam", "lazy_adam"]
@@ -195,7 +195,7 @@ def test_opcheck(sampler: str, opts: dict, optimizer: str) -> None:
 
 
 def test_reference_is_exported() -> None:
-    assert reference.mf_bpr_train is not None
+    assert reference_mf.mf_bpr_train is not None
 
 
 _ISA_SCRIPT = """

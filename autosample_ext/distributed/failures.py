@@ -1,4 +1,4 @@
-"""Naming the process that failed in a distributed run (training/distributed.py, "Failures").
+"""Naming the process that failed in a distributed run (distributed/context.py, "Failures").
 
 Every rank records ``"<host> <pid>"`` in the process group's store when it joins
 (:func:`register`), and its error message when it fails with one (:func:`report`). A rank whose

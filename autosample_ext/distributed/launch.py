@@ -3,7 +3,7 @@ environment (:func:`init_from_env`), or found (:func:`current_context`), and des
 (:func:`shutdown`); the checks that a run continues with the number of processes that wrote it
 (:func:`check_world_size`) and that one-process commands are not started by torchrun
 (:func:`single_process_error`). The collectives themselves are
-:class:`~autosample_ext.training.distributed.DistContext`'s."""
+:class:`~autosample_ext.distributed.context.DistContext`'s."""
 from __future__ import annotations
 
 import logging
@@ -12,9 +12,9 @@ from datetime import timedelta
 
 import torch.distributed as tdist
 
-from autosample_ext.training.distributed import DEFAULT_TIMEOUT_S, DistContext
+from autosample_ext.distributed.context import DEFAULT_TIMEOUT_S, DistContext
 
-log = logging.getLogger("autosample_ext.training.distributed")
+log = logging.getLogger("autosample_ext.distributed.context")
 
 
 def check_world_size(saved: int, current: int, where: str, hint: str = "") -> None:

@@ -1,6 +1,6 @@
 """Training beyond one process: torch.distributed data parallelism (docs/distributed.md).
 
-Launch (:mod:`autosample_ext.training.launch` starts and stops the process group): ``torchrun --nproc_per_node=N [--nnodes=M ...] -m autosample_ext.train <flags>``; every
+Launch (:mod:`autosample_ext.distributed.launch` starts and stops the process group): ``torchrun --nproc_per_node=N [--nnodes=M ...] -m autosample_ext.train <flags>``; every
 flag means what it means for one process, in every mode (single samplers, AutoSample search +
 retrain, successive halving, grid). ``--device cpu`` runs gloo; ``--device cuda`` gives local
 rank k the GPU ``cuda:k`` and runs the tensor collectives over NCCL (objects and checkpoint
@@ -41,7 +41,7 @@ Contract, with R processes (ranks) and B = ``--batch-size``:
   process); a checkpoint holds the replicated state once and each other rank's own state
   (sampler shards, RNG, CPU time) under ``"rank_states"``; on resume rank 0 reads it and sends
   each rank its part. ``config.json`` records ``"world_size"``; a run resumes only with the same
-  number of processes (:func:`~autosample_ext.training.launch.check_world_size`).
+  number of processes (:func:`~autosample_ext.distributed.launch.check_world_size`).
 * **Failures**: every collective has the process group's timeout (``--dist-timeout``); a
   collective that fails or times out raises :class:`DistributedError` naming this rank and, when
   it can tell, the rank that died (a rank that raises records its error in the rendezvous
@@ -51,7 +51,6 @@ Contract, with R processes (ranks) and B = ``--batch-size``:
 from __future__ import annotations
 
 import logging
-import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -61,8 +60,8 @@ from typing import Any, Callable, Iterator, TypeVar
 import torch
 import torch.distributed as tdist
 
+from autosample_ext.distributed import failures
 from autosample_ext.samplers.base import UserShard
-from autosample_ext.training import failures
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +163,7 @@ class DistContext:
             return self._device_group
         return None  # the default (gloo) group
 
-    # -- failures (training/failures.py) -----------------------------------------------------
+    # -- failures (distributed/failures.py) -----------------------------------------------------
 
     def _register(self) -> None:
         failures.register(self.rank)
@@ -323,12 +322,6 @@ class DistContext:
             raise ValueError(f"{what} differs between the processes: rank 0 has {values[0]}, "
                              f"rank {bad[0]} has {values[bad[0]]}; every node must see the same "
                              f"files at the same paths")
-
-    def load_checkpoint(self, path: str | os.PathLike) -> dict[str, Any] | None:
-        """:func:`~autosample_ext.training.checkpoint.load_for_rank` of ``path`` for this rank."""
-        from autosample_ext.training.checkpoint import load_for_rank
-
-        return load_for_rank(path, self)
 
 
 def _raise_if(problem: str) -> None:

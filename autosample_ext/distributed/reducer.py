@@ -1,5 +1,5 @@
 """The gradient reduction of a distributed run (docs/distributed.md; the contract is in
-:mod:`autosample_ext.training.distributed`, "Gradients").
+:mod:`autosample_ext.distributed.context`, "Gradients").
 
 Each rank back-propagates ``n_r * L_r`` (its loss times its units: rows, or GDNS's distinct
 users); :class:`GradientReducer` sums the gradients over the ranks and divides by ``sum_r n_r``.
@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from autosample_ext.training.distributed import DistContext
+from autosample_ext.distributed.context import DistContext
 
 
 _SAME_SIZE_INT = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
