@@ -17,7 +17,7 @@ from autosample_ext.data.readers import FORMATS
 from autosample_ext.data.splits import SPLIT_ROUNDINGS
 from autosample_ext.models import MODEL_NAMES
 from autosample_ext.run import DEFAULT_SEARCH_SPACE, PROTOCOLS, SEARCHES, RunConfig
-from autosample_ext.run.config import ALPHA_OBJECTIVES
+from autosample_ext.search.records import ALPHA_OBJECTIVES
 from autosample_ext.run.protocols import PROTOCOL_SPECS
 from autosample_ext.models._init import INIT_SCHEMES
 from autosample_ext.models.lightgcn import PROPAGATIONS

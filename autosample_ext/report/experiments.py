@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from autosample_ext.run.config import SEARCHES
-from autosample_ext.run.phases import is_autosample, is_search_stage
+from autosample_ext.search.records import is_autosample, is_search_stage
 from autosample_ext.report.tables import method_label
 from autosample_ext.report.picks import pick_table
 from autosample_ext.report.experiments_figures import (

@@ -7,8 +7,15 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from autosample_ext.run.phases import (AUTOSAMPLE, BUDGET_SUFFIX, GRID, SH, PhaseRecord,
-                                               is_autosample, is_search_stage)
+from autosample_ext.search.records import (
+    AUTOSAMPLE,
+    BUDGET_SUFFIX,
+    GRID,
+    SH,
+    PhaseRecord,
+    is_autosample,
+    is_search_stage,
+)
 from autosample_ext.report.printout import below_floor_line, legend_line
 
 if TYPE_CHECKING:  # pandas is imported when a run reports, not when the CLI starts

@@ -11,7 +11,7 @@ from autosample_ext.run.config import (
 )
 from autosample_ext.run.driver import RunSummary, run
 from autosample_ext.run.protocols import PROTOCOL_SPECS, Protocol, ProtocolConflict
-from autosample_ext.run.phases import AUTOSAMPLE, PhaseRecord
+from autosample_ext.search.records import AUTOSAMPLE, PhaseRecord
 from autosample_ext.report.tables import (
     aggregate,
     metrics_frame,

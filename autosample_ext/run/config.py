@@ -24,6 +24,7 @@ from autosample_ext.search.autosample import SearchConfig
 from autosample_ext.search.halving import HalvingConfig
 from autosample_ext.search.probes import ProbeConfig
 from autosample_ext.search.retrain import RETRAIN_INITS
+from autosample_ext.search.records import ALPHA_OBJECTIVES
 from autosample_ext.search.strategies import STRATEGIES
 from autosample_ext.training.config import TrainConfig
 
@@ -33,9 +34,6 @@ DEFAULT_SEARCH_SPACE: tuple[str, ...] = ("rns", "pns", "dns", "aobpr")
 #: search strategies (the names of :data:`~autosample_ext.search.strategies.STRATEGIES`): the
 #: paper's AutoSample (default), successive halving, grid search
 SEARCHES: tuple[str, ...] = tuple(STRATEGIES)
-#: what moves AutoSample's alpha: the validation metric's look-ahead gains (default) or the
-#: training loss (the paper's Algorithm 1 as written)
-ALPHA_OBJECTIVES: tuple[str, ...] = ("valid", "train")
 #: after a race: off, or the winner's best state trained on with a harder candidate
 SH_CURRICULA: tuple[str, ...] = ("off", "harder")
 #: the race settings of a run saved before they existed (config.json without them): that run

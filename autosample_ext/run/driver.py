@@ -31,16 +31,8 @@ from autosample_ext.run.engine import engine_plan, log_engine_notice
 from autosample_ext.report.figures import setting_title
 from autosample_ext.report.printout import legend_line
 from autosample_ext.run.protocols import protocol_spec
-from autosample_ext.run.phases import (
-    GRID,
-    SH,
-    PhaseRecord,
-    RunContext,
-    budget_singles,
-    is_autosample,
-    load_data,
-    run_single,
-)
+from autosample_ext.run.phases import RunContext, budget_singles, load_data, run_single
+from autosample_ext.search.records import GRID, SH, PhaseRecord, is_autosample
 from autosample_ext.report.race import race_table, space_record
 from autosample_ext.report.tables import (
     aggregate,

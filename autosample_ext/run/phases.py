@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 
 from autosample_ext.data.interactions import InteractionData
 from autosample_ext.data.splits import NotEnoughNegatives
@@ -24,6 +22,13 @@ from autosample_ext.run.config import RunConfig
 from autosample_ext.run.protocols import protocol_spec
 from autosample_ext.run.rundir import RunDir
 from autosample_ext.samplers.registry import build_sampler
+from autosample_ext.search.records import (
+    AUTOSAMPLE,
+    BUDGET_SUFFIX,
+    PhaseRecord,
+    name_stream,
+    seed_for,
+)
 from autosample_ext.training.checkpoint import load_for_rank
 from autosample_ext.training.config import StopFlag, TrainConfig, TrainResult
 from autosample_ext.distributed.context import DistContext
@@ -31,50 +36,6 @@ from autosample_ext.training.objectives import SamplerObjective
 from autosample_ext.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
-
-AUTOSAMPLE = "autosample"
-#: the search stage's record (its metrics are the search model's, not reported as a method)
-SEARCH = "search"
-SH = "sh"
-GRID = "grid"
-#: suffix of the method name of a single sampler trained for AutoSample's total epochs
-BUDGET_SUFFIX = ":budget"
-
-
-def autosample_method(cfg: RunConfig, objective: str) -> str:
-    """The method name of AutoSample with alpha ``objective``: ``"autosample"`` for the run's
-    ``--alpha-objective``, ``"autosample-<objective>"`` for the other one (``--compare`` runs
-    both)."""
-    return AUTOSAMPLE if objective == cfg.alpha_objective else f"{AUTOSAMPLE}-{objective}"
-
-
-def is_autosample(method: str) -> bool:
-    """AutoSample's result (search + retrain), whichever alpha objective."""
-    return method == AUTOSAMPLE or method.startswith(AUTOSAMPLE + "-")
-
-
-def is_search_stage(method: str) -> bool:
-    """The record of an AutoSample search stage (``"search"``, ``"search-train"``)."""
-    return method == SEARCH or method.startswith(SEARCH + "-")
-
-
-@dataclass
-class PhaseRecord:
-    """One finished phase of one seed."""
-
-    seed: int
-    method: str                    # "autosample", "search", "sh", "grid", a sampler name, or
-                                   # "<sampler>:budget"
-    sampler: str                   # the sampler trained (the chosen one for autosample)
-    result: TrainResult
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def seed_for(seed: int, *stream: int) -> int:
-    """A 63-bit seed derived from the run seed and a stream id (phase, candidate)."""
-    return int(np.random.SeedSequence([int(seed), *map(int, stream)]).generate_state(2, np.uint64)[0]
-               >> np.uint64(1))
-
 
 #: validation share drawn from train when the split gives none (docs/cli.md, "Data options")
 AUTO_VALID_FRACTION = 0.1
@@ -167,6 +128,30 @@ class RunContext:
             raise FileNotFoundError(f"checkpoint {path} does not exist")
         return state
 
+    # What the search strategies (autosample_ext.search) train with, through the context they
+    # are handed, so that search/ never imports run/.
+    def build_model(self, seed: int):
+        """The run's model, initialised from stream ``seed``."""
+        return build_model(self.cfg, self.data, seed)
+
+    def make_trainer(self, seed: int, phase: str, model, objective, train_cfg: TrainConfig,
+                     *, resume: bool | None = None) -> Trainer:
+        return make_trainer(self, seed, phase, model, objective, train_cfg, resume=resume)
+
+    def run_trainer(self, seed: int, phase: str, model, objective,
+                    train_cfg: TrainConfig) -> TrainResult:
+        return run_trainer(self, seed, phase, model, objective, train_cfg)
+
+    def single_objective(self, seed: int, name: str) -> SamplerObjective:
+        return single_objective(self, seed, name)
+
+    def candidate_train_config(self, seed: int, name: str,
+                               epochs: int | None = None) -> TrainConfig:
+        return candidate_train_config(self.cfg, seed, name, epochs)
+
+    def run_single(self, seed: int, name: str) -> PhaseRecord:
+        return run_single(self, seed, name)
+
 
 def make_trainer(ctx: RunContext, seed: int, phase: str, model, objective,
                  train_cfg: TrainConfig, *, resume: bool | None = None) -> Trainer:
@@ -186,12 +171,6 @@ def make_trainer(ctx: RunContext, seed: int, phase: str, model, objective,
 def run_trainer(ctx: RunContext, seed: int, phase: str, model, objective,
                 train_cfg: TrainConfig) -> TrainResult:
     return make_trainer(ctx, seed, phase, model, objective, train_cfg).fit()
-
-
-def name_stream(name: str) -> int:
-    """A stream id of a sampler name, so a sampler draws the same negatives whatever its place
-    in ``--sampler`` / ``--search-space``."""
-    return zlib.crc32(name.encode())
 
 
 def single_objective(ctx: RunContext, seed: int, name: str) -> SamplerObjective:

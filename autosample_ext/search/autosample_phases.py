@@ -7,24 +7,30 @@ objective. Each phase trains through the run's checkpointed trainers
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import torch
 
 from autosample_ext.samplers.registry import build_sampler
 from autosample_ext.search.autosample import AutoSampleObjective
+from autosample_ext.search.records import (
+    ALPHA_OBJECTIVES,
+    AUTOSAMPLE,
+    SEARCH,
+    PhaseContext,
+    PhaseRecord,
+    autosample_method,
+    name_stream,
+    seed_for,
+)
 from autosample_ext.search.retrain import chosen_sampler, init_retrain_model
 from autosample_ext.search.space import parse_candidate
 from autosample_ext.search.valid_alpha import ValidAlphaObjective
 from autosample_ext.training.objectives import SamplerObjective
 
-if TYPE_CHECKING:
-    from autosample_ext.run.phases import PhaseRecord, RunContext
-
 log = logging.getLogger(__name__)
 
 
-def run(ctx: RunContext, seed: int) -> list[PhaseRecord]:
+def run(ctx: PhaseContext, seed: int) -> list[PhaseRecord]:
     """The strategy's entry point: AutoSample with the run's alpha objective; in a
     ``--compare`` run, then with the other one (valid and train)."""
     records = run_autosample(ctx, seed)
@@ -35,17 +41,13 @@ def run(ctx: RunContext, seed: int) -> list[PhaseRecord]:
 
 def other_objective(objective: str) -> str:
     """The alpha objective ``--compare`` runs beside the run's own."""
-    from autosample_ext.run.config import ALPHA_OBJECTIVES
-
     return next(o for o in ALPHA_OBJECTIVES if o != objective)
 
 
-def search_objective(ctx: RunContext, seed: int, objective: str):
+def search_objective(ctx: PhaseContext, seed: int, objective: str):
     """The search stage's objective: alpha moved by the validation probes (``"valid"``,
     :class:`~autosample_ext.search.valid_alpha.ValidAlphaObjective`) or by the training loss
     (``"train"``, the paper's Algorithm 1). Both draw the same model init and sampler streams."""
-    from autosample_ext.run.phases import name_stream, seed_for
-
     cfg = ctx.cfg
     samplers = [build_sampler(parse_candidate(name), ctx.data,
                               seed_for(seed, 1000, name_stream(name)), cfg.device,
@@ -60,29 +62,18 @@ def search_objective(ctx: RunContext, seed: int, objective: str):
                                probes=cfg.probe_config(), device=cfg.device)
 
 
-def run_autosample(ctx: RunContext, seed: int, objective: str | None = None) -> list[PhaseRecord]:
+def run_autosample(ctx: PhaseContext, seed: int, objective: str | None = None) -> list[PhaseRecord]:
     """Search (Algorithm 1, alpha moved by ``objective``, default the run's) then retrain
     (Algorithm 2) for one seed. The run's objective writes the phases ``search`` / ``retrain``
     and the method ``autosample``; the other one (``--compare``) ``search-<objective>`` /
     ``retrain-<objective>`` and ``autosample-<objective>``."""
-    from autosample_ext.run.phases import (
-        AUTOSAMPLE,
-        SEARCH,
-        PhaseRecord,
-        autosample_method,
-        build_model,
-        build_sampler,
-        run_trainer,
-        seed_for,
-    )
-
     cfg = ctx.cfg
     objective = objective or cfg.alpha_objective
     method = autosample_method(cfg, objective)
     suffix = method[len(AUTOSAMPLE):]
     search_phase, retrain_phase = SEARCH + suffix, "retrain" + suffix
-    model = build_model(cfg, ctx.data, seed)
-    search = run_trainer(ctx, seed, search_phase, model, search_objective(ctx, seed, objective),
+    model = ctx.build_model(seed)
+    search = ctx.run_trainer(seed, search_phase, model, search_objective(ctx, seed, objective),
                          cfg.train_config(seed))
     alpha_logits = search.best_fields["alpha_logits"]
     chosen = chosen_sampler(alpha_logits, cfg.search_space)
@@ -90,11 +81,11 @@ def run_autosample(ctx: RunContext, seed: int, objective: str | None = None) -> 
     log.info("seed %d: search (alpha objective %s) picked %s (alpha* %s)", seed, objective,
              chosen, ", ".join(f"{n}={a:.3f}" for n, a in zip(cfg.search_space, alpha_star)))
     searched_state = ctx.read_checkpoint(seed, search_phase)["best_model"]
-    retrain_model = init_retrain_model(build_model(cfg, ctx.data, seed_for(seed, 2000)),
+    retrain_model = init_retrain_model(ctx.build_model(seed_for(seed, 2000)),
                                        searched_state, cfg.retrain_init)
     sampler = build_sampler(parse_candidate(chosen), ctx.data, seed_for(seed, 3000), cfg.device,
                             options=cfg.sampler_options, shard=ctx.dist.shard)
-    retrain = run_trainer(ctx, seed, retrain_phase, retrain_model,
+    retrain = ctx.run_trainer(seed, retrain_phase, retrain_model,
                           SamplerObjective(sampler, l2=cfg.l2),
                           cfg.train_config(seed, cfg.retrain_epochs or cfg.epochs))
     extra = {"alpha_star": dict(zip(cfg.search_space, alpha_star)),

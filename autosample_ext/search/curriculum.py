@@ -17,11 +17,11 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from autosample_ext.search.auto_space import HARDNESS
+from autosample_ext.search.records import PhaseContext
 from autosample_ext.search.space import Candidate, parse_candidate
 from autosample_ext.training.config import TrainResult
 
 if TYPE_CHECKING:
-    from autosample_ext.run.phases import RunContext
     from autosample_ext.search.halving import HalvingOutcome, SuccessiveHalving
 
 #: the stage's learning rate, as a share of the run's
@@ -52,29 +52,22 @@ def harder_candidate(winner: str, candidates: list[str],
     return harder[0][1] if harder else None
 
 
-def run_curriculum(ctx: RunContext, seed: int, race: SuccessiveHalving, outcome: HalvingOutcome
+def run_curriculum(ctx: PhaseContext, seed: int, race: SuccessiveHalving, outcome: HalvingOutcome
                    ) -> tuple[TrainResult, str, dict[str, Any]]:
     """The stage for one seed: ``(result, chosen, record)``; ``chosen`` is ``W>>H`` when the
     stage's model is kept, else W."""
-    from autosample_ext.run.phases import (
-        build_model,
-        candidate_train_config,
-        make_trainer,
-        single_objective,
-    )
-
     cfg = ctx.cfg
     winner = outcome.chosen
     harder = harder_candidate(winner, race.candidates, cfg.sampler_options)
     record: dict[str, Any] = {"harder": harder, "cpu_seconds": 0.0, "seconds": 0.0}
     if harder is None:
         return outcome.result, winner, record
-    model = build_model(cfg, ctx.data, seed)
+    model = ctx.build_model(seed)
     model.load_state_dict(race.trainer(winner).best_model)
-    base = candidate_train_config(cfg, seed, winner)
-    train_cfg = dataclasses.replace(candidate_train_config(cfg, seed, harder),
+    base = ctx.candidate_train_config(seed, winner)
+    train_cfg = dataclasses.replace(ctx.candidate_train_config(seed, harder),
                                     lr=base.lr * LR_FACTOR)
-    trainer = make_trainer(ctx, seed, STAGE, model, single_objective(ctx, seed, harder),
+    trainer = ctx.make_trainer(seed, STAGE, model, ctx.single_objective(seed, harder),
                            train_cfg)
     result = trainer.fit()
     kept = result.valid[cfg.metric] > outcome.result.valid[cfg.metric]

@@ -8,12 +8,10 @@ checkpoints and streams as ``--sampler``), then the grid's record of the best.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping
+from typing import Mapping
 
+from autosample_ext.search.records import GRID, PhaseContext, PhaseRecord
 from autosample_ext.training.config import TrainResult
-
-if TYPE_CHECKING:
-    from autosample_ext.run.phases import PhaseRecord, RunContext
 
 
 @dataclass
@@ -36,13 +34,11 @@ def pick_best(results: Mapping[str, TrainResult], metric: str) -> GridOutcome:
     return GridOutcome(best=best, metric=metric, valid=valid, seconds=seconds, cpu_seconds=cpu)
 
 
-def run(ctx: RunContext, seed: int) -> list[PhaseRecord]:
+def run(ctx: PhaseContext, seed: int) -> list[PhaseRecord]:
     """The strategy's entry point: every candidate's single run, then the grid's record (the
     best candidate's result, the grid's total cost and every candidate's validation value)."""
-    from autosample_ext.run.phases import GRID, PhaseRecord, run_single
-
     cfg = ctx.cfg
-    singles = [run_single(ctx, seed, name) for name in cfg.search_space]
+    singles = [ctx.run_single(seed, name) for name in cfg.search_space]
     g = pick_best({r.method: r.result for r in singles}, cfg.metric)
     pick = next(r for r in singles if r.method == g.best)
     return singles + [PhaseRecord(seed, GRID, g.best, pick.result,

@@ -7,28 +7,27 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from autosample_ext.search.auto_space import auto_space, first_rung_schedules
 from autosample_ext.search.curriculum import run_curriculum
 from autosample_ext.search.halving import SuccessiveHalving
+from autosample_ext.search.records import SH, PhaseContext, PhaseRecord, seed_for
 from autosample_ext.search.space import AUTO
 
 if TYPE_CHECKING:
     from autosample_ext.data.interactions import InteractionData
-    from autosample_ext.run.config import RunConfig
-    from autosample_ext.run.phases import PhaseRecord, RunContext
     from autosample_ext.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
 
-def run(ctx: RunContext, seed: int) -> list[PhaseRecord]:
+def run(ctx: PhaseContext, seed: int) -> list[PhaseRecord]:
     """The strategy's entry point: the race of one seed, its winner's record."""
     return [run_sh(ctx, seed)]
 
 
-def race_space(cfg: RunConfig, data: InteractionData) -> tuple[str, ...]:
+def race_space(cfg: Any, data: InteractionData) -> tuple[str, ...]:
     """The candidates a race starts with: ``cfg.search_space`` with ``auto`` replaced by the
     static part of the automatic space (:func:`autosample_ext.search.auto_space.auto_space`)."""
     names: list[str] = []
@@ -37,29 +36,19 @@ def race_space(cfg: RunConfig, data: InteractionData) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def run_sh(ctx: RunContext, seed: int) -> PhaseRecord:
+def run_sh(ctx: PhaseContext, seed: int) -> PhaseRecord:
     """Successive halving over the candidates (every candidate from the model init and data
     order of seed ``seed``, its sampler stream as in a single run); the winner's result. With
     ``auto`` in the space the race adds the first rung's schedules; with ``sh_curriculum`` the
     winner's best state then trains on with a harder candidate
     (:mod:`autosample_ext.search.curriculum`)."""
-    from autosample_ext.run.phases import (
-        SH,
-        PhaseRecord,
-        build_model,
-        candidate_train_config,
-        make_trainer,
-        seed_for,
-        single_objective,
-    )
-
     cfg = ctx.cfg
 
     def candidate_trainer(name: str) -> Trainer:
         # Within a race a candidate may be rebuilt from its checkpoint on resume only.
-        return make_trainer(ctx, seed, f"{SH}-{name}", build_model(cfg, ctx.data, seed),
-                            single_objective(ctx, seed, name),
-                            candidate_train_config(cfg, seed, name))
+        return ctx.make_trainer(seed, f"{SH}-{name}", ctx.build_model(seed),
+                                ctx.single_objective(seed, name),
+                                ctx.candidate_train_config(seed, name))
 
     space = race_space(cfg, ctx.data)
     race = SuccessiveHalving(space, candidate_trainer, data=ctx.data,

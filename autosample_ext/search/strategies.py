@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from autosample_ext.search import autosample_phases, grid, halving_phases
+from autosample_ext.search.records import PhaseContext, PhaseRecord
 
 if TYPE_CHECKING:
-    from autosample_ext.run.phases import PhaseRecord, RunContext
+    from autosample_ext.search.records import PhaseContext, PhaseRecord
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Strategy:
     """A search strategy: its ``--search`` name and its entry point."""
 
     name: str
-    run: Callable[[RunContext, int], list[PhaseRecord]]
+    run: Callable[[PhaseContext, int], list[PhaseRecord]]
 
 
 #: name -> strategy: the paper's AutoSample (default), successive halving, grid search

@@ -226,7 +226,8 @@ def run_analysis(data: InteractionData, out: Path, *, samplers: Sequence[str], e
                  seed: int, plant_seed: int, snapshot_epochs: Sequence[int],
                  progress: bool = False) -> dict[str, Any]:
     """Plant, train every sampler, write the outputs; returns the JSON written."""
-    from autosample_ext.run.phases import build_model, name_stream, seed_for
+    from autosample_ext.run.phases import build_model
+    from autosample_ext.search.records import name_stream, seed_for
     from autosample_ext.samplers.registry import build_sampler
     from autosample_ext.search.space import parse_candidate
     from autosample_ext.training import SamplerObjective, Trainer

@@ -22,11 +22,8 @@ import torch
 
 from autosample_ext import data as D
 from autosample_ext.run.config import RunConfig
-from autosample_ext.run.phases import (
-    build_model,
-    name_stream,
-    seed_for,
-)
+from autosample_ext.run.phases import build_model
+from autosample_ext.search.records import name_stream, seed_for
 from autosample_ext.samplers.registry import build_sampler
 from autosample_ext.training import SamplerObjective, Trainer
 

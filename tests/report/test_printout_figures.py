@@ -60,7 +60,7 @@ def test_grid_summary_has_no_empty_cost_line():
 
 
 def test_one_row_table_has_no_ranks():
-    from autosample_ext.run.phases import PhaseRecord
+    from autosample_ext.search.records import PhaseRecord
     from autosample_ext.training.config import TrainResult
 
     def rec(seed, method, value):
