@@ -3,8 +3,8 @@ change a result.
 
     python tools/same_metrics.py RUN_A/metrics.json RUN_B/metrics.json
 
-Compares every leaf of the two JSON documents except wall-clock and CPU times (keys ending in
-``seconds``). Prints the differing leaves and exits 1 if there is any, else 0.
+Compares every leaf of the two JSON documents except wall-clock and CPU times and what is
+computed from them alone (:func:`is_timing`). Prints the differing leaves and exits 1 if there is any, else 0.
 """
 from __future__ import annotations
 
@@ -24,7 +24,11 @@ def leaves(doc: Any, path: str = "") -> dict[str, Any]:
 
 
 def is_timing(path: str) -> bool:
-    return path.rsplit("/", 1)[-1].endswith("seconds")
+    """A measured time or a number derived from times alone: ``*seconds``, the spread of the
+    CPU / wall time over seeds (``cpu_std``, ``wall_std``) and the CPU ratios to the grid."""
+    key = path.rsplit("/", 1)[-1]
+    return (key.endswith("seconds") or key in ("cpu_std", "wall_std")
+            or "/cpu_ratio_to_grid" in path)
 
 
 def main(argv: list[str] | None = None) -> int:
