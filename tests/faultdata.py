@@ -108,3 +108,15 @@ def read_only_folders(mp) -> None:
         return real_mkdir(self, *args, **kwargs)
 
     mp.setattr(pathlib.Path, "mkdir", mkdir)
+
+
+def rated_csv(path: Path, users: int = 60, items: int = 220, per_user: int = 12) -> Path:
+    """A CSV of explicit ratings 1-5 with timestamps (the GDNS and RecBole protocols read
+    ratings): ``per_user`` distinct items per user, seeded."""
+    rng = np.random.default_rng(3)
+    rows = ["user,item,rating,timestamp"]
+    for u in range(users):
+        for j, i in enumerate(rng.choice(items, per_user, replace=False)):
+            rows.append(f"{u},{i},{rng.integers(1, 6)},{1000 + 10 * u + j}")
+    path.write_text("\n".join(rows) + "\n")
+    return path

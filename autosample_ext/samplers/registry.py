@@ -42,7 +42,7 @@ class SegmentSpec(Protocol):
 
 class SamplerSpec(Protocol):
     """A parsed sampler or schedule with options on its segments
-    (:class:`autosample_ext.search.space.Candidate`)."""
+    (:class:`autosample_ext.samplers.candidate.Candidate`)."""
 
     @property
     def name(self) -> str: ...

@@ -21,7 +21,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from autosample_ext.search.space import Candidate, parse_candidate, with_options
+from autosample_ext.samplers.candidate import Candidate
+from autosample_ext.search.space import parse_candidate, with_options
 
 #: sampler family -> hardness rank (the negatives it draws: uniform ... the top of the ranking)
 HARDNESS: dict[str, int] = {"rns": 0, "pns": 1, "dns": 2, "srns": 2, "gdns": 2, "mixgcf": 3,

@@ -16,9 +16,10 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from autosample_ext.samplers.candidate import Candidate
 from autosample_ext.search.auto_space import HARDNESS
 from autosample_ext.search.records import PhaseContext
-from autosample_ext.search.space import Candidate, parse_candidate
+from autosample_ext.search.space import parse_candidate
 from autosample_ext.training.config import TrainResult
 
 if TYPE_CHECKING:

@@ -16,6 +16,7 @@ from autosample_ext.models import build_model
 from autosample_ext.samplers import build_sampler
 from autosample_ext.train import config_from_args, build_parser, main
 from autosample_ext.training import SamplerObjective, TrainConfig, Trainer
+from faultdata import rated_csv
 
 
 def _lines_folder(path: Path, users: int, items: int, per_user: int, test_per_user: int,
@@ -174,18 +175,8 @@ def test_dens_protocol_end_to_end(tmp_path, capsys):
 
 # -- GDNS --------------------------------------------------------------------------------------
 
-def _rated_csv(path: Path, users: int = 60, items: int = 220, per_user: int = 12) -> Path:
-    rng = np.random.default_rng(3)
-    rows = ["user,item,rating,timestamp"]
-    for u in range(users):
-        for j, i in enumerate(rng.choice(items, per_user, replace=False)):
-            rows.append(f"{u},{i},{rng.integers(1, 6)},{1000 + 10 * u + j}")
-    path.write_text("\n".join(rows) + "\n")
-    return path
-
-
 def test_gdns_protocol_end_to_end(tmp_path, capsys):
-    csv = _rated_csv(tmp_path / "r.csv")
+    csv = rated_csv(tmp_path / "r.csv")
     out = tmp_path / "g"
     assert main(["--protocol", "gdns", "--data", str(csv), "--sampler", "gdns,rns",
                  "--sampler-opt", "gdns.group_size=4", "--sampler-opt", "gdns.num_candidates=8",

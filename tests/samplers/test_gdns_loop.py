@@ -158,9 +158,9 @@ def test_table_plan_against_the_budget(caplog):
 
 
 def test_cli_refuses_bad_table_options(tmp_path, capsys):
-    from test_protocols import _rated_csv
+    from faultdata import rated_csv
 
-    csv = _rated_csv(tmp_path / "r.csv")
+    csv = rated_csv(tmp_path / "r.csv")
     base = ["--protocol", "gdns", "--data", str(csv), "--sampler", "gdns", "--no-progress"]
     assert main([*base, "--sampler-opt", "gdns.table=sparse", "--out", str(tmp_path / "a")]) == 2
     assert "gdns.table=sparse: expected one of auto, dense, slots" in capsys.readouterr().err
