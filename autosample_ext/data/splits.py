@@ -64,6 +64,11 @@ def parse_ratio(split: str | tuple[float, ...]) -> tuple[float, float, float]:
     return nums[0] / total, nums[1] / total, nums[2] / total
 
 
+def has_valid_share(split: str | None) -> bool:
+    """A ratio split that assigns validation pairs itself (3:1:1 does, 8:2, given and loo do not)."""
+    return split not in (None, "given", "loo") and parse_ratio(split)[1] > 0
+
+
 def _canonical(users: np.ndarray, items: np.ndarray) -> np.ndarray:
     """Permutation putting pairs in (user, item) order (one sort of a combined int64 key)."""
     if users.size == 0:

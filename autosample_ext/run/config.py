@@ -392,7 +392,7 @@ class RunConfig:
                 raise ValueError(f"--optimizer lazy_adam: lazy Adam needs the fused engine, and "
                                  f"{', '.join(slow)} train(s) with autograd here "
                                  f"({plan['notice'] or '--engine autograd'}); use --optimizer adam")
-        from autosample_ext.run.phases import has_valid_share
+        from autosample_ext.data.splits import has_valid_share
 
         if "valid_fraction" in given and (out.split == "loo" or has_valid_share(out.split)):
             raise ValueError(f"--valid-fraction {out.valid_fraction}: --split {out.split} already "

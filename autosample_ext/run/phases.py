@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 
 from autosample_ext.data.interactions import InteractionData
-from autosample_ext.data.splits import NotEnoughNegatives
+from autosample_ext.data.splits import NotEnoughNegatives, has_valid_share
 from autosample_ext.run.config import RunConfig
 from autosample_ext.run.protocols import protocol_spec
 from autosample_ext.run.rundir import RunDir
@@ -89,13 +89,6 @@ def with_validation(cfg: RunConfig, data: InteractionData) -> InteractionData:
                     "items as validation (--valid-fraction to choose)", data.name,
                     AUTO_VALID_FRACTION)
     return data
-
-
-def has_valid_share(split: str | None) -> bool:
-    """A ratio split that assigns validation pairs itself (3:1:1 does, 8:2 and given do not)."""
-    from autosample_ext.data.splits import parse_ratio
-
-    return split not in (None, "given", "loo") and parse_ratio(split)[1] > 0
 
 
 def build_model(cfg: RunConfig, data: InteractionData, seed: int):
