@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from autosample_ext.run.fields import as_candidates, as_ints, as_names
 from autosample_ext.run.protocols import (
     DENS,
     PROTOCOLS,
@@ -45,47 +46,6 @@ SH_LEGACY: dict[str, Any] = {"sh_rule": "halving", "sh_catch_up_se": 0.0, "sh_br
 # (autosample_ext.run.protocols.DENS holds the whole protocol).
 DENS_SETTINGS: dict[str, Any] = dict(DENS.fixed)
 DENS_DEFAULT_SAMPLERS: tuple[str, ...] = tuple(DENS.default_samplers or ())
-
-
-def _names(value: Any, field: str) -> tuple[str, ...]:
-    """Sampler names: a tuple/list of str, or one str (``"dns"``; ``"rns,dns"`` as on the CLI;
-    commas inside a candidate's parentheses, ``dns(num_candidates=4|8),rns``, do not split)."""
-    from autosample_ext.search.space import split_space
-
-    if isinstance(value, str):
-        return tuple(p for p in split_space(value) if p)
-    try:
-        names = tuple(value)
-    except TypeError:
-        raise TypeError(f"{field}: expected a sampler name or a sequence of names, got "
-                        f"{value!r}") from None
-    bad = [n for n in names if not isinstance(n, str)]
-    if bad:
-        raise TypeError(f"{field}: expected sampler names (str), got {bad[0]!r} in {value!r}")
-    return names
-
-
-def _expanded(names: tuple[str, ...], field: str) -> tuple[str, ...]:
-    """Every candidate of ``names`` in canonical spelling, alternatives (``a|b``) expanded
-    (:func:`autosample_ext.search.space.expand_space`); ``auto`` kept as it is."""
-    from autosample_ext.search.space import expand_space
-
-    try:
-        return expand_space(names)
-    except ValueError as exc:
-        raise ValueError(f"{field}: {exc}") from None
-
-
-def _ints(value: Any, field: str) -> tuple[int, ...]:
-    """Integers: one int, a sequence of ints, or a comma-separated str (``"0,1,2"``)."""
-    if isinstance(value, str):
-        value = [p for p in value.split(",") if p.strip()]
-    elif isinstance(value, (int, float)):
-        value = [value]
-    try:
-        return tuple(int(v) for v in value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{field}: expected an int or a sequence of ints, got {value!r}") from None
 
 
 @dataclass
@@ -188,10 +148,10 @@ class RunConfig:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"{f.name} must be a finite number, got {value}")
-        self.search_space = _expanded(_names(self.search_space, "search_space"), "search_space")
-        self.sampler = _expanded(_names(self.sampler, "sampler"), "sampler")
-        self.seeds = _ints(self.seeds, "seeds")
-        self.ks = _ints(self.ks, "ks")
+        self.search_space = as_candidates(as_names(self.search_space, "search_space"), "search_space")
+        self.sampler = as_candidates(as_names(self.sampler, "sampler"), "sampler")
+        self.seeds = as_ints(self.seeds, "seeds")
+        self.ks = as_ints(self.ks, "ks")
         from autosample_ext.samplers.registry import check_sampler_options
 
         try:  # each sampler's options dataclass checks its own fields
