@@ -9,7 +9,7 @@
   not what it should be: escape codes, a buried table, an empty line), TIMEOUT.
 
     python bench/cli_battery.py --tree . --out bench/results/cli_battery_after.json
-    python bench/cli_battery.py --tree ../i22-base --out /tmp/before.json     # another checkout
+    python bench/cli_battery.py --tree ../other-checkout --out /tmp/before.json  # another checkout
     python bench/cli_battery.py --table bench/results/cli_battery.md \\
         --before /tmp/before.json --after bench/results/cli_battery_after.json
 
