@@ -3,8 +3,6 @@ the driver that runs each seed's phases (single samplers, AutoSample search + re
 successive halving), the run directory and its lock. Tables and figures: :mod:`autosample_ext.report`."""
 from autosample_ext.run.config import (
     DEFAULT_SEARCH_SPACE,
-    DENS_DEFAULT_SAMPLERS,
-    DENS_SETTINGS,
     PROTOCOLS,
     SEARCHES,
     RunConfig,
@@ -22,7 +20,7 @@ from autosample_ext.report.tables import (
 from autosample_ext.run.rundir import RunDir, default_out_dir
 
 __all__ = [
-    "DEFAULT_SEARCH_SPACE", "DENS_DEFAULT_SAMPLERS", "DENS_SETTINGS", "PROTOCOLS", "SEARCHES",
+    "DEFAULT_SEARCH_SPACE", "PROTOCOLS", "SEARCHES",
     "RunConfig", "RunSummary", "run", "AUTOSAMPLE", "PhaseRecord", "aggregate", "metrics_frame",
     "paired_ttests", "render_table", "summary_text", "RunDir", "default_out_dir",
     "PROTOCOL_SPECS", "Protocol", "ProtocolConflict",

@@ -12,7 +12,6 @@ from typing import Any
 
 from autosample_ext.run.fields import as_candidates, as_ints, as_names
 from autosample_ext.run.protocols import (
-    DENS,
     PROTOCOLS,
     ProtocolConflict,
     find_conflicts,
@@ -42,10 +41,6 @@ SH_CURRICULA: tuple[str, ...] = ("off", "harder")
 SH_LEGACY: dict[str, Any] = {"sh_rule": "halving", "sh_catch_up_se": 0.0, "sh_brackets": 1,
                              "sh_bootstrap_users": 0, "sh_curriculum": "off"}
 
-# Kept for callers of the earlier API: the DENS protocol's fixed settings and samplers
-# (autosample_ext.run.protocols.DENS holds the whole protocol).
-DENS_SETTINGS: dict[str, Any] = dict(DENS.fixed)
-DENS_DEFAULT_SAMPLERS: tuple[str, ...] = tuple(DENS.default_samplers or ())
 
 
 @dataclass
