@@ -156,7 +156,7 @@ class FusedEngine:
         last = min(trainer.num_batches, first + steps)
         step0 = epoch * trainer.num_batches + first
         idx = perm[first * cfg.batch_size:last * cfg.batch_size]
-        users, pos = trainer.train_users[idx], trainer.train_items[idx]
+        users, pos = trainer.training_rows(idx)
         sampler = self._active(trainer, users[:cfg.batch_size], pos[:cfg.batch_size], step0)
         if isinstance(sampler, AOBPRSampler) and last > first + 1:
             last = first + 1  # AOBPR ranks with the tables of each step: one step per call

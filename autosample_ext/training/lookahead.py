@@ -62,13 +62,13 @@ def trial_steps(trainer: "Trainer", objective: Objective, rows: torch.Tensor, fi
     size = int(batch_size or trainer.config.batch_size)
     if trainer.fused is not None:  # MF with the fused engine: the operator takes the steps
         rows = rows[:rows.numel() // size * size].to(trainer.train_users.device)
-        trainer.fused.trial_steps(objective.samplers[0], trainer.train_users[rows],
-                                  trainer.train_items[rows], first_step, size, epoch)
+        trainer.fused.trial_steps(objective.samplers[0], *trainer.training_rows(rows), first_step,
+                                  size, epoch)
         return
     shard = trainer.dist.shard
     for i, start in enumerate(range(0, int(rows.numel()), size)):
         idx = rows[start:start + size].to(trainer.train_users.device)
-        users, pos = trainer.train_users[idx], trainer.train_items[idx]
+        users, pos = trainer.training_rows(idx)
         if shard.sharded:
             mine = shard.owns(users)
             users, pos = users[mine], pos[mine]

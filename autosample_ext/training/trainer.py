@@ -206,7 +206,7 @@ class Trainer(AutogradSteps, TrainerCheckpoints):
             else:
                 idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
                 step = epoch * self.num_batches + b
-                users, pos = self.train_users[idx], self.train_items[idx]
+                users, pos = self.training_rows(idx)
                 if shard.sharded:  # this rank's rows of the global batch, in its order
                     mine = shard.owns(users)
                     users, pos = users[mine], pos[mine]
@@ -226,6 +226,13 @@ class Trainer(AutogradSteps, TrainerCheckpoints):
         # the epoch synchronises anyway (the loss is read next); no-op on the CPU.
         ops.check_errors()
         self._guard_divergence(epoch)
+
+    def training_rows(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training pairs at positions ``idx`` (1-D int64): users, positive items.
+        ``index_select`` rather than ``tensor[idx]``: the same values, ~6x faster for the random
+        permutation's positions on the CPU (advanced indexing takes TensorIterator's general
+        path), which was ~15% of a fused MF epoch on ml-1m (bench/bench_fused.py)."""
+        return self.train_users.index_select(0, idx), self.train_items.index_select(0, idx)
 
     def _evaluate(self, split: str) -> dict[str, float]:
         return evaluate_model(self.model, self.data, split, self.config.ks,

@@ -21,8 +21,8 @@ namespace autosample {
 namespace {
 
 // Tile: up to kUserBlock users x kItemBlock items of scores (fits in L2 for float32).
-constexpr int64_t kUserBlock = 64;
-constexpr int64_t kItemBlock = 1024;
+constexpr int64_t kUserBlock = 256;
+constexpr int64_t kItemBlock = 256;
 
 // Row by row (validate.h's rules, errors.h's messages, as the CUDA kernel): the span within
 // [0, nnz] (excl_indptr need not start at 0), [the entries: sorted, unique, in [0, N); skipped
@@ -65,7 +65,8 @@ void rank_block(const at::Tensor& user_emb, const at::Tensor& item_emb, at::Tens
       while (j < jend) {
         const bool skip = e < eend && ex[e] < jend;  // next excluded item lies in this tile
         const int64_t stop = skip ? ex[e] : jend;
-        for (; j < stop; ++j) top.offer(row[j], j);
+        top.offer_span(row, j, stop);
+        j = stop;
         if (skip) {
           ++j;
           ++e;

@@ -49,7 +49,7 @@ std::tuple<at::Tensor, at::Tensor> select_topk_cpu(const at::Tensor& keys, int64
         }
         cpu::StreamTopK<scalar_t> top(ov + b * k, op + b * k, k);
         if (s1 == 1) {
-          for (int64_t m = 0; m < M; ++m) top.offer(row[m], m);
+          top.offer_span(row, 0, M);
         } else {
           for (int64_t m = 0; m < M; ++m) top.offer(row[m * s1], m);
         }

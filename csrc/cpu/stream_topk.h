@@ -4,7 +4,12 @@
 // row); after finish() they are sorted best first.
 #pragma once
 #include <cstdint>
+#include <cstring>
 #include <limits>
+#include <type_traits>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "autosample/topk.h"
 
@@ -14,8 +19,10 @@ namespace cpu {
 template <typename T>
 class StreamTopK {
  public:
-  // Up to this k: sorted insertion (BoundedTopK). Above: binary heap, worst pair at the root.
-  static constexpr int64_t kLinearMax = 32;
+  // Up to this k: a sorted list (insert_sorted). Above: binary heap, worst pair at the root.
+  static constexpr int64_t kLinearMax = 128;
+  // Keys tested at once by offer_span.
+  static constexpr int kChunk = 16;
 
   StreamTopK(T* keys, int64_t* idx, int64_t k)
       : list_(keys, idx, k), heap_(k > kLinearMax),
@@ -26,6 +33,22 @@ class StreamTopK {
   // is NaN. thr_ is NaN until the list is full, so !(key <= thr_) then lets everything through.
   inline void offer(T key, int64_t id) {
     if (!(key <= thr_)) slow_offer(key, id);
+  }
+
+  // Offers (key[j], j) for j = begin .. end - 1, in that order: the same result as offer() one
+  // by one. Each chunk of kChunk keys is first tested against the threshold all at once (SSE
+  // compares); only the keys that pass are offered, in order. A key that fails could not enter
+  // later in the chunk either: the threshold only rises (or turns NaN when k NaNs are held, and
+  // then a number ranks after all of them).
+  inline void offer_span(const T* key, int64_t begin, int64_t end) {
+    int64_t j = begin;
+    for (; j + kChunk <= end; j += kChunk) {
+      for (uint32_t pass = above_mask(key + j, thr_); pass != 0; pass &= pass - 1) {
+        const int l = __builtin_ctz(pass);
+        offer(key[j + l], j + l);
+      }
+    }
+    for (; j < end; ++j) offer(key[j], j);
   }
 
   // Sorts the held pairs best first; returns how many are held.
@@ -46,7 +69,7 @@ class StreamTopK {
   void slow_offer(T key, int64_t id) {
     if (list_.k == 0) return;
     if (!heap_) {
-      list_.push(key, id);
+      insert_sorted(key, id);
       if (list_.size == list_.k) thr_ = list_.keys[list_.k - 1];
       return;
     }
@@ -70,6 +93,55 @@ class StreamTopK {
     if (list_.size == list_.k) thr_ = keys[0];
   }
 
+  // The sorted list's insertion (BoundedTopK::push's result): the position is the number of
+  // held pairs that rank before (key, id), counted with vector compares (no branch per pair),
+  // then the worse pairs shift down by one.
+  void insert_sorted(T key, int64_t id) {
+    T* keys = list_.keys;
+    int64_t* idx = list_.idx;
+    const int64_t n = list_.size, k = list_.k;
+    const int64_t pos = held_before(keys, n, key);
+    if (pos >= k) return;
+    const int64_t moved = (n < k ? n : k - 1) - pos;
+    std::memmove(keys + pos + 1, keys + pos, static_cast<size_t>(moved) * sizeof(T));
+    std::memmove(idx + pos + 1, idx + pos, static_cast<size_t>(moved) * sizeof(int64_t));
+    keys[pos] = key;
+    idx[pos] = id;
+    if (n < k) ++list_.size;
+  }
+
+  // How many of the sorted keys[0, n) rank before `key` with an id larger than all of theirs:
+  // they form a prefix (NaNs, then keys >= key: a tie goes to the smaller, held id); for a NaN
+  // key, the held NaNs.
+  static inline int64_t held_before(const T* keys, int64_t n, T key) {
+    int64_t c = 0, i = 0;
+    if (key_is_nan(key)) {
+      while (c < n && key_is_nan(keys[c])) ++c;
+      return c;
+    }
+#if defined(__SSE2__)  // lane counts: a true compare is -1 in its lane
+    if constexpr (std::is_same_v<T, float>) {
+      const __m128 kv = _mm_set1_ps(key);
+      __m128i acc = _mm_setzero_si128();
+      for (; i + 4 <= n; i += 4)
+        acc = _mm_sub_epi32(acc, _mm_castps_si128(_mm_cmpnlt_ps(_mm_loadu_ps(keys + i), kv)));
+      int32_t lane[4];
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(lane), acc);
+      c = lane[0] + lane[1] + lane[2] + lane[3];
+    } else if constexpr (std::is_same_v<T, double>) {
+      const __m128d kv = _mm_set1_pd(key);
+      __m128i acc = _mm_setzero_si128();
+      for (; i + 2 <= n; i += 2)
+        acc = _mm_sub_epi64(acc, _mm_castpd_si128(_mm_cmpnlt_pd(_mm_loadu_pd(keys + i), kv)));
+      int64_t lane[2];
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(lane), acc);
+      c = lane[0] + lane[1];
+    }
+#endif
+    for (; i < n; ++i) c += !(keys[i] < key);
+    return c;
+  }
+
   // Places (key, id) at the root of the heap keys[0, size) and sifts it down.
   void sift_down(T key, int64_t id, int64_t size) {
     T* keys = list_.keys;
@@ -87,6 +159,29 @@ class StreamTopK {
     }
     keys[pos] = key;
     idx[pos] = id;
+  }
+
+  // Bit l set when key k[l] (l < kChunk) satisfies !(k[l] <= thr), offer()'s test (true for a
+  // NaN key, and for every key while thr is NaN).
+  static inline uint32_t above_mask(const T* k, T thr) {
+#if defined(__SSE2__)
+    if constexpr (std::is_same_v<T, float>) {
+      const __m128 t = _mm_set1_ps(thr);
+      uint32_t mask = 0;
+      for (int l = 0; l < kChunk; l += 4)
+        mask |= static_cast<uint32_t>(_mm_movemask_ps(_mm_cmpnle_ps(_mm_loadu_ps(k + l), t))) << l;
+      return mask;
+    } else if constexpr (std::is_same_v<T, double>) {
+      const __m128d t = _mm_set1_pd(thr);
+      uint32_t mask = 0;
+      for (int l = 0; l < kChunk; l += 2)
+        mask |= static_cast<uint32_t>(_mm_movemask_pd(_mm_cmpnle_pd(_mm_loadu_pd(k + l), t))) << l;
+      return mask;
+    }
+#endif
+    uint32_t mask = 0;
+    for (int l = 0; l < kChunk; ++l) mask |= static_cast<uint32_t>(!(k[l] <= thr)) << l;
+    return mask;
   }
 
   BoundedTopK<T, int64_t> list_;

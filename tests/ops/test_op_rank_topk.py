@@ -1,6 +1,6 @@
 """rank_topk (CPU kernel) against the pure-PyTorch oracle reference.rank_topk.
 
-Shapes cross the kernel's tile edges (64 users x 1024 items). Integer-valued embeddings make
+Shapes cross the kernel's tile edges (256 users x 256 items) and offer_span's 16-key chunks. Integer-valued embeddings make
 every score exact, so item ids must agree exactly, ties included (smaller item id first).
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ def assert_matches(user, item, indptr, indices, k, exact=True):
 @pytest.mark.parametrize("seed", range(12))
 def test_rank_topk_matches_reference_integer_embeddings(seed, dtype):
     gen = torch.Generator().manual_seed(seed)
-    B = int(torch.randint(0, 140, (1,), generator=gen))
+    B = int(torch.randint(0, 600, (1,), generator=gen))
     N = int(torch.randint(1, 2300, (1,), generator=gen))
     d = int(torch.randint(1, 11, (1,), generator=gen))
     user = torch.randint(-2, 3, (B, d), generator=gen).to(dtype)
@@ -180,3 +180,21 @@ def test_rank_topk_errors():
     raises(r"'item_emb' must have the embedding size d of user_emb = 5.*\[12, 4\]", user,
            item[:, :4], indptr, indices, 1)
     raises(r"'user_emb' must be 2-D, got shape \[5\]", user[0], item, indptr, indices, 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [5, 40, 100])
+def test_rank_topk_nans_and_ties_in_long_rows(k, dtype):
+    """NaN scores and many ties spread over several 16-key chunks and 256-item tiles, for a
+    sorted list of k > 32 as well (the CPU kernel's chunk mask and sorted insertion)."""
+    gen = torch.Generator().manual_seed(k)
+    B, N, d = 300, 700, 3
+    user = torch.randint(-1, 2, (B, d), generator=gen).to(dtype)
+    item = torch.randint(-1, 2, (N, d), generator=gen).to(dtype)
+    item[torch.randperm(N, generator=gen)[:k // 2 + 3]] = float("nan")
+    indptr, indices, _ = random_exclusions(B, N, 50, gen)
+    scores, items = ops.rank_topk(user, item, indptr, indices, k)
+    want_scores, want_items = ref.rank_topk(user, item, indptr, indices, k)
+    assert torch.equal(items, want_items)
+    assert torch.equal(scores.isnan(), want_scores.isnan())
+    assert torch.equal(scores.nan_to_num(), want_scores.nan_to_num())
