@@ -224,13 +224,15 @@ class Sampler:
     def train_rows(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The training positives of ``users [B]`` as a CSR ``(indptr [B+1], indices)`` on the
         sampler's device, rows in the given order (exclusion lists for ``rank_topk``)."""
-        starts = self.train_indptr[users]
-        counts = self.train_indptr[users + 1] - starts
+        # index_select, not tensor[idx]: the same values, several times faster on the CPU
+        starts = self.train_indptr.index_select(0, users)
+        counts = self.train_indptr.index_select(0, users + 1) - starts
         indptr = torch.zeros(users.shape[0] + 1, dtype=torch.int64, device=self.device)
         torch.cumsum(counts, 0, out=indptr[1:])
         owner = torch.repeat_interleave(torch.arange(users.shape[0], device=self.device), counts)
-        pos = torch.arange(indptr[-1].item(), device=self.device) - indptr[owner] + starts[owner]
-        return indptr, self.train_indices[pos]
+        shift = (starts - indptr[:-1]).index_select(0, owner)
+        pos = torch.arange(indptr[-1].item(), device=self.device) + shift
+        return indptr, self.train_indices.index_select(0, pos)
 
     def active(self, ctx: SampleContext) -> "Sampler":
         """The sampler that draws this step's negatives: ``self``, or a schedule's current

@@ -267,3 +267,20 @@ def test_aobpr_lambda_zero_is_the_argmax_and_near_full_users_work():
     items = sampler.sample(ctx).items
     best = torch.stack([full_ranking(ctx, data, u)[0] for u in range(data.num_users)])
     assert torch.equal(items, best.unsqueeze(1).expand(-1, 3))
+
+
+def test_train_rows_lists_each_users_positives_in_the_given_order():
+    """Sampler.train_rows (AOBPR's exclusion lists): row r holds the training items of users[r],
+    repeated users and users without positives included."""
+    data = make_data()
+    sampler = build("aobpr", data)
+    deg = data.train.degrees()
+    users = torch.tensor([int(deg.argmax()), 0, int(deg.argmax()), data.num_users - 1, 3])
+    if bool((deg == 0).any()):
+        users = torch.cat([users, torch.nonzero(deg == 0).flatten()[:1]])
+    indptr, indices = sampler.train_rows(users)
+    assert indptr.tolist()[0] == 0 and indptr.shape == (users.shape[0] + 1,)
+    for r, u in enumerate(users.tolist()):
+        want = data.train.indices[data.train.indptr[u]:data.train.indptr[u + 1]]
+        assert torch.equal(indices[indptr[r]:indptr[r + 1]], want), (r, u)
+    assert indices.shape[0] == int(indptr[-1])
