@@ -2,7 +2,8 @@
 // excl_indices[excl_indptr[b]:excl_indptr[b+1]]. Scores are computed in (user block x item
 // block) tiles with at::mm into a per-task scratch buffer (no [B, N] matrix), then each tile row
 // is scanned in increasing item id with the running top-k of stream_topk.h, walking the row's
-// exclusion list alongside. Order: topk.h (ties to the smaller item id).
+// exclusion list alongside (rows of many exclusions: see kMarkFrom). Order: topk.h (ties to the
+// smaller item id).
 #include <ATen/core/Tensor.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -10,6 +11,8 @@
 #include <ATen/ops/mm.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <limits>
 #include <tuple>
 #include <vector>
 
@@ -37,30 +40,52 @@ void check_exclusions(const int64_t* ptr, const int64_t* ex, int64_t B, int64_t 
   }
 }
 
+// Rows of many exclusions split a row into short runs, too short for offer_span's 16-key
+// chunks; such rows are scanned whole, their excluded items' scores set to -inf in the tile
+// first. The result is the same unless an excluded item is among the row's k best, which needs
+// -inf among those k (fewer than k items above -inf, or a tie at -inf): rank_block reports such
+// rows, and they are ranked again with the walk.
+constexpr int64_t kMarkFrom = 4;  // exclusions per kItemBlock items from which a row is marked
+
 template <typename T>
-void rank_block(const at::Tensor& user_emb, const at::Tensor& item_emb, at::Tensor& tile,
+bool excluded(const int64_t* ex, int64_t begin, int64_t end, int64_t item) {
+  return std::binary_search(ex + begin, ex + end, item);
+}
+
+// Ranks users b0 .. b0 + nb - 1; `walk_only`: never mark. Returns whether a marked row needs
+// the walk (the caller ranks the block again with walk_only).
+template <typename T>
+bool rank_block(const at::Tensor& user_emb, const at::Tensor& item_emb, at::Tensor& tile,
                 const int64_t* ptr, const int64_t* ex, int64_t b0, int64_t nb, int64_t k,
-                T* out_scores, int64_t* out_items) {
+                bool walk_only, T* out_scores, int64_t* out_items) {
   const int64_t N = item_emb.size(0);
   std::vector<cpu::StreamTopK<T>> tops;
   tops.reserve(nb);
   std::vector<int64_t> cursor(nb);
+  std::vector<char> marked(nb);
   for (int64_t r = 0; r < nb; ++r) {
     tops.emplace_back(out_scores + (b0 + r) * k, out_items + (b0 + r) * k, k);
     cursor[r] = ptr[b0 + r];
+    marked[r] = !walk_only && (ptr[b0 + r + 1] - ptr[b0 + r]) * kItemBlock >= kMarkFrom * N;
   }
   const at::Tensor users = user_emb.narrow(0, b0, nb);
-  const T* t = tile.data_ptr<T>();
+  T* t = tile.data_ptr<T>();
   const int64_t ld = tile.stride(0);
   for (int64_t j0 = 0; j0 < N; j0 += kItemBlock) {
     const int64_t jend = std::min(N, j0 + kItemBlock);
     at::Tensor scores = tile.narrow(0, 0, nb).narrow(1, 0, jend - j0);
     at::mm_out(scores, users, item_emb.narrow(0, j0, jend - j0).t());
     for (int64_t r = 0; r < nb; ++r) {
-      const T* row = t + r * ld - j0;  // row[j] is the score of item j
+      T* row = t + r * ld - j0;  // row[j] is the score of item j
       cpu::StreamTopK<T>& top = tops[r];
       int64_t e = cursor[r];
       const int64_t eend = ptr[b0 + r + 1];
+      if (marked[r]) {
+        for (; e < eend && ex[e] < jend; ++e) row[ex[e]] = -std::numeric_limits<T>::infinity();
+        top.offer_span(row, j0, jend);
+        cursor[r] = e;
+        continue;
+      }
       int64_t j = j0;
       while (j < jend) {
         const bool skip = e < eend && ex[e] < jend;  // next excluded item lies in this tile
@@ -75,7 +100,16 @@ void rank_block(const at::Tensor& user_emb, const at::Tensor& item_emb, at::Tens
       cursor[r] = e;
     }
   }
-  for (auto& top : tops) top.finish();
+  bool again = false;
+  for (int64_t r = 0; r < nb; ++r) {
+    const int64_t held = tops[r].finish();
+    if (!marked[r]) continue;
+    const T* key = out_scores + (b0 + r) * k;
+    const int64_t* item = out_items + (b0 + r) * k;
+    for (int64_t i = held - 1; i >= 0 && key[i] == -std::numeric_limits<T>::infinity(); --i)
+      again |= excluded<T>(ex, ptr[b0 + r], ptr[b0 + r + 1], item[i]);
+  }
+  return again;
 }
 
 std::tuple<at::Tensor, at::Tensor> rank_topk_cpu(const at::Tensor& user_emb_in,
@@ -107,8 +141,9 @@ std::tuple<at::Tensor, at::Tensor> rank_topk_cpu(const at::Tensor& user_emb_in,
       at::Tensor tile = at::empty({ub, std::min(N, kItemBlock)}, user_emb.options());
       for (int64_t blk = lo; blk < hi; ++blk) {
         const int64_t b0 = blk * ub;
-        rank_block<scalar_t>(user_emb, item_emb, tile, ptr, ex, b0, std::min(ub, B - b0), k, os,
-                             oi);
+        const int64_t nb = std::min(ub, B - b0);
+        if (rank_block<scalar_t>(user_emb, item_emb, tile, ptr, ex, b0, nb, k, false, os, oi))
+          rank_block<scalar_t>(user_emb, item_emb, tile, ptr, ex, b0, nb, k, true, os, oi);
       }
     });
   });

@@ -198,3 +198,37 @@ def test_rank_topk_nans_and_ties_in_long_rows(k, dtype):
     assert torch.equal(items, want_items)
     assert torch.equal(scores.isnan(), want_scores.isnan())
     assert torch.equal(scores.nan_to_num(), want_scores.nan_to_num())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [3, 40])
+def test_rank_topk_dense_exclusions_and_infinite_scores(k, dtype):
+    """Rows with many exclusions (scanned whole, their excluded scores set to -inf first) give
+    the walk's result, also where -inf scores reach a row's k best: fewer than k items above
+    -inf, and ties at -inf between kept and excluded items (ranked again with the walk)."""
+    gen = torch.Generator().manual_seed(k)
+    B, N, d = 40, 600, 4
+    user = torch.randint(-2, 3, (B, d), generator=gen).to(dtype)
+    user[:, 0] = 1
+    item = torch.randint(-2, 3, (N, d), generator=gen).to(dtype)
+    item[torch.randperm(N, generator=gen)[:N // 3], 0] = -float("inf")  # scores -inf (or NaN)
+    indptr, indices, counts = random_exclusions(B, N, N - k, gen)
+    # rows 0-3 keep k + 1 items, most with -inf scores (-inf in their k best, ties at -inf)
+    rows = [indices[indptr[b]:indptr[b + 1]] for b in range(B)]
+    minus_inf = torch.nonzero(item[:, 0] == -float("inf")).flatten()
+    for b in range(4):
+        keep = torch.cat([minus_inf[torch.randperm(minus_inf.numel(), generator=gen)[:k]],
+                          torch.tensor([int(torch.randint(0, N, (1,), generator=gen))])])
+        rows[b] = torch.tensor(sorted(set(range(N)) - set(keep.tolist())), dtype=torch.int64)
+    counts = torch.tensor([r.numel() for r in rows])
+    indptr = torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)])
+    indices = torch.cat(rows)
+    scores, items = ops.rank_topk(user, item, indptr, indices, k)
+    want_scores, want_items = ref.rank_topk(user, item, indptr, indices, k)
+    assert torch.equal(items, want_items)
+    assert torch.equal(scores.isnan(), want_scores.isnan())
+    assert torch.equal(scores.nan_to_num(posinf=1e30, neginf=-1e30),
+                       want_scores.nan_to_num(posinf=1e30, neginf=-1e30))
+    assert int(counts.max()) * 256 >= 4 * N  # some rows are dense enough to be scanned whole
+    finite_rows = (scores > -float("inf")).all(1) | scores.isnan().any(1)
+    assert not bool(finite_rows.all())  # and -inf reaches some rows' k best
