@@ -145,15 +145,6 @@ void idle_rows(T* table, T* m, T* v, const std::vector<int32_t>& slot_of, int64_
   });
 }
 
-// User u's CSR row (the draws' binary searches): every line of a short row, evenly spread lines
-// (kCsrLines) of a long one.
-inline void prefetch_csr_row(const MfDraw& dr, int64_t u) {
-  const int64_t* row = dr.idx + dr.ptr[u];
-  const int64_t lines = (dr.ptr[u + 1] - dr.ptr[u] + 7) / 8;
-  const int64_t stride = std::max<int64_t>(1, lines / kCsrLines);
-  for (int64_t l = 0; l < lines; l += stride) __builtin_prefetch(row + 8 * l, 0, 1);
-}
-
 // What row_pass will read of batch row b: the user's and the positive's rows, the negatives'
 // rows when drawn already, else (DNS) the user's CSR row (the draws' binary searches; evenly
 // spread lines of a long row).
@@ -166,7 +157,10 @@ void prefetch_batch_row(const MfTables<T>& tb, const MfDraw& dr, const int64_t* 
     for (int64_t j = 0; j < dr.n; ++j) cpu::prefetch_row(tb.Q + neg[j] * tb.d, tb.d);
     return;
   }
-  prefetch_csr_row(dr, u);
+  const int64_t* row = dr.idx + dr.ptr[u];
+  const int64_t lines = (dr.ptr[u + 1] - dr.ptr[u] + 7) / 8;
+  const int64_t stride = std::max<int64_t>(1, lines / kCsrLines);
+  for (int64_t l = 0; l < lines; l += stride) __builtin_prefetch(row + 8 * l, 0, 1);
 }
 
 // RNS / PNS: the negatives of batch rows [lo, hi) (global row r0 + b), cpu::kLanes rows at a
@@ -177,9 +171,6 @@ void draw_batch_rows(const MfTables<T>& tb, const MfDraw& dr, uint64_t offset, c
   const int64_t n = dr.n;
   for (int64_t b0 = lo; b0 < hi; b0 += cpu::kLanes) {
     const int lanes = static_cast<int>(std::min<int64_t>(cpu::kLanes, hi - b0));
-    // the next group's rows load while this group searches
-    for (int64_t b = b0 + cpu::kLanes; b < std::min(b0 + 2 * cpu::kLanes, hi); ++b)
-      prefetch_csr_row(dr, users[r0 + b]);
     const int64_t* rows[cpu::kLanes];
     int64_t deg[cpu::kLanes], bs[cpu::kLanes], out[cpu::kLanes];
     for (int k = 0; k < lanes; ++k) {
