@@ -47,8 +47,7 @@ void check_exclusions(const int64_t* ptr, const int64_t* ex, int64_t B, int64_t 
 // rows, and they are ranked again with the walk.
 constexpr int64_t kMarkFrom = 4;  // exclusions per kItemBlock items from which a row is marked
 
-template <typename T>
-bool excluded(const int64_t* ex, int64_t begin, int64_t end, int64_t item) {
+inline bool excluded(const int64_t* ex, int64_t begin, int64_t end, int64_t item) {
   return std::binary_search(ex + begin, ex + end, item);
 }
 
@@ -107,7 +106,7 @@ bool rank_block(const at::Tensor& user_emb, const at::Tensor& item_emb, at::Tens
     const T* key = out_scores + (b0 + r) * k;
     const int64_t* item = out_items + (b0 + r) * k;
     for (int64_t i = held - 1; i >= 0 && key[i] == -std::numeric_limits<T>::infinity(); --i)
-      again |= excluded<T>(ex, ptr[b0 + r], ptr[b0 + r + 1], item[i]);
+      again |= excluded(ex, ptr[b0 + r], ptr[b0 + r + 1], item[i]);
   }
   return again;
 }

@@ -16,6 +16,38 @@
 namespace autosample {
 namespace cpu {
 
+// The SSE2 forms of this header's vector loops, per key type: kWidth keys per register (0: no
+// vector form), not_le / not_lt = !(a <= b) / !(a < b) per lane (true where unordered), and
+// bits(m) with bit l set for lane l of a compare.
+template <typename T>
+struct SseKeys {
+  static constexpr int kWidth = 0;
+};
+#if defined(__SSE2__)
+template <>
+struct SseKeys<float> {
+  static constexpr int kWidth = 4;
+  static __m128 splat(float x) { return _mm_set1_ps(x); }
+  static __m128 load(const float* p) { return _mm_loadu_ps(p); }
+  static __m128 not_le(__m128 a, __m128 b) { return _mm_cmpnle_ps(a, b); }
+  static __m128 not_lt(__m128 a, __m128 b) { return _mm_cmpnlt_ps(a, b); }
+  static uint32_t bits(__m128 m) { return static_cast<uint32_t>(_mm_movemask_ps(m)); }
+};
+template <>
+struct SseKeys<double> {
+  static constexpr int kWidth = 2;
+  static __m128d splat(double x) { return _mm_set1_pd(x); }
+  static __m128d load(const double* p) { return _mm_loadu_pd(p); }
+  static __m128d not_le(__m128d a, __m128d b) { return _mm_cmpnle_pd(a, b); }
+  static __m128d not_lt(__m128d a, __m128d b) { return _mm_cmpnlt_pd(a, b); }
+  static uint32_t bits(__m128d m) { return static_cast<uint32_t>(_mm_movemask_pd(m)); }
+};
+#endif
+
+// Set bits of a 4-bit lane mask (no POPCNT in the baseline x86-64 build: __builtin_popcount
+// would be a library call).
+constexpr int kLaneBits[16] = {0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4};
+
 template <typename T>
 class StreamTopK {
  public:
@@ -119,25 +151,12 @@ class StreamTopK {
       while (c < n && key_is_nan(keys[c])) ++c;
       return c;
     }
-#if defined(__SSE2__)  // lane counts: a true compare is -1 in its lane
-    if constexpr (std::is_same_v<T, float>) {
-      const __m128 kv = _mm_set1_ps(key);
-      __m128i acc = _mm_setzero_si128();
-      for (; i + 4 <= n; i += 4)
-        acc = _mm_sub_epi32(acc, _mm_castps_si128(_mm_cmpnlt_ps(_mm_loadu_ps(keys + i), kv)));
-      int32_t lane[4];
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(lane), acc);
-      c = lane[0] + lane[1] + lane[2] + lane[3];
-    } else if constexpr (std::is_same_v<T, double>) {
-      const __m128d kv = _mm_set1_pd(key);
-      __m128i acc = _mm_setzero_si128();
-      for (; i + 2 <= n; i += 2)
-        acc = _mm_sub_epi64(acc, _mm_castpd_si128(_mm_cmpnlt_pd(_mm_loadu_pd(keys + i), kv)));
-      int64_t lane[2];
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(lane), acc);
-      c = lane[0] + lane[1];
+    using S = SseKeys<T>;
+    if constexpr (S::kWidth > 0) {
+      const auto kv = S::splat(key);
+      for (; i + S::kWidth <= n; i += S::kWidth)
+        c += kLaneBits[S::bits(S::not_lt(S::load(keys + i), kv))];
     }
-#endif
     for (; i < n; ++i) c += !(keys[i] < key);
     return c;
   }
@@ -164,24 +183,18 @@ class StreamTopK {
   // Bit l set when key k[l] (l < kChunk) satisfies !(k[l] <= thr), offer()'s test (true for a
   // NaN key, and for every key while thr is NaN).
   static inline uint32_t above_mask(const T* k, T thr) {
-#if defined(__SSE2__)
-    if constexpr (std::is_same_v<T, float>) {
-      const __m128 t = _mm_set1_ps(thr);
+    using S = SseKeys<T>;
+    if constexpr (S::kWidth > 0) {
+      const auto t = S::splat(thr);
       uint32_t mask = 0;
-      for (int l = 0; l < kChunk; l += 4)
-        mask |= static_cast<uint32_t>(_mm_movemask_ps(_mm_cmpnle_ps(_mm_loadu_ps(k + l), t))) << l;
+      for (int l = 0; l < kChunk; l += S::kWidth)
+        mask |= S::bits(S::not_le(S::load(k + l), t)) << l;
       return mask;
-    } else if constexpr (std::is_same_v<T, double>) {
-      const __m128d t = _mm_set1_pd(thr);
+    } else {
       uint32_t mask = 0;
-      for (int l = 0; l < kChunk; l += 2)
-        mask |= static_cast<uint32_t>(_mm_movemask_pd(_mm_cmpnle_pd(_mm_loadu_pd(k + l), t))) << l;
+      for (int l = 0; l < kChunk; ++l) mask |= static_cast<uint32_t>(!(k[l] <= thr)) << l;
       return mask;
     }
-#endif
-    uint32_t mask = 0;
-    for (int l = 0; l < kChunk; ++l) mask |= static_cast<uint32_t>(!(k[l] <= thr)) << l;
-    return mask;
   }
 
   BoundedTopK<T, int64_t> list_;
